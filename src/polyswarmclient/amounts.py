@@ -1,0 +1,52 @@
+"""Token amounts: integers in NCT-wei inside the package, ``Decimal`` only at the CLI edge.
+
+Never float. Parsing is exact to the 18 decimals of NCT and refuses zero, negatives and extra precision.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+NCT_DECIMALS = 18
+WEI_PER_NCT = 10**NCT_DECIMALS
+
+#: The denominations ``--denomination`` accepts, as decimal places below one NCT.
+DENOMINATIONS: dict[str, int] = {"nct": 18, "nct-gwei": 9, "nct-wei": 0}
+
+
+def parse_amount(text: str, denomination: str = "nct", *, allow_zero: bool = False) -> int:
+    """Turn ``text`` (in ``denomination``) into NCT-wei, exactly.
+
+    Raises ``ValueError`` with a message fit for the user when the text is not a number, is not
+    positive, or has more decimal places than the denomination allows.
+    """
+    if denomination not in DENOMINATIONS:
+        raise ValueError(f"unknown denomination {denomination!r}; use one of {', '.join(DENOMINATIONS)}")
+    places = DENOMINATIONS[denomination]
+    try:
+        value = Decimal(text.strip())
+    except (InvalidOperation, AttributeError):
+        raise ValueError(f"{text!r} is not a number") from None
+    if not value.is_finite():
+        raise ValueError(f"{text!r} is not a finite number")
+    if value < 0:
+        raise ValueError(f"{text} is negative; amounts must be positive")
+    if value == 0 and not allow_zero:
+        raise ValueError("amount must be greater than 0")
+    scaled = value.scaleb(places)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{text} has more than {places} decimal places, the precision of {denomination}")
+    return int(scaled)
+
+
+def format_amount(wei: int, denomination: str = "nct") -> str:
+    """Render NCT-wei in ``denomination`` without losing precision (``1.5``, ``0.0625``, ``3``)."""
+    places = DENOMINATIONS[denomination]
+    value = Decimal(wei).scaleb(-places)
+    text = format(value.normalize(), "f") if value != 0 else "0"
+    return text
+
+
+def nct(value: str | int) -> int:
+    """Whole or decimal NCT to NCT-wei; a convenience for code and tests (``nct("0.0625")``)."""
+    return parse_amount(str(value), "nct", allow_zero=True)

@@ -1,0 +1,215 @@
+"""Contract function and event signatures of the HEAD API (spec §5.12), with ABI encode/decode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    arg_names: tuple[str, ...]
+    arg_types: tuple[str, ...]
+
+    @property
+    def signature(self) -> str:
+        return f"{self.name}({','.join(self.arg_types)})"
+
+    @property
+    def selector(self) -> bytes:
+        return keccak(text=self.signature)[:4]
+
+    def encode(self, *args: Any) -> bytes:
+        return self.selector + abi_encode(list(self.arg_types), list(args))
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        """Decode call data; raises ``ValueError`` when the selector or the encoding is wrong."""
+        if data[:4] != self.selector:
+            raise ValueError(f"selector 0x{data[:4].hex()} is not {self.signature}")
+        try:
+            values = abi_decode(list(self.arg_types), data[4:], strict=True)
+        except Exception as exc:  # eth-abi raises several unrelated types
+            raise ValueError(f"arguments do not decode as {self.signature}: {exc}") from None
+        if abi_encode(list(self.arg_types), list(values)) != data[4:]:
+            raise ValueError(f"call data for {self.signature} is not canonically encoded")
+        out = {}
+        for name, typ, value in zip(self.arg_names, self.arg_types, values, strict=True):
+            if typ == "address":
+                value = to_checksum_address(value)
+            elif typ.endswith("]"):
+                value = list(value)
+            out[name] = value
+        return out
+
+
+def _fn(name: str, *args: str) -> Function:
+    pairs = [a.split() for a in args]
+    return Function(name, tuple(p[1] for p in pairs), tuple(p[0] for p in pairs))
+
+
+APPROVE = _fn("approve", "address spender", "uint256 value")
+TRANSFER = _fn("transfer", "address to", "uint256 value")
+POST_BOUNTY = _fn(
+    "postBounty",
+    "uint128 guid",
+    "uint256 artifactType",
+    "uint256 amount",
+    "string artifactURI",
+    "uint256 numArtifacts",
+    "uint256 durationBlocks",
+    "uint256[8] bloom",
+    "string metadata",
+)
+POST_ASSERTION = _fn("postAssertion", "uint128 bountyGuid", "uint256[] bid", "uint256 mask", "uint256 commitment")
+REVEAL_ASSERTION = _fn(
+    "revealAssertion",
+    "uint128 bountyGuid",
+    "uint256 assertionId",
+    "uint256 nonce",
+    "uint256 verdicts",
+    "string metadata",
+)
+VOTE_ON_BOUNTY = _fn("voteOnBounty", "uint128 bountyGuid", "uint256 votes", "bool validBloom")
+SETTLE_BOUNTY = _fn("settleBounty", "uint128 bountyGuid")
+STAKE_DEPOSIT = _fn("deposit", "uint256 value")
+STAKE_WITHDRAW = _fn("withdraw", "uint256 value")
+
+FUNCTIONS = (
+    APPROVE,
+    TRANSFER,
+    POST_BOUNTY,
+    POST_ASSERTION,
+    REVEAL_ASSERTION,
+    VOTE_ON_BOUNTY,
+    SETTLE_BOUNTY,
+    STAKE_DEPOSIT,
+    STAKE_WITHDRAW,
+)
+
+
+@dataclass(frozen=True)
+class EventSig:
+    name: str
+    arg_names: tuple[str, ...]
+    arg_types: tuple[str, ...]
+    indexed: tuple[bool, ...]
+
+    @property
+    def signature(self) -> str:
+        return f"{self.name}({','.join(self.arg_types)})"
+
+    @property
+    def topic(self) -> bytes:
+        return keccak(text=self.signature)
+
+    def decode(self, topics: list[bytes], data: bytes) -> dict[str, Any]:
+        """Decode one log of this event into ``{arg_name: value}``."""
+        indexed_types = [t for t, i in zip(self.arg_types, self.indexed, strict=True) if i]
+        plain_types = [t for t, i in zip(self.arg_types, self.indexed, strict=True) if not i]
+        plain = list(abi_decode(plain_types, data))
+        idx = [abi_decode([t], topic)[0] for t, topic in zip(indexed_types, topics[1:], strict=True)]
+        out: dict[str, Any] = {}
+        for name, typ, is_indexed in zip(self.arg_names, self.arg_types, self.indexed, strict=True):
+            value = idx.pop(0) if is_indexed else plain.pop(0)
+            if typ == "address":
+                value = to_checksum_address(value)
+            elif typ.endswith("]"):
+                value = list(value)
+            out[name] = value
+        return out
+
+
+def _ev(name: str, *args: str) -> EventSig:
+    parts = [a.split() for a in args]
+    return EventSig(
+        name,
+        tuple(p[-1] for p in parts),
+        tuple(p[0] for p in parts),
+        tuple(len(p) == 3 and p[1] == "indexed" for p in parts),
+    )
+
+
+TRANSFER_EVENT = _ev("Transfer", "address indexed from", "address indexed to", "uint256 value")
+NEW_BOUNTY = _ev(
+    "NewBounty",
+    "uint128 guid",
+    "uint256 artifactType",
+    "address author",
+    "uint256 amount",
+    "string artifactURI",
+    "uint256 expirationBlock",
+    "string metadata",
+)
+NEW_ASSERTION = _ev(
+    "NewAssertion",
+    "uint128 bountyGuid",
+    "address author",
+    "uint256 index",
+    "uint256[] bid",
+    "uint256 mask",
+    "uint256 numArtifacts",
+    "uint256 commitment",
+)
+REVEALED_ASSERTION = _ev(
+    "RevealedAssertion",
+    "uint128 bountyGuid",
+    "address author",
+    "uint256 index",
+    "uint256 nonce",
+    "uint256 verdicts",
+    "uint256 numArtifacts",
+    "string metadata",
+)
+NEW_VOTE = _ev("NewVote", "uint128 bountyGuid", "uint256 votes", "uint256 numArtifacts", "address voter")
+QUORUM_REACHED = _ev("QuorumReached", "uint128 bountyGuid")
+SETTLED_BOUNTY = _ev("SettledBounty", "uint128 bountyGuid", "address settler", "uint256 payout")
+FEES_UPDATED = _ev("FeesUpdated", "uint256 bountyFee", "uint256 assertionFee")
+WINDOWS_UPDATED = _ev("WindowsUpdated", "uint256 assertionRevealWindow", "uint256 arbiterVoteWindow")
+DEPRECATED = _ev("Deprecated", "bool rollover")
+UNDEPRECATED = _ev("Undeprecated")
+NEW_DEPOSIT = _ev("NewDeposit", "address indexed from", "uint256 value")
+NEW_WITHDRAWAL = _ev("NewWithdrawal", "address indexed to", "uint256 value")
+WITHDRAWAL_PROCESSED = _ev(
+    "WithdrawalProcessed",
+    "address indexed destination",
+    "uint256 amount",
+    "bytes32 txHash",
+    "bytes32 blockHash",
+    "uint256 blockNumber",
+)
+
+EVENTS = (
+    TRANSFER_EVENT,
+    NEW_BOUNTY,
+    NEW_ASSERTION,
+    REVEALED_ASSERTION,
+    NEW_VOTE,
+    QUORUM_REACHED,
+    SETTLED_BOUNTY,
+    FEES_UPDATED,
+    WINDOWS_UPDATED,
+    DEPRECATED,
+    UNDEPRECATED,
+    NEW_DEPOSIT,
+    NEW_WITHDRAWAL,
+    WITHDRAWAL_PROCESSED,
+)
+
+
+def guid_to_int(guid: str) -> int:
+    """Canonical UUID string -> uint128."""
+    import uuid
+
+    return uuid.UUID(guid).int
+
+
+def int_to_guid(value: int) -> str:
+    """uint128 -> canonical UUID string (no version forcing: a non-v4 GUID stays visibly non-v4)."""
+    import uuid
+
+    return str(uuid.UUID(int=value))

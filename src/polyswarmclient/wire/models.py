@@ -1,0 +1,188 @@
+"""Typed REST payloads (spec §2), with parsing from and rendering to the wire shapes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from polyswarmclient.errors import MalformedResponse
+
+
+def _require(data: Any, what: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise MalformedResponse(f"{what}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _int(data: dict[str, Any], key: str, what: str) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or value is None:
+        raise MalformedResponse(f"{what}: field {key!r} is missing or not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise MalformedResponse(f"{what}: field {key!r} is not an integer: {value!r}")
+
+
+def _bools(data: dict[str, Any], key: str, what: str) -> tuple[bool, ...]:
+    value = data.get(key)
+    if not isinstance(value, list) or not all(isinstance(v, bool) or v is None for v in value):
+        raise MalformedResponse(f"{what}: field {key!r} is not a list of booleans")
+    return tuple(bool(v) for v in value)
+
+
+def _str(data: dict[str, Any], key: str, what: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise MalformedResponse(f"{what}: field {key!r} is missing or not a string")
+    return value
+
+
+@dataclass(frozen=True)
+class BountyParameters:
+    """``GET /bounties/parameters``: all amounts in NCT-wei, windows in blocks."""
+
+    bounty_fee: int
+    assertion_fee: int
+    bounty_amount_minimum: int
+    assertion_bid_minimum: int
+    assertion_bid_maximum: int
+    arbiter_lookback_range: int
+    max_duration: int
+    assertion_reveal_window: int
+    arbiter_vote_window: int
+
+    @classmethod
+    def from_json(cls, data: Any) -> BountyParameters:
+        what = "bounty parameters"
+        d = _require(data, what)
+        return cls(**{f.name: _int(d, f.name, what) for f in fields(cls)})
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StakingParameters:
+    minimum_stake: int
+    maximum_stake: int
+    vote_ratio_numerator: int
+    vote_ratio_denominator: int
+
+    @classmethod
+    def from_json(cls, data: Any) -> StakingParameters:
+        what = "staking parameters"
+        d = _require(data, what)
+        return cls(**{f.name: _int(d, f.name, what) for f in fields(cls)})
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Bounty:
+    """``GET /bounties/<guid>``. ``quorum_reached_block`` is relative to expiration (spec pitfall 20)."""
+
+    guid: str
+    artifact_type: str
+    author: str
+    amount: int
+    uri: str
+    num_artifacts: int
+    expiration: int
+    assigned_arbiter: str
+    quorum_reached: bool
+    quorum_reached_block: int
+    quorum_mask: tuple[bool, ...]
+    metadata: Any
+
+    @classmethod
+    def from_json(cls, data: Any) -> Bounty:
+        what = "bounty"
+        d = _require(data, what)
+        return cls(
+            guid=_str(d, "guid", what),
+            artifact_type=str(d.get("artifact_type", "file")),
+            author=_str(d, "author", what),
+            amount=_int(d, "amount", what),
+            uri=_str(d, "uri", what),
+            num_artifacts=_int(d, "num_artifacts", what),
+            expiration=_int(d, "expiration", what),
+            assigned_arbiter=str(d.get("assigned_arbiter", "")),
+            quorum_reached=bool(d.get("quorum_reached", False)),
+            quorum_reached_block=int(d.get("quorum_reached_block", 0) or 0),
+            quorum_mask=_bools(d, "quorum_mask", what) if "quorum_mask" in d else (),
+            metadata=d.get("metadata"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "guid": self.guid,
+            "artifact_type": self.artifact_type,
+            "author": self.author,
+            "amount": str(self.amount),
+            "uri": self.uri,
+            "num_artifacts": self.num_artifacts,
+            "expiration": self.expiration,
+            "assigned_arbiter": self.assigned_arbiter,
+            "quorum_reached": self.quorum_reached,
+            "quorum_reached_block": self.quorum_reached_block,
+            "quorum_mask": list(self.quorum_mask),
+            "metadata": self.metadata,
+        }
+
+
+@dataclass(frozen=True)
+class UnsignedTransaction:
+    """One entry of ``result.transactions`` (spec §4.2). ``data`` is raw bytes, not hex."""
+
+    to: str
+    data: bytes
+    value: int
+    gas: int
+    gas_price: int
+    nonce: int
+    chain_id: int
+
+    @classmethod
+    def from_json(cls, data: Any) -> UnsignedTransaction:
+        what = "unsigned transaction"
+        d = _require(data, what)
+        for key in ("to", "data", "value", "chainId"):
+            if key not in d:
+                raise MalformedResponse(f"{what}: field {key!r} is missing")
+        raw = _str(d, "data", what)
+        try:
+            payload = bytes.fromhex(raw[2:] if raw.startswith("0x") else raw)
+        except ValueError:
+            raise MalformedResponse(f"{what}: field 'data' is not hex") from None
+        return cls(
+            to=_str(d, "to", what),
+            data=payload,
+            value=_int(d, "value", what),
+            gas=_int(d, "gas", what),
+            gas_price=_int(d, "gasPrice", what),
+            nonce=_int(d, "nonce", what) if "nonce" in d else 0,
+            chain_id=_int(d, "chainId", what),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "to": self.to,
+            "data": "0x" + self.data.hex(),
+            "value": self.value,
+            "gas": self.gas,
+            "gasPrice": self.gas_price,
+            "nonce": self.nonce,
+            "chainId": self.chain_id,
+        }
+
+
+def parse_transactions(result: Any, what: str) -> list[UnsignedTransaction]:
+    """``{"transactions": [...]}`` from a transaction-building route."""
+    d = _require(result, what)
+    txs = d.get("transactions")
+    if not isinstance(txs, list) or not txs:
+        raise MalformedResponse(f"{what}: the answer has no 'transactions' list")
+    return [UnsignedTransaction.from_json(tx) for tx in txs]
