@@ -1,0 +1,1 @@
+"""Command-line shells. The only modules that import click."""

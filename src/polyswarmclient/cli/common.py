@@ -1,0 +1,120 @@
+"""What every command shares: the password, the signer, the error boundary and signal handling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from polyswarmclient.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ConfigError, KeyfileError, PolyswarmError
+from polyswarmclient.eth.keys import Signer, load_keyfile
+from polyswarmclient.log import redact, register_secret
+from polyswarmclient.services.lifecycle import Shutdown
+
+T = TypeVar("T")
+log = logging.getLogger("polyswarmclient.cli")
+
+
+def read_password(password: str | None, password_file: Path | None, keyfile: Path) -> str:
+    """The keystore password from --password, --password-file or a TTY prompt; never hangs."""
+    if password is not None and password_file is not None:
+        raise ConfigError("give either --password (PASSWORD) or --password-file (PASSWORD_FILE), not both")
+    if password is not None:
+        return password
+    if password_file is not None:
+        try:
+            text = Path(password_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read password file {password_file}: {exc.strerror or exc}") from None
+        lines = text.splitlines()
+        return lines[0] if lines else ""
+    if sys.stdin.isatty():
+        value: str = click.prompt(f"Password for {keyfile}", hide_input=True, err=True)
+        return value
+    raise ConfigError(
+        f"no password for keyfile {keyfile}: pass --password-file (PASSWORD_FILE) or --password (PASSWORD), "
+        "or run on a terminal to be prompted"
+    )
+
+
+def open_signer(keyfile: Path | None, password: str | None, password_file: Path | None) -> Signer:
+    if keyfile is None:
+        raise KeyfileError("no keyfile given: pass --keyfile (or set KEYFILE) with the path to a geth v3 keystore")
+    if not Path(keyfile).exists():
+        raise KeyfileError(f"keyfile {keyfile} does not exist; check --keyfile (KEYFILE)")
+    secret = read_password(password, password_file, keyfile)
+    register_secret(secret)
+    return load_keyfile(keyfile, secret)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"Error: {redact(message)}", err=True)
+    sys.exit(code)
+
+
+def run(main: Callable[[Shutdown], Awaitable[T]], *, grace: float = 30.0) -> T:
+    """Run a service coroutine with the error boundary and signal policy of every command.
+
+    First SIGTERM/SIGINT: ``shutdown.request()`` (drain). Second: cancel. ``PolyswarmError`` becomes one
+    line on stderr and its exit code; anything else is an internal error (exit 1, traceback only at DEBUG).
+    """
+
+    async def runner() -> T:
+        shutdown = Shutdown(grace)
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        signals_seen = 0
+
+        def on_signal(signame: str) -> None:
+            nonlocal signals_seen
+            signals_seen += 1
+            if signals_seen == 1:
+                log.warning("%s received: finishing in-flight work (send again to stop at once)", signame)
+                shutdown.request(f"{signame} received")
+            elif task is not None:
+                log.warning("%s received again: stopping now", signame)
+                task.cancel()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig.name)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+                pass
+        return await main(shutdown)
+
+    try:
+        return asyncio.run(runner())
+    except PolyswarmError as exc:
+        fail(str(exc), exc.exit_code)
+    except asyncio.CancelledError:
+        fail("stopped before in-flight work finished", EXIT_RUNTIME)
+    except KeyboardInterrupt:
+        fail("interrupted", EXIT_RUNTIME)
+    except click.exceptions.Exit:
+        raise
+    except Exception as exc:  # the last boundary: never a raw traceback for the user
+        log.debug("internal error", exc_info=True)
+        fail(f"internal error: {exc.__class__.__name__}: {exc} (run with --log DEBUG for details)", EXIT_RUNTIME)
+
+
+def guard(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Map errors raised while preparing a command (before the event loop) to exit codes."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PolyswarmError as exc:
+            fail(str(exc), exc.exit_code)
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+__all__ = ["EXIT_OK", "EXIT_RUNTIME", "EXIT_USAGE", "guard", "open_signer", "read_password", "run"]

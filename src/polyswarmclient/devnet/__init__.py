@@ -1,0 +1,1 @@
+"""Local polyswarmd-compatible devnet: our own contracts on an embedded EVM."""
