@@ -46,6 +46,14 @@ class ConnectionFailed(TransportError):
     """The TCP/TLS connection to polyswarmd failed."""
 
 
+class ConnectionLost(ConnectionFailed):
+    """The connection broke after the request was sent: polyswarmd may or may not have acted on it.
+
+    Raised for non-idempotent requests only (idempotent ones are retried). ``POST /transactions``
+    callers recover by posting the same signed bytes again (``known transaction`` means it arrived).
+    """
+
+
 class Unauthorized(TransportError):
     """polyswarmd refused the API key (HTTP 401). Fatal: retrying cannot help."""
 
@@ -79,6 +87,11 @@ class NotFound(ApiError):
 
 class TransactionError(PolyswarmError):
     """A transaction could not be built, verified, posted or confirmed."""
+
+
+class InvalidRequest(TransactionError, ValueError):
+    """The requested action is invalid on its face (a bid out of range, a mask/bid count mismatch, a
+    withdrawal below the relay fee...). Detected locally; nothing was sent."""
 
 
 class VerificationError(TransactionError):

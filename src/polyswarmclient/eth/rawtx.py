@@ -32,6 +32,14 @@ def _int(item: bytes) -> int:
     return int.from_bytes(item, "big")
 
 
+def _as_bytes(value: Any) -> bytes:
+    if not value:
+        return b""
+    if isinstance(value, str):
+        return bytes.fromhex(value.removeprefix("0x"))
+    return bytes(value)
+
+
 def decode_raw_transaction(raw: bytes) -> DecodedTransaction:
     """RLP-decode ``raw`` (legacy or typed EIP-2718) and recover its sender.
 
@@ -52,15 +60,15 @@ def decode_raw_transaction(raw: bytes) -> DecodedTransaction:
             v_int = _int(v)
             chain_id = (v_int - 35) // 2 if v_int >= 35 else None
         else:
-            from eth_account.typed_transactions import TypedTransaction
+            from eth_account.typed_transactions.typed_transaction import TypedTransaction
+            from hexbytes import HexBytes
 
-            fields: dict[str, Any] = TypedTransaction.from_bytes(raw).as_dict()
+            fields: dict[str, Any] = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
             nonce = int(fields["nonce"]).to_bytes(32, "big")
             gas = int(fields["gas"]).to_bytes(32, "big")
-            to = bytes.fromhex(str(fields.get("to") or "0x")[2:]) if fields.get("to") else b""
+            to = _as_bytes(fields.get("to"))
             value = int(fields.get("value", 0)).to_bytes(32, "big")
-            raw_data = fields.get("data", b"")
-            data = bytes.fromhex(raw_data[2:]) if isinstance(raw_data, str) else bytes(raw_data)
+            data = _as_bytes(fields.get("data"))
             chain_id = int(fields["chainId"])
     except ValueError:
         raise

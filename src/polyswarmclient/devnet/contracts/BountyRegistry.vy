@@ -107,7 +107,7 @@ struct Vote:
     validBloom: bool
 
 MAX_ARTIFACTS: constant(uint256) = 256
-MAX_ASSERTIONS: public(constant(uint256)) = 64
+MAX_ASSERTIONS: public(constant(uint256)) = 32
 MAX_VOTES: public(constant(uint256)) = 64
 MAX_PAGE_SIZE: constant(uint256) = 256
 VALID_HASH_PERIOD: public(constant(uint256)) = 256

@@ -1,0 +1,130 @@
+"""``ambassador``: post bounties on the devnet's demo corpus (half EICAR, half benign) and settle them."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+
+from polyswarmclient.amounts import format_amount
+from polyswarmclient.cli.common import guard, run
+from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
+from polyswarmclient.cli.role_options import CHAINS, CONTEXT_SETTINGS, NCT_AMOUNT, TESTING, connect
+from polyswarmclient.devnet.corpus import Corpus
+from polyswarmclient.services.ambassador import Ambassador, AmbassadorReport, AmbassadorSettings
+from polyswarmclient.services.lifecycle import Shutdown
+from polyswarmclient.wire.bits import MAX_ARTIFACTS
+
+log = logging.getLogger("ambassador")
+
+_DEFAULTS = AmbassadorSettings()
+
+BOUNTY_AMOUNT = Option(
+    "--bounty-amount",
+    "BOUNTY_AMOUNT",
+    "NCT offered per bounty, an exact decimal. "
+    "Default: the contract minimum per artifact x --artifacts-per-bounty.",
+    type=NCT_AMOUNT,
+    metavar="NCT",
+)
+DURATION = Option(
+    "--duration",
+    "DURATION",
+    "Blocks until each bounty expires; at most polyswarmd's max_duration.",
+    type=click.IntRange(min=1),
+    default=_DEFAULTS.duration,
+    metavar="BLOCKS",
+)
+ARTIFACTS_PER_BOUNTY = Option(
+    "--artifacts-per-bounty",
+    "ARTIFACTS_PER_BOUNTY",
+    "Artifacts in each bounty, uploaded together in one request.",
+    type=click.IntRange(min=1, max=MAX_ARTIFACTS),
+    default=_DEFAULTS.artifacts_per_bounty,
+)
+SUBMISSION_RATE = Option(
+    "--submission-rate",
+    "SUBMISSION_RATE",
+    "Seconds to wait after posting a bounty before posting the next (0 = as fast as --max-in-flight allows).",
+    type=click.FloatRange(min=0),
+    default=_DEFAULTS.submission_rate,
+    metavar="SECONDS",
+)
+MAX_IN_FLIGHT = Option(
+    "--max-in-flight",
+    "MAX_IN_FLIGHT",
+    "Bounties posted but not yet settled, at most; posting pauses at the limit.",
+    type=click.IntRange(min=1),
+    default=_DEFAULTS.max_in_flight,
+)
+NO_METADATA = Option(
+    "--no-metadata",
+    "NO_BOUNTY_METADATA",
+    "Do not post bounty metadata (file names, sizes, mimetypes, hashes) with each bounty.",
+    is_flag=True,
+)
+
+OPTIONS: tuple[Option, ...] = (
+    *CONNECTION,
+    *LOGGING,
+    CHAINS,
+    TESTING,
+    BOUNTY_AMOUNT,
+    DURATION,
+    ARTIFACTS_PER_BOUNTY,
+    SUBMISSION_RATE,
+    MAX_IN_FLIGHT,
+    NO_METADATA,
+)
+
+
+def settings_from(options: dict[str, Any]) -> AmbassadorSettings:
+    return AmbassadorSettings(
+        chains=tuple(dict.fromkeys(options["chains"])) or ("side",),
+        bounty_amount=options["bounty_amount"],
+        duration=options["duration"],
+        artifacts_per_bounty=options["artifacts_per_bounty"],
+        submission_rate=options["submission_rate"],
+        testing=options["testing"],
+        max_in_flight=options["max_in_flight"],
+        metadata=not options["no_metadata"],
+    )
+
+
+@click.command("ambassador", context_settings=CONTEXT_SETTINGS)
+@apply(OPTIONS)
+@guard
+def cli(**options: Any) -> None:
+    """Post bounties on the demo corpus (half EICAR test files, half benign text) and settle them.
+
+    Each bounty is settled on quorum, when somebody else settles it, or once its vote window is over.
+    With --testing N the ambassador posts N bounties per chain and exits 0 when all are settled; a low
+    balance, a failed upload or a failed transaction then exits 1. Without it, those are logged and
+    retried. Stop with SIGTERM or Ctrl-C: posting stops and open bounties get a grace period to settle.
+    """
+    settings = settings_from(options)
+    corpus = Corpus.for_bounties(settings.artifacts_per_bounty)
+    client = connect(options)
+
+    async def main(shutdown: Shutdown) -> AmbassadorReport:
+        async with client:
+            await client.check_server()
+            return await Ambassador(client, corpus, settings).run(shutdown)
+
+    report = run(main)
+    log.info(
+        "ambassador done: %d posted, %d settled, %d failed",
+        len(report.posted),
+        len(report.settled),
+        len(report.failed),
+    )
+    if settings.bounty_amount is not None:
+        log.debug("bounty amount was %s NCT", format_amount(settings.bounty_amount))
+
+
+def main() -> None:
+    cli(prog_name="ambassador", auto_envvar_prefix=None)
+
+
+__all__ = ["OPTIONS", "cli", "main"]

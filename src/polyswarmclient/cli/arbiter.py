@@ -1,0 +1,76 @@
+"""``arbiter``: stake, vote ground truth on every bounty, and settle, with a pluggable backend."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+
+from polyswarmclient.backends.arbiter_loader import DEFAULT, list_arbiter_backends, load_arbiter_backend_class
+from polyswarmclient.cli.common import guard, run
+from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
+from polyswarmclient.cli.role_options import CHAINS, CONTEXT_SETTINGS, TESTING, connect
+from polyswarmclient.errors import ConfigError
+from polyswarmclient.services.arbiter import Arbiter, ArbiterReport, ArbiterSettings
+from polyswarmclient.services.lifecycle import Shutdown
+
+log = logging.getLogger("arbiter")
+
+BACKEND = Option(
+    "--backend",
+    "BACKEND",
+    f"Arbiter backend: a registered name ({', '.join(list_arbiter_backends())}) or module:Class.",
+    default=DEFAULT,
+)
+OPTIONS: tuple[Option, ...] = (*CONNECTION, *LOGGING, BACKEND, CHAINS, TESTING)
+
+
+def make_backend(slug: str) -> Any:
+    """Load and instantiate the backend; every failure is a usage error (exit 2)."""
+    cls = load_arbiter_backend_class(slug)
+    try:
+        return cls()
+    except Exception as exc:
+        raise ConfigError(
+            f"arbiter backend {slug!r} could not be created: {exc.__class__.__name__}: {exc}"
+        ) from None
+
+
+@click.command("arbiter", context_settings=CONTEXT_SETTINGS)
+@apply(OPTIONS)
+@guard
+def cli(**options: Any) -> None:
+    """Stake up to the minimum, vote the backend's verdicts on every bounty, and settle.
+
+    On start the arbiter deposits the shortfall up to the minimum stake (exit 1 with the amounts when
+    the wallet cannot pay it). For each bounty it fetches and scans every artifact, checks the bounty's
+    bloom, votes in the first block after the reveal window and settles once the vote window is over.
+    It declines to vote, and logs why, when an artifact cannot be fetched or scanned. With --testing N
+    it exits 0 after N bounties are settled (1 if it had to decline any).
+    """
+    backend = make_backend(options["backend"])
+    settings = ArbiterSettings(
+        chains=tuple(dict.fromkeys(options["chains"])) or ("side",), testing=options["testing"]
+    )
+    client = connect(options)
+
+    async def main(shutdown: Shutdown) -> ArbiterReport:
+        async with client:
+            await client.check_server()
+            return await Arbiter(client, backend, settings).run(shutdown)
+
+    report = run(main)
+    log.info(
+        "arbiter done: %d voted, %d settled, %d declined",
+        len(report.voted),
+        len(report.settled),
+        len(report.declined),
+    )
+
+
+def main() -> None:
+    cli(prog_name="arbiter", auto_envvar_prefix=None)
+
+
+__all__ = ["OPTIONS", "cli", "main"]

@@ -1,0 +1,283 @@
+"""``balancemanager``: move NCT between the home and side chains, or keep the side balance in bounds.
+
+Every sub-command takes the connection, logging, ``--testing`` and ``--denomination`` options, so they
+may follow the sub-command name. Amounts are exact decimals in the chosen denomination.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from polyswarmclient.amounts import DENOMINATIONS, format_amount, parse_amount
+from polyswarmclient.cli.common import guard, open_signer, run
+from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
+from polyswarmclient.client import ClientConfig, PolyswarmClient
+from polyswarmclient.log import register_secret, setup_logging
+from polyswarmclient.services.balancemanager.policy import (
+    DEFAULT_CONFIRMATIONS,
+    RELAY_LEEWAY,
+    UNITS,
+    Policy,
+    show_nct,
+)
+from polyswarmclient.services.balancemanager.service import (
+    BalanceManager,
+    Direction,
+    Transfer,
+    read_balances,
+    transfer,
+)
+from polyswarmclient.services.lifecycle import Shutdown
+
+T = TypeVar("T")
+log = logging.getLogger("balancemanager")
+
+_ETH_UNIT = {"nct": "ETH", "nct-gwei": "gwei", "nct-wei": "wei"}
+
+# --- options, each declared once --------------------------------------------------------------------
+
+TESTING = Option(
+    "--testing",
+    "TESTING",
+    "Test mode: deposit/withdraw repeat the transfer N times; maintain exits 0 after N completed transfers "
+    "and treats a too-low home balance or a stuck deposit as fatal. 0 = off.",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+)
+DENOMINATION = Option(
+    "--denomination",
+    "DENOMINATION",
+    "Unit of every amount given and shown: nct (18 decimals), nct-gwei (9) or nct-wei (0).",
+    type=click.Choice(list(DENOMINATIONS)),
+    default="nct",
+)
+ALL = Option(
+    "--all", None, "Transfer the whole NCT balance of the source chain instead of AMOUNT.", is_flag=True
+)
+MAXIMUM = Option(
+    "--maximum",
+    "MAXIMUM",
+    "Withdraw to the home chain when the side balance exceeds this (needs --withdraw-target).",
+    metavar="AMOUNT",
+)
+WITHDRAW_TARGET = Option(
+    "--withdraw-target",
+    "WITHDRAW_TARGET",
+    "Side balance to leave after a withdrawal (needs --maximum; at least MINIMUM, below --maximum).",
+    metavar="AMOUNT",
+)
+CONFIRMATIONS = Option(
+    "--confirmations",
+    "CONFIRMATIONS",
+    f"Home blocks (plus {RELAY_LEEWAY}) to give a deposit before looking for it on the side chain.",
+    type=click.IntRange(min=0),
+    default=DEFAULT_CONFIRMATIONS,
+)
+
+#: The options every sub-command takes.
+COMMON: tuple[Option, ...] = (*CONNECTION, *LOGGING, TESTING, DENOMINATION)
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _amount(text: str, denomination: str, hint: str) -> int:
+    try:
+        return parse_amount(text, denomination)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+
+
+def _shower(denomination: str) -> Callable[[int], str]:
+    return lambda wei: show_nct(wei, denomination)
+
+
+def _connect(options: dict[str, Any]) -> PolyswarmClient:
+    """Logging, signer and client from the common options. ``ConfigError`` for anything wrong."""
+    setup_logging(options["log"], options["log_format"])
+    register_secret(options["api_key"])
+    signer = open_signer(options["keyfile"], options["password"], options["password_file"])
+    config = ClientConfig(
+        polyswarmd_addr=options["polyswarmd_addr"],
+        api_key=options["api_key"] or None,
+        insecure_transport=options["insecure_transport"],
+        allow_key_over_http=options["allow_key_over_http"],
+        state_dir=Path(options["state_dir"]),
+    )
+    return PolyswarmClient(config, signer)
+
+
+def _serve(client: PolyswarmClient, body: Callable[[PolyswarmClient, Shutdown], Awaitable[T]]) -> T:
+    """Run ``body(client, shutdown)`` inside ``async with client`` behind the common error boundary."""
+
+    async def main(shutdown: Shutdown) -> T:
+        async with client:
+            await client.check_server()
+            return await body(client, shutdown)
+
+    return run(main)
+
+
+class _Command(click.Command):
+    """A command that explains a negative amount instead of calling it an unknown option."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # the parser consumes ``args``
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            for arg in given:
+                if arg.startswith(exc.option_name) and _NEGATIVE.match(arg):
+                    raise click.UsageError(f"{arg} is negative; amounts must be positive", ctx) from None
+            raise
+
+
+_NEGATIVE = re.compile(r"^-\d*\.?\d+([eE][-+]?\d+)?$")
+
+
+class _Group(click.Group):
+    command_class = _Command
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def cli() -> None:
+    """Move NCT between the home and side chains, or keep the side-chain balance within bounds."""
+
+
+# --- deposit / withdraw -----------------------------------------------------------------------------
+
+
+def _transfer_command(
+    direction: Direction, amount_text: str | None, all_: bool, options: dict[str, Any]
+) -> None:
+    if amount_text is None and not all_:
+        raise click.UsageError(f"give an AMOUNT to {direction}, or --all for the whole balance")
+    if amount_text is not None and all_:
+        raise click.UsageError("give either AMOUNT or --all, not both")
+    testing = options["testing"]
+    if all_ and testing > 1:
+        raise click.UsageError("--all moves the whole balance, so it cannot be repeated with --testing N > 1")
+    denomination = options["denomination"]
+    amount = None if amount_text is None else _amount(amount_text, denomination, "AMOUNT")
+    show = _shower(denomination)
+    client = _connect(options)
+
+    async def body(client: PolyswarmClient, shutdown: Shutdown) -> list[Transfer]:
+        return await transfer(client, direction, amount, times=max(1, testing), show=show, shutdown=shutdown)
+
+    done = _serve(client, body)
+    for item in done:
+        if direction == "deposit":
+            click.echo(
+                f"deposited {show(item.amount)} from home to side; the sidechain relay pays it out "
+                f"after its confirmations (fee {show(item.fee)})"
+            )
+        else:
+            click.echo(
+                f"withdrew {show(item.amount)} from side to home; the homechain relay pays out "
+                f"{show(item.amount - item.fee)} after deducting its fee {show(item.fee)}"
+            )
+
+
+@cli.command()
+@click.argument("amount", required=False, metavar="[AMOUNT]")
+@apply((ALL, *COMMON))
+@guard
+def deposit(amount: str | None, **options: Any) -> None:
+    """Send AMOUNT NCT (or --all) from the home chain to the side chain through the relay."""
+    _transfer_command("deposit", amount, options.pop("all"), options)
+
+
+@cli.command()
+@click.argument("amount", required=False, metavar="[AMOUNT]")
+@apply((ALL, *COMMON))
+@guard
+def withdraw(amount: str | None, **options: Any) -> None:
+    """Send AMOUNT NCT (or --all) from the side chain back to the home chain through the relay.
+
+    The homechain relay deducts its fee when it pays out; a withdrawal that does not exceed the fee is
+    refused, because it would never be paid out.
+    """
+    _transfer_command("withdraw", amount, options.pop("all"), options)
+
+
+# --- maintain ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("minimum", metavar="MINIMUM")
+@click.argument("refill_amount", metavar="REFILL_AMOUNT")
+@apply((MAXIMUM, WITHDRAW_TARGET, CONFIRMATIONS, *COMMON))
+@guard
+def maintain(minimum: str, refill_amount: str, **options: Any) -> None:
+    """Keep the side-chain NCT balance at least MINIMUM by depositing REFILL_AMOUNT from the home chain.
+
+    Checked at every home-chain block. A deposit is given --confirmations + 5 home blocks to arrive and is
+    never repeated while it is in flight; if it does not arrive, an ERROR is logged and nothing more is
+    deposited until it does (restart to forget it). With --maximum and --withdraw-target, a side balance
+    above the maximum is withdrawn down to the target. Stop with SIGTERM or Ctrl-C: the current step
+    finishes and the process exits 0.
+    """
+    denomination = options["denomination"]
+    policy = Policy(
+        minimum=_amount(minimum, denomination, "MINIMUM"),
+        refill=_amount(refill_amount, denomination, "REFILL_AMOUNT"),
+        maximum=None
+        if options["maximum"] is None
+        else _amount(options["maximum"], denomination, "--maximum"),
+        withdraw_target=(
+            None
+            if options["withdraw_target"] is None
+            else _amount(options["withdraw_target"], denomination, "--withdraw-target")
+        ),
+        confirmations=options["confirmations"],
+        denomination=denomination,
+    )
+    testing = options["testing"]
+    client = _connect(options)
+
+    async def body(client: PolyswarmClient, shutdown: Shutdown) -> int:
+        return await BalanceManager(client, policy, testing=testing).run(shutdown)
+
+    transfers = _serve(client, body)
+    if testing:
+        log.info("testing mode: %d transfer(s) completed", transfers)
+
+
+# --- view-balance -----------------------------------------------------------------------------------
+
+
+@cli.command("view-balance")
+@click.argument("chain", required=False, type=click.Choice(["home", "side"]), metavar="[home|side]")
+@apply(COMMON)
+@guard
+def view_balance(chain: str | None, **options: Any) -> None:
+    """Print the account's NCT and ETH balances on the home and side chains (or only CHAIN), exactly."""
+    denomination = options["denomination"]
+    client = _connect(options)
+
+    async def body(client: PolyswarmClient, shutdown: Shutdown) -> Any:
+        return await read_balances(client)
+
+    balances = _serve(client, body)
+    nct, eth = UNITS[denomination], _ETH_UNIT[denomination]
+    click.echo(f"address {balances.address}")
+    for name in ("home", "side"):
+        if chain in (None, name):
+            nct_wei, eth_wei = getattr(balances, f"{name}_nct"), getattr(balances, f"{name}_eth")
+            nct_text, eth_text = format_amount(nct_wei, denomination), format_amount(eth_wei, denomination)
+            click.echo(f"{name}: {nct_text} {nct}, {eth_text} {eth}")
+
+
+def main() -> None:
+    cli(prog_name="balancemanager")
+
+
+__all__ = ["cli", "main"]

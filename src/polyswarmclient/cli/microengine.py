@@ -1,0 +1,217 @@
+"""``microengine``: scan bounties with a backend and assert on them (commit, reveal, settle).
+
+Exit codes: 0 when stopped or when ``--testing N`` is complete, 1 on a fatal error at run time, 2 on a
+usage or configuration error (bad option, unknown backend, keyfile or password problem).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from polyswarmclient.artifacts import ArtifactType
+from polyswarmclient.backends import create_backend, list_backends, load_backend_class
+from polyswarmclient.cli.common import guard, open_signer, run
+from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
+from polyswarmclient.client import ClientConfig, PolyswarmClient
+from polyswarmclient.errors import ConfigError
+from polyswarmclient.log import setup_logging
+from polyswarmclient.services.lifecycle import Shutdown
+from polyswarmclient.services.microengine import EngineConfig, Microengine
+from polyswarmclient.services.microengine.bidding import STRATEGIES
+from polyswarmclient.services.microengine.filters import OPERATOR_CHOICES, parse_confidence, parse_filters
+from polyswarmclient.services.microengine.state import StateStore
+
+_OPS = click.Choice(OPERATOR_CHOICES, case_sensitive=False)
+_OPS_HELP = "OP is one of < <= == >= > (or lt lte eq gte gt), contains, startswith, endswith, regex"
+
+BACKEND = Option(
+    "--backend",
+    "BACKEND",
+    "Scan backend: an installed slug (see --list-backends), an engine package name, or module:Class.",
+)
+LIST_BACKENDS = Option("--list-backends", None, "Print the installed backend slugs and exit.", is_flag=True)
+TESTING = Option(
+    "--testing",
+    "TESTING",
+    "Handle N bounties, then exit 0 once each is settled (or skipped); transaction errors become fatal. "
+    "0 runs until stopped.",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+)
+CHAINS = Option(
+    "--chains",
+    "CHAINS",
+    "Chain to take bounties on; repeat for both (in the env var, separate with spaces).",
+    type=click.Choice(["home", "side"]),
+    multiple=True,
+    default=("side",),
+)
+ARTIFACT_TYPE = Option(
+    "--artifact-type",
+    "ARTIFACT_TYPE",
+    "Artifact type to scan; repeat for both (in the env var, separate with spaces).",
+    type=click.Choice(["file", "url"], case_sensitive=False),
+    multiple=True,
+    default=("file",),
+)
+BID_STRATEGY = Option(
+    "--bid-strategy",
+    "BID_STRATEGY",
+    "How to bid per artifact: default (minimum to maximum by confidence), conservative (always the minimum), "
+    "aggressive (from 8x the minimum).",
+    type=click.Choice(list(STRATEGIES)),
+    default="default",
+)
+FILTER = Option(
+    "--filter",
+    "FILTER",
+    "Only scan artifacts whose bounty metadata passes: accept|reject KEY OP VALUE (repeatable). "
+    + _OPS_HELP
+    + ".",
+    type=(click.Choice(["accept", "reject"], case_sensitive=False), str, _OPS, str),
+    multiple=True,
+    metavar="ACTION KEY OP VALUE",
+)
+CONFIDENCE = Option(
+    "--confidence",
+    "CONFIDENCE",
+    "Raise (favor, x1.2) or lower (penalize, x0.8) confidence when bounty metadata matches: "
+    "favor|penalize KEY OP VALUE (repeatable). " + _OPS_HELP + ".",
+    type=(click.Choice(["favor", "penalize"], case_sensitive=False), str, _OPS, str),
+    multiple=True,
+    metavar="ACTION KEY OP VALUE",
+)
+MAX_CONCURRENT_SCANS = Option(
+    "--max-concurrent-scans",
+    "MAX_CONCURRENT_SCANS",
+    "Most artifacts fetched and scanned at the same time, across bounties.",
+    type=click.IntRange(min=1),
+    default=8,
+)
+SCAN_TIMEOUT = Option(
+    "--scan-timeout",
+    "SCAN_TIMEOUT",
+    "Cap, in seconds, on one bounty's fetch and scan; the bounty's block deadline usually ends it sooner.",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+)
+BLOCK_TIME = Option(
+    "--block-time",
+    "BLOCK_TIME",
+    "Assumed seconds per sidechain block, to turn blocks left before expiration into a scan timeout.",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+)
+
+#: Every microengine option, in --help order. Add new options here (e.g. --devnet) and read them in cli().
+MICROENGINE_OPTIONS: tuple[Option, ...] = (
+    *LOGGING,
+    *CONNECTION,
+    BACKEND,
+    LIST_BACKENDS,
+    TESTING,
+    CHAINS,
+    ARTIFACT_TYPE,
+    BID_STRATEGY,
+    FILTER,
+    CONFIDENCE,
+    MAX_CONCURRENT_SCANS,
+    SCAN_TIMEOUT,
+    BLOCK_TIME,
+)
+
+
+def _adopt_backend_logger(module: str) -> None:
+    """Give a third-party backend's logger our handler and level, as polyswarm-client 2.x did."""
+    root = module.split(".", 1)[0]
+    if root == "polyswarmclient":
+        return
+    ours = logging.getLogger("microengine")
+    theirs = logging.getLogger(root)
+    theirs.handlers = list(ours.handlers)
+    theirs.setLevel(ours.level)
+    theirs.propagate = False
+
+
+def engine_config(params: dict[str, Any]) -> EngineConfig:
+    """Turn validated option values into the service's settings (raises ConfigError)."""
+    chains = tuple(dict.fromkeys(params["chains"] or ("side",)))
+    kinds = tuple(dict.fromkeys(ArtifactType.from_string(t) for t in (params["artifact_type"] or ("file",))))
+    return EngineConfig(
+        chains=chains,
+        artifact_types=kinds,
+        testing=params["testing"],
+        bid_strategy=params["bid_strategy"],
+        bounty_filter=parse_filters(params["filter"]),
+        confidence=parse_confidence(params["confidence"]),
+        max_concurrent_scans=params["max_concurrent_scans"],
+        scan_timeout=params["scan_timeout"],
+        block_time=params["block_time"],
+    )
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
+@apply(MICROENGINE_OPTIONS)
+@guard
+def cli(**params: Any) -> None:
+    """Run a microengine: scan each new bounty with --backend, assert, reveal and settle.
+
+    Pending reveals and settles are kept in --state-dir, so a restart loses no bid. The first
+    SIGINT/SIGTERM stops taking bounties and finishes in-flight work; a second stops at once.
+    """
+    setup_logging(params["log"], params["log_format"])
+    if params["list_backends"]:
+        for slug in list_backends():
+            click.echo(slug)
+        return
+    if not params["backend"]:
+        raise ConfigError(
+            f"no backend: pass --backend (BACKEND) with one of {', '.join(list_backends())}, an engine "
+            "package"
+            "or module:Class"
+        )
+    backend_class = load_backend_class(params["backend"])
+    _adopt_backend_logger(backend_class.__module__)
+    config = engine_config(params)
+    signer = open_signer(params["keyfile"], params["password"], params["password_file"])
+    state_dir = Path(params["state_dir"])
+    client = PolyswarmClient(
+        ClientConfig(
+            polyswarmd_addr=params["polyswarmd_addr"],
+            api_key=params["api_key"] or None,
+            insecure_transport=params["insecure_transport"],
+            allow_key_over_http=params["allow_key_over_http"],
+            state_dir=state_dir,
+        ),
+        signer,
+    )
+    store = StateStore(state_dir, signer.address)
+
+    async def main(shutdown: Shutdown) -> None:
+        with store:
+            async with client:
+                await client.check_server()
+                backend = create_backend(
+                    backend_class,
+                    name=params["backend"],
+                    client=client,
+                    testing=config.testing,
+                    chains=config.chains,
+                    artifact_types=config.artifact_types,
+                )
+                await Microengine(client, backend, store, config, shutdown).run()
+
+    run(main)
+
+
+def main() -> None:
+    cli(prog_name="microengine")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,491 @@
+"""``PolyswarmClient``: the one object services use to talk to polyswarmd.
+
+A small facade. Reads go to :class:`~polyswarmclient.transport.http.HttpTransport`; actions are
+described as :class:`~polyswarmclient.client.transactions.Action` values (the request plus the calls
+it must consist of, from :mod:`polyswarmclient.eth.verify`) and run by the
+:class:`~polyswarmclient.client.transactions.TransactionPipeline`; events come from
+:class:`~polyswarmclient.transport.stream.EventStream`. Amounts are int NCT-wei everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polyswarmclient.client.pins import PinStore
+from polyswarmclient.client.transactions import Action, Outcome, TransactionPipeline
+from polyswarmclient.errors import ConfigError, InvalidRequest, MalformedResponse, TransportError
+from polyswarmclient.eth import verify as expect
+from polyswarmclient.eth.abi import int_to_guid
+from polyswarmclient.eth.bloom import bloom_words
+from polyswarmclient.eth.keys import Signer
+from polyswarmclient.transport.address import check_chain, parse_address
+from polyswarmclient.transport.http import NO_BODY, HttpSettings, HttpTransport, Upload
+from polyswarmclient.transport.stream import EventStream, Reconnected, StreamSettings
+from polyswarmclient.wire.bits import MAX_ARTIFACTS, bools_to_int, popcount
+from polyswarmclient.wire.events import Event, FeeUpdate, WindowUpdate
+from polyswarmclient.wire.models import Bounty, BountyParameters, StakingParameters
+
+log = logging.getLogger(__name__)
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_URI = re.compile(r"^[A-Za-z0-9]{1,99}$")
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    polyswarmd_addr: str = "localhost:31337"
+    api_key: str | None = field(default=None, repr=False)
+    insecure_transport: bool = False
+    allow_key_over_http: bool = False
+    state_dir: Path = Path(".polyswarm-state")  # pins live here
+    # HTTP timeouts (seconds) and retries
+    connect_timeout: float = 10.0
+    request_timeout: float = 30.0
+    receipt_timeout: float = 300.0  # GET /transactions blocks up to 60 s per hash
+    upload_timeout: float = 300.0
+    max_retries: int = 4
+    retry_base_delay: float = 0.5
+    retry_max_delay: float = 8.0
+    rate_limit_pause: float = 2.0
+    rate_limit_max_pause: float = 30.0
+    rate_limit_retries: int = 6
+    # websocket reconnect backoff
+    ws_backoff_base: float = 1.0
+    ws_backoff_max: float = 32.0
+    # transaction pipeline
+    tx_attempts: int = 3
+    receipt_polls: int = 2
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr)
+        return f"ClientConfig({shown}, api_key={'<set>' if self.api_key else None})"
+
+    def http_settings(self) -> HttpSettings:
+        return HttpSettings(
+            connect_timeout=self.connect_timeout,
+            request_timeout=self.request_timeout,
+            receipt_timeout=self.receipt_timeout,
+            upload_timeout=self.upload_timeout,
+            max_retries=self.max_retries,
+            retry_base=self.retry_base_delay,
+            retry_cap=self.retry_max_delay,
+            rate_limit_base=self.rate_limit_pause,
+            rate_limit_cap=self.rate_limit_max_pause,
+            rate_limit_retries=self.rate_limit_retries,
+        )
+
+    def stream_settings(self) -> StreamSettings:
+        return StreamSettings(backoff_base=self.ws_backoff_base, backoff_cap=self.ws_backoff_max)
+
+
+def _check_guid(guid: str) -> str:
+    try:
+        parsed = uuid.UUID(guid)
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidRequest(f"{guid!r} is not a bounty GUID (a UUID)") from None
+    if str(parsed) != guid.lower():
+        raise InvalidRequest(f"{guid!r} is not a canonical UUID string")
+    return str(parsed)
+
+
+def _check_uri(uri: str) -> str:
+    if not isinstance(uri, str) or not _URI.match(uri):
+        raise InvalidRequest(f"{uri!r} is not an artifact URI (an IPFS hash or sha256, under 100 characters)")
+    return uri
+
+
+def _check_amount(amount: int, what: str = "amount") -> int:
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise InvalidRequest(f"{what} must be a positive integer number of NCT-wei, got {amount!r}")
+    return amount
+
+
+def _decimal(result: Any, what: str) -> int:
+    if isinstance(result, bool) or not isinstance(result, int | str) or not str(result).isdigit():
+        raise MalformedResponse(f"{what}: expected a non-negative decimal, got {str(result)[:80]!r}")
+    return int(result)
+
+
+class PolyswarmClient:
+    """``async with PolyswarmClient(config, signer) as client: ...``"""
+
+    def __init__(self, config: ClientConfig, signer: Signer) -> None:
+        self.config = config
+        self.address: str = signer.address
+        api_key = config.api_key or None
+        self._addr = parse_address(
+            config.polyswarmd_addr,
+            insecure_transport=config.insecure_transport,
+            api_key=api_key,
+            allow_key_over_http=config.allow_key_over_http,
+        )
+        self._http = HttpTransport(self._addr, api_key, config.http_settings())
+        self._pipeline = TransactionPipeline(
+            self._http,
+            signer,
+            PinStore.in_state_dir(config.state_dir),
+            attempts=config.tx_attempts,
+            receipt_polls=config.receipt_polls,
+        )
+        self._bounty_parameters: dict[str, BountyParameters] = {}
+
+    def __repr__(self) -> str:
+        return f"PolyswarmClient({self._addr.base}, account={self.address})"
+
+    @property
+    def polyswarmd_url(self) -> str:
+        return self._addr.base
+
+    async def __aenter__(self) -> PolyswarmClient:
+        await self._http.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._http.close()
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _params(self, chain: str | None = None, **extra: Any) -> dict[str, str]:
+        params = {"account": self.address}
+        if chain is not None:
+            params["chain"] = check_chain(chain)
+        params.update({k: str(v) for k, v in extra.items()})
+        return params
+
+    async def _get(self, path: str, chain: str | None = None, **extra: Any) -> Any:
+        return await self._http.request("GET", path, params=self._params(chain, **extra))
+
+    async def _run(
+        self, name: str, path: str, chain: str, expected: list[expect.Call], body: Any = NO_BODY
+    ) -> Outcome:
+        return await self._pipeline.run(
+            Action(name=name, path=path, chain=chain, expected=tuple(expected), body=body)
+        )
+
+    # --- server and parameters ------------------------------------------------------------------
+
+    async def check_server(self) -> None:
+        """polyswarmd answers ``/status`` and is classic polyswarmd (``OPTIONS /wallets/`` -> 404)."""
+        status = await self._http.request("GET", "/status")
+        if not isinstance(status, dict):
+            raise MalformedResponse(f"GET /status: expected an object, got {str(status)[:80]!r}")
+        code = await self._http.status_of("OPTIONS", "/wallets/")
+        if code >= 500:
+            raise TransportError(
+                f"polyswarmd at {self._addr} answered OPTIONS /wallets/ with HTTP {code}; is it healthy?"
+            )
+        if code != 404:
+            raise ConfigError(
+                f"{self._addr} answered OPTIONS /wallets/ with HTTP {code}, so it is not classic polyswarmd "
+                "(probably polyswarmd-fast). Only classic polyswarmd, which answers 404, is supported; "
+                "check --polyswarmd-addr"
+            )
+        log.info("polyswarmd at %s serves community %r", self._addr, status.get("community"))
+
+    async def bounty_parameters(self, chain: str = "side", *, refresh: bool = False) -> BountyParameters:
+        """Cached per chain; patched by :meth:`apply_event`, dropped on reconnect."""
+        if refresh or chain not in self._bounty_parameters:
+            result = await self._get("/bounties/parameters", chain)
+            self._bounty_parameters[chain] = BountyParameters.from_json(result)
+        return self._bounty_parameters[chain]
+
+    def apply_event(self, event: Event) -> None:
+        """Keep cached parameters current: ``FeeUpdate``/``WindowUpdate`` patch; ``Reconnected`` drops."""
+        cached = self._bounty_parameters.get(event.chain)
+        match event:
+            case Reconnected():
+                self._bounty_parameters.pop(event.chain, None)
+            case FeeUpdate() if cached is not None:
+                self._bounty_parameters[event.chain] = dataclasses.replace(
+                    cached, bounty_fee=event.bounty_fee, assertion_fee=event.assertion_fee
+                )
+            case WindowUpdate() if cached is not None:
+                self._bounty_parameters[event.chain] = dataclasses.replace(
+                    cached,
+                    assertion_reveal_window=event.assertion_reveal_window,
+                    arbiter_vote_window=event.arbiter_vote_window,
+                )
+
+    async def staking_parameters(self, chain: str = "side") -> StakingParameters:
+        return StakingParameters.from_json(await self._get("/staking/parameters", chain))
+
+    async def block_number(self, chain: str) -> int:
+        """The chain's latest block, from ``GET /status``."""
+        check_chain(chain)
+        status = await self._http.request("GET", "/status")
+        entry = status.get(chain) if isinstance(status, dict) else None
+        if not isinstance(entry, dict):
+            raise MalformedResponse(f"GET /status: no {chain!r} section")
+        if entry.get("reachable") is False:
+            raise TransportError(f"polyswarmd at {self._addr} reports its {chain} chain node unreachable")
+        return _decimal(entry.get("block"), f"GET /status {chain}.block")
+
+    # --- bounties and artifacts -----------------------------------------------------------------
+
+    async def get_bounty(self, guid: str, chain: str = "side") -> Bounty:
+        return Bounty.from_json(await self._get(f"/bounties/{_check_guid(guid)}", chain))
+
+    async def list_bounty_guids(
+        self, chain: str = "side", *, page: int = 0, count: int | None = None
+    ) -> list[str]:
+        extra: dict[str, Any] = {"page": page}
+        if count is not None:
+            extra["count"] = count
+        result = await self._get("/bounties", chain, **extra)
+        if not isinstance(result, list) or not all(isinstance(g, str) for g in result):
+            raise MalformedResponse("GET /bounties: expected a list of GUID strings")
+        return list(result)
+
+    async def iter_bounty_guids(self, chain: str = "side") -> AsyncIterator[str]:
+        """Every bounty GUID, page by page, until an empty page (or a page with nothing new)."""
+        seen: set[str] = set()
+        page = 0
+        while True:
+            fresh = [g for g in await self.list_bounty_guids(chain, page=page) if g not in seen]
+            if not fresh:
+                return
+            for guid in fresh:
+                seen.add(guid)
+                yield guid
+            page += 1
+
+    async def list_artifacts(self, uri: str) -> list[tuple[str, str]]:
+        """``(name, hash)`` of each artifact, in index order."""
+        result = await self._http.request("GET", f"/artifacts/{_check_uri(uri)}")
+        if not isinstance(result, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("name"), str) and isinstance(i.get("hash"), str)
+            for i in result
+        ):
+            raise MalformedResponse(f"GET /artifacts/{uri}: expected a list of {{name, hash}}")
+        return [(item["name"], item["hash"]) for item in result]
+
+    async def fetch_artifact(self, uri: str, index: int) -> bytes | None:
+        """The artifact's bytes, or ``None`` unless polyswarmd answers HTTP 200."""
+        if not 0 <= index < MAX_ARTIFACTS:
+            raise InvalidRequest(f"artifact index {index} is outside 0..{MAX_ARTIFACTS - 1}")
+        return await self._http.fetch_bytes(f"/artifacts/{_check_uri(uri)}/{index}")
+
+    async def upload_artifacts(self, files: list[tuple[str, bytes]]) -> str:
+        """ONE multipart ``POST /artifacts`` with every file as a part named ``file``; returns the URI."""
+        if not files or len(files) > MAX_ARTIFACTS:
+            raise InvalidRequest(f"upload between 1 and {MAX_ARTIFACTS} artifacts, not {len(files)}")
+        empty = [name for name, content in files if not content]
+        if empty:
+            raise InvalidRequest(f"polyswarmd rejects empty artifacts: {', '.join(empty)}")
+        result = await self._http.upload("/artifacts", [Upload(name, content) for name, content in files])
+        if not isinstance(result, str) or not result:
+            raise MalformedResponse("POST /artifacts: expected the artifact URI (a string)")
+        return result
+
+    async def post_metadata(self, metadata: object) -> str:
+        """Store metadata JSON via ``POST /bounties/metadata``; returns its IPFS hash."""
+        result = await self._http.request("POST", "/bounties/metadata", json=metadata, idempotent=True)
+        if not isinstance(result, str) or not result:
+            raise MalformedResponse("POST /bounties/metadata: expected an IPFS hash (a string)")
+        return result
+
+    # --- balances -------------------------------------------------------------------------------
+
+    async def _balance(self, address: str | None, kind: str, chain: str) -> int:
+        who = address or self.address
+        if not _ADDRESS.match(who):
+            raise InvalidRequest(f"{who!r} is not an address")
+        path = f"/balances/{who}/{kind}"
+        result = await self._http.request("GET", path, params={"chain": check_chain(chain)})
+        return _decimal(result, f"GET {path}")
+
+    async def nct_balance(self, chain: str, address: str | None = None) -> int:
+        return await self._balance(address, "nct", chain)
+
+    async def eth_balance(self, chain: str, address: str | None = None) -> int:
+        return await self._balance(address, "eth", chain)
+
+    async def staking_balance(
+        self, chain: str = "side", *, withdrawable: bool = False, address: str | None = None
+    ) -> int:
+        return await self._balance(
+            address, "staking/withdrawable" if withdrawable else "staking/total", chain
+        )
+
+    async def relay_fees(self, chain: str) -> int:
+        result = await self._get("/relay/fees", chain)
+        if not isinstance(result, Mapping):
+            raise MalformedResponse("GET /relay/fees: expected an object with 'fees'")
+        return _decimal(result.get("fees"), "GET /relay/fees")
+
+    # --- actions --------------------------------------------------------------------------------
+
+    async def post_bounty(
+        self,
+        amount: int,
+        uri: str,
+        duration: int,
+        *,
+        artifact_type: str = "file",
+        metadata: str = "",
+        chain: str = "side",
+    ) -> str:
+        """Post a bounty; returns the GUID polyswarmd chose (checked to be the one we signed)."""
+        _check_amount(amount)
+        if artifact_type not in expect.ARTIFACT_TYPES:
+            raise InvalidRequest(
+                f"artifact_type must be one of {sorted(expect.ARTIFACT_TYPES)}, not {artifact_type!r}"
+            )
+        params = await self.bounty_parameters(chain)
+        if not 1 <= duration <= params.max_duration:
+            raise InvalidRequest(f"duration must be 1..{params.max_duration} blocks, not {duration}")
+        listing = await self.list_artifacts(uri)
+        if not listing:
+            raise InvalidRequest(f"{uri} lists no artifacts")
+        minimum = params.bounty_amount_minimum * len(listing)
+        if amount < minimum:
+            raise InvalidRequest(
+                f"a bounty on {len(listing)} artifact(s) needs at least {minimum} NCT-wei, not {amount}"
+            )
+        body: dict[str, Any] = {
+            "amount": str(amount),
+            "uri": uri,
+            "duration": duration,
+            "artifact_type": artifact_type,
+        }
+        if metadata:
+            body["metadata"] = metadata
+        expected = expect.expect_post_bounty(
+            amount=amount,
+            bounty_fee=params.bounty_fee,
+            artifact_type=artifact_type,
+            uri=uri,
+            num_artifacts=len(listing),
+            duration=duration,
+            bloom=bloom_words(h for _, h in listing),
+            metadata=metadata,
+        )
+        outcome = await self._run("post bounty", "/bounties", chain, expected, body)
+        guid = int_to_guid(outcome.verified.calls[1]["guid"])
+        outcome.require("bounties", guid=guid, amount=amount, uri=uri, author=self.address)
+        return guid
+
+    async def post_assertion(
+        self, guid: str, bids: list[int], mask: list[bool], commitment: int, chain: str = "side"
+    ) -> int:
+        """Assert on the artifacts set in ``mask`` with one bid each; returns the assertion index."""
+        guid = _check_guid(guid)
+        if not 0 < len(mask) <= MAX_ARTIFACTS or not all(isinstance(m, bool) for m in mask):
+            raise InvalidRequest(f"mask must be 1..{MAX_ARTIFACTS} booleans")
+        mask_bits = bools_to_int(mask)
+        if popcount(mask_bits) == 0:
+            raise InvalidRequest("mask asserts on no artifact")
+        if len(bids) != popcount(mask_bits):
+            raise InvalidRequest(
+                f"{len(bids)} bid(s) for {popcount(mask_bits)} asserted artifact(s): "
+                "give exactly one bid per true mask entry"
+            )
+        if not 0 <= commitment < 2**256:
+            raise InvalidRequest("commitment must be a uint256")
+        params = await self.bounty_parameters(chain)
+        low, high = params.assertion_bid_minimum, params.assertion_bid_maximum
+        for bid in bids:
+            _check_amount(bid, "a bid")
+            if not low <= bid <= high:
+                raise InvalidRequest(
+                    f"bid {bid} is outside the allowed range [{low}, {high}] NCT-wei per artifact"
+                )
+        body = {"bid": [str(b) for b in bids], "mask": list(mask), "commitment": str(commitment)}
+        expected = expect.expect_post_assertion(
+            guid=guid, bids=bids, mask=mask_bits, commitment=commitment, assertion_fee=params.assertion_fee
+        )
+        outcome = await self._run("post assertion", f"/bounties/{guid}/assertions", chain, expected, body)
+        item = outcome.require(
+            "assertions", bounty_guid=guid, author=self.address, bid=bids, mask=mask, commitment=commitment
+        )
+        return _decimal(item.get("index"), "assertion event index")
+
+    async def reveal_assertion(
+        self, guid: str, index: int, nonce: int, verdicts: list[bool], metadata: str, chain: str = "side"
+    ) -> None:
+        guid = _check_guid(guid)
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise InvalidRequest(f"assertion index must be a non-negative integer, not {index!r}")
+        if not 0 < nonce < 2**256:
+            raise InvalidRequest("the reveal nonce must be in [1, 2**256)")
+        body = {"nonce": str(nonce), "verdicts": list(verdicts), "metadata": metadata}
+        expected = expect.expect_reveal(
+            guid=guid, index=index, nonce=nonce, verdicts=bools_to_int(verdicts), metadata=metadata
+        )
+        outcome = await self._run(
+            "reveal assertion", f"/bounties/{guid}/assertions/{index}/reveal", chain, expected, body
+        )
+        outcome.require(
+            "reveals",
+            bounty_guid=guid,
+            author=self.address,
+            index=index,
+            verdicts=verdicts,
+            metadata=metadata,
+        )
+
+    async def vote(self, guid: str, votes: list[bool], valid_bloom: bool, chain: str = "side") -> None:
+        guid = _check_guid(guid)
+        body = {"votes": list(votes), "valid_bloom": bool(valid_bloom)}
+        expected = expect.expect_vote(guid=guid, votes=bools_to_int(votes), valid_bloom=bool(valid_bloom))
+        outcome = await self._run("vote", f"/bounties/{guid}/vote", chain, expected, body)
+        outcome.require("votes", bounty_guid=guid, voter=self.address, votes=votes)
+
+    async def settle(self, guid: str, chain: str = "side") -> None:
+        """Settle; success shows only as a mined transaction (``SettledBounty`` is not reported)."""
+        guid = _check_guid(guid)
+        await self._run("settle", f"/bounties/{guid}/settle", chain, expect.expect_settle(guid=guid))
+
+    async def _relay(self, name: str, path: str, chain: str, paying_chain: str, amount: int) -> None:
+        _check_amount(amount)
+        fees = await self.relay_fees(paying_chain)
+        if amount <= fees:
+            raise InvalidRequest(
+                f"{name} of {amount} NCT-wei would never be paid out: "
+                f"the {paying_chain} relay charges {fees}; "
+                "send more than the fee"
+            )
+        outcome = await self._run(
+            name, path, chain, expect.expect_relay_transfer(amount=amount), {"amount": str(amount)}
+        )
+        outcome.require("transfers", value=amount, **{"from": self.address})
+
+    async def relay_deposit(self, amount: int) -> None:
+        """Move NCT home -> side: a transfer to the homechain relay (paid out, minus fees, on side)."""
+        await self._relay("relay deposit", "/relay/deposit", "home", "side", amount)
+
+    async def relay_withdraw(self, amount: int) -> None:
+        """Move NCT side -> home: a transfer to the sidechain relay (paid out, minus fees, on home)."""
+        await self._relay("relay withdrawal", "/relay/withdrawal", "side", "home", amount)
+
+    async def stake_deposit(self, amount: int, chain: str = "side") -> None:
+        _check_amount(amount)
+        expected = expect.expect_stake_deposit(amount=amount)
+        outcome = await self._run(
+            "stake deposit", "/staking/deposit", chain, expected, {"amount": str(amount)}
+        )
+        outcome.require("deposits", value=amount, **{"from": self.address})
+
+    async def stake_withdraw(self, amount: int, chain: str = "side") -> None:
+        _check_amount(amount)
+        expected = expect.expect_stake_withdraw(amount=amount)
+        outcome = await self._run(
+            "stake withdrawal", "/staking/withdraw", chain, expected, {"amount": str(amount)}
+        )
+        outcome.require("withdrawals", value=amount, to=self.address)
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def events(self, chain: str) -> EventStream:
+        """The reconnecting event stream of ``chain`` (yields ``Reconnected`` after each re-connect).
+
+        Use ``async with client.events("side") as stream: async for event in stream: ...``.
+        """
+        return EventStream(self._addr.ws_url(chain), chain, self.config.stream_settings())

@@ -1,0 +1,137 @@
+"""Trust-on-first-use pins of chain ids and contract addresses, like SSH ``known_hosts``.
+
+polyswarmd has no config endpoint: contract addresses appear only as the ``to`` of the transactions it
+builds, and the chain id only as their ``chainId``. The first time a (polyswarmd base URL, chain)
+shows a chain id or a contract role, and only after the transactions passed the internal checks of
+:mod:`polyswarmclient.eth.verify`, the value is written to ``known_contracts.json`` in the state
+directory (atomically). Later, a different value raises :class:`PinMismatch` before anything is
+signed, naming what changed and how to reset the pin.
+
+File shape::
+
+    {"version": 1,
+     "servers": {"https://api.example/v1/default": {
+         "side": {"chain_id": 1338, "contracts": {"nectar_token": "0x..", "bounty_registry": "0x.."}}}}}
+
+The file is re-read on every check, so processes sharing a state directory see each other's pins.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from polyswarmclient.errors import PinMismatch, StateError, VerificationError
+
+log = logging.getLogger(__name__)
+
+FILENAME = "known_contracts.json"
+VERSION = 1
+
+
+class PinStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path) -> PinStore:
+        return cls(Path(state_dir) / FILENAME)
+
+    def __repr__(self) -> str:
+        return f"PinStore({self.path})"
+
+    def pinned(self, server: str, chain: str) -> dict[str, Any]:
+        """``{"chain_id": int | None, "contracts": {role: address}}`` for one server and chain."""
+        entry = self._load()["servers"].get(server, {}).get(chain, {})
+        return {"chain_id": entry.get("chain_id"), "contracts": dict(entry.get("contracts", {}))}
+
+    def check_and_learn(self, server: str, chain: str, chain_id: int, contracts: Mapping[str, str]) -> None:
+        """Raise :class:`PinMismatch` if anything differs from the pins; pin what is new."""
+        data = self._load()
+        entry = data["servers"].setdefault(server, {}).setdefault(chain, {})
+        pinned_contracts: dict[str, str] = entry.setdefault("contracts", {})
+        reset = (
+            f"If the community really changed it, delete the {chain!r} entry under {server!r} in {self.path} "
+            "(or the whole file) to trust the new value."
+        )
+        old_id = entry.get("chain_id")
+        if old_id is not None and old_id != chain_id:
+            raise PinMismatch(
+                f"the chain id of the {chain} chain of {server} changed: pinned {old_id}, "
+                "polyswarmd now builds "
+                f"transactions for {chain_id}. Nothing was signed. {reset}"
+            )
+        for role, address in contracts.items():
+            old = pinned_contracts.get(role)
+            if old is not None and old.lower() != address.lower():
+                raise PinMismatch(
+                    f"the {role} contract on the {chain} chain of {server} changed: pinned {old}, "
+                    "polyswarmd now "
+                    f"uses {address}. Nothing was signed. {reset}"
+                )
+        learned = {role: a for role, a in contracts.items() if role not in pinned_contracts}
+        for role, address in learned.items():
+            for other, other_address in pinned_contracts.items():
+                if other_address.lower() == address.lower():
+                    raise VerificationError(
+                        f"polyswarmd presents {address} as the {role} on the {chain} chain of {server}, "
+                        "but that is "
+                        f"the pinned {other}; refusing to sign"
+                    )
+        if old_id is not None and not learned:
+            return
+        entry["chain_id"] = chain_id
+        pinned_contracts.update(learned)
+        for role, address in learned.items():
+            log.info(
+                "pinned the %s of the %s chain of %s: %s (in %s)", role, chain, server, address, self.path
+            )
+        if old_id is None:
+            log.info(
+                "pinned the chain id of the %s chain of %s: %d (in %s)", chain, server, chain_id, self.path
+            )
+        self._save(data)
+
+    # --- file -----------------------------------------------------------------------------------
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {"version": VERSION, "servers": {}}
+        except OSError as exc:
+            raise StateError(f"cannot read the contract pins in {self.path}: {exc.strerror or exc}") from exc
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise StateError(
+                f"the contract pins in {self.path} are not valid JSON; delete the file to re-learn them "
+                "(the next action will trust polyswarmd's contracts again)"
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("servers"), dict):
+            raise StateError(
+                f"the contract pins in {self.path} have an unknown layout; delete the file to re-learn them"
+            )
+        return data
+
+    def _save(self, data: dict[str, Any]) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    json.dump(data, handle, indent=2, sort_keys=True)
+                    handle.write("\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StateError(f"cannot write the contract pins to {self.path}: {exc.strerror or exc}") from exc

@@ -1,0 +1,321 @@
+"""Deploy and wire a devnet community (NectarToken, ArbiterStaking, BountyRegistry, ERC20Relay)
+on a homechain and a sidechain.
+
+Only the ``EmbeddedChain`` interface (``transact``, ``call``, ``fund``, ...) is used, so any object
+implementing it (for example a JSON-RPC backed chain) works.
+
+Keys are derived, never written down: ``devnet_key(label) = keccak256(b"polyswarm-kit devnet " + label)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import eth_abi
+from eth_account import Account
+from eth_utils import keccak, to_checksum_address
+
+from polyswarmclient.devnet.contracts.compile import load_artifact
+
+NCT = 10**18
+ETH = 10**18
+# The whole NCT supply, as minted to the sidechain relay by the original migrations.
+NCT_TOTAL_SUPPLY = 1_885_913_075_851_542_181_982_426_285
+
+
+class ChainLike(Protocol):
+    chain_id: int
+
+    def transact(self, private_key: bytes, to: str | None, data: bytes, value: int = 0) -> Any: ...
+
+    def call(
+        self, to: str, data: bytes, *, sender: str | None = None, block: int | None = None
+    ) -> bytes: ...
+
+    def fund(self, address: str, wei: int) -> None: ...
+
+    def revert_reason(self, tx_hash: bytes) -> str | None: ...
+
+
+class DeployError(RuntimeError):
+    """A deployment or setup transaction failed."""
+
+
+# ---------------------------------------------------------------- ABI helpers
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    typ: str = param["type"]
+    if typ.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in param["components"])
+        return f"({inner}){typ[5:]}"
+    return typ
+
+
+def find_function(abi: list[dict[str, Any]], fn_name: str) -> dict[str, Any]:
+    for item in abi:
+        if item.get("type") == "function" and item.get("name") == fn_name:
+            return item
+    raise KeyError(f"function {fn_name!r} not in ABI")
+
+
+def function_signature(item: dict[str, Any]) -> str:
+    """``name(type,type,...)`` of an ABI function or event entry."""
+    return f"{item['name']}({','.join(_abi_type(p) for p in item.get('inputs', []))})"
+
+
+def selector(abi: list[dict[str, Any]], fn_name: str) -> bytes:
+    return keccak(text=function_signature(find_function(abi, fn_name)))[:4]
+
+
+def event_topic(abi: list[dict[str, Any]], event_name: str) -> bytes:
+    for item in abi:
+        if item.get("type") == "event" and item.get("name") == event_name:
+            return keccak(text=function_signature(item))
+    raise KeyError(f"event {event_name!r} not in ABI")
+
+
+def encode_call(abi: list[dict[str, Any]], fn_name: str, args: tuple[Any, ...] | list[Any]) -> bytes:
+    """Calldata: selector + ABI-encoded ``args``."""
+    item = find_function(abi, fn_name)
+    types = [_abi_type(p) for p in item["inputs"]]
+    return selector(abi, fn_name) + eth_abi.encode(types, list(args))
+
+
+def decode_output(abi: list[dict[str, Any]], fn_name: str, data: bytes) -> Any:
+    """Decode a call result: a single value unwrapped, several as a tuple.
+
+    Addresses come back checksummed and arrays as lists.
+    """
+    item = find_function(abi, fn_name)
+    types = [_abi_type(p) for p in item["outputs"]]
+    values = [_checksum(t, v) for t, v in zip(types, eth_abi.decode(types, data), strict=True)]
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _checksum(typ: str, value: Any) -> Any:
+    if typ == "address":
+        return to_checksum_address(value)
+    if typ.startswith("address["):
+        return [to_checksum_address(v) for v in value]
+    if typ.endswith("]"):
+        return list(value)
+    return value
+
+
+def encode_deploy(name: str, args: tuple[Any, ...] | list[Any] = ()) -> bytes:
+    """Init code of contract ``name`` with ABI-encoded constructor ``args``."""
+    artifact = load_artifact(name)
+    code = bytes.fromhex(artifact["bytecode"].removeprefix("0x"))
+    ctor = next((i for i in artifact["abi"] if i.get("type") == "constructor"), None)
+    if ctor is None:
+        if args:
+            raise ValueError(f"{name} takes no constructor arguments")
+        return code
+    types = [_abi_type(p) for p in ctor["inputs"]]
+    return code + eth_abi.encode(types, list(args))
+
+
+def contract_call(
+    chain: ChainLike,
+    address: str,
+    abi: list[dict[str, Any]] | str,
+    fn_name: str,
+    *args: Any,
+    sender: str | None = None,
+    block: int | None = None,
+) -> Any:
+    """eth_call ``fn_name(*args)`` and decode the result. ``abi`` may be a contract name."""
+    abi_list = load_artifact(abi)["abi"] if isinstance(abi, str) else abi
+    out = chain.call(address, encode_call(abi_list, fn_name, args), sender=sender, block=block)
+    return decode_output(abi_list, fn_name, out)
+
+
+def contract_transact(
+    chain: ChainLike,
+    private_key: bytes,
+    address: str,
+    abi: list[dict[str, Any]] | str,
+    fn_name: str,
+    *args: Any,
+    check: bool = True,
+) -> Any:
+    """Send ``fn_name(*args)`` signed by ``private_key``; with ``check`` a failed tx raises DeployError."""
+    abi_list = load_artifact(abi)["abi"] if isinstance(abi, str) else abi
+    receipt = chain.transact(private_key, address, encode_call(abi_list, fn_name, args))
+    if check and receipt.status != 1:
+        reason = chain.revert_reason(receipt.tx_hash)
+        raise DeployError(f"{fn_name} failed: {reason or 'reverted'}")
+    return receipt
+
+
+# ---------------------------------------------------------------- keys and config
+
+
+def devnet_key(label: str) -> bytes:
+    """Deterministic private key ``keccak256(b"polyswarm-kit devnet " + label)``."""
+    return keccak(b"polyswarm-kit devnet " + label.encode("utf-8"))
+
+
+def devnet_address(label: str) -> str:
+    return str(Account.from_key(devnet_key(label)).address)
+
+
+@dataclass(frozen=True)
+class CommunityConfig:
+    bounty_fee: int = 62_500_000_000_000_000  # 0.0625 NCT
+    assertion_fee: int = 31_250_000_000_000_000  # 0.03125 NCT
+    bounty_amount_minimum: int = 2 * NCT  # per artifact
+    assertion_bid_minimum: int = 62_500_000_000_000_000  # per artifact bid
+    assertion_bid_maximum: int = 1 * NCT  # per artifact bid
+    assertion_reveal_window: int = 10
+    arbiter_vote_window: int = 10
+    max_duration: int = 100
+    arbiter_lookback_range: int = 100
+    page_size: int = 25
+    minimum_stake: int = 1_000 * NCT
+    maximum_stake: int = 1_000_000 * NCT
+    stake_duration: int = 100
+    # fees() = (54301 * verifiers + 73458) * 20 gwei * rate: with one verifier and rate 98
+    # a homechain payout (side -> home withdrawal) costs 0.2504 NCT; sidechain payouts are free.
+    home_nct_eth_rate: int = 98
+    side_nct_eth_rate: int = 0
+    nct_supply: int = NCT_TOTAL_SUPPLY  # minted on each chain
+    home_relay_liquidity: int = 100_000_000 * NCT  # moved from the deployer to the home relay
+    operator_eth: int = 1_000 * ETH  # ETH for the deployer and the relay verifier on each chain
+
+
+@dataclass(frozen=True)
+class ChainContracts:
+    nectar_token: str
+    bounty_registry: str
+    erc20_relay: str
+    arbiter_staking: str
+
+
+@dataclass(frozen=True)
+class Community:
+    home: ChainContracts
+    side: ChainContracts
+    relay_verifier: str  # address of devnet_key("relay")
+    deployer: str = ""  # address of devnet_key("deployer"): owner of every contract
+    fee_wallet: str = ""  # address of devnet_key("relay-fees"): receives relay fees
+
+
+# ---------------------------------------------------------------- deployment
+
+
+def _deploy(chain: ChainLike, key: bytes, name: str, *args: Any) -> str:
+    receipt = chain.transact(key, None, encode_deploy(name, args))
+    if receipt.status != 1 or not receipt.contract_address:
+        reason = chain.revert_reason(receipt.tx_hash)
+        raise DeployError(f"deploying {name} on chain {chain.chain_id} failed: {reason or 'reverted'}")
+    return str(receipt.contract_address)
+
+
+def deploy_chain(chain: ChainLike, config: CommunityConfig, *, home: bool) -> ChainContracts:
+    """Deploy and wire the four contracts on one chain (see ``deploy_community``)."""
+    rate = config.home_nct_eth_rate if home else config.side_nct_eth_rate
+    deployer_key = devnet_key("deployer")
+    deployer = devnet_address("deployer")
+    verifier = devnet_address("relay")
+    fee_wallet = devnet_address("relay-fees")
+    chain.fund(deployer, config.operator_eth)
+    chain.fund(verifier, config.operator_eth)
+
+    token = _deploy(chain, deployer_key, "NectarToken")
+    staking = _deploy(
+        chain,
+        deployer_key,
+        "ArbiterStaking",
+        token,
+        config.minimum_stake,
+        config.maximum_stake,
+        config.stake_duration,
+    )
+    registry = _deploy(
+        chain,
+        deployer_key,
+        "BountyRegistry",
+        token,
+        staking,
+        config.bounty_fee,
+        config.assertion_fee,
+        config.bounty_amount_minimum,
+        config.assertion_bid_minimum,
+        config.assertion_bid_maximum,
+        config.assertion_reveal_window,
+        config.arbiter_vote_window,
+        config.max_duration,
+        config.arbiter_lookback_range,
+        config.page_size,
+    )
+    contract_transact(chain, deployer_key, staking, "ArbiterStaking", "setRegistry", registry)
+    relay = _deploy(chain, deployer_key, "ERC20Relay", token, rate, fee_wallet, [verifier])
+
+    if home:
+        contract_transact(chain, deployer_key, token, "NectarToken", "mint", deployer, config.nct_supply)
+        if config.home_relay_liquidity:
+            contract_transact(
+                chain, deployer_key, token, "NectarToken", "transfer", relay, config.home_relay_liquidity
+            )
+    else:
+        contract_transact(chain, deployer_key, token, "NectarToken", "mint", relay, config.nct_supply)
+    return ChainContracts(
+        nectar_token=to_checksum_address(token),
+        bounty_registry=to_checksum_address(registry),
+        erc20_relay=to_checksum_address(relay),
+        arbiter_staking=to_checksum_address(staking),
+    )
+
+
+def deploy_community(home: ChainLike, side: ChainLike, config: CommunityConfig | None = None) -> Community:
+    """Deploy all four contracts on both chains from ``devnet_key("deployer")``.
+
+    * the relay verifier is ``devnet_key("relay")`` (funded with ETH on both chains);
+    * relay fees go to ``devnet_key("relay-fees")``;
+    * side: the whole NCT supply is minted to the side relay (it pays out deposits);
+    * home: the supply is minted to the deployer (who funds users), and
+      ``home_relay_liquidity`` of it is moved to the home relay (it pays out withdrawals).
+    """
+    cfg = config or CommunityConfig()
+    home_contracts = deploy_chain(home, cfg, home=True)
+    side_contracts = deploy_chain(side, cfg, home=False)
+    return Community(
+        home=home_contracts,
+        side=side_contracts,
+        relay_verifier=devnet_address("relay"),
+        deployer=devnet_address("deployer"),
+        fee_wallet=devnet_address("relay-fees"),
+    )
+
+
+def fund_account(
+    home: ChainLike,
+    side: ChainLike,
+    community: Community,
+    address: str,
+    *,
+    eth: int,
+    nct_home: int,
+    nct_side: int,
+) -> None:
+    """Give ``address`` ETH on both chains, homechain NCT from the deployer's balance and
+    sidechain NCT minted by the token owner (the deployer)."""
+    key = devnet_key("deployer")
+    if eth:
+        home.fund(address, eth)
+        side.fund(address, eth)
+    if nct_home:
+        token = community.home.nectar_token
+        contract_transact(home, key, token, "NectarToken", "transfer", address, nct_home)
+    if nct_side:
+        contract_transact(side, key, community.side.nectar_token, "NectarToken", "mint", address, nct_side)
+
+
+def register_arbiter(chain: ChainLike, contracts: ChainContracts, address: str) -> None:
+    """Whitelist ``address`` as an arbiter of that chain's BountyRegistry (owner call)."""
+    contract_transact(
+        chain, devnet_key("deployer"), contracts.bounty_registry, "BountyRegistry", "addArbiter", address
+    )

@@ -1,0 +1,464 @@
+"""An embedded, in-process EVM chain for the devnet (py-evm, Cancun rules).
+
+``EmbeddedChain`` behaves like a tiny geth node with instant mining:
+
+* every transaction with the sender's next nonce is mined at once in its own block;
+* a transaction with a future nonce waits in a per-sender queue (like geth's txpool) and is
+  mined as soon as the nonce gap closes;
+* the base fee stays 0, so legacy transactions with ``gasPrice`` 0 are accepted;
+* only EIP-155 replay-protected transactions (or typed ones) signed for this chain id are
+  accepted; rejections raise ``ChainError`` with geth's wording.
+
+All public methods take one internal lock, so the chain can be shared between an asyncio
+thread and executor threads.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import eth_abi
+from eth.chains.base import MiningChain
+from eth.db.atomic import AtomicDB
+from eth.exceptions import Revert, VMError
+from eth.vm.forks.cancun import CancunVM
+from eth.vm.forks.cancun.headers import create_cancun_header_from_parent
+from eth.vm.spoof import SpoofTransaction
+from eth_account import Account
+from eth_utils import keccak, to_canonical_address, to_checksum_address
+
+__all__ = [
+    "ChainError",
+    "EmbeddedChain",
+    "Log",
+    "Receipt",
+    "decode_revert_reason",
+]
+
+_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+_FAUCET_BALANCE = 10**36
+_MAX_QUEUED_PER_SENDER = 64
+_REPLACEMENT_BUMP_PERCENT = 10
+
+
+@dataclass(frozen=True)
+class Log:
+    address: str  # checksum address of the emitting contract
+    topics: list[bytes]  # 32 bytes each
+    data: bytes
+    block_number: int
+    tx_hash: bytes
+    log_index: int  # position in the block
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tx_hash: bytes
+    block_number: int
+    block_hash: bytes
+    status: int  # 1 success, 0 failure (reverted or out of gas)
+    gas_used: int
+    logs: list[Log]
+    to: str | None
+    sender: str
+    contract_address: str | None = None  # set for a successful contract creation
+
+
+class ChainError(Exception):
+    """A refused transaction or a failed call.
+
+    ``message`` uses geth's wording ("nonce too low", "known transaction: <hash>", ...).
+    For a reverted ``call`` it is ``"execution reverted: <reason>"`` (or ``"execution reverted"``),
+    ``reason`` holds the decoded ``Error(string)`` and ``data`` the raw revert data.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None, data: bytes = b"") -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.data = data
+
+
+def decode_revert_reason(data: bytes) -> str | None:
+    """Decode ``Error(string)`` revert data; None for anything else."""
+    if len(data) < 4 or data[:4] != _ERROR_SELECTOR:
+        return None
+    try:
+        (reason,) = eth_abi.decode(["string"], data[4:])
+    except Exception:
+        return None
+    return str(reason)
+
+
+def _make_vm_class(gas_limit: int) -> type[CancunVM]:
+    """Cancun rules with a fixed block gas limit and a base fee pinned to 0."""
+
+    def create_header_from_parent(parent_header: Any, **header_params: Any) -> Any:
+        header_params.pop("base_fee_per_gas", None)
+        if parent_header is not None:
+            header_params.setdefault("gas_limit", gas_limit)
+            header = create_cancun_header_from_parent(parent_header, **header_params)
+        else:
+            header = create_cancun_header_from_parent(None, base_fee_per_gas=0, **header_params)
+        return header.copy(base_fee_per_gas=0)
+
+    def validate_gas(cls: Any, header: Any, parent_header: Any) -> None:
+        if header.gas_limit != parent_header.gas_limit:
+            raise VMError("gas limit changed")
+
+    return type(
+        "DevnetVM",
+        (CancunVM,),
+        {
+            "create_header_from_parent": staticmethod(create_header_from_parent),
+            "validate_gas": classmethod(validate_gas),
+        },
+    )
+
+
+@dataclass
+class _Queued:
+    tx: Any
+    raw: bytes
+
+
+@dataclass
+class _SenderQueue:
+    by_nonce: dict[int, _Queued] = field(default_factory=dict)
+
+
+class EmbeddedChain:
+    """An in-process chain with instant mining; see the module docstring."""
+
+    def __init__(self, chain_id: int, *, gas_limit: int = 50_000_000) -> None:
+        self.chain_id = chain_id
+        self._gas_limit = gas_limit
+        self._lock = threading.RLock()
+        self._faucet_key = keccak(b"polyswarm-kit devnet faucet " + str(chain_id).encode())
+        faucet = to_canonical_address(Account.from_key(self._faucet_key).address)
+
+        vm_class = _make_vm_class(gas_limit)
+        chain_class = MiningChain.configure(
+            __name__="DevnetChain",
+            vm_configuration=((0, vm_class),),
+            chain_id=chain_id,
+        )
+        genesis_params = {
+            "difficulty": 0,
+            "gas_limit": gas_limit,
+            "timestamp": int(time.time()),
+            "coinbase": b"\x00" * 20,
+            "extra_data": b"polyswarm-kit devnet",
+        }
+        genesis_state = {faucet: {"balance": _FAUCET_BALANCE, "nonce": 0, "code": b"", "storage": {}}}
+        self._chain = chain_class.from_genesis(AtomicDB(), genesis_params, genesis_state)
+
+        self._receipts: dict[bytes, Receipt] = {}
+        self._revert_reasons: dict[bytes, str | None] = {}
+        self._logs_by_block: dict[int, list[Log]] = {}
+        self._log_blocks: list[int] = []  # ascending block numbers that have logs
+        self._queues: dict[bytes, _SenderQueue] = {}
+        self._queued_hashes: set[bytes] = set()
+
+    # ------------------------------------------------------------------ blocks
+
+    def block_number(self) -> int:
+        with self._lock:
+            return int(self._chain.get_canonical_head().block_number)
+
+    def block_hash(self, number: int) -> bytes:
+        with self._lock:
+            if number < 0 or number > self.block_number():
+                raise ChainError(f"unknown block {number}")
+            return bytes(self._chain.get_canonical_block_hash(number))
+
+    def block_timestamp(self, number: int) -> int:
+        with self._lock:
+            if number < 0 or number > self.block_number():
+                raise ChainError(f"unknown block {number}")
+            return int(self._chain.get_canonical_block_header_by_number(number).timestamp)
+
+    def block_gas_limit(self) -> int:
+        return self._gas_limit
+
+    def _refresh_timestamp(self) -> None:
+        parent = self._chain.get_canonical_head()
+        ts = max(parent.timestamp + 1, int(time.time()))
+        self._chain.header = self._chain.header.copy(timestamp=ts)
+
+    def mine_block(self) -> int:
+        """Mine an empty block now and return its number."""
+        with self._lock:
+            self._refresh_timestamp()
+            block = self._chain.mine_block()
+            return int(block.number)
+
+    # ------------------------------------------------------------------ state
+
+    def _state(self) -> Any:
+        return self._chain.get_vm(self._chain.get_canonical_head()).state
+
+    def eth_balance(self, address: str) -> int:
+        with self._lock:
+            return int(self._state().get_balance(to_canonical_address(address)))
+
+    def get_code(self, address: str) -> bytes:
+        with self._lock:
+            return bytes(self._state().get_code(to_canonical_address(address)))
+
+    def get_nonce(self, address: str, *, pending: bool = False) -> int:
+        with self._lock:
+            addr = to_canonical_address(address)
+            nonce = int(self._state().get_nonce(addr))
+            if pending:
+                queue = self._queues.get(addr)
+                while queue is not None and nonce in queue.by_nonce:
+                    nonce += 1
+            return nonce
+
+    def pending_nonces(self, address: str) -> list[int]:
+        with self._lock:
+            queue = self._queues.get(to_canonical_address(address))
+            return sorted(queue.by_nonce) if queue else []
+
+    # ------------------------------------------------------------------ transactions
+
+    def send_raw_transaction(self, raw: bytes) -> bytes:
+        """Validate, then mine at once (next nonce) or queue (future nonce). Returns the tx hash."""
+        with self._lock:
+            tx = self._decode(raw)
+            tx_hash = bytes(tx.hash)
+            sender = bytes(tx.sender)
+            if tx_hash in self._receipts or tx_hash in self._queued_hashes:
+                raise ChainError(f"known transaction: {tx_hash.hex()}")
+            state = self._state()
+            state_nonce = int(state.get_nonce(sender))
+            if tx.nonce < state_nonce:
+                raise ChainError("nonce too low")
+            if tx.gas > self._gas_limit:
+                raise ChainError("exceeds block gas limit")
+            if tx.gas < tx.intrinsic_gas:
+                raise ChainError("intrinsic gas too low")
+            if not self._can_pay(state, sender, tx):
+                raise ChainError("insufficient funds for gas * price + value")
+            if tx.nonce > state_nonce:
+                self._enqueue(sender, tx, raw)
+                return tx_hash
+            self._mine_tx(tx)
+            self._release_queued(sender)
+            return tx_hash
+
+    def _decode(self, raw: bytes) -> Any:
+        try:
+            tx = self._chain.get_vm().get_transaction_builder().decode(bytes(raw))
+        except Exception as exc:
+            raise ChainError(f"invalid transaction: {exc}") from exc
+        try:
+            chain_id = tx.chain_id
+            _ = tx.sender
+        except Exception as exc:
+            raise ChainError("invalid sender") from exc
+        if chain_id is None:
+            raise ChainError("only replay-protected (EIP-155) transactions allowed over RPC")
+        if chain_id != self.chain_id:
+            raise ChainError("invalid sender")
+        return tx
+
+    @staticmethod
+    def _can_pay(state: Any, sender: bytes, tx: Any) -> bool:
+        cost = tx.gas * tx.max_fee_per_gas + tx.value
+        return bool(state.get_balance(sender) >= cost)
+
+    def _enqueue(self, sender: bytes, tx: Any, raw: bytes) -> None:
+        queue = self._queues.setdefault(sender, _SenderQueue())
+        old = queue.by_nonce.get(tx.nonce)
+        if old is not None:
+            old_price = old.tx.max_fee_per_gas
+            new_price = tx.max_fee_per_gas
+            threshold = old_price * (100 + _REPLACEMENT_BUMP_PERCENT) // 100
+            if new_price <= old_price or new_price < threshold:
+                raise ChainError("replacement transaction underpriced")
+            self._queued_hashes.discard(bytes(old.tx.hash))
+        elif len(queue.by_nonce) >= _MAX_QUEUED_PER_SENDER:
+            raise ChainError("txpool is full")
+        queue.by_nonce[tx.nonce] = _Queued(tx=tx, raw=raw)
+        self._queued_hashes.add(bytes(tx.hash))
+
+    def _release_queued(self, sender: bytes) -> None:
+        queue = self._queues.get(sender)
+        while queue is not None and queue.by_nonce:
+            state = self._state()
+            nonce = int(state.get_nonce(sender))
+            # drop anything stale (cannot normally happen)
+            for stale in [n for n in queue.by_nonce if n < nonce]:
+                self._queued_hashes.discard(bytes(queue.by_nonce.pop(stale).tx.hash))
+            item = queue.by_nonce.pop(nonce, None)
+            if item is None:
+                break
+            self._queued_hashes.discard(bytes(item.tx.hash))
+            if not self._can_pay(state, sender, item.tx):
+                continue  # dropped, like a txpool would; the nonce gap stays
+            try:
+                self._mine_tx(item.tx)
+            except ChainError:
+                continue
+        if queue is not None and not queue.by_nonce:
+            self._queues.pop(sender, None)
+
+    def _mine_tx(self, tx: Any) -> Receipt:
+        self._refresh_timestamp()
+        try:
+            import_result, receipts, computations = self._chain.mine_all([tx])
+        except Exception as exc:  # validation problems py-evm found that we did not
+            raise ChainError(f"invalid transaction: {exc}") from exc
+        block = import_result.imported_block
+        raw_receipt = receipts[0]
+        computation = computations[0]
+        tx_hash = bytes(tx.hash)
+        number = int(block.number)
+        logs = [
+            Log(
+                address=to_checksum_address(entry.address),
+                topics=[int(t).to_bytes(32, "big") for t in entry.topics],
+                data=bytes(entry.data),
+                block_number=number,
+                tx_hash=tx_hash,
+                log_index=i,
+            )
+            for i, entry in enumerate(raw_receipt.logs)
+        ]
+        sender = to_checksum_address(tx.sender)
+        status = 0 if computation.is_error else 1
+        contract_address = None
+        if not tx.to:
+            if status == 1:
+                contract_address = to_checksum_address(computation.msg.storage_address)
+        receipt = Receipt(
+            tx_hash=tx_hash,
+            block_number=number,
+            block_hash=bytes(block.hash),
+            status=status,
+            gas_used=int(raw_receipt.gas_used),
+            logs=logs,
+            to=to_checksum_address(tx.to) if tx.to else None,
+            sender=sender,
+            contract_address=contract_address,
+        )
+        self._receipts[tx_hash] = receipt
+        if computation.is_error:
+            error = computation.error
+            data = bytes(error.args[0]) if isinstance(error, Revert) and error.args else b""
+            self._revert_reasons[tx_hash] = decode_revert_reason(data)
+        if logs:
+            self._logs_by_block[number] = logs
+            self._log_blocks.append(number)
+        return receipt
+
+    def get_receipt(self, tx_hash: bytes) -> Receipt | None:
+        with self._lock:
+            return self._receipts.get(bytes(tx_hash))
+
+    def revert_reason(self, tx_hash: bytes) -> str | None:
+        with self._lock:
+            return self._revert_reasons.get(bytes(tx_hash))
+
+    def transact(self, private_key: bytes, to: str | None, data: bytes, value: int = 0) -> Receipt:
+        """Sign with ``private_key`` (next pending nonce, gasPrice 0), mine and return the receipt.
+
+        ``to=None`` deploys ``data`` as init code; see ``Receipt.contract_address``.
+        A reverted transaction is returned with ``status == 0``; nothing is raised.
+        """
+        with self._lock:
+            account = Account.from_key(private_key)
+            tx: dict[str, Any] = {
+                "nonce": self.get_nonce(account.address, pending=True),
+                "gasPrice": 0,
+                "gas": self._gas_limit,
+                "value": value,
+                "data": bytes(data),
+                "chainId": self.chain_id,
+            }
+            if to is not None:
+                tx["to"] = to_checksum_address(to)
+            signed = account.sign_transaction(tx)
+            tx_hash = self.send_raw_transaction(bytes(signed.raw_transaction))
+            receipt = self._receipts.get(tx_hash)
+            if receipt is None:  # pragma: no cover - only if the key has a nonce gap
+                raise ChainError("transaction queued behind a nonce gap")
+            return receipt
+
+    def fund(self, address: str, wei: int) -> None:
+        """Send ``wei`` ETH from the built-in faucet to ``address`` (one mined block)."""
+        receipt = self.transact(self._faucet_key, address, b"", wei)
+        if receipt.status != 1:  # pragma: no cover
+            raise ChainError("faucet transfer failed")
+
+    # ------------------------------------------------------------------ reading
+
+    def call(self, to: str, data: bytes, *, sender: str | None = None, block: int | None = None) -> bytes:
+        """eth_call against the state after ``block`` (default: latest).
+
+        As in geth, the code runs with ``block.number`` equal to that block's number, so a
+        transaction sent now sees ``block.number + 1``. Raises ChainError on revert.
+        """
+        with self._lock:
+            if block is None:
+                header = self._chain.get_canonical_head()
+            else:
+                if block < 0 or block > self.block_number():
+                    raise ChainError(f"unknown block {block}")
+                header = self._chain.get_canonical_block_header_by_number(block)
+            vm = self._chain.get_vm(header)
+            from_ = to_canonical_address(sender) if sender else b"\x00" * 20
+            unsigned = vm.create_unsigned_transaction(
+                nonce=vm.state.get_nonce(from_),
+                gas_price=0,
+                gas=self._gas_limit,
+                to=to_canonical_address(to),
+                value=0,
+                data=bytes(data),
+            )
+            spoofed = SpoofTransaction(unsigned, from_=from_)
+            # Like geth's eth_call: the state after block N, executed with block.number == N.
+            state = vm.build_state(self._chain.chaindb.db, header, vm.chain_context, vm.previous_hashes)
+            snapshot = state.snapshot()
+            try:
+                computation = state.costless_execute_transaction(spoofed)
+            finally:
+                state.revert(snapshot)
+            try:
+                computation.raise_if_error()
+                return bytes(computation.output)
+            except Revert as exc:
+                raw = bytes(exc.args[0]) if exc.args else b""
+                reason = decode_revert_reason(raw)
+                message = f"execution reverted: {reason}" if reason is not None else "execution reverted"
+                raise ChainError(message, reason=reason, data=raw) from exc
+            except VMError as exc:
+                raise ChainError(str(exc) or type(exc).__name__) from exc
+
+    def get_logs(
+        self,
+        from_block: int,
+        to_block: int,
+        *,
+        address: str | None = None,
+        topic0: bytes | None = None,
+    ) -> list[Log]:
+        with self._lock:
+            want_address = to_checksum_address(address) if address else None
+            lo = bisect.bisect_left(self._log_blocks, from_block)
+            hi = bisect.bisect_right(self._log_blocks, to_block)
+            out: list[Log] = []
+            for number in self._log_blocks[lo:hi]:
+                for log in self._logs_by_block[number]:
+                    if want_address is not None and log.address != want_address:
+                        continue
+                    if topic0 is not None and (not log.topics or log.topics[0] != topic0):
+                        continue
+                    out.append(log)
+            return out

@@ -1,0 +1,334 @@
+"""The devnet as one object: two chains, the community contracts, funded test accounts, the block ticker,
+the relay daemon, the websocket hubs and the HTTP server.
+
+    async with Devnet(DevnetConfig(port=0, block_time=0.2)) as devnet:
+        print(devnet.url)            # http://127.0.0.1:<port>
+        ...
+
+``start()`` returns once the server answers; ``stop()`` cancels every background task and closes the
+server. The background tasks (per-chain watchers, hubs, ticker, relay) run in one ``TaskGroup`` owned by
+a supervisor task, so one failing task stops them all and the failure is logged, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from polyswarmclient.devnet.artifacts import DEFAULT_MAX_FILE_SIZE, ArtifactStore
+from polyswarmclient.devnet.chainnode import ChainNode
+from polyswarmclient.devnet.relay import RelayDaemon
+from polyswarmclient.devnet.routes_events import EventHub
+from polyswarmclient.devnet.server import ServerContext, create_app
+
+log = logging.getLogger(__name__)
+
+ETHER = 10**18
+NCT = 10**18
+PACKAGED_KEYFILES = Path(__file__).resolve().parent / "keyfiles"
+ARBITER_KEYFILE = "arbiter_keyfile"
+
+
+def default_keyfiles_dir(cwd: Path | None = None) -> Path:
+    """``./keyfiles-testing`` when it exists (a repository checkout), else the copy inside the package."""
+    local = (cwd or Path.cwd()) / "keyfiles-testing"
+    if local.is_dir() and any(local.glob("*_keyfile")):
+        return local
+    return PACKAGED_KEYFILES
+
+
+def keystore_addresses(directory: Path) -> dict[str, str]:
+    """``{file name: checksummed address}`` of every geth keystore in ``directory`` (no password needed)."""
+    from eth_utils import is_address, to_checksum_address
+
+    out: dict[str, str] = {}
+    for path in sorted(directory.iterdir()):
+        if not path.is_file() or path.suffix in (".md", ".txt"):
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        address = data.get("address") if isinstance(data, dict) else None
+        if isinstance(address, str):
+            address = address if address.startswith("0x") else "0x" + address
+            if is_address(address):
+                out[path.name] = to_checksum_address(address)
+    return out
+
+
+@dataclass(frozen=True)
+class DevnetConfig:
+    """Everything ``polyswarmd-devnet`` can be told. ``port=0`` picks a free port."""
+
+    host: str = "127.0.0.1"
+    port: int = 31337
+    block_time: float = 1.0
+    relay_confirmations: int = 3
+    api_keys: tuple[str, ...] = ()
+    keyfiles_dir: Path | None = None
+    extra_accounts: tuple[str, ...] = ()
+    home_rpc: str | None = None
+    side_rpc: str | None = None
+    home_chain_id: int = 1337
+    side_chain_id: int = 1338
+    community: str = "devnet"
+    fund_eth: int = 100 * ETHER
+    fund_nct_home: int = 1_000_000 * NCT
+    fund_nct_side: int = 10_000 * NCT
+    max_artifact_size: int = DEFAULT_MAX_FILE_SIZE
+    artifact_limit: int = 256
+    receipt_timeout_side: float = 10.0
+    receipt_timeout_home: float = 60.0
+    poll_interval: float = 0.5
+    #: ``CommunityConfig`` field overrides (``assertion_reveal_window``, ``arbiter_vote_window``, fees…)
+    community_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+class Devnet:
+    """A running devnet. See the module docstring."""
+
+    def __init__(self, config: DevnetConfig | None = None) -> None:
+        self.config = config or DevnetConfig()
+        self.artifacts = ArtifactStore(
+            max_file_size=self.config.max_artifact_size, max_files=self.config.artifact_limit
+        )
+        self.home: ChainNode
+        self.side: ChainNode
+        self.community: Any = None
+        self.accounts: dict[str, str] = {}
+        self.arbiter: str | None = None
+        self.relay: RelayDaemon | None = None
+        self.context: ServerContext | None = None
+        self.port: int = self.config.port
+        self._runner: web.AppRunner | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Devnet:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        started = time.monotonic()
+        cfg = self.config
+        home_chain, side_chain = await asyncio.to_thread(self._make_chains)
+        self.community = await asyncio.to_thread(self._deploy_and_fund, home_chain, side_chain)
+        self.home = ChainNode("home", home_chain, self.community.home, poll_interval=cfg.poll_interval)
+        self.side = ChainNode("side", side_chain, self.community.side, poll_interval=cfg.poll_interval)
+        hubs = {"home": EventHub(self.home, self.artifacts), "side": EventHub(self.side, self.artifacts)}
+        self.context = ServerContext(
+            home=self.home,
+            side=self.side,
+            artifacts=self.artifacts,
+            community=cfg.community,
+            api_keys=frozenset(cfg.api_keys),
+            hubs=hubs,
+            max_artifact_size=cfg.max_artifact_size,
+            receipt_timeouts={"home": cfg.receipt_timeout_home, "side": cfg.receipt_timeout_side},
+        )
+        from polyswarmclient.devnet.deploy import devnet_key
+
+        self.relay = RelayDaemon(
+            self.home,
+            self.side,
+            devnet_key("relay"),
+            confirmations=cfg.relay_confirmations,
+            ignore_senders=tuple(a for a in (getattr(self.community, "deployer", ""),) if a),
+        )
+        ready = asyncio.Event()
+        self._supervisor = asyncio.create_task(self._supervise(hubs, ready), name="devnet-supervisor")
+        await ready.wait()
+        app = create_app(self.context)
+        app.on_shutdown.append(self._close_sockets)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, cfg.host, cfg.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        log.info("devnet ready on %s in %.1f s", self.url, time.monotonic() - started)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        for node in (getattr(self, "home", None), getattr(self, "side", None)):
+            if node is not None:
+                node.close()
+
+    async def _close_sockets(self, app: web.Application) -> None:
+        if self.context is not None:
+            for hub in self.context.hubs.values():
+                hub.close_all()
+
+    async def _supervise(self, hubs: dict[str, EventHub], ready: asyncio.Event) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.home.watch(), name="watch-home")
+                group.create_task(self.side.watch(), name="watch-side")
+                for name, hub in hubs.items():
+                    group.create_task(hub.run(), name=f"hub-{name}")
+                assert self.relay is not None
+                group.create_task(self.relay.run(), name="relay")
+                group.create_task(self._tick(), name="ticker")
+                await asyncio.sleep(0)  # let the watchers create their conditions
+                ready.set()
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            log.exception("devnet background tasks failed")
+            raise
+
+    async def _tick(self) -> None:
+        """Wall-clock blocks: an empty block every ``block_time`` on each embedded chain."""
+        nodes = [
+            n for n, rpc in ((self.home, self.config.home_rpc), (self.side, self.config.side_rpc)) if not rpc
+        ]
+        if not nodes or self.config.block_time <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + self.config.block_time
+        while True:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at = max(next_at + self.config.block_time, loop.time())
+            for node in nodes:
+                try:
+                    await node.run(node.chain.mine_block, mutating=True)
+                except Exception:
+                    log.exception("%s chain: mining a block failed", node.name)
+
+    # --- setup (runs in a worker thread) -------------------------------------------------------------
+
+    def _make_chains(self) -> tuple[Any, Any]:
+        cfg = self.config
+
+        def make(rpc: str | None, chain_id: int) -> Any:
+            if rpc:
+                from polyswarmclient.devnet.rpc import RpcChain
+
+                return RpcChain(rpc)
+            from polyswarmclient.devnet.evm import EmbeddedChain
+
+            return EmbeddedChain(chain_id)
+
+        return make(cfg.home_rpc, cfg.home_chain_id), make(cfg.side_rpc, cfg.side_chain_id)
+
+    def community_config(self) -> Any:
+        from polyswarmclient.devnet.deploy import CommunityConfig
+
+        known = {f.name for f in fields(CommunityConfig)}
+        unknown = set(self.config.community_overrides) - known
+        if unknown:
+            raise ValueError(f"unknown community settings: {', '.join(sorted(unknown))}")
+        return replace(CommunityConfig(), **self.config.community_overrides)
+
+    def _deploy_and_fund(self, home_chain: Any, side_chain: Any) -> Any:
+        from polyswarmclient.devnet.deploy import deploy_community, fund_account, register_arbiter
+
+        cfg = self.config
+        community = deploy_community(home_chain, side_chain, self.community_config())
+        directory = cfg.keyfiles_dir or default_keyfiles_dir()
+        self.accounts = keystore_addresses(directory) if directory.is_dir() else {}
+        for i, extra in enumerate(cfg.extra_accounts):
+            self.accounts[f"extra{i}"] = extra
+        for address in self.accounts.values():
+            fund_account(
+                home_chain,
+                side_chain,
+                community,
+                address,
+                eth=cfg.fund_eth,
+                nct_home=cfg.fund_nct_home,
+                nct_side=cfg.fund_nct_side,
+            )
+        self.arbiter = self.accounts.get(ARBITER_KEYFILE)
+        if self.arbiter:
+            register_arbiter(side_chain, community.side, self.arbiter)
+        return community
+
+    # --- conveniences for tests and the CLI ----------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    def ws_url(self, chain: str = "side") -> str:
+        return f"ws://{self.config.host}:{self.port}/events?chain={chain}"
+
+    def node(self, chain: str) -> ChainNode:
+        return self.home if chain == "home" else self.side
+
+    async def mine(self, chain: str = "side", blocks: int = 1) -> int:
+        """Mine ``blocks`` empty blocks now; returns the new head."""
+        node = self.node(chain)
+        head = 0
+        for _ in range(blocks):
+            head = await node.run(node.chain.mine_block, mutating=True)
+        return int(head)
+
+    async def fund(self, address: str, *, eth: int = 0, nct_home: int = 0, nct_side: int = 0) -> None:
+        from polyswarmclient.devnet.deploy import fund_account
+
+        def work() -> None:
+            fund_account(
+                self.home.chain,
+                self.side.chain,
+                self.community,
+                address,
+                eth=eth,
+                nct_home=nct_home,
+                nct_side=nct_side,
+            )
+
+        await asyncio.to_thread(work)  # the chains lock themselves
+        self.home.kick()
+        self.side.kick()
+
+    def describe(self) -> str:
+        """The start-up banner: address, chain ids and contract addresses."""
+        lines = [
+            f"polyswarmd-devnet listening on {self.url}",
+            f"  websocket      {self.ws_url('side')}  (and ?chain=home)",
+            f"  community      {self.config.community}",
+        ]
+        for node in (self.home, self.side):
+            a = node.addresses
+            lines += [
+                f"  {node.name}chain      chain id {node.chain_id}, block {node.head}",
+                f"    NectarToken    {a.nectar_token}",
+                f"    BountyRegistry {a.bounty_registry}",
+                f"    ERC20Relay     {a.erc20_relay}",
+                f"    ArbiterStaking {a.arbiter_staking}",
+            ]
+        lines.append(
+            f"  relay          verifier {self.community.relay_verifier}, "
+            f"{self.config.relay_confirmations} confirmations"
+        )
+        lines.append(f"  block time     {self.config.block_time} s")
+        lines.append(f"  api keys       {'enforced' if self.config.api_keys else 'not required'}")
+        if self.arbiter:
+            lines.append(f"  arbiter        {self.arbiter}")
+        lines.append(f"  funded         {len(self.accounts)} accounts")
+        for name, address in self.accounts.items():
+            lines.append(f"    {address}  {name}")
+        return "\n".join(lines)

@@ -1,0 +1,340 @@
+"""``/bounties…`` routes (spec §2.5): parameters, paging, post/assert/reveal/vote/settle, reads, metadata."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from polyswarmclient.devnet.artifacts import ArtifactError, is_valid_hash
+from polyswarmclient.devnet.chainnode import ChainNode
+from polyswarmclient.devnet.logs import ARTIFACT_TYPES
+from polyswarmclient.devnet.metadata import (
+    is_valid_metadata,
+    parse_posted,
+    resolve_assertion_metadata,
+    resolve_bounty_dict_metadata,
+)
+from polyswarmclient.devnet.server import (
+    CTX,
+    GUID_PATTERN,
+    ApiFailure,
+    add_route,
+    bool_list_field,
+    build_transactions,
+    chain_scope,
+    decimal_field,
+    invalid_json,
+    json_body,
+    ok,
+    require_object,
+)
+from polyswarmclient.eth import abi
+from polyswarmclient.eth.bloom import bloom_words
+from polyswarmclient.eth.commitment import commitment as make_commitment
+from polyswarmclient.eth.commitment import new_nonce
+from polyswarmclient.wire.bits import bools_to_int, int_to_bools, popcount
+from polyswarmclient.wire.models import BountyParameters
+
+REGISTRY = "BountyRegistry"
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+MAX_PAGES = 3
+
+
+def _guid(request: web.Request) -> uuid.UUID:
+    return uuid.UUID(request.match_info["guid"])
+
+
+async def _parameters(node: ChainNode) -> BountyParameters:
+    async def get(name: str) -> int:
+        return int(await node.call(REGISTRY, name))
+
+    return BountyParameters(
+        bounty_fee=await get("bountyFee"),
+        assertion_fee=await get("assertionFee"),
+        bounty_amount_minimum=await get("BOUNTY_AMOUNT_MINIMUM"),
+        assertion_bid_minimum=await get("ASSERTION_BID_ARTIFACT_MINIMUM"),
+        assertion_bid_maximum=await get("ASSERTION_BID_ARTIFACT_MAXIMUM"),
+        arbiter_lookback_range=await get("ARBITER_LOOKBACK_RANGE"),
+        max_duration=await get("MAX_DURATION"),
+        assertion_reveal_window=await get("assertionRevealWindow"),
+        arbiter_vote_window=await get("arbiterVoteWindow"),
+    )
+
+
+async def parameters(request: web.Request) -> web.Response:
+    node, _account = chain_scope(request)
+    return ok((await _parameters(node)).to_json())
+
+
+async def list_bounties(request: web.Request) -> web.Response:
+    node, _account = chain_scope(request)
+    page_size = int(await node.call(REGISTRY, "PAGE_SIZE"))
+    try:
+        page = int(request.query.get("page", "0"))
+        count = int(request.query.get("count", str(page_size)))
+    except ValueError:
+        raise ApiFailure(400, f"Count must be a multiple of page size {page_size}") from None
+    if page < 0 or count <= 0 or count % page_size or count // page_size > MAX_PAGES:
+        raise ApiFailure(400, f"Count must be a multiple of page size {page_size}")
+    pages = count // page_size
+    guids: list[str] = []
+    for index in range(page * pages, page * pages + pages):
+        chunk = await node.call(REGISTRY, "getBountyGuids", index)
+        if not chunk:
+            break
+        guids.extend(str(uuid.UUID(int=g)) for g in chunk)
+    return ok(guids)
+
+
+async def post_bounty(request: web.Request) -> web.Response:
+    node, account = chain_scope(request)
+    ctx = request.app[CTX]
+    body = require_object(await json_body(request), ["amount", "uri", "duration", "artifact_type"])
+    amount = decimal_field(body, "amount")
+    uri = body["uri"]
+    if not isinstance(uri, str) or not 1 <= len(uri) <= 100:
+        raise invalid_json(f"{uri!r} is not a string of 1-100 characters for 'uri'")
+    duration = body["duration"]
+    if isinstance(duration, bool) or not isinstance(duration, int) or duration < 1:
+        raise invalid_json(f"{duration!r} is not an integer of at least 1 for 'duration'")
+    artifact_type = body["artifact_type"]
+    if artifact_type not in ("file", "url"):
+        raise invalid_json(f"{artifact_type!r} is not one of ['file', 'url'] for 'artifact_type'")
+    metadata = body.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, str) or not 1 <= len(metadata) <= 100:
+            raise invalid_json(f"{metadata!r} is not a string of 1-100 characters for 'metadata'")
+        if not is_valid_hash(metadata):
+            raise ApiFailure(400, "Invalid bounty metadata URI (should be IPFS hash)")
+    if not is_valid_hash(uri):
+        raise ApiFailure(400, "Invalid artifact URI (should be IPFS hash)")
+    try:
+        links = ctx.artifacts.ls(uri)
+    except ArtifactError:
+        raise ApiFailure(500, "Failed to check artifact uri") from None
+    num_artifacts = len(links)
+    params = await _parameters(node)
+    if amount < params.bounty_amount_minimum * num_artifacts:
+        raise ApiFailure(400, "Invalid bounty amount")
+    guid = uuid.uuid4()
+    bloom = bloom_words(link_hash for _name, link_hash in links)
+    type_id = {name: code for code, name in ARTIFACT_TYPES.items()}[artifact_type]
+    calls = [
+        ("NectarToken", abi.APPROVE.encode(node.addresses.bounty_registry, amount + params.bounty_fee)),
+        (
+            REGISTRY,
+            abi.POST_BOUNTY.encode(
+                guid.int, type_id, amount, uri, num_artifacts, duration, bloom, metadata or ""
+            ),
+        ),
+    ]
+    return ok({"transactions": await build_transactions(request, node, account, calls)})
+
+
+async def _bounty_row(node: ChainNode, guid: uuid.UUID) -> dict[str, Any]:
+    return dict(await node.call(REGISTRY, "bountiesByGuid", guid.int))
+
+
+async def get_bounty(request: web.Request) -> web.Response:
+    node, _account = chain_scope(request)
+    ctx = request.app[CTX]
+    guid = _guid(request)
+    row = await _bounty_row(node, guid)
+    if not is_valid_hash(row["artifactURI"]):
+        raise ApiFailure(400, "Invalid IPFS URI")
+    n = int(row["numArtifacts"])
+    return ok(
+        {
+            "guid": str(guid),
+            "artifact_type": ARTIFACT_TYPES.get(int(row["artifactType"]), str(row["artifactType"])),
+            "author": row["author"],
+            "amount": str(row["amount"]),
+            "uri": row["artifactURI"],
+            "num_artifacts": n,
+            "expiration": int(row["expirationBlock"]),
+            "assigned_arbiter": row["assignedArbiter"],
+            "quorum_reached": bool(row["quorumReached"]),
+            "quorum_reached_block": int(row["quorumBlock"]),
+            "quorum_mask": int_to_bools(int(row["quorumMask"]), n),
+            "metadata": resolve_bounty_dict_metadata(ctx.artifacts, row["metadata"]),
+        }
+    )
+
+
+def _bid_list(body: dict[str, Any]) -> list[int]:
+    bids = body.get("bid")
+    if not isinstance(bids, list) or len(bids) > 256:
+        raise invalid_json(f"{bids!r} is not a list of at most 256 decimal strings for 'bid'")
+    out = []
+    for b in bids:
+        if not isinstance(b, str) or not b.isascii() or not b.isdigit() or not 1 <= len(b) <= 100:
+            raise invalid_json(f"{b!r} does not match '^\\d+$' in 'bid'")
+        out.append(int(b))
+    return out
+
+
+async def post_assertion(request: web.Request) -> web.Response:
+    node, account = chain_scope(request)
+    guid = _guid(request)
+    body = require_object(await json_body(request), ["bid", "mask"])
+    bids = _bid_list(body)
+    mask = bools_to_int(bool_list_field(body, "mask"))
+    if len(bids) != popcount(mask):
+        raise ApiFailure(400, "bid_portions must be equal in length to the number of true mask values")
+    nonce: int | None = None
+    if "commitment" in body:
+        commitment = decimal_field(body, "commitment")
+    elif "verdicts" in body:
+        verdicts = bools_to_int(bool_list_field(body, "verdicts"))
+        nonce = new_nonce()
+        commitment = make_commitment(nonce, verdicts, account)
+    else:
+        raise invalid_json("'commitment' or 'verdicts' is a required property")
+    fee = int(await node.call(REGISTRY, "assertionFee"))
+    calls = [
+        ("NectarToken", abi.APPROVE.encode(node.addresses.bounty_registry, sum(bids) + fee)),
+        (REGISTRY, abi.POST_ASSERTION.encode(guid.int, bids, mask, commitment)),
+    ]
+    result: dict[str, Any] = {"transactions": await build_transactions(request, node, account, calls)}
+    if nonce is not None:
+        result["nonce"] = nonce
+    return ok(result)
+
+
+async def reveal(request: web.Request) -> web.Response:
+    node, account = chain_scope(request)
+    guid = _guid(request)
+    index = int(request.match_info["index"])
+    body = require_object(await json_body(request), ["nonce", "verdicts", "metadata"])
+    nonce = decimal_field(body, "nonce")
+    verdicts = bools_to_int(bool_list_field(body, "verdicts"))
+    metadata = body["metadata"]
+    if not isinstance(metadata, str) or len(metadata) > 1024:
+        raise invalid_json(f"{metadata!r} is not a string of at most 1024 characters for 'metadata'")
+    calls = [(REGISTRY, abi.REVEAL_ASSERTION.encode(guid.int, index, nonce, verdicts, metadata))]
+    return ok({"transactions": await build_transactions(request, node, account, calls)})
+
+
+async def vote(request: web.Request) -> web.Response:
+    node, account = chain_scope(request)
+    guid = _guid(request)
+    body = require_object(await json_body(request), ["votes", "valid_bloom"])
+    votes = bools_to_int(bool_list_field(body, "votes"))
+    valid_bloom = body["valid_bloom"]
+    if not isinstance(valid_bloom, bool):
+        raise invalid_json(f"{valid_bloom!r} is not of type 'boolean' for 'valid_bloom'")
+    calls = [(REGISTRY, abi.VOTE_ON_BOUNTY.encode(guid.int, votes, valid_bloom))]
+    return ok({"transactions": await build_transactions(request, node, account, calls)})
+
+
+async def settle(request: web.Request) -> web.Response:
+    node, account = chain_scope(request)
+    guid = _guid(request)
+    calls = [(REGISTRY, abi.SETTLE_BOUNTY.encode(guid.int))]
+    return ok({"transactions": await build_transactions(request, node, account, calls)})
+
+
+async def _assertion(
+    request: web.Request, node: ChainNode, guid: uuid.UUID, index: int, n: int
+) -> dict[str, Any]:
+    row = await node.call(REGISTRY, "assertionsByGuid", guid.int, index)
+    bids = await node.call(REGISTRY, "getBids", guid.int, index)
+    return {
+        "author": row["author"],
+        "bid": [str(b) for b in bids],
+        "mask": int_to_bools(int(row["mask"]), n),
+        "commitment": str(row["commitment"]),
+        "nonce": str(row["nonce"]),
+        "verdicts": int_to_bools(int(row["verdicts"]), n),
+        "metadata": resolve_assertion_metadata(request.app[CTX].artifacts, row["metadata"]),
+    }
+
+
+async def list_assertions(request: web.Request) -> web.Response:
+    node, _account = chain_scope(request)
+    guid = _guid(request)
+    n = int((await _bounty_row(node, guid))["numArtifacts"])
+    count = int(await node.call(REGISTRY, "getNumberOfAssertions", guid.int))
+    out = []
+    for i in range(count):
+        item = await _assertion(request, node, guid, i, n)
+        if item["nonce"] == "0":
+            item["verdicts"] = [None] * n
+        out.append(item)
+    return ok(out)
+
+
+async def get_assertion(request: web.Request) -> web.Response:
+    node, _account = chain_scope(request)
+    guid = _guid(request)
+    index = int(request.match_info["index"])
+    count = int(await node.call(REGISTRY, "getNumberOfAssertions", guid.int))
+    if not 0 <= index < count:
+        raise ApiFailure(404, "Assertion not found")
+    n = int((await _bounty_row(node, guid))["numArtifacts"])
+    return ok(await _assertion(request, node, guid, index, n))
+
+
+async def _vote(node: ChainNode, guid: uuid.UUID, index: int, n: int) -> dict[str, Any]:
+    row = await node.call(REGISTRY, "votesByGuid", guid.int, index)
+    return {
+        "voter": row["author"],
+        "votes": int_to_bools(int(row["votes"]), n),
+        "valid_bloom": bool(row["validBloom"]),
+    }
+
+
+async def list_votes(request: web.Request) -> web.Response:
+    node, _account = chain_scope(request)
+    guid = _guid(request)
+    n = int((await _bounty_row(node, guid))["numArtifacts"])
+    count = int(await node.call(REGISTRY, "getNumberOfVotes", guid.int))
+    return ok([await _vote(node, guid, i, n) for i in range(count)])
+
+
+async def get_vote(request: web.Request) -> web.Response:
+    node, _account = chain_scope(request)
+    guid = _guid(request)
+    index = int(request.match_info["index"])
+    count = int(await node.call(REGISTRY, "getNumberOfVotes", guid.int))
+    if not 0 <= index < count:
+        raise ApiFailure(404, "Vote not found")
+    n = int((await _bounty_row(node, guid))["numArtifacts"])
+    return ok(await _vote(node, guid, index, n))
+
+
+async def bloom(request: web.Request) -> web.Response:
+    node, _account = chain_scope(request)
+    guid = _guid(request)
+    words = [int(await node.call(REGISTRY, "bloomByGuid", guid.int, i)) for i in range(8)]
+    return ok({"bloom": words})
+
+
+async def post_metadata(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    value = parse_posted(await json_body(request))
+    if not is_valid_metadata(value):
+        raise ApiFailure(400, "Invalid metadata")
+    content = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    return ok(ctx.artifacts.add_file(content))
+
+
+def register(app: web.Application) -> None:
+    g = GUID_PATTERN
+    add_route(app, "GET", "/bounties/parameters", parameters)
+    add_route(app, "POST", "/bounties/metadata", post_metadata)
+    add_route(app, "GET", "/bounties", list_bounties)
+    add_route(app, "POST", "/bounties", post_bounty)
+    add_route(app, "GET", f"/bounties/{g}", get_bounty)
+    add_route(app, "GET", f"/bounties/{g}/bloom", bloom)
+    add_route(app, "POST", f"/bounties/{g}/settle", settle)
+    add_route(app, "POST", f"/bounties/{g}/vote", vote)
+    add_route(app, "GET", f"/bounties/{g}/votes", list_votes)
+    add_route(app, "GET", f"/bounties/{g}/votes/{{index:\\d+}}", get_vote)
+    add_route(app, "POST", f"/bounties/{g}/assertions", post_assertion)
+    add_route(app, "GET", f"/bounties/{g}/assertions", list_assertions)
+    add_route(app, "GET", f"/bounties/{g}/assertions/{{index:\\d+}}", get_assertion)
+    add_route(app, "POST", f"/bounties/{g}/assertions/{{index:\\d+}}/reveal", reveal)

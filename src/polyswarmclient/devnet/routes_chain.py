@@ -1,0 +1,198 @@
+"""``/status``, ``/syncing``, ``/nonce``, ``/pending`` and ``/transactions`` (spec §2.2, §2.3)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from aiohttp import web
+
+from polyswarmclient.devnet.chainnode import ChainNode
+from polyswarmclient.devnet.logs import transaction_events
+from polyswarmclient.devnet.server import (
+    AUTHENTICATED,
+    CTX,
+    ApiFailure,
+    add_route,
+    chain_scope,
+    fail,
+    invalid_json,
+    json_body,
+    ok,
+    require_object,
+)
+from polyswarmclient.eth import abi
+from polyswarmclient.eth.rawtx import DecodedTransaction, decode_raw_transaction
+
+MAX_TRANSACTIONS = 10
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_TX_HASH = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+
+
+async def _chain_status(node: ChainNode) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(2):
+            block = await node.run(node.chain.block_number)
+    except Exception:
+        return {"reachable": False}
+    return {"reachable": True, "syncing": False, "block": int(block)}
+
+
+async def status(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    result: dict[str, Any] = {
+        "community": ctx.community,
+        "home": await _chain_status(ctx.home),
+        "side": await _chain_status(ctx.side),
+        "artifact_services": {"ipfs": {"reachable": True}},
+    }
+    if ctx.auth_enforced:
+        result["auth"] = {"reachable": True}
+    return ok(result)
+
+
+async def syncing(request: web.Request) -> web.Response:
+    chain_scope(request)
+    return ok(False)
+
+
+async def nonce(request: web.Request) -> web.Response:
+    node, account = chain_scope(request)
+    pending = "ignore_pending" not in request.query
+    return ok(int(await node.run(node.chain.get_nonce, account, pending=pending)))
+
+
+async def pending(request: web.Request) -> web.Response:
+    node, account = chain_scope(request)
+    nonces = await node.run(node.chain.pending_nonces, account)
+    return ok([str(n) for n in nonces])
+
+
+def _is_withdrawal(request: web.Request, tx: DecodedTransaction) -> bool:
+    """The one transaction an anonymous caller may post: NCT ``transfer`` to the side relay (spec §2.1)."""
+    side = request.app[CTX].side
+    if tx.to is None or tx.to.lower() != side.addresses.nectar_token.lower():
+        return False
+    if tx.value != 0 or tx.chain_id != side.chain_id:
+        return False
+    try:
+        args = abi.TRANSFER.decode(tx.data)
+    except ValueError:
+        return False
+    return bool(args["to"].lower() == side.addresses.erc20_relay.lower() and args["value"] > 0)
+
+
+async def _submit(request: web.Request, node: ChainNode, account: str, raw_hex: str) -> dict[str, Any]:
+    from polyswarmclient.devnet.evm import ChainError
+
+    try:
+        raw = bytes.fromhex(raw_hex)
+        tx = decode_raw_transaction(raw)
+    except ValueError as exc:
+        return {"is_error": True, "message": f"Invalid transaction: {exc}"}
+    tx_hash = "0x" + tx.tx_hash.hex()
+    if tx.sender != account:
+        return {
+            "is_error": True,
+            "message": f"Invalid transaction sender for tx {tx_hash}: expected {account} got {tx.sender}",
+        }
+    if node.kind_of(tx.to) is None:
+        return {"is_error": True, "message": f"Invalid transaction recipient for tx {tx_hash}: {tx.to}"}
+    if not request[AUTHENTICATED] and not _is_withdrawal(request, tx):
+        return {
+            "is_error": True,
+            "message": f"Unauthorized transaction {tx_hash}: without an API key only a withdrawal "
+            "(an NCT transfer to the sidechain relay) may be posted",
+        }
+    try:
+        await node.run(node.chain.send_raw_transaction, raw, mutating=True)
+    except ChainError as exc:
+        return {"is_error": True, "message": f"Invalid transaction error for tx {tx_hash}: {exc}"}
+    return {"is_error": False, "message": tx_hash}
+
+
+async def post_transactions(request: web.Request) -> web.Response:
+    node, account = chain_scope(request)
+    body = require_object(await json_body(request), ["transactions"])
+    txs = body["transactions"]
+    if not isinstance(txs, list):
+        raise invalid_json(f"{txs!r} is not of type 'array'")
+    if len(txs) > MAX_TRANSACTIONS:
+        raise invalid_json(f"{txs!r} is too long")
+    for item in txs:
+        if not isinstance(item, str) or not _HEX.match(item):
+            raise invalid_json(f"{item!r} does not match '^[0-9a-fA-F]+$'")
+    if not request[AUTHENTICATED] and len(txs) != 1:
+        raise ApiFailure(403, "Posting multiple transactions requires an API key")
+    results = [await _submit(request, node, account, item) for item in txs]
+    if any(r["is_error"] for r in results):
+        return fail(results, 400)
+    return ok(results)
+
+
+async def _wait_mined(node: ChainNode, tx_hash: bytes, limit: float) -> Any:
+    """The receipt once the tx is mined and one more block is on top, or ``None`` on timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while True:
+        receipt = await node.run(node.chain.get_receipt, tx_hash)
+        if receipt is not None and node.head >= receipt.block_number + 1:
+            return receipt
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return None
+        target = receipt.block_number + 1 if receipt is not None else node.head + 1
+        await node.wait_for_head(target, min(remaining, 0.25 if receipt is None else remaining))
+
+
+async def get_transactions(request: web.Request) -> web.Response:
+    node, _account = chain_scope(request)
+    ctx = request.app[CTX]
+    body = require_object(await json_body(request), ["transactions"])
+    hashes = body["transactions"]
+    if not isinstance(hashes, list):
+        raise invalid_json(f"{hashes!r} is not of type 'array'")
+    if len(hashes) > MAX_TRANSACTIONS:
+        raise invalid_json(f"{hashes!r} is too long")
+    for item in hashes:
+        if not isinstance(item, str) or not _TX_HASH.match(item):
+            raise invalid_json(f"{item!r} is not a transaction hash")
+    timeout = ctx.receipt_timeouts.get(node.name, 10.0)
+    merged: dict[str, Any] = {}
+    errors: list[str] = []
+    for item in hashes:
+        tx_hash = bytes.fromhex(item.removeprefix("0x"))
+        shown = "0x" + tx_hash.hex()
+        receipt = await _wait_mined(node, tx_hash, timeout)
+        if receipt is None:
+            errors.append(f"transaction {shown}: timeout during wait for receipt")
+            continue
+        if receipt.status != 1:
+            reason = await node.run(node.chain.revert_reason, tx_hash)
+            if reason:
+                errors.append(
+                    f"transaction {shown}: transaction failed at block {receipt.block_number}, "
+                    f"error: {reason}"
+                )
+            else:
+                errors.append(
+                    f"transaction {shown}: transaction failed at block {receipt.block_number}, "
+                    "check parameters"
+                )
+            continue
+        for key, items in transaction_events(node, receipt.logs).items():
+            merged.setdefault(key, []).extend(items)
+    merged["errors"] = errors
+    if errors:
+        return fail(merged, 400)
+    return ok(merged)
+
+
+def register(app: web.Application) -> None:
+    add_route(app, "GET", "/status", status)
+    add_route(app, "GET", "/syncing", syncing)
+    add_route(app, "GET", "/nonce", nonce)
+    add_route(app, "GET", "/pending", pending)
+    add_route(app, "POST", "/transactions", post_transactions)
+    add_route(app, "GET", "/transactions", get_transactions)

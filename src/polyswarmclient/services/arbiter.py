@@ -1,0 +1,560 @@
+"""The devnet arbiter: keeps its stake, votes ground truth on every bounty, and settles.
+
+Pure core (tested without I/O): :func:`vote_status`, :func:`settle_due`, :func:`decide_votes`,
+:func:`bloom_is_valid` and :func:`stake_shortfall`. The shell is :class:`Arbiter`: one TaskGroup
+owns an event consumer per chain and every per-bounty action; each action has its own error
+boundary, so one bad bounty never stops the arbiter.
+
+Timeline of one bounty (``E`` expiration, ``R`` reveal window, ``V`` vote window; spec §5.2):
+
+* on ``NewBounty``: list the artifacts, fetch and scan each one, recompute the bloom;
+* on the first block ``> E+R`` (while a vote mined in the next block still lands before ``E+R+V``):
+  vote, unless an artifact could not be fetched or scanned (then it declines, and says why);
+* on the first block ``>= E+R+V``: settle (arbiters may not settle earlier, even after quorum).
+
+State is in memory only: an arbiter restarted mid-bounty does not vote or settle that bounty again.
+On start and after every websocket re-connect it catches up on recent bounties whose vote is still
+possible, so bounties posted while it was away are not lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+from polyswarmclient.abstractscanner import call_scan, maybe_await
+from polyswarmclient.amounts import format_amount
+from polyswarmclient.artifacts import ArtifactType
+from polyswarmclient.errors import InsufficientFunds, PolyswarmError, ScanError, TransportError
+from polyswarmclient.eth.bloom import bloom_value, from_words
+from polyswarmclient.services.lifecycle import Shutdown
+from polyswarmclient.services.supervision import first_error, opened, sleep_unless, wait_first
+from polyswarmclient.transport.stream import Reconnected
+from polyswarmclient.wire.events import Block, Event, NewBounty, QuorumReached, SettledBounty
+from polyswarmclient.wire.models import Bounty, BountyParameters, StakingParameters
+
+log = logging.getLogger("arbiter")
+
+#: How many of the newest bounties a catch-up looks at.
+CATCH_UP_WINDOW = 256
+
+
+# --- pure core ------------------------------------------------------------------------------------
+
+
+class VoteStatus(enum.Enum):
+    EARLY = "early"  # reveal window still open
+    OPEN = "open"  # vote now
+    MISSED = "missed"  # a vote sent now would land after the window
+
+
+def vote_status(block: int, expiration: int, reveal_window: int, vote_window: int) -> VoteStatus:
+    """Where ``block`` (the newest block seen) stands for a vote on a bounty expiring at ``expiration``.
+
+    A transaction sent now is mined in ``block + 1`` at the earliest, and the contract takes votes
+    mined in ``[E+R, E+R+V)``. Like polyswarm-client we wait for the first block past ``E+R``.
+    """
+    opens = expiration + reveal_window
+    closes = opens + vote_window
+    if block + 1 >= closes:
+        return VoteStatus.MISSED
+    if block <= opens:
+        return VoteStatus.EARLY
+    return VoteStatus.OPEN
+
+
+def settle_due(block: int, expiration: int, reveal_window: int, vote_window: int) -> bool:
+    """An arbiter may settle once a block at or past ``E+R+V`` exists (quorum does not help arbiters)."""
+    return block >= expiration + reveal_window + vote_window
+
+
+def decide_votes(verdicts: Sequence[bool | None]) -> list[bool] | None:
+    """One malicious/benign vote per artifact, or None when any artifact has no verdict."""
+    if not verdicts or any(v is None for v in verdicts):
+        return None
+    return [bool(v) for v in verdicts]
+
+
+def bloom_is_valid(onchain_words: Sequence[int], artifact_hashes: Sequence[str]) -> bool:
+    """Does the bounty's on-chain bloom equal the one rebuilt from its artifact listing (spec §5.7)?"""
+    if len(onchain_words) != 8:
+        return False
+    return from_words(onchain_words) == bloom_value(artifact_hashes)
+
+
+def stake_shortfall(current: int, params: StakingParameters) -> int:
+    """NCT-wei to deposit so the stake reaches ``minimum_stake`` (0 when it already does)."""
+    return max(0, params.minimum_stake - current)
+
+
+# --- the service ------------------------------------------------------------------------------------
+
+
+class ArbiterClient(Protocol):
+    """What the arbiter needs from :class:`polyswarmclient.client.facade.PolyswarmClient`."""
+
+    @property
+    def address(self) -> str: ...
+    async def bounty_parameters(self, chain: str = ..., *, refresh: bool = ...) -> BountyParameters: ...
+    async def staking_parameters(self, chain: str) -> StakingParameters: ...
+    def apply_event(self, event: Event) -> Any: ...
+    async def block_number(self, chain: str) -> int: ...
+    async def get_bounty(self, guid: str, chain: str) -> Bounty: ...
+    def iter_bounty_guids(self, chain: str) -> Any: ...
+    async def list_artifacts(self, uri: str) -> list[tuple[str, str]]: ...
+    async def fetch_artifact(self, uri: str, index: int) -> bytes | None: ...
+    async def nct_balance(self, chain: str, address: str | None = ...) -> int: ...
+    async def staking_balance(
+        self, chain: str = ..., *, withdrawable: bool = ..., address: str | None = ...
+    ) -> int: ...
+    async def stake_deposit(self, amount: int, chain: str = ...) -> Any: ...
+    async def vote(self, guid: str, votes: list[bool], valid_bloom: bool, chain: str = ...) -> Any: ...
+    async def settle(self, guid: str, chain: str = ...) -> Any: ...
+    def events(self, chain: str) -> Any: ...
+
+
+class Scanner(Protocol):
+    """Any scan backend: an :class:`~polyswarmclient.abstractscanner.AbstractScanner` or a 1.x-style object.
+
+    ``setup()``/``teardown()`` are optional and called by :meth:`Arbiter.run`.
+    """
+
+    def scan(self, *args: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ArbiterSettings:
+    chains: tuple[str, ...] = ("side",)
+    #: N > 0: take part in N bounties, exit once each is settled (or declined); errors become fatal.
+    testing: int = 0
+    #: Look for recent bounties still open for a vote on start and after every re-connect.
+    catch_up: bool = True
+    #: Outside testing mode, how often to re-check the NCT balance before giving up on staking.
+    stake_retries: int = 10
+    #: First delay between those checks (doubles, capped at a minute).
+    retry_delay: float = 5.0
+
+
+class Phase(enum.Enum):
+    SCANNING = "scanning"
+    READY = "ready"  # verdicts known, waiting for the vote window
+    VOTING = "voting"
+    VOTED = "voted"
+    SETTLING = "settling"
+    SETTLED = "settled"
+    DECLINED = "declined"  # will not vote (artifact missing, window missed, vote failed)
+
+
+FINAL = (Phase.SETTLED, Phase.DECLINED)
+
+
+@dataclass
+class BountyState:
+    guid: str
+    chain: str
+    expiration: int
+    uri: str
+    phase: Phase = Phase.SCANNING
+    votes: list[bool] | None = None
+    valid_bloom: bool = False
+    reason: str = ""
+
+
+@dataclass
+class ArbiterReport:
+    """What a run did; returned by :meth:`Arbiter.run`."""
+
+    voted: list[str] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)
+    declined: dict[str, str] = field(default_factory=dict)
+
+
+class Arbiter:
+    """``await Arbiter(client, backend, settings).run(shutdown)``; embeddable next to other services."""
+
+    def __init__(
+        self, client: ArbiterClient, backend: Scanner, settings: ArbiterSettings | None = None
+    ) -> None:
+        self.client = client
+        self.backend = backend
+        self.settings = settings or ArbiterSettings()
+        self.bounties: dict[str, BountyState] = {}
+        self.report = ArbiterReport()
+        self._latest_block: dict[str, int] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        self._actions: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()  # stop taking new bounties
+        self._finished = asyncio.Event()  # testing target reached
+        self._idle = asyncio.Event()
+        self._bloom_warned = False
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def run(self, shutdown: Shutdown) -> ArbiterReport:
+        """Stake, then vote and settle until ``shutdown`` (or, with ``testing=N``, N bounties are done)."""
+        setup = getattr(self.backend, "setup", None)
+        if setup is not None and await maybe_await(setup()) is False:
+            raise ScanError(
+                f"the arbiter backend {type(self.backend).__name__} refused to start (setup() failed)"
+            )
+        try:
+            return await self._run(shutdown)
+        finally:
+            teardown = getattr(self.backend, "teardown", None)
+            if teardown is not None:
+                await maybe_await(teardown())
+
+    async def _run(self, shutdown: Shutdown) -> ArbiterReport:
+        for chain in self.settings.chains:
+            await self.ensure_stake(chain, shutdown)
+        self._idle.set()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                consumers = [
+                    tg.create_task(self._consume(chain), name=f"arbiter-events-{chain}")
+                    for chain in self.settings.chains
+                ]
+                watcher = tg.create_task(self._watch(shutdown), name="arbiter-shutdown")
+                if self.settings.catch_up:
+                    for chain in self.settings.chains:
+                        self._spawn(partial(self.catch_up, chain), f"catch-up {chain}")
+                await wait_first(self._stop, self._finished)
+                if not self._finished.is_set():
+                    await self._drain(shutdown.grace)
+                for task in (*consumers, watcher, *self._actions):
+                    task.cancel()
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
+        finally:
+            self._tg = None
+        self._log_unfinished()
+        if self.settings.testing and self.report.declined and self._finished.is_set():
+            reasons = "; ".join(f"{guid}: {why}" for guid, why in self.report.declined.items())
+            raise PolyswarmError(f"the arbiter declined {len(self.report.declined)} bounty(ies): {reasons}")
+        return self.report
+
+    async def _watch(self, shutdown: Shutdown) -> None:
+        await shutdown.wait()
+        log.info("arbiter stopping: %s; no new bounties are taken", shutdown.reason or "stop requested")
+        self._stop.set()
+
+    async def _drain(self, grace: float) -> None:
+        pending = [b for b in self.bounties.values() if b.phase not in FINAL]
+        if not pending and not self._actions:
+            return
+        log.info("waiting up to %.0f s for %d unfinished bounty(ies)", grace, len(pending))
+        try:
+            await asyncio.wait_for(self._idle.wait(), grace)
+        except TimeoutError:
+            pass
+
+    def _log_unfinished(self) -> None:
+        for state in self.bounties.values():
+            if state.phase not in FINAL:
+                log.warning(
+                    "bounty %s left %s: this arbiter will not vote on or settle it",
+                    state.guid,
+                    state.phase.value,
+                )
+
+    # --- staking --------------------------------------------------------------------------------
+
+    async def ensure_stake(self, chain: str, shutdown: Shutdown | None = None) -> None:
+        """Deposit the shortfall up to ``minimum_stake``; a clear error when the wallet cannot pay it."""
+        params = await self.client.staking_parameters(chain)
+        current = await self.client.staking_balance(chain)
+        shortfall = stake_shortfall(current, params)
+        if shortfall == 0:
+            log.info(
+                "stake on %s is %s NCT (minimum %s)",
+                chain,
+                format_amount(current),
+                format_amount(params.minimum_stake),
+            )
+            return
+        delay = self.settings.retry_delay
+        attempts = 0 if self.settings.testing else self.settings.stake_retries
+        while True:
+            balance = await self.client.nct_balance(chain)
+            if balance >= shortfall:
+                break
+            message = (
+                f"arbiter {self.client.address} needs {format_amount(shortfall)} NCT on {chain} to reach "
+                f"the minimum stake of {format_amount(params.minimum_stake)} NCT "
+                f"(staked: {format_amount(current)}), but holds "
+                f"only {format_amount(balance)} NCT; fund it (e.g. `balancemanager deposit`) and start again"
+            )
+            if attempts <= 0:
+                raise InsufficientFunds(message)
+            attempts -= 1
+            log.error("%s; checking again in %.0f s", message, delay)
+            if await self._pause(delay, shutdown):
+                raise InsufficientFunds(message)
+            delay = min(delay * 2, 60.0)
+        log.info("staking %s NCT on %s to reach the minimum stake", format_amount(shortfall), chain)
+        await self.client.stake_deposit(shortfall, chain)
+
+    async def _pause(self, seconds: float, shutdown: Shutdown | None) -> bool:
+        """Sleep; True when a stop was requested meanwhile (before the TaskGroup's watcher runs)."""
+        if shutdown is None:
+            return await sleep_unless(self._stop, seconds)
+        try:
+            await asyncio.wait_for(shutdown.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    # --- events ---------------------------------------------------------------------------------
+
+    async def _consume(self, chain: str) -> None:
+        async with opened(self.client.events(chain)) as stream:
+            async for event in stream:
+                try:
+                    self.client.apply_event(event)
+                    self.dispatch(event)
+                except Exception:  # one bad event never stops the arbiter
+                    log.exception("could not handle %s event %s", chain, type(event).__name__)
+        if not self._stop.is_set() and not self._finished.is_set():
+            raise TransportError(f"the {chain} event stream ended unexpectedly")
+
+    def dispatch(self, event: Event) -> None:
+        """Route one event. Every branch is idempotent (events repeat after re-connects)."""
+        match event:
+            case NewBounty():
+                self.on_bounty(
+                    event.guid, event.chain, event.expiration, event.uri, event.artifact_type, event.metadata
+                )
+            case Block(number=number):
+                self.on_block(event.chain, number)
+            case QuorumReached(bounty_guid=guid) if guid in self.bounties:
+                log.info("bounty %s reached quorum", guid)
+            case SettledBounty(bounty_guid=guid, settler=settler) if guid in self.bounties:
+                log.debug("bounty %s settled by %s", guid, settler)
+            case Reconnected():
+                log.warning(
+                    "%s event stream re-connected; catching up on bounties posted meanwhile", event.chain
+                )
+                if self.settings.catch_up:
+                    self._spawn(partial(self.catch_up, event.chain), f"catch-up {event.chain}")
+            case _:
+                pass
+
+    def _accepting(self) -> bool:
+        if self._stop.is_set():
+            return False
+        return not (self.settings.testing and len(self.bounties) >= self.settings.testing)
+
+    def on_bounty(
+        self, guid: str, chain: str, expiration: int, uri: str, artifact_type: Any, metadata: Any
+    ) -> None:
+        if guid in self.bounties:
+            return
+        if chain not in self.settings.chains:
+            return
+        if not self._accepting():
+            log.debug("ignoring bounty %s (not taking new bounties)", guid)
+            return
+        state = BountyState(guid=guid, chain=chain, expiration=expiration, uri=uri)
+        self.bounties[guid] = state
+        self._idle.clear()
+        log.info("new bounty %s on %s, expires at block %d", guid, chain, expiration)
+        self._spawn(partial(self._assess, state, artifact_type, metadata), guid, state)
+
+    def on_block(self, chain: str, number: int) -> None:
+        if number <= self._latest_block.get(chain, -1):
+            return
+        self._latest_block[chain] = number
+        if any(s.chain == chain and s.phase in (Phase.READY, Phase.VOTED) for s in self.bounties.values()):
+            self._spawn(partial(self._advance, chain, number), f"block {number}")
+
+    async def _advance(self, chain: str, number: int) -> None:
+        params = await self.client.bounty_parameters(chain)
+        r, v = params.assertion_reveal_window, params.arbiter_vote_window
+        for state in list(self.bounties.values()):
+            if state.chain != chain:
+                continue
+            if state.phase is Phase.READY:
+                status = vote_status(number, state.expiration, r, v)
+                if status is VoteStatus.OPEN:
+                    state.phase = Phase.VOTING
+                    self._spawn(partial(self._vote, state), state.guid, state)
+                elif status is VoteStatus.MISSED:
+                    self._decline(
+                        state,
+                        f"vote window missed (block {number}, window closes at {state.expiration + r + v})",
+                    )
+            elif state.phase is Phase.VOTED and settle_due(number, state.expiration, r, v):
+                state.phase = Phase.SETTLING
+                self._spawn(partial(self._settle, state), state.guid, state)
+
+    # --- per-bounty actions -------------------------------------------------------------------------
+
+    async def _assess(self, state: BountyState, artifact_type: Any, metadata: Any) -> None:
+        listing = await self.client.list_artifacts(state.uri)
+        if not listing:
+            self._decline(state, f"artifact URI {state.uri} lists no artifacts")
+            return
+        per_artifact = metadata if isinstance(metadata, list) and len(metadata) == len(listing) else None
+        verdicts = await asyncio.gather(
+            *(
+                self._scan_one(state, i, artifact_type, per_artifact[i] if per_artifact else None)
+                for i in range(len(listing))
+            )
+        )
+        votes = decide_votes(verdicts)
+        if votes is None:
+            missing = [str(i) for i, v in enumerate(verdicts) if v is None]
+            self._decline(state, f"artifact(s) {', '.join(missing)} could not be fetched or scanned")
+            return
+        state.votes = votes
+        state.valid_bloom = await self._check_bloom(state, [h for _, h in listing])
+        if state.phase is Phase.SCANNING:
+            state.phase = Phase.READY
+            log.info("bounty %s: votes %s, valid bloom %s", state.guid, votes, state.valid_bloom)
+            latest = self._latest_block.get(state.chain)
+            if latest is not None:
+                await self._advance(state.chain, latest)
+
+    async def _scan_one(
+        self, state: BountyState, index: int, artifact_type: Any, metadata: Any
+    ) -> bool | None:
+        try:
+            content = await self.client.fetch_artifact(state.uri, index)
+        except PolyswarmError as exc:
+            log.error("bounty %s: cannot fetch artifact %d: %s", state.guid, index, exc)
+            return None
+        if content is None:
+            log.error("bounty %s: artifact %d of %s could not be fetched", state.guid, index, state.uri)
+            return None
+        try:
+            kind = ArtifactType.coerce(artifact_type or "file")
+            result = await call_scan(self.backend.scan, state.guid, kind, content, metadata, state.chain)
+        except Exception as exc:
+            log.error(
+                "bounty %s: the backend failed on artifact %d: %s: %s",
+                state.guid,
+                index,
+                type(exc).__name__,
+                exc,
+            )
+            return None
+        if not result.bit:
+            log.error("bounty %s: the backend gave no verdict for artifact %d", state.guid, index)
+            return None
+        return bool(result.verdict)
+
+    async def _check_bloom(self, state: BountyState, hashes: list[str]) -> bool:
+        """True only when the on-chain bloom could be read and matches the listing."""
+        get_bloom = getattr(self.client, "get_bloom", None)
+        if get_bloom is None:
+            if not self._bloom_warned:
+                self._bloom_warned = True
+                log.warning("this client cannot read bounty blooms; voting valid_bloom=False (unchecked)")
+            return False
+        try:
+            words = await get_bloom(state.guid, state.chain)
+        except PolyswarmError as exc:
+            log.warning("bounty %s: cannot read its bloom (%s); voting valid_bloom=False", state.guid, exc)
+            return False
+        valid = bloom_is_valid(list(words), hashes)
+        if not valid:
+            log.warning("bounty %s: the on-chain bloom does not match its artifacts", state.guid)
+        return valid
+
+    async def _vote(self, state: BountyState) -> None:
+        assert state.votes is not None
+        log.info("voting on bounty %s: %s (valid bloom %s)", state.guid, state.votes, state.valid_bloom)
+        await self.client.vote(state.guid, state.votes, state.valid_bloom, state.chain)
+        state.phase = Phase.VOTED
+        self.report.voted.append(state.guid)
+
+    async def _settle(self, state: BountyState) -> None:
+        log.info("settling bounty %s", state.guid)
+        await self.client.settle(state.guid, state.chain)
+        state.phase = Phase.SETTLED
+        self.report.settled.append(state.guid)
+        self._finish(state)
+
+    def _decline(self, state: BountyState, reason: str) -> None:
+        log.error("giving up bounty %s: %s", state.guid, reason)
+        state.phase = Phase.DECLINED
+        state.reason = reason
+        self.report.declined[state.guid] = reason
+        self._finish(state)
+
+    def _finish(self, state: BountyState) -> None:
+        if all(s.phase in FINAL for s in self.bounties.values()):
+            self._idle.set()
+        if self.settings.testing:
+            done = sum(1 for s in self.bounties.values() if s.phase in FINAL)
+            if done >= self.settings.testing:
+                log.info("testing: %d bounty(ies) done; stopping", done)
+                self._finished.set()
+
+    # --- catch-up -------------------------------------------------------------------------------
+
+    async def catch_up(self, chain: str) -> None:
+        """Take up recent bounties this arbiter never saw whose vote is still possible."""
+        recent: deque[str] = deque(maxlen=CATCH_UP_WINDOW)
+        guids = self.client.iter_bounty_guids(chain)
+        if hasattr(guids, "__aiter__"):
+            async for guid in guids:
+                recent.append(guid)
+        else:
+            recent.extend(await maybe_await(guids))
+        unseen = [g for g in recent if g not in self.bounties]
+        if not unseen:
+            return
+        block = await self.client.block_number(chain)
+        params = await self.client.bounty_parameters(chain)
+        self._latest_block[chain] = max(self._latest_block.get(chain, -1), block)
+        for guid in unseen:
+            if guid in self.bounties or not self._accepting():
+                continue
+            bounty = await self.client.get_bounty(guid, chain)
+            status = vote_status(
+                block, bounty.expiration, params.assertion_reveal_window, params.arbiter_vote_window
+            )
+            if status is VoteStatus.MISSED:
+                continue
+            log.info("catching up on bounty %s", guid)
+            self.on_bounty(guid, chain, bounty.expiration, bounty.uri, bounty.artifact_type, bounty.metadata)
+
+    # --- task ownership -------------------------------------------------------------------------
+
+    def _spawn(
+        self, work: Callable[[], Awaitable[None]], label: str, state: BountyState | None = None
+    ) -> None:
+        """Run ``work`` in the service's TaskGroup behind a per-bounty error boundary."""
+        assert self._tg is not None, "Arbiter.run() owns the tasks"
+        task = self._tg.create_task(self._guarded(work, label, state))
+        self._actions.add(task)
+        task.add_done_callback(self._actions.discard)
+
+    async def _guarded(
+        self, work: Callable[[], Awaitable[None]], label: str, state: BountyState | None
+    ) -> None:
+        """The per-bounty error boundary: log, give the bounty up, keep the arbiter running.
+
+        In testing mode every error is fatal instead, so a broken run exits non-zero.
+        """
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, PolyswarmError):
+                log.error("%s: %s", label, exc)
+            else:
+                log.exception("%s: unexpected error", label)
+            if state is not None and state.phase not in FINAL:
+                self._decline(state, f"{type(exc).__name__}: {exc}")
+            if self.settings.testing:
+                raise

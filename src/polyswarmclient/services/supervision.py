@@ -1,0 +1,59 @@
+"""Small helpers the devnet roles share for owning tasks and stopping cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first leaf of a (possibly nested) exception group, so a TaskGroup failure surfaces as itself.
+
+    A ``PolyswarmError`` raised in a service task keeps its type (and so its exit code) this way.
+    """
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
+async def wait_first(*events: asyncio.Event) -> None:
+    """Wait until any of ``events`` is set."""
+    if any(event.is_set() for event in events):
+        return
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+async def sleep_unless(event: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds`` unless ``event`` is set first. True when the event cut the sleep short."""
+    if event.is_set():
+        return True
+    if seconds <= 0:
+        return False
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+@contextlib.asynccontextmanager
+async def opened(stream: Any) -> AsyncIterator[Any]:
+    """Enter ``stream`` when it is an async context manager (the facade's ``EventStream``), else use it."""
+    if hasattr(stream, "__aenter__"):
+        async with stream as entered:
+            yield entered if entered is not None else stream
+    else:
+        try:
+            yield stream
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()

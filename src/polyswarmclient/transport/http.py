@@ -1,0 +1,327 @@
+"""REST transport: the only module that speaks HTTP (aiohttp) to polyswarmd.
+
+One :class:`aiohttp.ClientSession` for the client's whole life. Every status code and every aiohttp
+exception becomes a package exception here, and nowhere else:
+
+* 401 -> :class:`Unauthorized` (fatal; retrying cannot help);
+* 429 -> every request of this transport pauses (one shared gate) with jittered backoff, then the
+  request is retried; after ``rate_limit_retries`` pauses -> :class:`RateLimited`. A 429 means the
+  gateway refused the request, so retrying is safe for any method;
+* connection refused / DNS / connect timeout (the request never left) -> retried for any method;
+* 5xx and broken connections after the request was sent -> retried only for idempotent requests
+  (GETs, and POSTs the caller marks idempotent such as transaction *building*, which signs nothing);
+  a non-idempotent request raises :class:`ConnectionLost` instead (``POST /transactions`` callers
+  re-post the same signed bytes and rely on ``known transaction``);
+* retries are bounded and use capped, jittered backoff; then :class:`ConnectionFailed`, whose message
+  names the address and the flags to check.
+
+JSON envelopes are parsed by :func:`polyswarmclient.wire.envelope.parse_body`. The API key is sent as
+``Authorization: <key>`` only when one is set, and never appears in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiohttp
+
+from polyswarmclient.errors import ConnectionFailed, ConnectionLost, RateLimited, Unauthorized
+from polyswarmclient.transport.address import PolyswarmdAddress
+from polyswarmclient.transport.backoff import Backoff
+from polyswarmclient.wire.envelope import parse_body
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+RETRYABLE_STATUS: Final = frozenset({500, 502, 503, 504})
+
+
+class _NoBody:
+    def __repr__(self) -> str:
+        return "NO_BODY"
+
+
+#: Marker for "send no JSON body" (``None`` would send ``null``).
+NO_BODY: Final = _NoBody()
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Timeouts (seconds) and retry policy."""
+
+    connect_timeout: float = 10.0
+    #: Most calls answer quickly.
+    request_timeout: float = 30.0
+    #: ``GET /transactions`` blocks up to 10 s (side) / 60 s (home) per hash, one after another.
+    receipt_timeout: float = 300.0
+    #: ``POST /artifacts`` may carry many megabytes.
+    upload_timeout: float = 300.0
+    #: Extra attempts after the first one, for retryable failures.
+    max_retries: int = 4
+    retry_base: float = 0.5
+    retry_cap: float = 8.0
+    #: The shared pause after a 429 starts near this and doubles up to ``rate_limit_cap``.
+    rate_limit_base: float = 2.0
+    rate_limit_cap: float = 30.0
+    rate_limit_retries: int = 6
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One part of a multipart upload."""
+
+    filename: str
+    content: bytes
+
+
+class HttpTransport:
+    """Talks REST to one polyswarmd. Use ``async with`` (or :meth:`open`/:meth:`close`)."""
+
+    def __init__(
+        self,
+        address: PolyswarmdAddress,
+        api_key: str | None = None,
+        settings: HttpSettings | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.address = address
+        self.settings = settings or HttpSettings()
+        self._headers: dict[str, str] = {"Authorization": api_key} if api_key else {}
+        self._rng = rng or random.Random()
+        self._session: aiohttp.ClientSession | None = None
+        self._rate_backoff = Backoff(
+            self.settings.rate_limit_base, self.settings.rate_limit_cap, rng=self._rng
+        )
+        self._resume_at = 0.0
+
+    def __repr__(self) -> str:
+        key = "set" if self._headers else "none"
+        return f"HttpTransport({self.address.base}, api_key={key})"
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self._headers)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout(self.settings.request_timeout))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> HttpTransport:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- the calls ------------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = NO_BODY,
+        idempotent: bool | None = None,
+        time_limit: float | None = None,
+    ) -> Any:
+        """Send one request and return the envelope's ``result`` (or raise)."""
+        status, body = await self._exchange(
+            method, path, params=params, json=json, idempotent=idempotent, time_limit=time_limit
+        )
+        return parse_body(status, body, what=f"{method} {path}")
+
+    async def fetch_bytes(self, path: str, *, params: Mapping[str, str] | None = None) -> bytes | None:
+        """A raw-bytes route (``GET /artifacts/<uri>/<i>``): the body on HTTP 200, else ``None``."""
+        status, body = await self._exchange("GET", path, params=params)
+        if status == 200:
+            return body
+        log.debug("GET %s answered HTTP %d; treating it as no content", path, status)
+        return None
+
+    async def status_of(self, method: str, path: str, *, params: Mapping[str, str] | None = None) -> int:
+        """Only the status code (``OPTIONS /wallets/`` server-type probe)."""
+        status, _ = await self._exchange(method, path, params=params)
+        return status
+
+    async def upload(
+        self, path: str, files: Sequence[Upload], *, params: Mapping[str, str] | None = None
+    ) -> Any:
+        """ONE multipart POST with every file as a part named ``file``; returns ``result``."""
+        if not files:
+            raise ValueError("nothing to upload")
+
+        def form() -> aiohttp.FormData:
+            data = aiohttp.FormData()
+            for item in files:
+                data.add_field(
+                    "file", item.content, filename=item.filename, content_type="application/octet-stream"
+                )
+            return data
+
+        status, body = await self._exchange(
+            "POST", path, params=params, form=form, idempotent=True, time_limit=self.settings.upload_timeout
+        )
+        return parse_body(status, body, what=f"POST {path}")
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _timeout(self, total: float) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=total, sock_connect=self.settings.connect_timeout)
+
+    async def _wait_for_gate(self) -> None:
+        loop = asyncio.get_running_loop()
+        # A loop, not an Event: another 429 may push the deadline further while we sleep.
+        while (wait := self._resume_at - loop.time()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(wait)
+
+    def _pause_everything(self, retry_after: str | None, what: str) -> None:
+        delay = self._rate_backoff.delay()
+        if retry_after is not None:
+            try:
+                delay = max(delay, min(float(retry_after), self.settings.rate_limit_cap))
+            except ValueError:
+                pass
+        loop = asyncio.get_running_loop()
+        resume = loop.time() + delay
+        if resume > self._resume_at:
+            self._resume_at = resume
+            log.warning(
+                "rate limited (HTTP 429 on %s); pausing all requests to %s for %.1f s",
+                what,
+                self.address,
+                delay,
+            )
+
+    def _unauthorized(self, what: str) -> Unauthorized:
+        if self._headers:
+            return Unauthorized(
+                f"polyswarmd at {self.address} refused the API key (HTTP 401 on {what}). "
+                "Check --api-key (API_KEY): it must be a valid key for this community"
+            )
+        return Unauthorized(
+            f"polyswarmd at {self.address} requires an API key (HTTP 401 on {what}). "
+            "Pass --api-key or set API_KEY"
+        )
+
+    def _unreachable(self, what: str, exc: BaseException, attempts: int) -> ConnectionFailed:
+        return ConnectionFailed(
+            f"cannot reach polyswarmd at {self.address} ({what}: {_describe(exc)}; {attempts} attempt(s)). "
+            "Check that it is running and that --polyswarmd-addr (POLYSWARMD_ADDR) is right; "
+            "a server speaking plain http needs --insecure-transport"
+        )
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = NO_BODY,
+        form: Callable[[], aiohttp.FormData] | None = None,
+        idempotent: bool | None = None,
+        time_limit: float | None = None,
+    ) -> tuple[int, bytes]:
+        if self._session is None:
+            raise RuntimeError("the HTTP transport is not open; use `async with PolyswarmClient(...)`")
+        method = method.upper()
+        what = f"{method} {path}"
+        url = self.address.url(path)
+        safe_to_repeat = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        client_timeout = self._timeout(time_limit or self.settings.request_timeout)
+        backoff = Backoff(self.settings.retry_base, self.settings.retry_cap, rng=self._rng)
+        failures = 0
+        rate_limited = 0
+        while True:
+            await self._wait_for_gate()
+            kwargs: dict[str, Any] = {
+                "params": dict(params or {}),
+                "headers": self._headers,
+                "timeout": client_timeout,
+            }
+            if json is not NO_BODY:
+                kwargs["json"] = json
+            if form is not None:
+                kwargs["data"] = form()
+            problem: BaseException
+            try:
+                async with self._session.request(method, url, **kwargs) as response:
+                    body = await response.read()
+                    status = response.status
+                    retry_after = response.headers.get("Retry-After")
+            except aiohttp.ClientSSLError as exc:
+                raise ConnectionFailed(
+                    f"TLS with polyswarmd at {self.address} failed ({what}: {_describe(exc)}). "
+                    "If the server speaks plain http, pass --insecure-transport; "
+                    "otherwise check its certificate"
+                ) from exc
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                problem = exc  # the request never left: safe to repeat whatever the method
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                if not safe_to_repeat:
+                    raise ConnectionLost(
+                        f"the connection to polyswarmd at {self.address} broke during {what} "
+                        f"({_describe(exc)}); the server may or may not have acted on it"
+                    ) from exc
+                problem = exc
+            else:
+                if status == 401:
+                    raise self._unauthorized(what)
+                if status == 429:
+                    rate_limited += 1
+                    if rate_limited > self.settings.rate_limit_retries:
+                        raise RateLimited(
+                            f"polyswarmd at {self.address} kept answering HTTP 429 (rate limited) to {what} "
+                            f"after {rate_limited - 1} pauses; lower the request rate or ask the operator "
+                            "for a higher limit"
+                        )
+                    self._pause_everything(retry_after, what)
+                    continue
+                self._rate_backoff.reset()
+                if status in RETRYABLE_STATUS and safe_to_repeat and failures < self.settings.max_retries:
+                    failures += 1
+                    delay = backoff.delay()
+                    log.warning(
+                        "%s answered HTTP %d; retrying in %.1f s (retry %d of %d)",
+                        what,
+                        status,
+                        delay,
+                        failures,
+                        self.settings.max_retries,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                return status, body
+            if failures >= self.settings.max_retries:
+                raise self._unreachable(what, problem, failures + 1) from problem
+            failures += 1
+            delay = backoff.delay()
+            log.warning(
+                "%s to %s failed (%s); retrying in %.1f s (retry %d of %d)",
+                what,
+                self.address,
+                _describe(problem),
+                delay,
+                failures,
+                self.settings.max_retries,
+            )
+            await asyncio.sleep(delay)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name

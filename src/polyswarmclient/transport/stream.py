@@ -1,0 +1,182 @@
+"""The websocket event stream of one chain: an async iterator of typed events that never gives up.
+
+* Messages become :mod:`polyswarmclient.wire.events` values. Unknown event types and malformed
+  messages are logged and skipped; neither ends the stream.
+* ``block`` events are yielded only when their number is greater than every number seen before
+  (the server repeats and skips numbers; spec §3.4), across reconnects too.
+* When the socket closes or cannot be opened, the stream reconnects forever with capped, jittered
+  backoff; the backoff resets after every successful connection. After every successful
+  *re*-connect (not the first connect) it yields :class:`Reconnected`, because polyswarmd replays
+  nothing: whatever happened in between is lost, so consumers re-fetch parameters and catch up.
+* ``aclose()`` (or leaving ``async with``) closes the socket cleanly. Cancelling a pending
+  ``__anext__`` is safe (``recv`` is cancellation-safe) and leaves the stream usable; a consumer task
+  that is cancelled inside ``async with stream:`` therefore closes it cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from dataclasses import dataclass
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from polyswarmclient.errors import MalformedResponse
+from polyswarmclient.transport.backoff import Backoff
+from polyswarmclient.wire.events import Block, Event, UnknownEvent, parse_event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reconnected(Event):
+    """Transport marker: the stream of ``chain`` was re-established after a loss.
+
+    Events emitted while it was down are gone. Re-fetch parameters and catch up (e.g. page
+    ``GET /bounties``) before trusting local state.
+    """
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    backoff_base: float = 1.0
+    backoff_cap: float = 32.0
+    open_timeout: float = 10.0
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    close_timeout: float = 5.0
+    max_message_bytes: int = 16 * 1024 * 1024
+
+
+class EventStream:
+    """``async with EventStream(url, "side") as stream: async for event in stream: ...``"""
+
+    def __init__(
+        self,
+        url: str,
+        chain: str,
+        settings: StreamSettings | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.url = url
+        self.chain = chain
+        self.settings = settings or StreamSettings()
+        self._backoff = Backoff(self.settings.backoff_base, self.settings.backoff_cap, rng=rng)
+        self._ws: ClientConnection | None = None
+        self._connected_before = False
+        self._last_block: int | None = None
+        self._closed = False
+        self._closing = asyncio.Event()
+        self._unknown_seen: set[str] = set()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("open" if self._ws is not None else "connecting")
+        return f"EventStream({self.url}, {state})"
+
+    @property
+    def last_block(self) -> int | None:
+        return self._last_block
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the socket; iteration then ends. Safe to call more than once."""
+        self._closed = True
+        self._closing.set()
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await ws.close()
+
+    async def __anext__(self) -> Event:
+        while True:
+            if self._closed:
+                raise StopAsyncIteration
+            if self._ws is None:
+                await self._connect()
+                if self._closed:
+                    raise StopAsyncIteration
+                if self._connected_before:
+                    return Reconnected(chain=self.chain)
+                self._connected_before = True
+            ws = self._ws
+            assert ws is not None
+            try:
+                raw = await ws.recv()
+            except ConnectionClosed as exc:
+                if self._closed:
+                    raise StopAsyncIteration from None
+                log.warning("event stream %s closed (%s); reconnecting", self.url, exc)
+                self._ws = None
+                continue
+            event = self._parse(raw)
+            if event is not None:
+                return event
+
+    async def _connect(self) -> None:
+        """Open the socket, retrying forever with backoff (a delay precedes every re-connect)."""
+        first_attempt = not self._connected_before
+        while not self._closed:
+            if not first_attempt:
+                delay = self._backoff.delay()
+                log.info("reconnecting to %s in %.1f s", self.url, delay)
+                try:
+                    await asyncio.wait_for(self._closing.wait(), delay)
+                except TimeoutError:
+                    pass
+                if self._closed:
+                    return
+            first_attempt = False
+            try:
+                ws = await connect(
+                    self.url,
+                    open_timeout=self.settings.open_timeout,
+                    ping_interval=self.settings.ping_interval,
+                    ping_timeout=self.settings.ping_timeout,
+                    close_timeout=self.settings.close_timeout,
+                    max_size=self.settings.max_message_bytes,
+                    proxy=None,
+                )
+            except (OSError, TimeoutError, WebSocketException) as exc:
+                log.warning("cannot open event stream %s: %s: %s", self.url, type(exc).__name__, exc)
+                continue
+            if self._closed:  # aclose() ran while we were connecting
+                await ws.close()
+                return
+            self._ws = ws
+            self._backoff.reset()
+            log.info("event stream %s connected", self.url)
+            return
+
+    def _parse(self, raw: str | bytes) -> Event | None:
+        try:
+            message = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            log.warning("skipping a %s event message that is not JSON: %r", self.chain, raw[:120])
+            return None
+        try:
+            event = parse_event(message, self.chain)
+        except MalformedResponse as exc:
+            log.warning("skipping a malformed %s event: %s", self.chain, exc)
+            return None
+        if isinstance(event, UnknownEvent):
+            level = logging.DEBUG if event.name in self._unknown_seen else logging.WARNING
+            self._unknown_seen.add(event.name)
+            log.log(level, "ignoring unknown %s event type %r", self.chain, event.name)
+            return None
+        if isinstance(event, Block):
+            if self._last_block is not None and event.number <= self._last_block:
+                log.debug("dropping %s block %d (already at %d)", self.chain, event.number, self._last_block)
+                return None
+            self._last_block = event.number
+        return event

@@ -1,0 +1,173 @@
+"""EmbeddedChain: automining, nonce queueing, geth-like rejections, revert reasons, calls and logs."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from eth_account import Account
+from eth_utils import keccak
+
+from polyswarmclient.devnet.contracts.compile import load_artifact
+from polyswarmclient.devnet.deploy import NCT, contract_call, encode_call, encode_deploy
+from polyswarmclient.devnet.evm import ChainError, EmbeddedChain
+
+CHAIN_ID = 1338
+KEY = keccak(b"test evm sender")
+SENDER = Account.from_key(KEY).address
+OTHER = Account.from_key(keccak(b"test evm other")).address
+
+
+def _raw(nonce: int, *, to: str = OTHER, value: int = 0, gas: int = 21_000, gas_price: int = 0,
+         chain_id: int = CHAIN_ID, data: bytes = b"", key: bytes = KEY) -> bytes:
+    tx = {"nonce": nonce, "gasPrice": gas_price, "gas": gas, "to": to, "value": value, "data": data,
+          "chainId": chain_id}
+    return bytes(Account.sign_transaction(tx, key).raw_transaction)
+
+
+@pytest.fixture
+def chain() -> EmbeddedChain:
+    return EmbeddedChain(CHAIN_ID)
+
+
+def test_next_nonce_is_mined_immediately_in_its_own_block(chain) -> None:
+    """A tx with the next nonce is mined at once, one block per tx, with a successful receipt."""
+    start = chain.block_number()
+    h = chain.send_raw_transaction(_raw(0))
+    receipt = chain.get_receipt(h)
+    assert receipt is not None and receipt.status == 1 and receipt.block_number == start + 1
+    assert receipt.sender == SENDER and receipt.to == OTHER and receipt.gas_used == 21_000
+    assert receipt.block_hash == chain.block_hash(start + 1)
+    assert chain.get_nonce(SENDER) == 1
+
+
+def test_future_nonce_is_queued_and_released_when_the_gap_closes(chain) -> None:
+    """Future nonces wait in the queue (pending_nonces) and are mined in order once the gap closes."""
+    h2 = chain.send_raw_transaction(_raw(2))
+    h1 = chain.send_raw_transaction(_raw(1))
+    assert chain.get_receipt(h1) is None and chain.get_receipt(h2) is None
+    assert chain.pending_nonces(SENDER) == [1, 2]
+    assert chain.get_nonce(SENDER) == 0 and chain.get_nonce(SENDER, pending=True) == 0
+    h0 = chain.send_raw_transaction(_raw(0))
+    numbers = [chain.get_receipt(h).block_number for h in (h0, h1, h2)]
+    assert numbers == [numbers[0], numbers[0] + 1, numbers[0] + 2]
+    assert chain.pending_nonces(SENDER) == [] and chain.get_nonce(SENDER) == 3
+
+
+def test_known_transaction_and_nonce_too_low(chain) -> None:
+    """Resending a mined or queued tx is 'known transaction: <hash>'; an old nonce is 'nonce too low'."""
+    raw = _raw(0)
+    h = chain.send_raw_transaction(raw)
+    with pytest.raises(ChainError, match=f"known transaction: {h.hex()}"):
+        chain.send_raw_transaction(raw)
+    queued = _raw(5)
+    chain.send_raw_transaction(queued)
+    with pytest.raises(ChainError, match="known transaction"):
+        chain.send_raw_transaction(queued)
+    with pytest.raises(ChainError, match="nonce too low"):
+        chain.send_raw_transaction(_raw(0, value=1))
+
+
+def test_chain_id_is_enforced(chain) -> None:
+    """A tx signed for another chain id is refused as 'invalid sender' and not mined."""
+    with pytest.raises(ChainError) as info:
+        chain.send_raw_transaction(_raw(0, chain_id=1337))
+    assert info.value.message == "invalid sender"
+    assert chain.get_nonce(SENDER) == 0
+
+
+def test_geth_like_rejections(chain) -> None:
+    """Gas above the block limit, gas below intrinsic, unaffordable gas price and underpriced replacements."""
+    with pytest.raises(ChainError, match="exceeds block gas limit"):
+        chain.send_raw_transaction(_raw(0, gas=chain.block_gas_limit() + 1))
+    with pytest.raises(ChainError, match="intrinsic gas too low"):
+        chain.send_raw_transaction(_raw(0, gas=20_000))
+    with pytest.raises(ChainError, match=r"insufficient funds for gas \* price \+ value"):
+        chain.send_raw_transaction(_raw(0, gas_price=10**9))
+    chain.send_raw_transaction(_raw(3))
+    with pytest.raises(ChainError, match="replacement transaction underpriced"):
+        chain.send_raw_transaction(_raw(3, gas=30_000))
+    with pytest.raises(ChainError, match="invalid transaction"):
+        chain.send_raw_transaction(b"\x01\x02garbage")
+
+
+def test_zero_gas_price_full_block_gas_is_accepted(chain) -> None:
+    """A legacy tx with gasPrice 0 and gas = block gas limit from an unfunded account is mined."""
+    h = chain.send_raw_transaction(_raw(0, gas=chain.block_gas_limit()))
+    assert chain.get_receipt(h).status == 1
+
+
+def test_reverted_tx_is_mined_with_reason_and_call_raises(chain) -> None:
+    """A reverting tx is mined with status 0 and its Error(string) reason; call raises ChainError with it."""
+    deploy = chain.transact(KEY, None, encode_deploy("NectarToken"))
+    token = deploy.contract_address
+    assert deploy.status == 1 and token is not None and chain.get_code(token)
+    abi = load_artifact("NectarToken")["abi"]
+    data = encode_call(abi, "transfer", (OTHER, NCT))
+    h = chain.send_raw_transaction(_raw(1, to=token, data=data, gas=200_000))
+    receipt = chain.get_receipt(h)
+    assert receipt.status == 0 and chain.revert_reason(h) == "Insufficient balance"
+    with pytest.raises(ChainError) as info:
+        chain.call(token, data, sender=SENDER)
+    assert info.value.reason == "Insufficient balance"
+    assert info.value.message == "execution reverted: Insufficient balance"
+    assert chain.revert_reason(chain.send_raw_transaction(_raw(2))) is None
+
+
+def test_call_at_past_block_and_logs_filter(chain) -> None:
+    """call(block=n) reads historical state; get_logs filters by block range, address and topic0."""
+    token = chain.transact(KEY, None, encode_deploy("NectarToken")).contract_address
+    abi = load_artifact("NectarToken")["abi"]
+    r1 = chain.transact(KEY, token, encode_call(abi, "mint", (OTHER, 5)))
+    r2 = chain.transact(KEY, token, encode_call(abi, "approve", (OTHER, 7)))
+    assert contract_call(chain, token, abi, "balanceOf", OTHER, block=r1.block_number - 1) == 0
+    assert contract_call(chain, token, abi, "balanceOf", OTHER) == 5
+    transfer = keccak(text="Transfer(address,address,uint256)")
+    logs = chain.get_logs(0, chain.block_number(), address=token, topic0=transfer)
+    assert [(log.block_number, log.tx_hash) for log in logs] == [(r1.block_number, r1.tx_hash)]
+    assert logs[0].topics[2][-20:] == bytes.fromhex(OTHER[2:]) and logs[0].log_index == 0
+    assert len(chain.get_logs(r2.block_number, r2.block_number)) == 1
+    assert chain.get_logs(r2.block_number + 1, r2.block_number + 100) == []
+    assert chain.get_logs(0, chain.block_number(), address=OTHER) == []
+
+
+def test_mine_block_fund_and_balances(chain) -> None:
+    """mine_block advances one block; fund sends ETH from the faucet."""
+    n = chain.block_number()
+    assert chain.mine_block() == n + 1 == chain.block_number()
+    chain.fund(OTHER, 123)
+    assert chain.eth_balance(OTHER) == 123
+    assert chain.block_timestamp(chain.block_number()) > chain.block_timestamp(0) - 1
+
+
+def test_concurrent_senders_are_serialised(chain) -> None:
+    """Threads sending and mining at once lose no transactions."""
+    keys = [keccak(f"test evm thread {i}".encode()) for i in range(4)]
+    errors: list[BaseException] = []
+
+    def send(key: bytes) -> None:
+        try:
+            for nonce in range(10):
+                chain.send_raw_transaction(_raw(nonce, key=key))
+        except BaseException as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in keys]
+    threads.append(threading.Thread(target=lambda: [chain.mine_block() for _ in range(10)]))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert [chain.get_nonce(Account.from_key(k).address) for k in keys] == [10] * 4
+
+
+def test_typed_eip1559_transaction_is_accepted(chain) -> None:
+    """A type-2 transaction with zero fees for this chain id is mined like a legacy one."""
+    tx = {"type": 2, "nonce": 0, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0, "gas": 21_000,
+          "to": OTHER, "value": 0, "data": b"", "chainId": CHAIN_ID}
+    h = chain.send_raw_transaction(bytes(Account.sign_transaction(tx, KEY).raw_transaction))
+    assert chain.get_receipt(h).status == 1
+    wrong = dict(tx, nonce=1, chainId=1)
+    with pytest.raises(ChainError, match="invalid sender"):
+        chain.send_raw_transaction(bytes(Account.sign_transaction(wrong, KEY).raw_transaction))

@@ -1,0 +1,609 @@
+"""The microengine service end to end against a recording fake of the client facade.
+
+The fake behaves like polyswarmd seen through :class:`PolyswarmClient`: it serves parameters, bounties
+and artifacts, streams the events a test pushes, records every assertion, reveal and settle, and checks
+each reveal against its commitment the way the contract does.
+"""
+
+import asyncio
+import json
+import logging
+import uuid
+
+import pytest
+
+from polyswarmclient.abstractscanner import AbstractScanner, ScanResult
+from polyswarmclient.amounts import nct
+from polyswarmclient.artifacts import ArtifactType
+from polyswarmclient.backends import create_backend
+from polyswarmclient.backends.eicar import EICAR, EicarScanner
+from polyswarmclient.client import Reconnected
+from polyswarmclient.errors import ApiError, ConnectionFailed, InsufficientFunds, TransactionFailed
+from polyswarmclient.eth.commitment import commitment
+from polyswarmclient.services.lifecycle import Shutdown
+from polyswarmclient.services.microengine import EngineConfig, Microengine
+from polyswarmclient.services.microengine.filters import parse_filters
+from polyswarmclient.services.microengine.state import FORFEITED, SETTLED, StateStore
+from polyswarmclient.wire.bits import bools_to_int
+from polyswarmclient.wire.events import (
+    Block,
+    Deprecated,
+    FeeUpdate,
+    NewAssertion,
+    NewBounty,
+    QuorumReached,
+    SettledBounty,
+)
+from polyswarmclient.wire.models import Bounty, BountyParameters
+
+ADDRESS = "0xd595c0c90498619DaeAd4Fb67886A1f06c1B3c17"
+MIN = nct("0.0625")
+PARAMS = BountyParameters(
+    bounty_fee=MIN,
+    assertion_fee=nct("0.03125"),
+    bounty_amount_minimum=MIN,
+    assertion_bid_minimum=MIN,
+    assertion_bid_maximum=nct("1"),
+    arbiter_lookback_range=100,
+    max_duration=100,
+    assertion_reveal_window=10,
+    arbiter_vote_window=20,
+)
+E = 120  # expiration of the bounties in these tests; R = 10, V = 20
+
+
+class FakeClient:
+    """A recording stand-in for PolyswarmClient."""
+
+    address = ADDRESS
+
+    def __init__(self, artifacts=None, balance=100 * 10**18):
+        self.artifacts = artifacts or {}
+        self.balance = balance
+        self.head = 100
+        self.bounties: dict[str, Bounty] = {}
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.calls: list[tuple] = []
+        self.assertions: dict[str, dict] = {}
+        self.reveals: list[dict] = []
+        self.settles: list[str] = []
+        self.applied: list = []
+        self.fail_assertion: Exception | None = None
+        self.fail_reveal: Exception | None = None
+        self.fail_list: set[str] = set()
+        self.metadata_uploads: list = []
+        self.metadata_status = 404
+
+    # facade API
+    async def bounty_parameters(self, chain="side", *, refresh=False):
+        self.calls.append(("bounty_parameters", chain, refresh))
+        return PARAMS
+
+    def apply_event(self, event):
+        self.applied.append(event)
+
+    async def block_number(self, chain):
+        return self.head
+
+    async def get_bounty(self, guid, chain="side"):
+        return self.bounties[guid]
+
+    async def iter_bounty_guids(self, chain="side"):
+        for guid in list(self.bounties):
+            yield guid
+
+    async def list_artifacts(self, uri):
+        if uri in self.fail_list:
+            raise ConnectionFailed("polyswarmd went away")
+        return [(f"{i:06d}", f"hash{i}") for i in range(len(self.artifacts[uri]))]
+
+    async def fetch_artifact(self, uri, index):
+        return self.artifacts[uri][index]
+
+    async def post_metadata(self, metadata):
+        self.metadata_uploads.append(metadata)
+        if self.metadata_status != 200:
+            raise ApiError(self.metadata_status, "not here")
+        return "QmMetadataHash"
+
+    async def nct_balance(self, chain, address=None):
+        return self.balance
+
+    async def post_assertion(self, guid, bids, mask, commitment, chain="side"):
+        if self.fail_assertion is not None:
+            raise self.fail_assertion
+        assert len(bids) == sum(mask) and all(
+            PARAMS.assertion_bid_minimum <= b <= PARAMS.assertion_bid_maximum for b in bids
+        )
+        self.assertions[guid] = {"bids": bids, "mask": mask, "commitment": commitment, "index": 0}
+        return 0
+
+    async def reveal_assertion(self, guid, index, nonce, verdicts, metadata, chain="side"):
+        if self.fail_reveal is not None:
+            raise self.fail_reveal
+        posted = self.assertions[guid]
+        # The contract's check: the commitment must match this sender's nonce and verdicts.
+        assert commitment(nonce, bools_to_int(verdicts), ADDRESS) == posted["commitment"], (
+            "reveal does not match"
+        )
+        self.reveals.append({"guid": guid, "index": index, "verdicts": verdicts, "metadata": metadata})
+
+    async def settle(self, guid, chain="side"):
+        self.settles.append(guid)
+
+    async def events(self, chain):
+        while True:
+            event = await self.queue.get()
+            if event.chain == chain:
+                yield event
+
+    # test helpers
+    def push(self, event):
+        self.queue.put_nowait(event)
+
+    def block(self, number, chain="side"):
+        self.head = number
+        self.push(Block(number=number, chain=chain))
+
+
+def new_bounty(uri="QmArtifacts", guid=None, artifact_type="file", expiration=E, metadata="", block=100):
+    return NewBounty(
+        chain="side",
+        block_number=block,
+        guid=guid or str(uuid.uuid4()),
+        artifact_type=artifact_type,
+        author="0xB8978B0D6aBB3D5BAeEaCbAC35d6B24F39AA443A",
+        amount=MIN,
+        uri=uri,
+        expiration=expiration,
+        metadata=metadata,
+    )
+
+
+async def wait_until(predicate, within=5.0):
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)
+
+
+def make_engine(fake, tmp_path, backend=None, shutdown=None, **config):
+    store = StateStore(tmp_path / "state", ADDRESS).open()
+    engine = Microengine(
+        fake,
+        backend or create_backend(EicarScanner, name="eicar"),
+        store,
+        EngineConfig(**config),
+        shutdown or Shutdown(grace=2.0),
+    )
+    return engine, store
+
+
+@pytest.fixture
+def fake():
+    return FakeClient({"QmArtifacts": [b"xx" + EICAR + b"yy", b"hello world"], "QmOne": [b"plain"]})
+
+
+async def test_testing_mode_full_lifecycle(fake, tmp_path, caplog):
+    """--testing 1: assert (EICAR malicious, text benign), reveal after expiration, settle, then exit."""
+    caplog.set_level(logging.INFO, logger="microengine")
+    engine, store = make_engine(fake, tmp_path, testing=1)
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty()
+    fake.push(bounty)
+    await wait_until(lambda: bounty.guid in fake.assertions)
+    posted = fake.assertions[bounty.guid]
+    assert posted["mask"] == [True, True] and len(posted["bids"]) == 2
+    fake.block(E)
+    await asyncio.sleep(0.02)
+    assert fake.reveals == []  # not before the first block after expiration
+    fake.block(E + 1)
+    await wait_until(lambda: fake.reveals)
+    assert fake.reveals[0]["verdicts"] == [True, False]
+    fake.block(E + 10 + 20)
+    await asyncio.wait_for(run, 5)
+    assert fake.settles == [bounty.guid]
+    store.close()
+    text = caplog.text
+    assert bounty.guid in text and "[malicious, benign]" in text and "settled" in text
+
+
+async def test_reveal_metadata_falls_back_to_inline_json(fake, tmp_path):
+    """Reveal metadata is the scanners' verdicts as a JSON array, inline when the upload route is missing."""
+    engine, store = make_engine(fake, tmp_path, testing=1)
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty()
+    fake.push(bounty)
+    await wait_until(lambda: bounty.guid in fake.assertions)
+    fake.block(E + 1)
+    await wait_until(lambda: fake.reveals)
+    fake.block(E + 30)
+    await asyncio.wait_for(run, 5)
+    metadata = json.loads(fake.reveals[0]["metadata"])
+    assert [m["malware_family"] for m in metadata] == ["EICAR-Test-File", ""]
+    store.close()
+
+
+async def test_reveal_metadata_uploaded_when_possible(fake, tmp_path):
+    """When polyswarmd stores metadata, the reveal carries its hash instead of the JSON."""
+    fake.metadata_status = 200
+    engine, store = make_engine(fake, tmp_path, testing=1)
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty()
+    fake.push(bounty)
+    await wait_until(lambda: bounty.guid in fake.assertions)
+    fake.block(E + 1)
+    await wait_until(lambda: fake.reveals)
+    fake.block(E + 30)
+    await asyncio.wait_for(run, 5)
+    assert fake.reveals[0]["metadata"] == "QmMetadataHash" and len(fake.metadata_uploads[0]) == 2
+    store.close()
+
+
+async def test_restart_between_commit_and_reveal_keeps_the_bid(fake, tmp_path):
+    """Stopping after asserting and starting again later still reveals with the original nonce and settles."""
+    first_stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=first_stop)
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty()
+    fake.push(bounty)
+    await wait_until(lambda: bounty.guid in fake.assertions)
+    first_stop.request("test restart")
+    await asyncio.wait_for(run, 5)
+    store.close()
+    assert fake.reveals == []
+
+    fake.head = E + 2  # the new process starts after expiration
+    fake.queue = asyncio.Queue()
+    second_stop = Shutdown(grace=2.0)
+    engine2, store2 = make_engine(fake, tmp_path, shutdown=second_stop)
+    run2 = asyncio.create_task(engine2.run())
+    await wait_until(lambda: fake.reveals)  # commitment checked by the fake
+    fake.block(E + 30)
+    await wait_until(lambda: fake.settles == [bounty.guid])
+    second_stop.request("done")
+    await asyncio.wait_for(run2, 5)
+    assert store2.load("side", bounty.guid).status == SETTLED
+    store2.close()
+
+
+async def test_restart_after_reveal_window_forfeits_but_settles(fake, tmp_path, caplog):
+    """A restart after the reveal window logs the bid as forfeited and still settles at E+R+V."""
+    stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty()
+    fake.push(bounty)
+    await wait_until(lambda: bounty.guid in fake.assertions)
+    stop.request("x")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+    fake.head = E + 15
+    fake.queue = asyncio.Queue()
+    stop2 = Shutdown(grace=2.0)
+    engine2, store2 = make_engine(fake, tmp_path, shutdown=stop2)
+    run2 = asyncio.create_task(engine2.run())
+    await wait_until(lambda: store2.load("side", bounty.guid).status == FORFEITED)
+    assert "forfeited" in caplog.text
+    fake.block(E + 30)
+    await wait_until(lambda: fake.settles == [bounty.guid])
+    stop2.request("done")
+    await asyncio.wait_for(run2, 5)
+    assert fake.reveals == []
+    store2.close()
+
+
+async def test_redelivered_bounty_is_handled_once(fake, tmp_path):
+    """The same bounty event delivered twice (or after a reconnect) produces one assertion."""
+    stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty()
+    fake.push(bounty)
+    fake.push(bounty)
+    await wait_until(lambda: bounty.guid in fake.assertions)
+    fake.push(bounty)
+    await asyncio.sleep(0.05)
+    assert engine.stats.bounties_handled == 1 and engine.stats.assertions == 1
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_testing_counts_bounties_without_assertion(fake, tmp_path):
+    """--testing 2 ends even when a bounty gets no assertion (filtered out) and ignores a third bounty."""
+
+    engine, store = make_engine(
+        fake, tmp_path, testing=2, bounty_filter=parse_filters([("reject", "mimetype", "==", "text/plain")])
+    )
+    run = asyncio.create_task(engine.run())
+    skipped = new_bounty(uri="QmOne", metadata=[{"mimetype": "text/plain"}])
+    asserted = new_bounty()
+    fake.push(skipped)
+    fake.push(asserted)
+    await wait_until(lambda: asserted.guid in fake.assertions)
+    fake.push(new_bounty())
+    fake.block(E + 1)
+    await wait_until(lambda: fake.reveals)
+    fake.block(E + 30)
+    await asyncio.wait_for(run, 5)
+    assert list(fake.assertions) == [asserted.guid] and fake.settles == [asserted.guid]
+    assert engine.stats.skipped == 1
+    store.close()
+
+
+async def test_other_artifact_types_and_chains_are_ignored(fake, tmp_path):
+    """URL bounties are ignored unless --artifact-type url; they do not count toward --testing."""
+    engine, store = make_engine(fake, tmp_path, testing=1)
+    run = asyncio.create_task(engine.run())
+    fake.push(new_bounty(artifact_type="url"))
+    bounty = new_bounty()
+    fake.push(bounty)
+    await wait_until(lambda: bounty.guid in fake.assertions)
+    assert len(fake.assertions) == 1
+    fake.block(E + 1)
+    await wait_until(lambda: fake.reveals)
+    fake.block(E + 30)
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_url_bounties_when_enabled(tmp_path):
+    """With --artifact-type url, URL artifacts are decoded to text and scanned."""
+    fake = FakeClient({"QmUrl": [("http://bad.example/" + EICAR.decode()).encode()]})
+    stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop, artifact_types=(ArtifactType.URL,))
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty(uri="QmUrl", artifact_type="url")
+    fake.push(bounty)
+    await wait_until(lambda: bounty.guid in fake.assertions)
+    fake.block(E + 1)
+    await wait_until(lambda: fake.reveals)
+    assert fake.reveals[0]["verdicts"] == [True]
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_low_balance_skips_the_bounty(fake, tmp_path, caplog):
+    """Without enough NCT for bids plus the fee the bounty is skipped with a clear log line."""
+    fake.balance = MIN
+    stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    fake.push(new_bounty())
+    await wait_until(lambda: engine.stats.skipped == 1)
+    assert fake.assertions == {} and "balancemanager deposit" in caplog.text
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_low_balance_is_fatal_in_testing_mode(fake, tmp_path):
+    """In --testing mode a low balance stops the engine with InsufficientFunds (exit 1)."""
+    fake.balance = 0
+    engine, store = make_engine(fake, tmp_path, testing=1)
+    run = asyncio.create_task(engine.run())
+    fake.push(new_bounty())
+    with pytest.raises(InsufficientFunds, match="deposit NCT"):
+        await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_one_failing_bounty_does_not_stop_the_engine(fake, tmp_path):
+    """A bounty whose artifacts cannot be listed is logged and the next bounty is still asserted on."""
+    fake.fail_list.add("QmBroken")
+    fake.artifacts["QmBroken"] = []
+    stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    fake.push(new_bounty(uri="QmBroken"))
+    good = new_bounty()
+    fake.push(good)
+    await wait_until(lambda: good.guid in fake.assertions)
+    assert engine.stats.failed == 1
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_quorum_settles_before_the_vote_window_ends(fake, tmp_path):
+    """A quorum event for our bounty settles it right away; quorums of other bounties are ignored."""
+    stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty()
+    fake.push(bounty)
+    await wait_until(lambda: bounty.guid in fake.assertions)
+    fake.block(E + 1)
+    await wait_until(lambda: fake.reveals)
+    fake.push(QuorumReached(bounty_guid=str(uuid.uuid4())))
+    fake.block(E + 11)
+    fake.push(QuorumReached(bounty_guid=bounty.guid))
+    await wait_until(lambda: fake.settles == [bounty.guid])
+    fake.push(QuorumReached(bounty_guid=bounty.guid))
+    fake.block(E + 31)
+    await asyncio.sleep(0.05)
+    assert fake.settles == [bounty.guid]
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_reconnect_catches_up_on_missed_bounties(fake, tmp_path):
+    """After a reconnect, open bounties missed meanwhile are asserted on; expired ones are not."""
+    stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    fake.block(101)
+    missed, expired = str(uuid.uuid4()), str(uuid.uuid4())
+    for guid, expiration in ((missed, E), (expired, 90)):
+        fake.bounties[guid] = Bounty(
+            guid=guid,
+            artifact_type="file",
+            author=ADDRESS,
+            amount=MIN,
+            uri="QmArtifacts",
+            num_artifacts=2,
+            expiration=expiration,
+            assigned_arbiter="",
+            quorum_reached=False,
+            quorum_reached_block=0,
+            quorum_mask=(),
+            metadata=None,
+        )
+    fake.push(Reconnected(chain="side"))
+    await wait_until(lambda: missed in fake.assertions)
+    assert expired not in fake.assertions
+    assert ("bounty_parameters", "side", True) in fake.calls
+    assert any(isinstance(e, Reconnected) for e in fake.applied)
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_parameter_events_reach_the_client(fake, tmp_path):
+    """Fee updates are applied to the client's cached parameters; unknown events are ignored."""
+    stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    update = FeeUpdate(bounty_fee=1, assertion_fee=2)
+    fake.push(SettledBounty(bounty_guid=str(uuid.uuid4()), settler=ADDRESS, payout=5))
+    fake.push(update)
+    await wait_until(lambda: update in fake.applied)
+    assert engine.stats.payouts == 5
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_deprecation_settles_finished_bounties(fake, tmp_path):
+    """On Deprecated, a bounty whose vote window has passed is settled at once."""
+    stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty()
+    fake.push(bounty)
+    await wait_until(lambda: bounty.guid in fake.assertions)
+    engine.schedule.done(bounty.guid, "reveal")  # as if revealed
+    engine._heads["side"] = E + 40  # the head moved on while no block event reached us
+    fake.push(Deprecated(rollover=False))
+    await wait_until(lambda: fake.settles == [bounty.guid])
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_lost_assertion_receipt_recovered_from_event(fake, tmp_path):
+    """If posting fails after the tx went out, our NewAssertion event gives the index and we still reveal."""
+    fake.fail_assertion = ConnectionFailed("receipt lost")
+    stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty()
+    fake.push(bounty)
+    await wait_until(lambda: engine.stats.failed == 1)
+    record = store.load("side", bounty.guid)
+    fake.assertions[bounty.guid] = {"commitment": record.commitment}
+    fake.push(
+        NewAssertion(
+            bounty_guid=bounty.guid,
+            author=ADDRESS,
+            index=4,
+            bid=record.bids,
+            mask=record.mask,
+            commitment=record.commitment,
+        )
+    )
+    await wait_until(lambda: store.load("side", bounty.guid).index == 4)
+    fake.block(E + 1)
+    await wait_until(lambda: fake.reveals)
+    assert fake.reveals[0]["index"] == 4
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_reverted_reveal_is_fatal_in_testing_mode(fake, tmp_path):
+    """In --testing mode a reverted transaction ends the run with an error (exit 1)."""
+    fake.fail_reveal = TransactionFailed("transaction failed: reveal reverted")
+    engine, store = make_engine(fake, tmp_path, testing=1)
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty()
+    fake.push(bounty)
+    await wait_until(lambda: bounty.guid in fake.assertions)
+    fake.block(E + 1)
+    with pytest.raises(TransactionFailed):
+        await asyncio.wait_for(run, 5)
+    store.close()
+
+
+class SlowScanner(AbstractScanner):
+    def __init__(self, delay):
+        super().__init__()
+        self.delay = delay
+        self.started = asyncio.Event()
+
+    async def scan_async(self, guid, artifact_type, content, metadata, chain):
+        self.started.set()
+        await asyncio.sleep(self.delay)
+        return ScanResult(bit=True, verdict=True, confidence=0.5, metadata="slow")
+
+
+def slow_backend(delay):
+    class Slow(SlowScanner):
+        def __init__(self):
+            super().__init__(delay)
+
+    return create_backend(Slow, name="slow")
+
+
+async def test_scan_slower_than_the_deadline_gets_no_assertion(fake, tmp_path, caplog):
+    """A scan that outlasts the blocks left before expiration is cut off and no assertion is posted."""
+    stop = Shutdown(grace=2.0)
+    backend = slow_backend(5.0)
+    engine, store = make_engine(fake, tmp_path, backend=backend, shutdown=stop, block_time=0.01)
+    run = asyncio.create_task(engine.run())
+    fake.push(new_bounty(uri="QmOne", expiration=110))  # 8 usable blocks x 0.01 s
+    await wait_until(lambda: engine.stats.skipped == 1)
+    assert fake.assertions == {} and "timed out" in caplog.text
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_shutdown_drains_an_in_flight_scan(fake, tmp_path):
+    """SIGTERM during a scan: no new bounties are taken, the running one still gets its assertion, exit 0."""
+    stop = Shutdown(grace=5.0)
+    backend = slow_backend(0.2)
+    engine, store = make_engine(fake, tmp_path, backend=backend, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty(uri="QmOne")
+    fake.push(bounty)
+    await asyncio.wait_for(backend.impl.started.wait(), 5)
+    stop.request("SIGTERM received")
+    late = new_bounty(uri="QmOne")
+    fake.push(late)
+    await asyncio.wait_for(run, 5)
+    assert list(fake.assertions) == [bounty.guid]
+    assert fake.assertions[bounty.guid]["bids"] == [MIN + (nct("1") - MIN) // 2]  # confidence 0.5
+    store.close()
+
+
+def test_real_client_offers_everything_the_engine_uses():
+    """The real PolyswarmClient has every method the engine calls, with matching parameter names."""
+    import inspect
+
+    from polyswarmclient.client import PolyswarmClient
+    from polyswarmclient.services.microengine import EngineClient
+
+    for name, member in vars(EngineClient).items():
+        if name.startswith("_") or not callable(member):
+            continue
+        real = getattr(PolyswarmClient, name, None)
+        assert real is not None, f"PolyswarmClient lacks {name}"
+        wanted = list(inspect.signature(member).parameters)
+        assert list(inspect.signature(real).parameters)[: len(wanted)] == wanted, name
+        assert callable(getattr(FakeClient, name)), f"the fake lacks {name}"

@@ -1,0 +1,188 @@
+"""The event stream against a real websocket server on an ephemeral port (never a mocked connect)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from polyswarmclient.transport.stream import EventStream, Reconnected, StreamSettings
+from polyswarmclient.wire.events import Block, Connected, Event, QuorumReached
+from tests.helpers import GUID, message, unused_port, ws_server
+
+FAST = StreamSettings(backoff_base=0.01, backoff_cap=0.05, open_timeout=2)
+
+
+def connected() -> str:
+    return message("connected", {"start_time": "1"})
+
+
+def block(number: int) -> str:
+    return message("block", {"number": number})
+
+
+async def take(stream: EventStream, n: int, within: float = 5) -> list[Event]:
+    async def collect() -> list[Event]:
+        return [await anext(stream) for _ in range(n)]
+
+    return await asyncio.wait_for(collect(), within)
+
+
+async def test_reconnect_marker_duplicates_unknown_and_malformed(caplog: pytest.LogCaptureFixture) -> None:
+    """Old blocks are dropped, junk is skipped with a log line, and a reconnect yields Reconnected."""
+    caplog.set_level(logging.WARNING)
+    connections = 0
+
+    async def handler(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        if connections == 1:
+            for text in (
+                connected(),
+                block(5),
+                block(5),
+                block(4),
+                message("brand_new_event", {"x": 1}),
+                "this is not json",
+                json.dumps({"event": "block"}),
+                message("quorum", {"bounty_guid": GUID}, block_number=6, txhash="0xab"),
+                block(6),
+            ):
+                await ws.send(text)
+            await ws.close()
+        else:
+            await ws.send(connected())
+            await ws.send(block(6))
+            await ws.send(block(7))
+            await ws.wait_closed()
+
+    async with ws_server(handler) as base:
+        async with EventStream(f"{base}/events/?chain=side", "side", FAST) as stream:
+            events = await take(stream, 7)
+
+    assert [type(e) for e in events] == [
+        Connected,
+        Block,
+        QuorumReached,
+        Block,
+        Reconnected,
+        Connected,
+        Block,
+    ]
+    assert [e.number for e in events if isinstance(e, Block)] == [5, 6, 7]
+    assert events[4] == Reconnected(chain="side")
+    assert all(e.chain == "side" for e in events)
+    assert "brand_new_event" in caplog.text
+    assert "not JSON" in caplog.text
+    assert "malformed" in caplog.text
+
+
+async def test_first_connect_is_retried_and_yields_no_marker() -> None:
+    """A server that is not up yet is retried; its first successful connection is not a 'reconnect'."""
+    port = unused_port()
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(connected())
+        await ws.send(block(1))
+        await ws.wait_closed()
+
+    stream = EventStream(f"ws://127.0.0.1:{port}/events/?chain=home", "home", FAST)
+    pending = asyncio.ensure_future(take(stream, 2))
+    await asyncio.sleep(0.2)  # a few refused attempts
+    server = await serve(handler, "127.0.0.1", port)
+    try:
+        events = await pending
+    finally:
+        await stream.aclose()
+        server.close()
+        await server.wait_closed()
+    assert [type(e) for e in events] == [Connected, Block]
+
+
+async def test_backoff_resets_after_each_successful_connection() -> None:
+    """A server that drops every connection is re-joined quickly each time (the delay does not pile up)."""
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(connected())
+        await ws.close()
+
+    settings = StreamSettings(backoff_base=0.05, backoff_cap=30, open_timeout=2)
+    async with ws_server(handler) as base:
+        async with EventStream(f"{base}/events/?chain=side", "side", settings) as stream:
+            # Without a reset, eight reconnects would need at least 0.05 * (2**8 - 1) / 2 = 6.4 s.
+            events = await take(stream, 17, within=4)
+    assert sum(isinstance(e, Reconnected) for e in events) == 8
+
+
+async def test_cancelling_the_consumer_closes_the_socket_cleanly() -> None:
+    """A consumer task cancelled inside ``async with`` closes the socket with a normal close frame."""
+    closed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(connected())
+        try:
+            await ws.wait_closed()
+        finally:
+            closed.set_result(ws.close_code)
+
+    async def consume(stream: EventStream, seen: asyncio.Event) -> None:
+        async with stream:
+            async for _ in stream:
+                seen.set()
+
+    async with ws_server(handler) as base:
+        stream = EventStream(f"{base}/events/?chain=side", "side", FAST)
+        seen = asyncio.Event()
+        task = asyncio.create_task(consume(stream, seen))
+        await asyncio.wait_for(seen.wait(), 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.wait_for(closed, 5) == 1000
+    with pytest.raises(StopAsyncIteration):
+        await anext(stream)
+
+
+async def test_aclose_from_another_task_ends_iteration() -> None:
+    """aclose() while a consumer waits for the next event ends its ``async for`` normally."""
+
+    async def handler(ws: ServerConnection) -> None:
+        try:
+            await ws.send(connected())
+            await ws.wait_closed()
+        except ConnectionClosed:
+            pass
+
+    async with ws_server(handler) as base:
+        stream = EventStream(f"{base}/events/?chain=side", "side", FAST)
+        received: list[Event] = []
+        first = asyncio.Event()
+
+        async def consume() -> None:
+            async for event in stream:
+                received.append(event)
+                first.set()
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(first.wait(), 5)
+        await stream.aclose()
+        await asyncio.wait_for(task, 5)
+    assert [type(e) for e in received] == [Connected]
+
+
+async def test_aclose_interrupts_the_reconnect_wait() -> None:
+    """Closing a stream that is waiting to reconnect returns promptly instead of sleeping out the backoff."""
+    stream = EventStream(
+        f"ws://127.0.0.1:{unused_port()}/events/?chain=side",
+        "side",
+        StreamSettings(backoff_base=30, backoff_cap=30),
+    )
+    pending = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.2)
+    await stream.aclose()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(pending, 2)

@@ -1,0 +1,95 @@
+"""Nonces: never handed out twice, resynced from the chain, gaps filled first."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from polyswarmclient.client.nonces import NonceManager, allocate, resync_state
+
+
+def test_allocate_takes_the_smallest_free_nonces() -> None:
+    """Free nonces are handed out in order, skipping taken ones (gaps are filled first)."""
+    assert allocate(3, frozenset(), 2) == [3, 4]
+    assert allocate(3, frozenset({4}), 2) == [3, 5]
+    assert allocate(3, frozenset({3, 4, 5}), 1) == [6]
+
+
+def test_allocate_needs_a_positive_count() -> None:
+    """Reserving zero nonces is a programming error."""
+    with pytest.raises(ValueError):
+        allocate(0, frozenset(), 0)
+
+
+def test_resync_restarts_at_confirmed_count_and_counts_pool_and_in_flight_as_taken() -> None:
+    """After a resync the sequence restarts at the mined count; pool and in-flight nonces are skipped."""
+    start, taken = resync_state(5, [3, 5, 6, 9], [7])
+    assert start == 5
+    assert taken == {5, 6, 7, 9}
+    assert allocate(start, taken, 3) == [8, 10, 11]
+
+
+def test_resync_after_an_overshoot_fills_the_gap() -> None:
+    """If our counter ran ahead (a lost tx at 4), the next reservation re-uses 4 so 5.. can be mined."""
+    start, taken = resync_state(4, [5, 6], [])
+    assert allocate(start, taken, 1) == [4]
+
+
+class Source:
+    def __init__(self, low: int = 0, pending: list[int] | None = None) -> None:
+        self.low = low
+        self.pending = pending or []
+        self.reads = 0
+
+    async def confirmed_nonce(self) -> int:
+        self.reads += 1
+        await asyncio.sleep(0)
+        return self.low
+
+    async def pending_nonces(self) -> list[int]:
+        await asyncio.sleep(0)
+        return list(self.pending)
+
+
+async def test_concurrent_reservations_never_share_a_nonce() -> None:
+    """Fifty actions reserving at once get fifty disjoint nonce sets, with one chain read."""
+    source = Source(low=10)
+    manager = NonceManager(source)
+    results = await asyncio.gather(*(manager.reserve(1 + i % 3) for i in range(50)))
+    flat = [n for r in results for n in r]
+    assert len(flat) == len(set(flat))
+    assert min(flat) == 10 and max(flat) == 10 + len(flat) - 1
+    assert source.reads == 1
+
+
+async def test_mark_resync_rereads_and_skips_in_flight() -> None:
+    """After mark_resync the chain is read again, and nonces reserved but not yet posted stay taken."""
+    source = Source(low=0)
+    manager = NonceManager(source)
+    first = await manager.reserve(2)  # 0, 1 in flight
+    assert first == [0, 1]
+    manager.mark_resync()
+    source.low, source.pending = 0, []
+    assert await manager.reserve(1) == [2]  # 0 and 1 are still in flight
+    manager.release(first)
+    manager.mark_resync()
+    assert await manager.reserve(1) == [0]  # released without reaching the pool: gap is refilled
+    assert source.reads == 3
+
+
+async def test_failed_resync_is_retried_next_time() -> None:
+    """If reading the chain fails, the next reservation tries again instead of guessing."""
+
+    class Flaky(Source):
+        async def confirmed_nonce(self) -> int:
+            self.reads += 1
+            if self.reads == 1:
+                raise ConnectionError("down")
+            return 4
+
+    manager = NonceManager(Flaky())
+    with pytest.raises(ConnectionError):
+        await manager.reserve(1)
+    assert manager.needs_resync
+    assert await manager.reserve(1) == [4]

@@ -1,0 +1,90 @@
+"""Contract addresses and chain ids are trusted on first use and then held fixed, like known_hosts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from polyswarmclient.client.pins import PinStore
+from polyswarmclient.errors import PinMismatch, StateError, VerificationError
+from tests.helpers import EVIL, REGISTRY, TOKEN
+
+SERVER = "https://api.example/v1/default"
+
+
+def test_first_use_pins_and_persists(tmp_path: Path) -> None:
+    """The first action writes the chain id and contracts to known_contracts.json."""
+    store = PinStore.in_state_dir(tmp_path / "state")
+    store.check_and_learn(SERVER, "side", 1338, {"nectar_token": TOKEN, "bounty_registry": REGISTRY})
+    data = json.loads((tmp_path / "state" / "known_contracts.json").read_text())
+    assert data["servers"][SERVER]["side"] == {
+        "chain_id": 1338,
+        "contracts": {"nectar_token": TOKEN, "bounty_registry": REGISTRY},
+    }
+    assert PinStore.in_state_dir(tmp_path / "state").pinned(SERVER, "side")["chain_id"] == 1338
+
+
+def test_changed_contract_is_refused_with_a_reset_hint(tmp_path: Path) -> None:
+    """A different registry later raises PinMismatch naming role, chain, old -> new and the file to edit."""
+    store = PinStore.in_state_dir(tmp_path)
+    store.check_and_learn(SERVER, "side", 1338, {"bounty_registry": REGISTRY})
+    with pytest.raises(PinMismatch) as info:
+        PinStore.in_state_dir(tmp_path).check_and_learn(SERVER, "side", 1338, {"bounty_registry": EVIL})
+    text = str(info.value)
+    for needle in (
+        "bounty_registry",
+        "side",
+        REGISTRY,
+        EVIL,
+        str(tmp_path / "known_contracts.json"),
+        "delete",
+    ):
+        assert needle in text
+
+
+def test_changed_chain_id_is_refused(tmp_path: Path) -> None:
+    """A chain id different from the first one seen raises PinMismatch."""
+    store = PinStore.in_state_dir(tmp_path)
+    store.check_and_learn(SERVER, "side", 1338, {})
+    with pytest.raises(PinMismatch, match=r"pinned 1338, .* for 1\. "):
+        store.check_and_learn(SERVER, "side", 1, {})
+
+
+def test_new_roles_are_added_and_case_is_ignored(tmp_path: Path) -> None:
+    """Learning the staking contract later keeps earlier pins; checksum case differences are no change."""
+    store = PinStore.in_state_dir(tmp_path)
+    store.check_and_learn(SERVER, "side", 1338, {"nectar_token": TOKEN})
+    store.check_and_learn(SERVER, "side", 1338, {"nectar_token": TOKEN.lower(), "arbiter_staking": REGISTRY})
+    assert store.pinned(SERVER, "side")["contracts"] == {"nectar_token": TOKEN, "arbiter_staking": REGISTRY}
+
+
+def test_pins_are_per_server_and_chain(tmp_path: Path) -> None:
+    """Another polyswarmd, or the other chain, has its own pins."""
+    store = PinStore.in_state_dir(tmp_path)
+    store.check_and_learn(SERVER, "side", 1338, {"nectar_token": TOKEN})
+    store.check_and_learn(SERVER, "home", 1337, {"nectar_token": EVIL})
+    store.check_and_learn("https://other", "side", 99, {"nectar_token": EVIL})
+    assert store.pinned(SERVER, "home")["contracts"]["nectar_token"] == EVIL
+
+
+def test_a_new_role_may_not_reuse_a_pinned_address(tmp_path: Path) -> None:
+    """An unknown role presented at the address of a pinned one is refused."""
+    store = PinStore.in_state_dir(tmp_path)
+    store.check_and_learn(SERVER, "side", 1338, {"nectar_token": TOKEN})
+    with pytest.raises(VerificationError, match="pinned nectar_token"):
+        store.check_and_learn(SERVER, "side", 1338, {"erc20_relay": TOKEN})
+
+
+def test_corrupt_pin_file_is_a_clear_state_error(tmp_path: Path) -> None:
+    """A damaged known_contracts.json names the file and says to delete it."""
+    (tmp_path / "known_contracts.json").write_text("{not json")
+    with pytest.raises(StateError, match="delete the file"):
+        PinStore.in_state_dir(tmp_path).check_and_learn(SERVER, "side", 1338, {})
+
+
+def test_write_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    """Only the final file remains after a save."""
+    PinStore.in_state_dir(tmp_path).check_and_learn(SERVER, "side", 1338, {"nectar_token": TOKEN})
+    assert [p.name for p in tmp_path.iterdir()] == ["known_contracts.json"]

@@ -1,0 +1,227 @@
+"""Transactions polyswarmd builds are checked call by call before anything is signed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from polyswarmclient.errors import VerificationError
+from polyswarmclient.eth.abi import (
+    APPROVE,
+    POST_ASSERTION,
+    POST_BOUNTY,
+    REVEAL_ASSERTION,
+    SETTLE_BOUNTY,
+    STAKE_DEPOSIT,
+    TRANSFER,
+    VOTE_ON_BOUNTY,
+    guid_to_int,
+)
+from polyswarmclient.eth.bloom import bloom_words
+from polyswarmclient.eth.verify import (
+    Call,
+    expect_post_assertion,
+    expect_post_bounty,
+    expect_relay_transfer,
+    expect_reveal,
+    expect_settle,
+    expect_stake_deposit,
+    expect_vote,
+    is_v4_guid,
+    verify,
+)
+from polyswarmclient.wire.models import UnsignedTransaction
+from tests.helpers import EVIL, GUID, REGISTRY, RELAY, STAKING, TOKEN, URI, unsigned
+
+FEE = 31_250_000_000_000_000
+BIDS = [10**17, 2 * 10**17]
+MASK = 0b101
+COMMITMENT = 2**255 + 12345
+
+
+def tx(to: str, data: bytes, **kw: Any) -> UnsignedTransaction:
+    return UnsignedTransaction.from_json(unsigned(to, data, **kw))
+
+
+def assertion_txs(**overrides: Any) -> list[UnsignedTransaction]:
+    spender = overrides.get("spender", REGISTRY)
+    value = overrides.get("value", sum(BIDS) + FEE)
+    bids = overrides.get("bids", BIDS)
+    return [
+        tx(overrides.get("token", TOKEN), APPROVE.encode(spender, value), value=overrides.get("eth", 0)),
+        tx(
+            overrides.get("registry", REGISTRY),
+            POST_ASSERTION.encode(guid_to_int(GUID), bids, MASK, COMMITMENT),
+        ),
+    ]
+
+
+def expected_assertion() -> list[Call]:
+    return expect_post_assertion(guid=GUID, bids=BIDS, mask=MASK, commitment=COMMITMENT, assertion_fee=FEE)
+
+
+def test_matching_assertion_passes_and_reports_what_it_saw() -> None:
+    """A correct approve+postAssertion pair verifies and yields the chain id and contract roles to pin."""
+    verified = verify(assertion_txs(), expected_assertion(), action="post assertion")
+    assert verified.chain_id == 1338
+    assert verified.contracts == {"nectar_token": TOKEN, "bounty_registry": REGISTRY}
+    assert verified.calls[1]["bid"] == BIDS
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"value": sum(BIDS) + FEE + 1}, "argument value"),
+        ({"bids": [10**17, 10**17]}, "argument bid"),
+        ({"bids": [10**17, 2 * 10**17, 1]}, "argument bid"),
+        ({"bids": [10**17]}, "argument bid"),
+        ({"spender": EVIL}, "bounty registry"),
+        ({"registry": EVIL}, "bounty registry"),
+        ({"spender": TOKEN}, "same address"),
+        ({"eth": 1}, "wei of ether"),
+    ],
+    ids=[
+        "approve-amount",
+        "bid-value",
+        "extra-bid",
+        "missing-bid",
+        "spender",
+        "registry-to",
+        "spender-is-token",
+        "eth-value",
+    ],
+)
+def test_tampered_assertion_is_refused(overrides: dict[str, Any], needle: str) -> None:
+    """Wrong amounts, bid arrays of the wrong length, a foreign spender or ether value are refused."""
+    with pytest.raises(VerificationError, match=needle):
+        verify(assertion_txs(**overrides), expected_assertion(), action="post assertion")
+
+
+def test_wrong_selector_is_refused() -> None:
+    """A transfer where an approve was expected never gets signed."""
+    txs = assertion_txs()
+    txs[0] = tx(TOKEN, TRANSFER.encode(REGISTRY, sum(BIDS) + FEE))
+    with pytest.raises(VerificationError, match="selector"):
+        verify(txs, expected_assertion(), action="post assertion")
+
+
+def test_extra_or_missing_transaction_is_refused() -> None:
+    """The number of transactions must equal the number of expected calls."""
+    txs = assertion_txs()
+    with pytest.raises(VerificationError, match="3 transaction"):
+        verify([*txs, tx(TOKEN, TRANSFER.encode(EVIL, 1))], expected_assertion(), action="post assertion")
+    with pytest.raises(VerificationError, match="1 transaction"):
+        verify(txs[1:], expected_assertion(), action="post assertion")
+
+
+def test_non_canonical_encoding_is_refused() -> None:
+    """Dirty padding or trailing bytes that a lax decoder would ignore are refused."""
+    good = APPROVE.encode(REGISTRY, sum(BIDS) + FEE)
+    dirty = good[:4] + b"\x01" + good[5:]  # a non-zero byte in the address padding
+    trailing = good + b"\x00" * 32
+    for data in (dirty, trailing):
+        txs = assertion_txs()
+        txs[0] = tx(TOKEN, data)
+        with pytest.raises(VerificationError):
+            verify(txs, expected_assertion(), action="post assertion")
+
+
+def test_mixed_chain_ids_are_refused() -> None:
+    """All transactions of one action must name the same chain."""
+    txs = assertion_txs()
+    txs[1] = tx(REGISTRY, txs[1].data, chain_id=1)
+    with pytest.raises(VerificationError, match="chain ids"):
+        verify(txs, expected_assertion(), action="post assertion")
+
+
+@pytest.mark.parametrize("to", ["0x" + "00" * 20, "0x1234", "not an address"])
+def test_bad_recipient_is_refused(to: str) -> None:
+    """The zero address or something that is not an address as ``to`` is refused."""
+    txs = assertion_txs()
+    txs[1] = UnsignedTransaction(to=to, data=txs[1].data, value=0, gas=1, gas_price=0, nonce=0, chain_id=1338)
+    with pytest.raises(VerificationError):
+        verify(txs, expected_assertion(), action="post assertion")
+
+
+def _bounty_txs(guid: int, bloom: list[int]) -> list[UnsignedTransaction]:
+    return [
+        tx(TOKEN, APPROVE.encode(REGISTRY, 10**18 + 62_500_000_000_000_000)),
+        tx(REGISTRY, POST_BOUNTY.encode(guid, 0, 10**18, URI, 1, 20, bloom, "")),
+    ]
+
+
+def _bounty_expected() -> list[Call]:
+    return expect_post_bounty(
+        amount=10**18,
+        bounty_fee=62_500_000_000_000_000,
+        artifact_type="file",
+        uri=URI,
+        num_artifacts=1,
+        duration=20,
+        bloom=bloom_words([URI]),
+        metadata="",
+    )
+
+
+def test_post_bounty_accepts_any_v4_guid_and_our_bloom() -> None:
+    """The server picks the GUID; any v4 UUID is fine when every other argument matches."""
+    verified = verify(
+        _bounty_txs(guid_to_int(GUID), bloom_words([URI])), _bounty_expected(), action="post bounty"
+    )
+    assert verified.calls[1]["guid"] == guid_to_int(GUID)
+
+
+def test_post_bounty_refuses_non_v4_guid_and_foreign_bloom() -> None:
+    """A GUID that is not a v4 UUID, or a bloom we did not compute, is refused."""
+    non_v4 = guid_to_int("5f0c1a52-3d7e-1c1b-9a8e-0123456789ab")
+    assert not is_v4_guid(non_v4)
+    with pytest.raises(VerificationError, match="version-4"):
+        verify(_bounty_txs(non_v4, bloom_words([URI])), _bounty_expected(), action="post bounty")
+    with pytest.raises(VerificationError, match="bloom"):
+        verify(
+            _bounty_txs(guid_to_int(GUID), bloom_words(["QmOther"])), _bounty_expected(), action="post bounty"
+        )
+
+
+def test_single_call_actions_check_every_argument() -> None:
+    """Reveal, vote and settle verify guid, index, nonce, verdicts, metadata, votes and valid_bloom."""
+    g = guid_to_int(GUID)
+    reveal = expect_reveal(guid=GUID, index=3, nonce=7, verdicts=0b1, metadata="m")
+    verify([tx(REGISTRY, REVEAL_ASSERTION.encode(g, 3, 7, 1, "m"))], reveal, action="reveal")
+    with pytest.raises(VerificationError, match="nonce"):
+        verify([tx(REGISTRY, REVEAL_ASSERTION.encode(g, 3, 8, 1, "m"))], reveal, action="reveal")
+    with pytest.raises(VerificationError, match="metadata"):
+        verify([tx(REGISTRY, REVEAL_ASSERTION.encode(g, 3, 7, 1, "x"))], reveal, action="reveal")
+    vote = expect_vote(guid=GUID, votes=0b10, valid_bloom=True)
+    verify([tx(REGISTRY, VOTE_ON_BOUNTY.encode(g, 2, True))], vote, action="vote")
+    with pytest.raises(VerificationError, match="validBloom"):
+        verify([tx(REGISTRY, VOTE_ON_BOUNTY.encode(g, 2, False))], vote, action="vote")
+    settle = expect_settle(guid=GUID)
+    with pytest.raises(VerificationError, match="bountyGuid"):
+        verify([tx(REGISTRY, SETTLE_BOUNTY.encode(g + 1))], settle, action="settle")
+
+
+def test_relay_transfer_reports_the_relay_and_refuses_other_amounts() -> None:
+    """A relay transfer's recipient is reported as the erc20_relay role; the amount must match."""
+    verified = verify([tx(TOKEN, TRANSFER.encode(RELAY, 5))], expect_relay_transfer(amount=5), action="relay")
+    assert verified.contracts == {"nectar_token": TOKEN, "erc20_relay": RELAY}
+    with pytest.raises(VerificationError, match="value"):
+        verify([tx(TOKEN, TRANSFER.encode(RELAY, 6))], expect_relay_transfer(amount=5), action="relay")
+
+
+def test_stake_deposit_approval_must_go_to_the_staking_contract_called_next() -> None:
+    """approve(spender) must be the ArbiterStaking contract that the deposit transaction calls."""
+    good = [tx(TOKEN, APPROVE.encode(STAKING, 9)), tx(STAKING, STAKE_DEPOSIT.encode(9))]
+    assert (
+        verify(good, expect_stake_deposit(amount=9), action="stake").contracts["arbiter_staking"] == STAKING
+    )
+    bad = [tx(TOKEN, APPROVE.encode(EVIL, 9)), tx(STAKING, STAKE_DEPOSIT.encode(9))]
+    with pytest.raises(VerificationError, match="arbiter staking"):
+        verify(bad, expect_stake_deposit(amount=9), action="stake")
+
+
+def test_expectations_must_cover_every_argument() -> None:
+    """An expectation that leaves an argument unchecked is a programming error, caught at once."""
+    with pytest.raises(ValueError, match="exactly"):
+        Call(APPROVE, "nectar_token", {"value": 1})
