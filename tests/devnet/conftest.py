@@ -157,7 +157,6 @@ def env(config: CommunityConfig) -> Env:
     return Env(chain, contracts, config, User(deployer_key, Account.from_key(deployer_key).address))
 
 
-
 # --- a running devnet server (HTTP + WS on an ephemeral port); see tests/fixtures_devnet.py ----------
 
 

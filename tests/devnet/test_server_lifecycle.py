@@ -202,3 +202,45 @@ async def test_bounty_metadata_hash_is_resolved_in_bounty_reads(net: RunningDevn
     assert bounty["metadata"] == metadata_hash  # GET /transactions keeps the raw string
     details = (await api.get(f"/bounties/{bounty['guid']}", chain="side", account=ambassador.address)).result
     assert details["metadata"] == metadata
+
+
+async def test_fee_and_window_updates_reach_the_stream(net: RunningDevnet, api: DevnetApi) -> None:
+    """Owner calls to ``setFees``/``setWindows`` reach the stream as ``fee_update``/``window_update``."""
+    from polyswarmclient.devnet.chainnode import contract_abi
+    from polyswarmclient.devnet.deploy import devnet_key
+
+    side = net.devnet.side
+    registry = contract_abi("BountyRegistry")
+    params = (await api.get("/bounties/parameters", account=signer("ambassador").address)).result
+    received: list[dict[str, Any]] = []
+    async with api.session.ws_connect(net.url.replace("http", "ws", 1) + "/events?chain=side") as ws:
+        collector = asyncio.create_task(_collect(ws, received))
+        try:
+            await asyncio.sleep(0.1)
+            for data in (
+                registry.encode_call("setFees", params["bounty_fee"], params["assertion_fee"]),
+                registry.encode_call(
+                    "setWindows", params["assertion_reveal_window"], params["arbiter_vote_window"]
+                ),
+            ):
+                receipt = await side.run(
+                    side.chain.transact,
+                    devnet_key("deployer"),
+                    side.addresses.bounty_registry,
+                    data,
+                    mutating=True,
+                )
+                assert receipt.status == 1
+            for _ in range(50):
+                if {"fee_update", "window_update"} <= {m["event"] for m in received}:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            collector.cancel()
+    fee = next(m for m in received if m["event"] == "fee_update")
+    window = next(m for m in received if m["event"] == "window_update")
+    assert fee["data"] == {"bounty_fee": params["bounty_fee"], "assertion_fee": params["assertion_fee"]}
+    assert window["data"] == {
+        "assertion_reveal_window": params["assertion_reveal_window"],
+        "arbiter_vote_window": params["arbiter_vote_window"],
+    }

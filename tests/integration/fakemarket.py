@@ -312,6 +312,10 @@ class FakeClient:
         self.market.stake[self.address] = self.market.stake.get(self.address, 0) + amount
 
     # events
+    async def get_bloom(self, guid: str, chain: str = "side") -> list[int]:
+        self._record("get_bloom", guid)
+        return list(self.market.bounties[guid].bloom)
+
     def events(self, chain: str) -> Any:
         if self.ws_url is not None:
             return EventStream(self.ws_url, chain, StreamSettings(backoff_base=0.05, backoff_cap=0.2))
@@ -329,14 +333,6 @@ class _QueueStream:
 
     async def __anext__(self) -> Event:
         return await self.queue.get()
-
-
-class BloomClient(FakeClient):
-    """A client that can read the on-chain bloom (``GET /bounties/<guid>/bloom``)."""
-
-    async def get_bloom(self, guid: str, chain: str = "side") -> list[int]:
-        self._record("get_bloom", guid)
-        return list(self.market.bounties[guid].bloom)
 
 
 def failing(name: str, error: Exception, times: int = 1) -> Callable[[str, tuple[Any, ...]], None]:
@@ -366,7 +362,6 @@ __all__ = [
     "ARBITER",
     "PARAMS",
     "STAKING",
-    "BloomClient",
     "FakeClient",
     "Market",
     "TransportError",

@@ -12,10 +12,10 @@ from polyswarmclient.abstractscanner import AbstractScanner, ScanResult
 from polyswarmclient.amounts import nct
 from polyswarmclient.backends.verbatim import VerbatimArbiter
 from polyswarmclient.devnet.corpus import EICAR, Corpus
-from polyswarmclient.errors import InsufficientFunds, PolyswarmError
+from polyswarmclient.errors import ApiError, InsufficientFunds, PolyswarmError
 from polyswarmclient.services.arbiter import Arbiter, ArbiterReport, ArbiterSettings
 from polyswarmclient.services.lifecycle import Shutdown
-from tests.integration.fakemarket import AMBASSADOR, ARBITER, BloomClient, FakeClient, Market, until
+from tests.integration.fakemarket import AMBASSADOR, ARBITER, FakeClient, Market, until
 
 R = 3  # market reveal window
 V = 5  # market vote window
@@ -57,7 +57,7 @@ class Harness:
 async def test_full_bounty_votes_ground_truth_in_the_window_then_settles() -> None:
     """--testing 1: the arbiter votes the truth after E+R, settles at E+R+V, then returns."""
     market = funded_market()
-    client = BloomClient(market, ARBITER)
+    client = FakeClient(market, ARBITER)
     arbiter = Arbiter(client, VerbatimArbiter(), ArbiterSettings(testing=1, catch_up=False))
     task = asyncio.create_task(arbiter.run(Shutdown()))
     await until(lambda: bool(market.queues))
@@ -193,7 +193,7 @@ async def test_a_crashing_backend_costs_one_bounty_not_the_arbiter() -> None:
 async def test_valid_bloom_is_checked_against_the_onchain_bloom() -> None:
     """With a bloom-reading client, a matching bloom votes valid and a tampered one votes invalid."""
     market = funded_market()
-    client = BloomClient(market, ARBITER)
+    client = FakeClient(market, ARBITER)
     arbiter = Arbiter(client, VerbatimArbiter(), ArbiterSettings(catch_up=False))
     async with Harness(arbiter):
         honest = post(market, [("a", b"one")])
@@ -208,10 +208,15 @@ async def test_valid_bloom_is_checked_against_the_onchain_bloom() -> None:
     assert blooms == {honest: True, tampered: False}
 
 
-async def test_without_a_bloom_route_valid_bloom_is_false() -> None:
-    """A client that cannot read blooms makes the arbiter vote valid_bloom=False (never an unchecked True)."""
+async def test_an_unreadable_bloom_means_valid_bloom_false() -> None:
+    """When the bounty's bloom cannot be read, the arbiter votes valid_bloom=False, never an unchecked True."""
     market = funded_market()
     client = FakeClient(market, ARBITER)
+
+    async def broken_bloom(guid: str, chain: str = "side") -> list[int]:
+        raise ApiError(500, "GET /bounties/<guid>/bloom: HTTP 500: boom")
+
+    client.get_bloom = broken_bloom  # type: ignore[method-assign]
     arbiter = Arbiter(client, VerbatimArbiter(), ArbiterSettings(catch_up=False))
     async with Harness(arbiter):
         post(market, [("a", b"one")])
@@ -271,7 +276,7 @@ async def test_votes_over_a_real_websocket_event_stream() -> None:
     market = funded_market()
     url = await market.serve_websocket()
     try:
-        client = BloomClient(market, ARBITER, ws_url=url)
+        client = FakeClient(market, ARBITER, ws_url=url)
         arbiter = Arbiter(client, VerbatimArbiter(), ArbiterSettings(testing=1, catch_up=False))
         task = asyncio.create_task(arbiter.run(Shutdown()))
         await until(lambda: bool(market.sockets))

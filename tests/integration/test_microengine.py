@@ -607,3 +607,17 @@ def test_real_client_offers_everything_the_engine_uses():
         wanted = list(inspect.signature(member).parameters)
         assert list(inspect.signature(real).parameters)[: len(wanted)] == wanted, name
         assert callable(getattr(FakeClient, name)), f"the fake lacks {name}"
+
+
+async def test_shutdown_gives_up_after_the_grace_period(fake, tmp_path, caplog):
+    """A scan that outlives the grace period is stopped, so a stop request never hangs the process."""
+    stop = Shutdown(grace=0.2)
+    backend = slow_backend(30.0)
+    engine, store = make_engine(fake, tmp_path, backend=backend, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    fake.push(new_bounty(uri="QmOne"))
+    await asyncio.wait_for(backend.impl.started.wait(), 5)
+    stop.request("SIGTERM received")
+    await asyncio.wait_for(run, 3)
+    assert fake.assertions == {} and "grace period" in caplog.text
+    store.close()

@@ -8,7 +8,8 @@ from polyswarmclient.abstractmicroengine import AbstractMicroengine
 from polyswarmclient.abstractscanner import AbstractScanner, ArtifactType, ScanMode, ScanResult
 from polyswarmclient.backends import create_backend, load_backend_class
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
 EICAR = ("X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*").encode()
 
 
@@ -16,6 +17,12 @@ EICAR = ("X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$
 def acme_on_path(monkeypatch):
     """The engine-template package installed as top-level module `acme_eicar`."""
     monkeypatch.syspath_prepend(str(FIXTURES))
+
+
+@pytest.fixture
+def repo_on_path(monkeypatch):
+    """The repository root importable, so `tests.fixtures.acme_eicar` resolves however pytest was started."""
+    monkeypatch.syspath_prepend(str(ROOT))
 
 
 async def test_engine_template_package_loads_by_module_slug(acme_on_path):
@@ -32,7 +39,7 @@ async def test_engine_template_package_loads_by_module_slug(acme_on_path):
     assert (good.bit, good.verdict) == (True, False)
 
 
-async def test_engine_template_package_loads_by_module_colon_class():
+async def test_engine_template_package_loads_by_module_colon_class(repo_on_path):
     """`--backend tests.fixtures.acme_eicar:Microengine` loads the same engine by module path."""
     cls = load_backend_class("tests.fixtures.acme_eicar:Microengine")
     backend = create_backend(cls)
@@ -41,7 +48,7 @@ async def test_engine_template_package_loads_by_module_colon_class():
     ).verdict is True
 
 
-async def test_template_scanner_called_directly_like_its_own_tests():
+async def test_template_scanner_called_directly_like_its_own_tests(repo_on_path):
     """An engine-template unit test that awaits Scanner().scan(guid, ArtifactType.FILE, ...) still passes."""
     from tests.fixtures.acme_eicar import Scanner
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from polyswarmclient.amounts import format_amount
 from polyswarmclient.cli.common import guard, run
 from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
 from polyswarmclient.cli.role_options import CHAINS, CONTEXT_SETTINGS, NCT_AMOUNT, TESTING, connect
@@ -119,8 +118,6 @@ def cli(**options: Any) -> None:
         len(report.settled),
         len(report.failed),
     )
-    if settings.bounty_amount is not None:
-        log.debug("bounty amount was %s NCT", format_amount(settings.bounty_amount))
 
 
 def main() -> None:

@@ -12,7 +12,14 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from polyswarmclient.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ConfigError, KeyfileError, PolyswarmError
+from polyswarmclient.errors import (
+    EXIT_OK,
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    ConfigError,
+    KeyfileError,
+    PolyswarmError,
+)
 from polyswarmclient.eth.keys import Signer, load_keyfile
 from polyswarmclient.log import redact, register_secret
 from polyswarmclient.services.lifecycle import Shutdown

@@ -232,6 +232,18 @@ class PolyswarmClient:
     async def get_bounty(self, guid: str, chain: str = "side") -> Bounty:
         return Bounty.from_json(await self._get(f"/bounties/{_check_guid(guid)}", chain))
 
+    async def get_bloom(self, guid: str, chain: str = "side") -> list[int]:
+        """The bounty's on-chain bloom as 8 uint256 words, most significant first (spec §5.7)."""
+        result = await self._get(f"/bounties/{_check_guid(guid)}/bloom", chain)
+        words = result.get("bloom") if isinstance(result, dict) else None
+        if (
+            not isinstance(words, list)
+            or len(words) != 8
+            or not all(isinstance(w, int) and not isinstance(w, bool) and 0 <= w < 2**256 for w in words)
+        ):
+            raise MalformedResponse("GET /bounties/<guid>/bloom: expected {\"bloom\": [8 uint256 integers]}")
+        return list(words)
+
     async def list_bounty_guids(
         self, chain: str = "side", *, page: int = 0, count: int | None = None
     ) -> list[str]:

@@ -50,7 +50,9 @@ def load_keyfile(path: str | Path, password: str) -> Signer:
     """Open a geth v3 keystore. Every failure becomes one clear :class:`KeyfileError`."""
     p = Path(path)
     if not p.exists():
-        raise KeyfileError(f"keyfile {p} does not exist; pass --keyfile (or KEYFILE) with the path to a geth v3 keystore")
+        raise KeyfileError(
+            f"keyfile {p} does not exist; pass --keyfile (or KEYFILE) with the path to a geth v3 keystore"
+        )
     if p.is_dir():
         raise KeyfileError(f"keyfile {p} is a directory; pass the path of the keystore file itself")
     try:
@@ -67,7 +69,9 @@ def load_keyfile(path: str | Path, password: str) -> Signer:
         key = Account.decrypt(keystore, password)
     except ValueError as exc:
         if "MAC mismatch" in str(exc):
-            raise KeyfileError(f"wrong password for keyfile {p}; check --password, --password-file or PASSWORD") from None
+            raise KeyfileError(
+                f"wrong password for keyfile {p}; check --password, --password-file or PASSWORD"
+            ) from None
         raise KeyfileError(f"keyfile {p} is corrupt: {exc.__class__.__name__}") from None
     except Exception as exc:  # eth-keyfile raises KeyError/TypeError/... on damaged files
         raise KeyfileError(f"keyfile {p} is corrupt or unsupported ({exc.__class__.__name__})") from None

@@ -106,6 +106,7 @@ class ArbiterClient(Protocol):
     def apply_event(self, event: Event) -> Any: ...
     async def block_number(self, chain: str) -> int: ...
     async def get_bounty(self, guid: str, chain: str) -> Bounty: ...
+    async def get_bloom(self, guid: str, chain: str = ...) -> list[int]: ...
     def iter_bounty_guids(self, chain: str) -> Any: ...
     async def list_artifacts(self, uri: str) -> list[tuple[str, str]]: ...
     async def fetch_artifact(self, uri: str, index: int) -> bytes | None: ...
@@ -192,7 +193,6 @@ class Arbiter:
         self._stop = asyncio.Event()  # stop taking new bounties
         self._finished = asyncio.Event()  # testing target reached
         self._idle = asyncio.Event()
-        self._bloom_warned = False
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -452,14 +452,8 @@ class Arbiter:
 
     async def _check_bloom(self, state: BountyState, hashes: list[str]) -> bool:
         """True only when the on-chain bloom could be read and matches the listing."""
-        get_bloom = getattr(self.client, "get_bloom", None)
-        if get_bloom is None:
-            if not self._bloom_warned:
-                self._bloom_warned = True
-                log.warning("this client cannot read bounty blooms; voting valid_bloom=False (unchecked)")
-            return False
         try:
-            words = await get_bloom(state.guid, state.chain)
+            words = await self.client.get_bloom(state.guid, state.chain)
         except PolyswarmError as exc:
             log.warning("bounty %s: cannot read its bloom (%s); voting valid_bloom=False", state.guid, exc)
             return False

@@ -234,7 +234,9 @@ def _build(name: str, d: dict[str, Any], common: dict[str, Any]) -> Event:
                 **common,
             )
         case "vote":
-            return NewVote(bounty_guid=_str(d["bounty_guid"]), voter=_str(d["voter"]), votes=_bools(d["votes"]), **common)
+            return NewVote(
+                bounty_guid=_str(d["bounty_guid"]), voter=_str(d["voter"]), votes=_bools(d["votes"]), **common
+            )
         case "quorum":
             return QuorumReached(bounty_guid=_str(d["bounty_guid"]), **common)
         case "settled_bounty":

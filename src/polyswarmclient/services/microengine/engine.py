@@ -200,6 +200,7 @@ class Microengine:
         self._catch_up_running: set[str] = set()
         self._catch_up_again: set[str] = set()
         self._metadata_upload = True
+        self._draining = False
 
     # --- running ---------------------------------------------------------------------------------
 
@@ -231,6 +232,7 @@ class Microengine:
                 await self._wait_for_stop(readers)
                 self._accepting = False
                 await self._drain()
+                self._draining = True
                 for reader in readers:
                     reader.cancel()
                 for task in list(self._tasks):
@@ -259,17 +261,22 @@ class Microengine:
             log.warning("every event stream ended; stopping")
 
     async def _drain(self) -> None:
+        """Wait for in-flight work (including steps that fall due meanwhile) up to the grace period."""
         if not self._tasks:
             return
         log.info("waiting up to %.0fs for %d in-flight task(s)", self.shutdown.grace, len(self._tasks))
-        _, pending = await asyncio.wait(list(self._tasks), timeout=self.shutdown.grace)
-        if pending:
-            log.warning(
-                "%d task(s) still running after the grace period were stopped; due reveals and settles stay "
-                "in"
-                "the state directory for the next start",
-                len(pending),
-            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.shutdown.grace
+        while self._tasks:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.warning(
+                    "%d task(s) still running after the grace period were stopped; due reveals and settles "
+                    "stay in the state directory for the next start",
+                    len(self._tasks),
+                )
+                return
+            await asyncio.wait(list(self._tasks), timeout=remaining)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
         """Start ``coro`` in the service's task group behind an error boundary."""
@@ -403,6 +410,8 @@ class Microengine:
         self._run_actions(self.schedule.on_block(chain, number))
 
     def _run_actions(self, actions: list[Action]) -> None:
+        if self._draining:
+            return  # stopping: what is due stays in the state directory for the next start
         for action in actions:
             match action.kind:
                 case "reveal":
