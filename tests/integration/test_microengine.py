@@ -27,6 +27,7 @@ from polyswarmclient.services.microengine.state import FORFEITED, SETTLED, State
 from polyswarmclient.wire.bits import bools_to_int
 from polyswarmclient.wire.events import (
     Block,
+    Connected,
     Deprecated,
     FeeUpdate,
     NewAssertion,
@@ -459,6 +460,34 @@ async def test_reconnect_catches_up_on_missed_bounties(fake, tmp_path):
     assert expired not in fake.assertions
     assert ("bounty_parameters", "side", True) in fake.calls
     assert any(isinstance(e, Reconnected) for e in fake.applied)
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_bounties_posted_before_the_first_subscription_are_caught_up(fake, tmp_path):
+    """A bounty posted while the engine was starting (before its socket connected) is still asserted on."""
+    stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    early = str(uuid.uuid4())
+    fake.bounties[early] = Bounty(
+        guid=early,
+        artifact_type="file",
+        author=ADDRESS,
+        amount=MIN,
+        uri="QmArtifacts",
+        num_artifacts=2,
+        expiration=E,
+        assigned_arbiter="",
+        quorum_reached=False,
+        quorum_reached_block=0,
+        quorum_mask=(),
+        metadata=None,
+    )
+    run = asyncio.create_task(engine.run())
+    fake.push(Connected(chain="side", start_time="0"))
+    await wait_until(lambda: early in fake.assertions)
+    fake.push(Connected(chain="side", start_time="0"))  # a later connect does not page again by itself
     stop.request("done")
     await asyncio.wait_for(run, 5)
     store.close()

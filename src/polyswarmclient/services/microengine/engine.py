@@ -51,6 +51,7 @@ from polyswarmclient.services.microengine.state import (
 from polyswarmclient.wire.bits import bools_to_int
 from polyswarmclient.wire.events import (
     Block,
+    Connected,
     Deprecated,
     Event,
     FeeUpdate,
@@ -199,6 +200,7 @@ class Microengine:
         self._scan_slots = asyncio.Semaphore(max(1, self.config.max_concurrent_scans))
         self._catch_up_running: set[str] = set()
         self._catch_up_again: set[str] = set()
+        self._connected: set[str] = set()
         self._metadata_upload = True
         self._draining = False
 
@@ -388,6 +390,10 @@ class Microengine:
             case Deprecated():
                 log.warning("the bounty registry was deprecated; settling every bounty we can settle now")
                 self._run_actions(self.schedule.on_deprecated(dict(self._heads)))
+            case Connected(chain=chain) if chain not in self._connected:
+                # Bounties posted between start-up and the first subscription have no event for us.
+                self._connected.add(chain)
+                self._start_catch_up(chain)
             case Reconnected(chain=chain):
                 self.client.apply_event(event)
                 log.info("event stream for %s reconnected; catching up on what was missed", chain)
