@@ -21,7 +21,7 @@ from polyswarmclient.errors import (
     PolyswarmError,
 )
 from polyswarmclient.eth.keys import Signer, load_keyfile
-from polyswarmclient.log import redact, register_secret
+from polyswarmclient.log import redact
 from polyswarmclient.services.lifecycle import Shutdown
 
 T = TypeVar("T")
@@ -56,7 +56,9 @@ def open_signer(keyfile: Path | None, password: str | None, password_file: Path 
     if not Path(keyfile).exists():
         raise KeyfileError(f"keyfile {keyfile} does not exist; check --keyfile (KEYFILE)")
     secret = read_password(password, password_file, keyfile)
-    register_secret(secret)
+    # The password goes to the keystore decryption and nowhere else: it is never stored, logged or
+    # put in a message, so it is not registered for redaction (which would garble any text containing a
+    # password that is also an ordinary word, such as the public test password "password").
     return load_keyfile(keyfile, secret)
 
 

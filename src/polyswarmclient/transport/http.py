@@ -294,7 +294,7 @@ class HttpTransport:
                 if status in RETRYABLE_STATUS and safe_to_repeat and failures < self.settings.max_retries:
                     failures += 1
                     delay = backoff.delay()
-                    log.warning(
+                    log.info(
                         "%s answered HTTP %d; retrying in %.1f s (retry %d of %d)",
                         what,
                         status,
@@ -309,7 +309,7 @@ class HttpTransport:
                 raise self._unreachable(what, problem, failures + 1) from problem
             failures += 1
             delay = backoff.delay()
-            log.warning(
+            log.info(
                 "%s to %s failed (%s); retrying in %.1f s (retry %d of %d)",
                 what,
                 self.address,

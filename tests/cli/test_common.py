@@ -1,0 +1,40 @@
+"""The shared CLI plumbing: passwords and signers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from polyswarmclient.cli.common import open_signer, read_password
+from polyswarmclient.errors import ConfigError, KeyfileError
+from polyswarmclient.log import redact
+
+KEYFILE = Path(__file__).resolve().parents[2] / "keyfiles-testing" / "microengine_keyfile"
+
+
+def test_password_file_first_line_is_used(tmp_path: Path) -> None:
+    """--password-file reads the first line, without its newline."""
+    secret = tmp_path / "pw"
+    secret.write_text("password\nignored\n")
+    signer = open_signer(KEYFILE, None, secret)
+    assert signer.address == "0xd595c0c90498619DaeAd4Fb67886A1f06c1B3c17"
+
+
+def test_both_password_sources_is_a_config_error(tmp_path: Path) -> None:
+    """Giving --password and --password-file together is refused rather than guessing."""
+    with pytest.raises(ConfigError, match="not both"):
+        read_password("a", tmp_path / "pw", KEYFILE)
+
+
+def test_a_wrong_password_reads_clearly_and_is_not_redacted_into_nonsense() -> None:
+    """A wrong guess like 'wrong' leaves the message intact ('wrong password for keyfile ...')."""
+    with pytest.raises(KeyfileError) as info:
+        open_signer(KEYFILE, "wrong", None)
+    assert redact(str(info.value)).startswith("wrong password for keyfile")
+
+
+def test_missing_keyfile_names_the_flag(tmp_path: Path) -> None:
+    """A missing keyfile says which flag and env var to fix."""
+    with pytest.raises(KeyfileError, match="--keyfile"):
+        open_signer(tmp_path / "missing", "password", None)
