@@ -121,6 +121,23 @@ def test_a_non_scanner_is_refused(plugin_module):
         load_backend_class("json:JSONDecoder")
 
 
+def test_arbiter_group_has_its_own_slugs():
+    """group=ARBITER_GROUP finds the arbiter's built-ins; the microengine group does not list them."""
+    from polyswarmclient.backends.verbatim import VerbatimArbiter
+
+    assert load_backend_class("verbatim", loader.ARBITER_GROUP) is VerbatimArbiter
+    assert "verbatim" not in list_backends()
+    with pytest.raises(BackendNotFound, match="unknown arbiter backend 'verbatm'. Did you mean 'verbatim'"):
+        load_backend_class("verbatm", loader.ARBITER_GROUP)
+
+
+def test_arbiter_group_does_not_take_engine_packages(plugin_module):
+    """Only the microengine group resolves a bare module name; the arbiter's asks for module:Class."""
+    assert load_backend_class("thirdparty_engine:Plugin", loader.ARBITER_GROUP).__name__ == "Plugin"
+    with pytest.raises(BackendNotFound, match="unknown arbiter backend 'thirdparty_engine'"):
+        load_backend_class("thirdparty_engine", loader.ARBITER_GROUP)
+
+
 def test_backend_that_cannot_be_created_is_a_config_error():
     """A backend whose constructor raises is reported as a configuration error naming it."""
 

@@ -10,6 +10,10 @@ Order (fixing polyswarm-client defect 2, where a same-named top-level module sha
    else its ``Scanner`` class.
 
 Anything else is :class:`~polyswarmclient.errors.BackendNotFound` (exit 2) with a "did you mean" hint.
+
+Every function takes the entry-point ``group`` to search: the microengine's (the default) or the
+arbiter's (:data:`ARBITER_GROUP`, used by :mod:`polyswarmclient.backends.arbiter_loader`); step 3 applies
+to the microengine's group only.
 """
 
 from __future__ import annotations
@@ -23,30 +27,42 @@ from typing import Any
 
 from polyswarmclient.errors import BackendNotFound
 
+#: The microengine's entry-point group (the default everywhere here).
 GROUP = "polyswarmclient.backends"
+#: The arbiter's entry-point group (see :mod:`polyswarmclient.backends.arbiter_loader`).
+ARBITER_GROUP = "polyswarmclient.arbiter_backends"
 
 #: Used only when the distribution's metadata is missing (running from a source tree on PYTHONPATH);
 #: an installed polyswarm-kit registers the same names through its entry points.
-_BUILTIN_FALLBACK = {
-    "eicar": "polyswarmclient.backends.eicar:EicarScanner",
-    "scratch": "polyswarmclient.backends.scratch:ScratchScanner",
+_BUILTIN_FALLBACK: dict[str, dict[str, str]] = {
+    GROUP: {
+        "eicar": "polyswarmclient.backends.eicar:EicarScanner",
+        "scratch": "polyswarmclient.backends.scratch:ScratchScanner",
+    },
+    ARBITER_GROUP: {
+        "verbatim": "polyswarmclient.backends.verbatim:VerbatimArbiter",
+        "eicar": "polyswarmclient.backends.eicar:EicarScanner",
+    },
 }
 
-#: Attribute names looked up in a module given without ``:Class``, in order.
+#: What a group's backends are called in messages.
+_KIND = {GROUP: "backend", ARBITER_GROUP: "arbiter backend"}
+
+#: Attribute names looked up in a module given without ``:Class``, in order (microengine group only).
 MODULE_CLASS_NAMES = ("Microengine", "Scanner")
 
 
-def registered() -> dict[str, importlib.metadata.EntryPoint]:
-    """Installed backends by slug."""
-    found = {ep.name: ep for ep in importlib.metadata.entry_points(group=GROUP)}
-    for name, value in _BUILTIN_FALLBACK.items():
-        found.setdefault(name, importlib.metadata.EntryPoint(name=name, value=value, group=GROUP))
+def registered(group: str = GROUP) -> dict[str, importlib.metadata.EntryPoint]:
+    """Installed backends of ``group`` by slug."""
+    found = {ep.name: ep for ep in importlib.metadata.entry_points(group=group)}
+    for name, value in _BUILTIN_FALLBACK.get(group, {}).items():
+        found.setdefault(name, importlib.metadata.EntryPoint(name=name, value=value, group=group))
     return found
 
 
-def list_backends() -> list[str]:
-    """Slugs of every installed backend, sorted."""
-    return sorted(registered())
+def list_backends(group: str = GROUP) -> list[str]:
+    """Slugs of every installed backend of ``group``, sorted."""
+    return sorted(registered(group))
 
 
 def _import_module(name: str, spec: str) -> ModuleType:
@@ -77,9 +93,7 @@ def import_from_string(spec: str) -> Any:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise BackendNotFound(
-                f"backend {spec!r}: module {module_name!r} has no attribute {attrs!r}"
-            ) from None
+            raise BackendNotFound(f"backend {spec!r}: module {module_name!r} has no attribute {attrs!r}") from None
     return obj
 
 
@@ -90,50 +104,62 @@ def _module_exists(name: str) -> bool:
         return False
 
 
-def _not_found(slug: str) -> BackendNotFound:
-    installed = list_backends()
+def _not_found(slug: str, group: str) -> BackendNotFound:
+    installed = list_backends(group)
     close = difflib.get_close_matches(slug, installed, n=1, cutoff=0.5)
     hint = f" Did you mean {close[0]!r}?" if close else ""
+    if group == GROUP:
+        return BackendNotFound(
+            f"unknown backend {slug!r}.{hint} Installed backends: {', '.join(installed) or 'none'}; "
+            "an engine package name or module:Class works too."
+        )
     return BackendNotFound(
-        f"unknown backend {slug!r}.{hint} Installed backends: {', '.join(installed) or 'none'}; "
-        "an engine package name or module:Class works too."
+        f"unknown {_KIND.get(group, 'backend')} {slug!r}.{hint} Installed: {', '.join(installed) or 'none'}; "
+        "module:Class works too."
     )
 
 
-def load_backend_class(slug: str) -> type:
-    """Resolve ``slug`` to a backend class (an ``AbstractScanner`` or ``AbstractMicroengine`` subclass)."""
+def _module_backend(slug: str) -> Any:
+    """The ``Microengine`` (else ``Scanner``) class of an importable engine package named ``slug``."""
+    module = _import_module(slug, slug)
+    for name in MODULE_CLASS_NAMES:
+        if isinstance(getattr(module, name, None), type):
+            return getattr(module, name)
+    raise BackendNotFound(
+        f"backend {slug!r}: module {module.__name__} defines neither Microengine nor Scanner; "
+        f"name the class explicitly ({slug}:ClassName)"
+    )
+
+
+def load_backend_class(slug: str, group: str = GROUP) -> type:
+    """Resolve ``slug`` to a backend class of ``group``: ``module:Class``, a registered slug, or (for the
+    microengine group only) an engine package name. The class must have a ``scan`` method.
+    """
+    kind = _KIND.get(group, "backend")
     slug = slug.strip()
     if not slug:
         raise BackendNotFound(
-            f"no backend given: pass --backend (BACKEND); installed: {', '.join(list_backends())}"
+            f"no {kind} given: pass --backend (BACKEND); installed: {', '.join(list_backends(group))}"
         )
+    obj: Any
     if ":" in slug:
         obj = import_from_string(slug)
     else:
-        entry_points = registered()
+        entry_points = registered(group)
         if slug in entry_points:
             try:
                 obj = entry_points[slug].load()
             except Exception as exc:
                 raise BackendNotFound(
-                    f"backend {slug!r} is registered as {entry_points[slug].value} but failed to load: "
+                    f"{kind} {slug!r} is registered as {entry_points[slug].value} but failed to load: "
                     f"{exc.__class__.__name__}: {exc}"
                 ) from None
-        elif _module_exists(slug):
-            module = _import_module(slug, slug)
-            for name in MODULE_CLASS_NAMES:
-                if isinstance(getattr(module, name, None), type):
-                    obj = getattr(module, name)
-                    break
-            else:
-                raise BackendNotFound(
-                    f"backend {slug!r}: module {module.__name__} defines neither Microengine nor Scanner; "
-                    f"name the class explicitly ({slug}:ClassName)"
-                )
+        elif group == GROUP and _module_exists(slug):
+            obj = _module_backend(slug)
         else:
-            raise _not_found(slug)
+            raise _not_found(slug, group)
     if not isinstance(obj, type):
-        raise BackendNotFound(f"backend {slug!r} is a {type(obj).__name__}, not a class")
+        raise BackendNotFound(f"{kind} {slug!r} is a {type(obj).__name__}, not a class")
     if not callable(getattr(obj, "scan", None)):
-        raise BackendNotFound(f"backend {slug!r}: class {obj.__qualname__} has no scan() method")
+        raise BackendNotFound(f"{kind} {slug!r}: class {obj.__qualname__} has no scan() method")
     return obj

@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from polyswarmclient.cli.common import guard, run
-from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
-from polyswarmclient.cli.role_options import CHAINS, CONTEXT_SETTINGS, NCT_AMOUNT, TESTING, connect
+from polyswarmclient.cli.options import CHAINS, CONNECTION, LOGGING, TESTING, Option, apply
+from polyswarmclient.cli.role_options import CONTEXT_SETTINGS, NCT_AMOUNT, connect
 from polyswarmclient.devnet.corpus import Corpus
 from polyswarmclient.services.ambassador import Ambassador, AmbassadorReport, AmbassadorSettings
 from polyswarmclient.services.lifecycle import Shutdown

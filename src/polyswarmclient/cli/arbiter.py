@@ -9,8 +9,8 @@ import click
 
 from polyswarmclient.backends.arbiter_loader import DEFAULT, list_arbiter_backends, load_arbiter_backend_class
 from polyswarmclient.cli.common import guard, run
-from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
-from polyswarmclient.cli.role_options import CHAINS, CONTEXT_SETTINGS, TESTING, connect
+from polyswarmclient.cli.options import CHAINS, CONNECTION, LOGGING, TESTING, Option, apply
+from polyswarmclient.cli.role_options import CONTEXT_SETTINGS, connect
 from polyswarmclient.errors import ConfigError
 from polyswarmclient.services.arbiter import Arbiter, ArbiterReport, ArbiterSettings
 from polyswarmclient.services.lifecycle import Shutdown

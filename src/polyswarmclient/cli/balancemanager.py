@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from polyswarmclient.amounts import DENOMINATIONS, format_amount, parse_amount
+from polyswarmclient.cli import options as shared
 from polyswarmclient.cli.common import guard, open_signer, run
 from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
 from polyswarmclient.client import ClientConfig, PolyswarmClient
@@ -42,14 +44,10 @@ _ETH_UNIT = {"nct": "ETH", "nct-gwei": "gwei", "nct-wei": "wei"}
 
 # --- options, each declared once --------------------------------------------------------------------
 
-TESTING = Option(
-    "--testing",
-    "TESTING",
-    "Test mode: deposit/withdraw repeat the transfer N times; maintain exits 0 after N completed transfers "
-    "and treats a too-low home balance or a stuck deposit as fatal. 0 = off.",
-    type=click.IntRange(min=0),
-    default=0,
-    metavar="N",
+TESTING = replace(
+    shared.TESTING,
+    help="Test mode: deposit/withdraw repeat the transfer N times; maintain exits 0 after N completed "
+    "transfers and treats a too-low home balance or a stuck deposit as fatal. 0 = off.",
 )
 DENOMINATION = Option(
     "--denomination",

@@ -8,13 +8,14 @@ SIGTERM/SIGINT (exit 0).
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from polyswarmclient.cli.common import run
-from polyswarmclient.cli.options import LOG, LOG_FORMAT, Option, apply
+from polyswarmclient.cli.options import DEVNET_BLOCK_TIME, DEVNET_PORT, LOG, LOG_FORMAT, Option, apply
 from polyswarmclient.devnet.deploy import CommunityConfig
 from polyswarmclient.errors import PolyswarmError
 from polyswarmclient.log import register_secret, setup_logging
@@ -23,15 +24,11 @@ from polyswarmclient.services.lifecycle import Shutdown
 _DEFAULTS = CommunityConfig()
 
 HOST = Option("--host", "DEVNET_HOST", "Interface to listen on.", default="127.0.0.1")
-PORT = Option(
-    "--port", "DEVNET_PORT", "TCP port; 0 picks a free one.", type=click.IntRange(0, 65535), default=31337
-)
-BLOCK_TIME = Option(
-    "--block-time",
-    "DEVNET_BLOCK_TIME",
-    "Seconds between wall-clock blocks on each embedded chain (every transaction is also mined at once).",
-    type=click.FloatRange(min=0.01),
-    default=1.0,
+PORT = replace(DEVNET_PORT, flag="--port")
+BLOCK_TIME = replace(
+    DEVNET_BLOCK_TIME,
+    flag="--block-time",
+    help="Seconds between wall-clock blocks on each embedded chain (every transaction is also mined at once).",
 )
 RELAY_CONFIRMATIONS = Option(
     "--relay-confirmations",

@@ -1,5 +1,7 @@
 """``microengine``: scan bounties with a backend and assert on them (commit, reveal, settle).
 
+With ``--devnet`` it runs a whole local marketplace instead (see :mod:`polyswarmclient.cli.demo`).
+
 Exit codes: 0 when stopped or when ``--testing N`` is complete, 1 on a fatal error at run time, 2 on a
 usage or configuration error (bad option, unknown backend, keyfile or password problem).
 """
@@ -7,13 +9,15 @@ usage or configuration error (bad option, unknown backend, keyfile or password p
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from polyswarmclient.artifacts import ArtifactType
-from polyswarmclient.backends import create_backend, list_backends, load_backend_class
+from polyswarmclient.backends import Backend, create_backend, list_backends, load_backend_class
+from polyswarmclient.cli import options
 from polyswarmclient.cli.common import guard, open_signer, run
 from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
 from polyswarmclient.client import ClientConfig, PolyswarmClient
@@ -34,22 +38,13 @@ BACKEND = Option(
     "Scan backend: an installed slug (see --list-backends), an engine package name, or module:Class.",
 )
 LIST_BACKENDS = Option("--list-backends", None, "Print the installed backend slugs and exit.", is_flag=True)
-TESTING = Option(
-    "--testing",
-    "TESTING",
-    "Handle N bounties, then exit 0 once each is settled (or skipped); transaction errors become fatal. "
+TESTING = replace(
+    options.TESTING,
+    help="Handle N bounties, then exit 0 once each is settled (or skipped); transaction errors become fatal. "
     "0 runs until stopped.",
-    type=click.IntRange(min=0),
-    default=0,
-    metavar="N",
 )
-CHAINS = Option(
-    "--chains",
-    "CHAINS",
-    "Chain to take bounties on; repeat for both (in the env var, separate with spaces).",
-    type=click.Choice(["home", "side"]),
-    multiple=True,
-    default=("side",),
+CHAINS = replace(
+    options.CHAINS, help="Chain to take bounties on; repeat for both (in the env var, separate with spaces)."
 )
 ARTIFACT_TYPE = Option(
     "--artifact-type",
@@ -107,8 +102,24 @@ BLOCK_TIME = Option(
     type=click.FloatRange(min=0, min_open=True),
     default=1.0,
 )
+DEVNET = Option(
+    "--devnet",
+    "DEVNET",
+    "Run a whole marketplace in this process: start the embedded devnet with an ambassador and an arbiter, "
+    "scan its bounties with --backend using the packaged test keystore, and print each bounty, its outcome "
+    "and a summary. Needs the devnet extra (pip install 'polyswarm-kit[devnet]').",
+    is_flag=True,
+)
+DEVNET_PORT = replace(
+    options.DEVNET_PORT,
+    help="With --devnet: TCP port of the devnet; when it is in use, a free port is picked (and printed).",
+)
+DEVNET_BLOCK_TIME = replace(
+    options.DEVNET_BLOCK_TIME,
+    help="With --devnet: seconds between blocks; a bounty settles about 12 blocks after it is posted.",
+)
 
-#: Every microengine option, in --help order. Add new options here (e.g. --devnet) and read them in cli().
+#: Every microengine option, in --help order. Add new options here and read them in cli().
 MICROENGINE_OPTIONS: tuple[Option, ...] = (
     *LOGGING,
     *CONNECTION,
@@ -123,6 +134,9 @@ MICROENGINE_OPTIONS: tuple[Option, ...] = (
     MAX_CONCURRENT_SCANS,
     SCAN_TIMEOUT,
     BLOCK_TIME,
+    DEVNET,
+    DEVNET_PORT,
+    DEVNET_BLOCK_TIME,
 )
 
 
@@ -155,6 +169,32 @@ def engine_config(params: dict[str, Any]) -> EngineConfig:
     )
 
 
+def explicit(name: str) -> bool:
+    """True when option ``name`` of the running command came from the command line or the environment."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+
+
+def make_engine(
+    client: PolyswarmClient,
+    backend_class: type,
+    name: str,
+    store: StateStore,
+    config: EngineConfig,
+    shutdown: Shutdown,
+) -> Microengine:
+    """The engine service around a fresh backend instance (the client must be open)."""
+    backend: Backend = create_backend(
+        backend_class,
+        name=name,
+        client=client,
+        testing=config.testing,
+        chains=config.chains,
+        artifact_types=config.artifact_types,
+    )
+    return Microengine(client, backend, store, config, shutdown)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @apply(MICROENGINE_OPTIONS)
 @guard
@@ -163,6 +203,10 @@ def cli(**params: Any) -> None:
 
     Pending reveals and settles are kept in --state-dir, so a restart loses no bid. The first
     SIGINT/SIGTERM stops taking bounties and finishes in-flight work; a second stops at once.
+
+    With --devnet, the whole marketplace runs in this process: a local devnet, an ambassador posting
+    bounties (half EICAR, half benign) and an arbiter voting the ground truth, with the packaged test
+    keystores. One line per bounty and a summary go to stdout.
     """
     setup_logging(params["log"], params["log_format"])
     if params["list_backends"]:
@@ -172,12 +216,16 @@ def cli(**params: Any) -> None:
     if not params["backend"]:
         raise ConfigError(
             f"no backend: pass --backend (BACKEND) with one of {', '.join(list_backends())}, an engine "
-            "package"
-            "or module:Class"
+            "package, or module:Class"
         )
     backend_class = load_backend_class(params["backend"])
     _adopt_backend_logger(backend_class.__module__)
     config = engine_config(params)
+    if params["devnet"]:
+        from polyswarmclient.cli.demo import run_demo  # needs the devnet extra; imported only here
+
+        run_demo(params, backend_class, config, explicit=explicit)
+        return
     signer = open_signer(params["keyfile"], params["password"], params["password_file"])
     state_dir = Path(params["state_dir"])
     client = PolyswarmClient(
@@ -196,15 +244,7 @@ def cli(**params: Any) -> None:
         with store:
             async with client:
                 await client.check_server()
-                backend = create_backend(
-                    backend_class,
-                    name=params["backend"],
-                    client=client,
-                    testing=config.testing,
-                    chains=config.chains,
-                    artifact_types=config.artifact_types,
-                )
-                await Microengine(client, backend, store, config, shutdown).run()
+                await make_engine(client, backend_class, params["backend"], store, config, shutdown).run()
 
     run(main)
 

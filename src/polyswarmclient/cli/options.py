@@ -1,7 +1,8 @@
 """Each option declared once: flag, env var, type, default and help.
 
 Commands build their click options from these declarations, ``docs/configuration.md`` is checked
-against them by a test, and ``--help`` shows every env var.
+against them by a test, and ``--help`` shows every env var. An option several commands share is declared
+here once; a command that needs other help text uses ``dataclasses.replace(OPTION, help=...)``.
 """
 
 from __future__ import annotations
@@ -113,6 +114,38 @@ STATE_DIR = Option(
     "Directory for durable state: pending reveals and settles, pinned contract addresses.",
     type=click.Path(path_type=Path),
     default=Path(".polyswarm-state"),
+)
+
+TESTING = Option(
+    "--testing",
+    "TESTING",
+    "Test mode: handle N bounties, exit 0 once all are settled; errors become fatal. 0 = run until stopped.",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+)
+CHAINS = Option(
+    "--chains",
+    "CHAINS",
+    "Chain to work on; repeat the option (or separate with spaces in CHAINS) for both.",
+    type=click.Choice(["home", "side"]),
+    multiple=True,
+    default=("side",),
+)
+
+DEVNET_PORT = Option(
+    "--devnet-port",
+    "DEVNET_PORT",
+    "TCP port of the devnet server; 0 picks a free one.",
+    type=click.IntRange(0, 65535),
+    default=31337,
+)
+DEVNET_BLOCK_TIME = Option(
+    "--devnet-block-time",
+    "DEVNET_BLOCK_TIME",
+    "Seconds between the devnet's wall-clock blocks on each embedded chain.",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
 )
 
 #: Options every networked command shares, in --help order.

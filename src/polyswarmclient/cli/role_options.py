@@ -1,4 +1,4 @@
-"""Options and helpers the devnet-role commands (``ambassador``, ``arbiter``) share, each declared once."""
+"""Helpers the devnet-role commands (``ambassador``, ``arbiter``) share; their options live in ``options``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import click
 
 from polyswarmclient.amounts import parse_amount
 from polyswarmclient.cli.common import open_signer
-from polyswarmclient.cli.options import Option
 from polyswarmclient.log import register_secret, setup_logging
 
 
@@ -28,23 +27,6 @@ class NctAmount(click.ParamType):  # type: ignore[type-arg,unused-ignore]
 
 
 NCT_AMOUNT = NctAmount()
-
-CHAINS = Option(
-    "--chains",
-    "CHAINS",
-    "Chain to work on; repeat the option (or separate with spaces in CHAINS) for both.",
-    type=click.Choice(["side", "home"]),
-    default=("side",),
-    multiple=True,
-)
-TESTING = Option(
-    "--testing",
-    "TESTING",
-    "Test mode: handle N bounties, exit 0 once all are settled; errors become fatal. 0 = run until stopped.",
-    type=click.IntRange(min=0),
-    default=0,
-    metavar="N",
-)
 
 
 def connect(options: dict[str, Any]) -> Any:

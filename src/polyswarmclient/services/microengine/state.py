@@ -222,8 +222,7 @@ class StateStore:
         except (ValueError, TypeError, KeyError) as exc:
             raise StateError(
                 f"state file {path} is corrupt ({exc}); it may hold an unrevealed bid: inspect it, then move "
-                "it"
-                "out of the state directory to continue"
+                "it out of the state directory to continue"
             ) from None
         if record.address.lower() != self.address.lower():
             raise StateError(f"state file {path} belongs to {record.address}, not {self.address}")

@@ -1,0 +1,668 @@
+"""The end-to-end harness: real CLIs as subprocesses against a real ``polyswarmd-devnet`` subprocess.
+
+Everything here is synchronous and talks to the devnet only over HTTP, as a user's tools would:
+
+* :class:`Process` runs one CLI with its stdout and stderr in a log file, and stops it by its own pid
+  (SIGTERM with the exit code checked, or SIGKILL when a test wants a crash);
+* :class:`Devnet` is a started ``polyswarmd-devnet`` plus read-only API helpers (balances, blocks,
+  bounties, assertions, votes);
+* :class:`Cli` starts ``microengine``, ``ambassador``, ``arbiter`` and ``balancemanager`` against it with a
+  given keystore and state directory;
+* :func:`wait_until` polls a condition with a deadline and fails with a sentence that says what was
+  awaited (the conftest hook then attaches every involved process's log to the failure);
+* :func:`expected_settlement` is the payout rule of the reference (§5.9, "1.6": the 1.5 rules with the
+  bounty amount spread evenly over the artifacts), computed from what the API reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+ROOT = Path(__file__).resolve().parents[2]
+KEYFILES = ROOT / "keyfiles-testing"
+PASSWORD = "password"
+NCT = 10**18
+
+T = TypeVar("T")
+
+#: Environment variables our CLIs read; a developer's shell must not leak them into a test run.
+_OPTION_ENV = (
+    "POLYSWARMD_ADDR", "KEYFILE", "PASSWORD", "PASSWORD_FILE", "API_KEY", "INSECURE_TRANSPORT",
+    "ALLOW_KEY_OVER_HTTP", "STATE_DIR", "LOG_LEVEL", "LOG_FORMAT", "BACKEND", "TESTING", "CHAINS",
+    "ARTIFACT_TYPE", "BID_STRATEGY", "FILTER", "CONFIDENCE", "MAX_CONCURRENT_SCANS", "SCAN_TIMEOUT",
+    "BLOCK_TIME", "BOUNTY_AMOUNT", "DURATION", "ARTIFACTS_PER_BOUNTY", "SUBMISSION_RATE", "MAX_IN_FLIGHT",
+    "NO_BOUNTY_METADATA", "MAXIMUM", "WITHDRAW_TARGET", "CONFIRMATIONS", "DENOMINATION",
+)  # fmt: skip
+
+#: Console script -> module under ``polyswarmclient.cli`` (used when the scripts are not installed).
+_MODULES = {
+    "polyswarmd-devnet": "devnet",
+    "microengine": "microengine",
+    "ambassador": "ambassador",
+    "arbiter": "arbiter",
+    "balancemanager": "balancemanager",
+}
+
+
+class ApiError(Exception):
+    """The devnet answered something other than ``{"status": "OK", ...}``."""
+
+
+# --- keystores -----------------------------------------------------------------------------------------
+
+
+def keyfile(name: str) -> Path:
+    path = KEYFILES / name
+    assert path.exists(), f"no keystore {path}"
+    return path
+
+
+def address_of(name: str) -> str:
+    """The ``0x`` address of ``keyfiles-testing/<name>`` (read from the keystore, no password needed)."""
+    data = json.loads(keyfile(name).read_text(encoding="utf-8"))
+    return "0x" + str(data["address"]).lower().removeprefix("0x")
+
+
+# --- processes -----------------------------------------------------------------------------------------
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a CLI: the checkout's ``src`` and root importable, no stray option variables."""
+    env = {k: v for k, v in os.environ.items() if k not in _OPTION_ENV and not k.startswith("DEVNET_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def command(tool: str) -> list[str]:
+    """How to run ``tool``: its console script next to this interpreter, else ``python -c main()``."""
+    script = Path(sys.executable).parent / tool
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-c", f"from polyswarmclient.cli.{_MODULES[tool]} import main; main()"]
+
+
+#: Every process started in this pytest session, so the report hook can show their logs on a failure.
+_STARTED: list[Process] = []
+#: Index into ``_STARTED`` where the current test began.
+_TEST_START = 0
+
+
+def begin_test() -> None:
+    global _TEST_START
+    _TEST_START = len(_STARTED)
+
+
+def processes_to_report() -> list[Process]:
+    """The processes started for the current test, then the shared ones still running (devnet, arbiter)."""
+    mine = _STARTED[_TEST_START:]
+    shared = [p for p in _STARTED[:_TEST_START] if p.running]
+    return mine + shared
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM if pytest itself dies (even by SIGKILL)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):  # pragma: no cover - no libc prctl: fixture teardown still applies
+        pass
+
+
+class Process:
+    """One CLI run; stdout and stderr go to ``<log_dir>/<name>.log``."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_dir: Path,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"{name}.log"
+        self._log: IO[bytes] = open(self.log_path, "wb")  # noqa: SIM115 - closed in cleanup()
+        self.popen = subprocess.Popen(
+            self.argv,
+            cwd=cwd,
+            env=child_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C in the terminal goes to pytest, not to the children
+            preexec_fn=_die_with_parent,
+        )
+        _STARTED.append(self)
+
+    def __repr__(self) -> str:
+        return f"<Process {self.name} pid={self.popen.pid} {self.status()}>"
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def status(self) -> str:
+        code = self.popen.poll()
+        return "running" if code is None else f"exit code {code}"
+
+    def output(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def tail(self, lines: int = 150) -> str:
+        text = self.output().splitlines()
+        cut = text[-lines:]
+        head = [f"[... {len(text) - len(cut)} earlier lines in {self.log_path}]"] if len(text) > len(cut) else []
+        return "\n".join(head + cut)
+
+    def lines_matching(self, pattern: str) -> list[str]:
+        rx = re.compile(pattern)
+        return [line for line in self.output().splitlines() if rx.search(line)]
+
+    def wait(self, timeout: float) -> int:
+        """The exit code; an ``AssertionError`` naming the process if it is still running at ``timeout``."""
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} (pid {self.pid}) did not exit within {timeout:.0f} s") from None
+
+    def expect_exit(self, code: int = 0, timeout: float = 120) -> None:
+        rc = self.wait(timeout)
+        assert rc == code, f"{self.name} exited with code {rc}, expected {code}; last lines:\n{self.tail(40)}"
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then the exit code (a clean stop is 0). SIGKILL and fail if it hangs."""
+        if self.running:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(
+                f"{self.name} (pid {self.pid}) ignored SIGTERM for {timeout:.0f} s and was killed"
+            ) from None
+
+    def kill(self) -> None:
+        """SIGKILL: the crash a test simulates (no shutdown code runs)."""
+        if self.running:
+            self.popen.kill()
+        self.popen.wait(10)
+
+    def cleanup(self) -> None:
+        """Teardown: make sure the process is gone (TERM, then KILL) and close the log."""
+        if self.running:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+
+# --- waiting -------------------------------------------------------------------------------------------
+
+
+def wait_until(
+    predicate: Callable[[], T | None],
+    *,
+    timeout: float,
+    what: str,
+    watch: Iterable[Process] = (),
+    interval: float = 0.1,
+) -> T:
+    """Poll ``predicate`` until it returns something truthy, and return that.
+
+    Fails with "timed out after N s waiting for <what>", or at once when a process in ``watch`` (one
+    that must keep running meanwhile) has exited. API errors while polling count as "not yet".
+    """
+    watched = list(watch)
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        for proc in watched:
+            if not proc.running:
+                raise AssertionError(f"{proc.name} exited ({proc.status()}) while waiting for {what}")
+        try:
+            value = predicate()
+        except (ApiError, OSError) as exc:
+            last_error = exc
+        else:
+            if value:
+                return value
+        if time.monotonic() >= deadline:
+            hint = f" (last API error: {last_error})" if last_error else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{hint}")
+        time.sleep(interval)
+
+
+# --- the devnet ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DevnetOptions:
+    """``polyswarmd-devnet`` settings for a module.
+
+    Windows are counted in blocks, and the devnet mines a block for every transaction as well as every
+    ``block_time`` seconds: with several roles transacting, a 4-block reveal window can close within a
+    fraction of a second, before an engine's reveal lands. Hence windows of 12 and 8 blocks.
+    """
+
+    block_time: float = 0.25
+    reveal_window: int = 12
+    vote_window: int = 8
+    relay_confirmations: int = 2
+
+    def argv(self) -> list[str]:
+        return [
+            "--block-time", str(self.block_time),
+            "--reveal-window", str(self.reveal_window),
+            "--vote-window", str(self.vote_window),
+            "--relay-confirmations", str(self.relay_confirmations),
+        ]  # fmt: skip
+
+
+_BANNER = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+
+
+class Devnet:
+    """A running ``polyswarmd-devnet`` subprocess and read-only HTTP helpers for its API."""
+
+    def __init__(self, process: Process, port: int, options: DevnetOptions) -> None:
+        self.process = process
+        self.port = port
+        self.options = options
+        self.url = f"http://127.0.0.1:{port}"
+        #: polyswarmd wants an ``account`` on chain-scoped reads; any address does for a view
+        self.reader = address_of("ambassador_keyfile")
+
+    @classmethod
+    def start(cls, workdir: Path, options: DevnetOptions, *, timeout: float = 60) -> Devnet:
+        """Start on a free port (``--port 0``, read from the banner) and wait until ``/status`` answers."""
+        process = Process(
+            "polyswarmd-devnet",
+            [*command("polyswarmd-devnet"), "--port", "0", "--keyfiles-dir", str(KEYFILES), *options.argv()],
+            log_dir=workdir,
+            cwd=workdir,
+        )
+
+        def port() -> int | None:
+            found = _BANNER.search(process.output())
+            return int(found.group(1)) if found else None
+
+        try:
+            number = wait_until(port, timeout=timeout, what="the devnet's banner", watch=[process])
+            devnet = cls(process, number, options)
+            wait_until(devnet.status, timeout=timeout, what="GET /status on the devnet", watch=[process])
+        except BaseException:
+            process.cleanup()
+            raise
+        return devnet
+
+    @property
+    def addr(self) -> str:
+        """``host:port`` as users pass it to ``--polyswarmd-addr`` (with ``--insecure-transport``)."""
+        return f"localhost:{self.port}"
+
+    def stop(self) -> int:
+        return self.process.stop(timeout=20)
+
+    # -- HTTP ---------------------------------------------------------------------------------------
+
+    def get(self, path: str, **params: Any) -> Any:
+        """``GET path`` and the ``result`` of the polyswarmd envelope; :class:`ApiError` otherwise."""
+        query = ("?" + urllib.parse.urlencode(params)) if params else ""
+        try:
+            with urllib.request.urlopen(self.url + path + query, timeout=10) as reply:
+                body = json.loads(reply.read())
+        except urllib.error.HTTPError as exc:
+            raise ApiError(f"GET {path}{query}: HTTP {exc.code} {exc.read()[:300]!r}") from None
+        if not isinstance(body, dict) or body.get("status") != "OK":
+            raise ApiError(f"GET {path}{query}: {body!r}")
+        return body.get("result")
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.get("/status")
+        return result
+
+    def block(self, chain: str = "side") -> int:
+        return int(self.status()[chain]["block"])
+
+    def nct(self, who: str, chain: str = "side") -> int:
+        """NCT-wei of a keystore name (``spare1_keyfile``) or an address on ``chain``."""
+        address = who if who.startswith("0x") else address_of(who)
+        return int(self.get(f"/balances/{address}/nct", chain=chain))
+
+    def balances(self, who: str) -> Balances:
+        return Balances(home=self.nct(who, "home"), side=self.nct(who, "side"))
+
+    def parameters(self, chain: str = "side") -> dict[str, int]:
+        result: dict[str, int] = self.get("/bounties/parameters", chain=chain, account=self.reader)
+        return result
+
+    def relay_fee(self, chain: str) -> int:
+        return int(self.get("/relay/fees", chain=chain, account=self.reader)["fees"])
+
+    def bounty(self, guid: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.get(f"/bounties/{guid}", chain="side", account=self.reader)
+        return result
+
+    def assertions(self, guid: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.get(f"/bounties/{guid}/assertions", chain="side", account=self.reader)
+        return result
+
+    def votes(self, guid: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.get(f"/bounties/{guid}/votes", chain="side", account=self.reader)
+        return result
+
+    def assertion_by(self, guid: str, who: str) -> dict[str, Any] | None:
+        address = (who if who.startswith("0x") else address_of(who)).lower()
+        for item in self.assertions(guid):
+            if str(item["author"]).lower() == address:
+                return item
+        return None
+
+    def settlement(self, guid: str) -> Settlement:
+        """What settling ``guid`` pays each party, by the reference's rules, from the API's data."""
+        params = self.parameters()
+        return expected_settlement(
+            self.bounty(guid),
+            self.assertions(guid),
+            self.votes(guid),
+            bounty_fee=int(params["bounty_fee"]),
+            assertion_fee=int(params["assertion_fee"]),
+        )
+
+
+@dataclass(frozen=True)
+class Balances:
+    home: int
+    side: int
+
+    @property
+    def total(self) -> int:
+        return self.home + self.side
+
+    def __sub__(self, other: Balances) -> Balances:
+        return Balances(self.home - other.home, self.side - other.side)
+
+
+# --- the CLIs ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cli:
+    """Starts our CLIs against one devnet; each process logs into ``workdir`` and is cleaned up later."""
+
+    devnet: Devnet
+    workdir: Path
+    started: list[Process] = field(default_factory=list)
+
+    def start(
+        self,
+        tool: str,
+        *args: str,
+        keystore: str,
+        name: str | None = None,
+        state_dir: Path | None = None,
+        log_level: str = "info",
+        env: dict[str, str] | None = None,
+    ) -> Process:
+        """``tool ARGS --polyswarmd-addr … --keyfile keyfiles-testing/<keystore> --state-dir …``.
+
+        The connection options go after ``args``, so ``args`` may start with a sub-command
+        (``balancemanager deposit 10``).
+        """
+        name = self._unique(name or f"{tool}-{keystore.removesuffix('_keyfile')}")
+        state = state_dir if state_dir is not None else self.workdir / "state" / name
+        argv = [
+            *command(tool),
+            *args,
+            "--polyswarmd-addr", self.devnet.addr,
+            "--insecure-transport",
+            "--keyfile", str(keyfile(keystore)),
+            "--password", PASSWORD,
+            "--state-dir", str(state),
+            "--log", log_level,
+        ]  # fmt: skip
+        return self.spawn(name, argv, env=env)
+
+    def spawn(
+        self, name: str, argv: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> Process:
+        """Run ``argv`` as given (logs in ``<workdir>/logs``); it is stopped in :meth:`cleanup`."""
+        process = Process(self._unique(name), argv, log_dir=self.workdir / "logs", cwd=cwd or self.workdir, env=env)
+        self.started.append(process)
+        return process
+
+    def _unique(self, name: str) -> str:
+        taken = {p.name for p in self.started}
+        if name not in taken:
+            return name
+        n = 2
+        while f"{name}-{n}" in taken:
+            n += 1
+        return f"{name}-{n}"
+
+    def cleanup(self) -> None:
+        """Stop every process, then let the bounties they posted expire.
+
+        After a failure a bounty may still be open; a later test's ``--testing 1`` engine would take it
+        instead of its own. Waiting for its expiration (a few seconds at most) keeps the failure local.
+        """
+        for process in self.started:
+            process.cleanup()
+        expirations = []
+        for process in self.started:
+            if process.name.startswith("ambassador"):
+                for guid in posted_guids(process):
+                    try:
+                        expirations.append(int(self.devnet.bounty(guid)["expiration"]))
+                    except (ApiError, OSError):
+                        continue
+        if expirations and self.devnet.process.running:
+            last = max(expirations)
+            wait_until(
+                lambda: self.devnet.block() >= last,
+                timeout=60,
+                what=f"block {last}, when the bounties this test posted have expired",
+                watch=[self.devnet.process],
+            )
+
+    # -- roles, with the settings the e2e tier uses -------------------------------------------------
+
+    def engine(
+        self,
+        keystore: str,
+        *extra: str,
+        backend: str = "eicar",
+        testing: int | None = 1,
+        name: str | None = None,
+        state_dir: Path | None = None,
+    ) -> Process:
+        """A ``microengine``; call :meth:`ready` before posting bounties so it sees them live."""
+        args = ["--backend", backend, "--block-time", str(self.devnet.options.block_time), *extra]
+        if testing is not None:
+            args += ["--testing", str(testing)]
+        return self.start("microengine", *args, keystore=keystore, name=name, state_dir=state_dir)
+
+    def ambassador(
+        self, *, bounties: int, duration: int, artifacts: int = 1, keystore: str = "ambassador_keyfile"
+    ) -> Process:
+        return self.start(
+            "ambassador",
+            "--testing", str(bounties),
+            "--duration", str(duration),
+            "--artifacts-per-bounty", str(artifacts),
+            "--submission-rate", "0.5",
+            keystore=keystore,
+        )  # fmt: skip
+
+    def arbiter(self, *, testing: int = 0) -> Process:
+        return self.start("arbiter", "--testing", str(testing), keystore="arbiter_keyfile")
+
+    def ready(self, process: Process, marker: str, timeout: float = 60) -> None:
+        """Wait until ``process`` logs ``marker`` (e.g. the engine's first catch-up being done)."""
+        wait_until(
+            lambda: marker in process.output(),
+            timeout=timeout,
+            what=f"{process.name} to log {marker!r}",
+            watch=[process, self.devnet.process],
+        )
+
+
+#: Log lines that say a role is connected and listening.
+ENGINE_READY = "catch-up on side done"
+ARBITER_READY = "event stream ws://"
+MAINTAIN_READY = "maintaining the side balance"
+
+_POSTED = re.compile(r"posted bounty ([0-9a-f-]{36})")
+
+
+def posted_guids(ambassador: Process) -> list[str]:
+    """The GUIDs the ambassador logged as posted, in order."""
+    return [m.group(1) for m in _POSTED.finditer(ambassador.output())]
+
+
+def state_records(state_dir: Path) -> list[dict[str, Any]]:
+    """The microengine's durable records (``<state>/microengine/<address>/<chain>-<guid>.json``)."""
+    records = []
+    for path in sorted((state_dir / "microengine").glob("*/*.json")):
+        try:
+            records.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue  # being replaced right now; the next poll reads it
+    return records
+
+
+# --- the payout rule (reference §5.9) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settlement:
+    poster_refund: int
+    #: address (lower case) -> what settling pays that expert
+    experts: dict[str, int]
+    arbiter_reward: int
+    #: address (lower case) -> what that expert escrowed: Σ bids + assertion fee
+    escrowed: dict[str, int]
+
+    def payout(self, who: str) -> int:
+        address = (who if who.startswith("0x") else address_of(who)).lower()
+        return self.experts[address]
+
+    def net(self, who: str) -> int:
+        """An expert's balance change over the bounty: payout − bids − assertion fee."""
+        address = (who if who.startswith("0x") else address_of(who)).lower()
+        return self.experts[address] - self.escrowed[address]
+
+
+def _bits(values: Sequence[Any]) -> int:
+    return sum(1 << i for i, v in enumerate(values) if v)
+
+
+def expected_settlement(
+    bounty: dict[str, Any],
+    assertions: Sequence[dict[str, Any]],
+    votes: Sequence[dict[str, Any]],
+    *,
+    bounty_fee: int,
+    assertion_fee: int,
+) -> Settlement:
+    """Reference §5.9, "[assumed] 1.6": the 1.5 rules with ``amount[i] = amount / n``.
+
+    Per artifact, with votes: a correct expert gets ``bid + bid·loserPool/winnerPool +
+    bid·amount[i]/winnerPool``; a wrong or unrevealed one gets 0; an artifact nobody asserted on refunds
+    ``amount[i]`` to the poster. Without votes every expert gets its fee, bids and ``amount[i]/len(A)`` back
+    per bid. The arbiter gets the rest of the pot. Each fraction is rounded down on its own.
+    """
+    n = int(bounty["num_artifacts"])
+    amount = int(bounty["amount"])
+    per_artifact = amount // n
+    experts: dict[str, int] = {}
+    escrowed: dict[str, int] = {}
+    bids_by_expert: list[tuple[str, int, list[int], int, bool]] = []  # author, mask, bids, verdicts, revealed
+    for item in assertions:
+        author = str(item["author"]).lower()
+        bids = [int(b) for b in item["bid"]]
+        revealed = str(item["nonce"]) != "0"
+        verdicts = _bits(item["verdicts"]) if revealed else 0
+        bids_by_expert.append((author, _bits(item["mask"]), bids, verdicts, revealed))
+        escrowed[author] = sum(bids) + assertion_fee
+    pot = bounty_fee + amount + sum(escrowed.values())
+    refund = 0
+    if not assertions:
+        refund = amount + (bounty_fee if not votes else 0)
+    elif not votes:
+        refund = bounty_fee
+        share = per_artifact // len(assertions)
+        for author, _mask, bids, _v, _r in bids_by_expert:
+            experts[author] = assertion_fee + sum(share + b for b in bids)
+    else:
+        malicious_votes = [0] * n
+        for vote in votes:
+            for i, v in enumerate(vote["votes"][:n]):
+                malicious_votes[i] += 1 if v else 0
+        consensus = _bits([2 * q >= len(votes) for q in malicious_votes])
+        winner_pool = [0] * n
+        loser_pool = [0] * n
+        correct_masks = []
+        asserted = 0
+        for _author, mask, bids, verdicts, revealed in bids_by_expert:
+            correct = (mask & ~((verdicts & mask) ^ consensus)) if revealed else 0
+            correct_masks.append(correct)
+            asserted |= mask
+            for k, i in enumerate(i for i in range(n) if mask >> i & 1):
+                if correct >> i & 1:
+                    winner_pool[i] += bids[k]
+                else:
+                    loser_pool[i] += bids[k]
+        for (author, mask, bids, _v, _r), correct in zip(bids_by_expert, correct_masks, strict=True):
+            paid = 0
+            for k, i in enumerate(i for i in range(n) if mask >> i & 1):
+                if correct >> i & 1:
+                    b = bids[k]
+                    paid += b + b * loser_pool[i] // winner_pool[i] + b * per_artifact // winner_pool[i]
+            experts[author] = paid
+        refund = sum(per_artifact for i in range(n) if not asserted >> i & 1)
+    return Settlement(
+        poster_refund=refund,
+        experts=experts,
+        arbiter_reward=pot - refund - sum(experts.values()),
+        escrowed=escrowed,
+    )
+
+
+def nct_text(wei: int) -> str:
+    """``1.96875 NCT`` for messages."""
+    whole, frac = divmod(abs(wei), NCT)
+    text = f"{whole}.{frac:018d}".rstrip("0").rstrip(".")
+    return f"{'-' if wei < 0 else ''}{text} NCT"
