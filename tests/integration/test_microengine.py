@@ -269,6 +269,31 @@ async def test_restart_between_commit_and_reveal_keeps_the_bid(fake, tmp_path):
     store2.close()
 
 
+async def test_testing_run_restarted_mid_bounty_finishes_it_and_exits(fake, tmp_path):
+    """--testing 1 killed after committing, then restarted, reveals and settles that bounty and exits 0."""
+    engine, store = make_engine(fake, tmp_path, testing=1)
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty()
+    fake.push(bounty)
+    await wait_until(lambda: bounty.guid in fake.assertions)
+    run.cancel()  # the process dies without draining
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    store.close()
+
+    fake.head = E + 2
+    fake.queue = asyncio.Queue()
+    engine2, store2 = make_engine(fake, tmp_path, testing=1)
+    run2 = asyncio.create_task(engine2.run())
+    await wait_until(lambda: fake.reveals)
+    fake.push(new_bounty(guid=str(uuid.uuid4())))  # a new bounty would exceed N: ignored
+    fake.block(E + 30)
+    await asyncio.wait_for(run2, 5)  # ends by itself once the resumed bounty is settled
+    assert fake.settles == [bounty.guid]
+    assert len(fake.assertions) == 1
+    store2.close()
+
+
 async def test_restart_after_reveal_window_forfeits_but_settles(fake, tmp_path, caplog):
     """A restart after the reveal window logs the bid as forfeited and still settles at E+R+V."""
     stop = Shutdown(grace=2.0)

@@ -10,17 +10,16 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from polyswarmclient.amounts import DENOMINATIONS, format_amount, parse_amount
 from polyswarmclient.cli import options as shared
-from polyswarmclient.cli.common import guard, open_signer, run
+from polyswarmclient.cli.common import connect, guard, run
 from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
-from polyswarmclient.client import ClientConfig, PolyswarmClient
-from polyswarmclient.log import register_secret, setup_logging
+from polyswarmclient.client import PolyswarmClient
+from polyswarmclient.log import setup_logging
 from polyswarmclient.services.balancemanager.policy import (
     DEFAULT_CONFIRMATIONS,
     RELAY_LEEWAY,
@@ -98,18 +97,9 @@ def _shower(denomination: str) -> Callable[[int], str]:
 
 
 def _connect(options: dict[str, Any]) -> PolyswarmClient:
-    """Logging, signer and client from the common options. ``ConfigError`` for anything wrong."""
+    """Logging, then the client from the common options. ``ConfigError`` for anything wrong."""
     setup_logging(options["log"], options["log_format"])
-    register_secret(options["api_key"])
-    signer = open_signer(options["keyfile"], options["password"], options["password_file"])
-    config = ClientConfig(
-        polyswarmd_addr=options["polyswarmd_addr"],
-        api_key=options["api_key"] or None,
-        insecure_transport=options["insecure_transport"],
-        allow_key_over_http=options["allow_key_over_http"],
-        state_dir=Path(options["state_dir"]),
-    )
-    return PolyswarmClient(config, signer)
+    return connect(options)
 
 
 def _serve(client: PolyswarmClient, body: Callable[[PolyswarmClient, Shutdown], Awaitable[T]]) -> T:

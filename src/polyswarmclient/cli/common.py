@@ -12,6 +12,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from polyswarmclient.client.facade import ClientConfig, PolyswarmClient
 from polyswarmclient.errors import (
     EXIT_OK,
     EXIT_RUNTIME,
@@ -21,7 +22,7 @@ from polyswarmclient.errors import (
     PolyswarmError,
 )
 from polyswarmclient.eth.keys import Signer, load_keyfile
-from polyswarmclient.log import redact
+from polyswarmclient.log import redact, register_secret
 from polyswarmclient.services.lifecycle import Shutdown
 
 T = TypeVar("T")
@@ -60,6 +61,23 @@ def open_signer(keyfile: Path | None, password: str | None, password_file: Path 
     # put in a message, so it is not registered for redaction (which would garble any text containing a
     # password that is also an ordinary word, such as the public test password "password").
     return load_keyfile(keyfile, secret)
+
+
+def connect(options: dict[str, Any]) -> PolyswarmClient:
+    """The client from the shared CONNECTION options: signer, address rules, API key.
+
+    Raises ``ConfigError`` (exit 2) for a missing keyfile, a wrong password, an API key over http and the like.
+    """
+    register_secret(options["api_key"])
+    signer = open_signer(options["keyfile"], options["password"], options["password_file"])
+    config = ClientConfig(
+        polyswarmd_addr=options["polyswarmd_addr"],
+        api_key=options["api_key"] or None,
+        insecure_transport=options["insecure_transport"],
+        allow_key_over_http=options["allow_key_over_http"],
+        state_dir=Path(options["state_dir"]),
+    )
+    return PolyswarmClient(config, signer)
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -126,4 +144,4 @@ def guard(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-__all__ = ["EXIT_OK", "EXIT_RUNTIME", "EXIT_USAGE", "guard", "open_signer", "read_password", "run"]
+__all__ = ["EXIT_OK", "EXIT_RUNTIME", "EXIT_USAGE", "connect", "guard", "open_signer", "read_password", "run"]

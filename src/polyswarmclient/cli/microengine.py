@@ -18,9 +18,9 @@ import click
 from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.backends import Backend, create_backend, list_backends, load_backend_class
 from polyswarmclient.cli import options
-from polyswarmclient.cli.common import guard, open_signer, run
+from polyswarmclient.cli.common import connect, guard, run
 from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
-from polyswarmclient.client import ClientConfig, PolyswarmClient
+from polyswarmclient.client import PolyswarmClient
 from polyswarmclient.errors import ConfigError
 from polyswarmclient.log import setup_logging
 from polyswarmclient.services.lifecycle import Shutdown
@@ -226,19 +226,8 @@ def cli(**params: Any) -> None:
 
         run_demo(params, backend_class, config, explicit=explicit)
         return
-    signer = open_signer(params["keyfile"], params["password"], params["password_file"])
-    state_dir = Path(params["state_dir"])
-    client = PolyswarmClient(
-        ClientConfig(
-            polyswarmd_addr=params["polyswarmd_addr"],
-            api_key=params["api_key"] or None,
-            insecure_transport=params["insecure_transport"],
-            allow_key_over_http=params["allow_key_over_http"],
-            state_dir=state_dir,
-        ),
-        signer,
-    )
-    store = StateStore(state_dir, signer.address)
+    client = connect(params)
+    store = StateStore(Path(params["state_dir"]), client.address)
 
     async def main(shutdown: Shutdown) -> None:
         with store:
