@@ -206,6 +206,24 @@ async def test_bounty_guids_are_paged_until_empty(client: PolyswarmClient) -> No
         assert [g async for g in client.iter_bounty_guids()] == [GUID, other]
 
 
+async def test_bloom_and_assertions_are_read_and_checked(client: PolyswarmClient) -> None:
+    """Blooms come back as 8 big integers; assertion lists as (index, author, commitment); bad shapes fail."""
+    words = [0, 2**205 + 2**112, 2**237, 0, 2**71, 2**43, 0, 0]
+    assertion = {"author": ACCOUNT, "commitment": str(2**255 + 7), "mask": [True], "bid": ["1"]}
+    with aioresponses() as m:
+        m.get(url(BASE, f"/bounties/{GUID}/bloom", **q()), payload=ok({"bloom": words}))
+        m.get(url(BASE, f"/bounties/{GUID}/assertions", **q()), payload=ok([assertion]))
+        assert await client.get_bloom(GUID) == words
+        assert await client.list_assertions(GUID) == [(0, ACCOUNT, 2**255 + 7)]
+    with aioresponses() as m:
+        m.get(url(BASE, f"/bounties/{GUID}/bloom", **q()), payload=ok({"bloom": [1, 2]}))
+        m.get(url(BASE, f"/bounties/{GUID}/assertions", **q()), payload=ok([{"author": ACCOUNT}]))
+        with pytest.raises(MalformedResponse, match="8 uint256"):
+            await client.get_bloom(GUID)
+        with pytest.raises(MalformedResponse, match="commitment"):
+            await client.list_assertions(GUID)
+
+
 async def test_artifacts_list_fetch_and_upload(client: PolyswarmClient) -> None:
     """Listing gives (name, hash); content is bytes on 200, None otherwise; uploads are one POST."""
     with aioresponses() as m:

@@ -18,7 +18,7 @@ from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.backends import create_backend
 from polyswarmclient.backends.eicar import EICAR, EicarScanner
 from polyswarmclient.client import Reconnected
-from polyswarmclient.errors import ApiError, ConnectionFailed, InsufficientFunds, TransactionFailed
+from polyswarmclient.errors import ApiError, ConnectionFailed, ConnectionLost, InsufficientFunds, TransactionFailed
 from polyswarmclient.eth.commitment import commitment
 from polyswarmclient.services.lifecycle import Shutdown
 from polyswarmclient.services.microengine import EngineConfig, Microengine
@@ -88,6 +88,10 @@ class FakeClient:
 
     async def get_bounty(self, guid, chain="side"):
         return self.bounties[guid]
+
+    async def list_assertions(self, guid, chain="side"):
+        self.calls.append(("list_assertions", guid))
+        return [(a["index"], ADDRESS, a["commitment"]) for g, a in self.assertions.items() if g == guid]
 
     async def iter_bounty_guids(self, chain="side"):
         for guid in list(self.bounties):
@@ -292,6 +296,45 @@ async def test_testing_run_restarted_mid_bounty_finishes_it_and_exits(fake, tmp_
     assert fake.settles == [bounty.guid]
     assert len(fake.assertions) == 1
     store2.close()
+
+
+async def test_restart_recovers_an_assertion_whose_receipt_was_lost(fake, tmp_path):
+    """Dying while the assertion was being mined loses nothing: the restart finds its index and reveals."""
+    engine, store = make_engine(fake, tmp_path)
+    run = asyncio.create_task(engine.run())
+    real_post = fake.post_assertion
+
+    async def mined_but_unconfirmed(guid, bids, mask, commitment, chain="side"):
+        await real_post(guid, bids, mask, commitment, chain)  # the transaction made it on chain...
+        raise ConnectionLost("the connection broke while waiting for the receipt")  # ...we never heard
+
+    fake.post_assertion = mined_but_unconfirmed
+    bounty = new_bounty()
+    fake.push(bounty)
+    await wait_until(lambda: bounty.guid in fake.assertions)
+    await asyncio.sleep(0.05)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    store.close()
+    assert store_status(tmp_path, bounty.guid) == "committing"
+
+    fake.post_assertion = real_post
+    fake.head = E + 2
+    fake.queue = asyncio.Queue()
+    stop = Shutdown(grace=2.0)
+    engine2, store2 = make_engine(fake, tmp_path, shutdown=stop)
+    run2 = asyncio.create_task(engine2.run())
+    await wait_until(lambda: fake.reveals)  # the fake checks the commitment against nonce and verdicts
+    assert ("list_assertions", bounty.guid) in fake.calls
+    stop.request("done")
+    await asyncio.wait_for(run2, 5)
+    store2.close()
+
+
+def store_status(tmp_path, guid):
+    with StateStore(tmp_path / "state", ADDRESS) as reopened:
+        return reopened.load("side", guid).status
 
 
 async def test_restart_after_reveal_window_forfeits_but_settles(fake, tmp_path, caplog):

@@ -232,6 +232,22 @@ class PolyswarmClient:
     async def get_bounty(self, guid: str, chain: str = "side") -> Bounty:
         return Bounty.from_json(await self._get(f"/bounties/{_check_guid(guid)}", chain))
 
+    async def list_assertions(self, guid: str, chain: str = "side") -> list[tuple[int, str, int]]:
+        """``GET /bounties/<guid>/assertions`` as ``(index, author, commitment)`` in index order."""
+        result = await self._get(f"/bounties/{_check_guid(guid)}/assertions", chain)
+        if not isinstance(result, list):
+            raise MalformedResponse("GET /bounties/<guid>/assertions: expected a list of assertions")
+        out: list[tuple[int, str, int]] = []
+        for index, item in enumerate(result):
+            author = item.get("author") if isinstance(item, dict) else None
+            raw = item.get("commitment") if isinstance(item, dict) else None
+            if not isinstance(author, str) or not (isinstance(raw, int | str) and str(raw).isdigit()):
+                raise MalformedResponse(
+                    f"GET /bounties/<guid>/assertions: entry {index} lacks an author or a decimal commitment"
+                )
+            out.append((index, author, int(raw)))
+        return out
+
     async def get_bloom(self, guid: str, chain: str = "side") -> list[int]:
         """The bounty's on-chain bloom as 8 uint256 words, most significant first (spec §5.7)."""
         result = await self._get(f"/bounties/{_check_guid(guid)}/bloom", chain)

@@ -80,6 +80,7 @@ class EngineClient(Protocol):
     def apply_event(self, event: Event) -> None: ...
     async def block_number(self, chain: str) -> int: ...
     async def get_bounty(self, guid: str, chain: str = "side") -> Bounty: ...
+    async def list_assertions(self, guid: str, chain: str = "side") -> list[tuple[int, str, int]]: ...
     def iter_bounty_guids(self, chain: str = "side") -> AsyncIterator[str]: ...
     async def list_artifacts(self, uri: str) -> list[tuple[str, str]]: ...
     async def fetch_artifact(self, uri: str, index: int) -> bytes | None: ...
@@ -221,6 +222,9 @@ class Microengine:
         for chain in self.config.chains:
             await self.client.bounty_parameters(chain)
         self._resume()
+        for chain in self.config.chains:
+            # Before any block can declare an unconfirmed assertion abandoned.
+            await self._recover_indexes(chain)
         readers: list[asyncio.Task[None]] = []
         try:
             async with asyncio.TaskGroup() as tg:
@@ -339,6 +343,29 @@ class Microengine:
         for chain in self.config.chains:
             await self._refresh_head(chain)
             await self._check_quorums(chain)
+
+    async def _recover_indexes(self, chain: str) -> None:
+        """Find on chain any assertion whose index we never learned (we died while it was being mined)."""
+        for record in [r for r in self._records.values() if r.chain == chain and r.index is None]:
+            try:
+                assertions = await self.client.list_assertions(record.guid, chain)
+            except Exception as exc:
+                log.warning("bounty %s: could not look for our assertion: %s", record.guid, exc)
+                continue
+            for index, author, onchain in assertions:
+                if author.lower() == self.address.lower() and onchain == record.commitment:
+                    self._on_assertion(
+                        NewAssertion(
+                            chain=chain,
+                            bounty_guid=record.guid,
+                            author=author,
+                            index=index,
+                            bid=tuple(record.bids),
+                            mask=tuple(record.mask),
+                            commitment=onchain,
+                        )
+                    )
+                    break
 
     async def _refresh_head(self, chain: str) -> None:
         head = await self.client.block_number(chain)
