@@ -220,6 +220,9 @@ class FakePolyswarmd:
     block: int = 1
     streaming: threading.Event = field(default_factory=threading.Event)
     balance_reads: int = 0
+    relay_reply: Any = None  # a result for POST /relay/*: unsigned transactions built by this "server"
+    raw_balance: bytes | None = None  # a non-JSON body for every balance read
+    signed: list[Any] = field(default_factory=list)  # whatever reached POST /transactions
 
     def app(self) -> web.Application:
         def ok(result: Any) -> web.Response:
@@ -236,6 +239,8 @@ class FakePolyswarmd:
 
         async def balance(request: web.Request) -> web.Response:
             self.balance_reads += 1
+            if self.raw_balance is not None:
+                return web.Response(body=self.raw_balance, content_type="text/html")
             chain = request.query.get("chain", "side")
             return ok(str(self.balances.get((chain, request.match_info["kind"]), 0)))
 
@@ -244,6 +249,12 @@ class FakePolyswarmd:
 
         async def relay(request: web.Request) -> web.Response:
             self.posted.append(request.path)
+            if self.relay_reply is not None:
+                return ok(self.relay_reply)
+            return web.json_response({"status": "FAIL", "errors": "not in this fake"}, status=400)
+
+        async def transactions(request: web.Request) -> web.Response:
+            self.signed.append(await request.json())
             return web.json_response({"status": "FAIL", "errors": "not in this fake"}, status=400)
 
         async def events(request: web.Request) -> web.WebSocketResponse:
@@ -271,6 +282,7 @@ class FakePolyswarmd:
         app.router.add_get("/relay/fees", fees)
         app.router.add_post("/relay/deposit", relay)
         app.router.add_post("/relay/withdrawal", relay)
+        app.router.add_route("*", "/transactions", transactions)
         return app
 
 
@@ -410,3 +422,60 @@ def test_sigterm_stops_maintain_with_exit_0(polyswarmd: tuple[FakePolyswarmd, st
             proc.communicate()
     assert proc.returncode == 0, stderr
     assert "Error" not in stderr and "Traceback" not in stderr
+
+
+# --- a polyswarmd that lies -------------------------------------------------------------------------
+
+TOKEN = "0x" + "11" * 20
+HOME_RELAY = "0x" + "22" * 20
+
+
+def _transfer_tx(recipient: str, amount: int, **changes: Any) -> dict[str, Any]:
+    from polyswarmclient.eth.abi import TRANSFER
+
+    tx = {
+        "to": TOKEN,
+        "data": "0x" + TRANSFER.encode(recipient, amount).hex(),
+        "value": 0,
+        "gas": 5_000_000,
+        "gasPrice": 0,
+        "nonce": 0,
+        "chainId": 1337,
+    }
+    tx.update(changes)
+    return tx
+
+
+@pytest.mark.parametrize(
+    ("transactions", "why"),
+    [
+        ([_transfer_tx(HOME_RELAY, nct(11))], "got 11000000000000000000"),  # asked for 10, built for 11
+        ([_transfer_tx(HOME_RELAY, nct(10), value=1)], "1 wei of ether"),  # would also send ETH
+        ([_transfer_tx(HOME_RELAY, nct(10)), _transfer_tx(HOME_RELAY, nct(10))], "built 2"),  # extra tx
+        ([{**_transfer_tx(HOME_RELAY, nct(10)), "data": "0x095ea7b3" + "00" * 64}], "not transfer"),
+    ],
+    ids=["amount", "eth-value", "extra-tx", "wrong-function"],
+)
+def test_a_tampered_deposit_is_never_signed(
+    polyswarmd: tuple[FakePolyswarmd, str], tmp_path: Path, transactions: list[Any], why: str
+) -> None:
+    """A deposit transaction that differs from the request ends in one error line, exit 1, nothing posted."""
+    fake, addr = polyswarmd
+    fake.balances[("home", "nct")] = nct(100)
+    fake.relay_reply = {"transactions": transactions}
+    result = invoke("deposit", "10", *connect_args(addr), "--state-dir", str(tmp_path))
+    assert result.exit_code == 1, result.output
+    line = error_line(result)
+    assert line.startswith("Error: relay deposit:") and line.endswith("refusing to sign") and why in line, line
+    assert fake.posted == ["/relay/deposit"]
+    assert fake.signed == []  # nothing reached POST /transactions
+
+
+def test_a_malformed_reply_is_one_clear_line(polyswarmd: tuple[FakePolyswarmd, str]) -> None:
+    """A polyswarmd answering HTML instead of JSON gives one error line naming the request, exit 1."""
+    fake, addr = polyswarmd
+    fake.raw_balance = b"<html>502 Bad Gateway</html>"
+    result = invoke("view-balance", *connect_args(addr))
+    assert result.exit_code == 1
+    line = error_line(result)
+    assert "not JSON" in line and "/balances/" in line
