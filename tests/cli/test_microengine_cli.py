@@ -185,11 +185,47 @@ def test_unreachable_polyswarmd(tmp_path):
         "--insecure-transport",
         "--state-dir",
         str(tmp_path / "state"),
-        "--log",
-        "error",
         timeout=120,
     )
     assert_one_line_error(result, 1, f"127.0.0.1:{port}")
+
+
+def test_malformed_replies_are_one_line(tmp_path):
+    """A server answering HTML where polyswarmd answers JSON: one error line naming the request, exit 1."""
+    import http.server
+    import threading
+
+    class Html(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            body = b"<html><body>502 Bad Gateway</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = microengine(
+            "--backend",
+            "eicar",
+            "--keyfile",
+            str(KEYFILE),
+            "--password-file",
+            str(_password_file(tmp_path)),
+            "--polyswarmd-addr",
+            f"127.0.0.1:{server.server_address[1]}",
+            "--insecure-transport",
+            "--state-dir",
+            str(tmp_path / "state"),
+        )
+    finally:
+        server.shutdown()
+    assert_one_line_error(result, 1, "GET /status", "not JSON")
 
 
 def _password_file(tmp_path):
