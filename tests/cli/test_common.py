@@ -38,3 +38,14 @@ def test_missing_keyfile_names_the_flag(tmp_path: Path) -> None:
     """A missing keyfile says which flag and env var to fix."""
     with pytest.raises(KeyfileError, match="--keyfile"):
         open_signer(tmp_path / "missing", "password", None)
+
+
+def test_missing_devnet_extra_is_a_config_error_with_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the devnet extra, devnet commands say which pip install fixes it (exit 2), not an ImportError."""
+    import sys
+
+    from polyswarmclient.cli.common import require_devnet_extra
+
+    monkeypatch.setitem(sys.modules, "polyswarmclient.devnet.evm", None)
+    with pytest.raises(ConfigError, match=r"polyswarmd-devnet needs the devnet extra .*pip install 'polyswarm-kit\[devnet\]'"):
+        require_devnet_extra("polyswarmd-devnet")

@@ -8,6 +8,8 @@ Everything here is synchronous and talks to the devnet only over HTTP, as a user
   bounties, assertions, votes);
 * :class:`Cli` starts ``microengine``, ``ambassador``, ``arbiter`` and ``balancemanager`` against it with a
   given keystore and state directory;
+* :class:`TcpProxy` relays TCP between a CLI and the devnet, and can cut every connection and refuse new
+  ones for a while (a network outage the CLI must ride out);
 * :func:`wait_until` polls a condition with a deadline and fails with a sentence that says what was
   awaited (the conftest hook then attaches every involved process's log to the failure);
 * :func:`expected_settlement` is the payout rule of the reference (§5.9, "1.6": the 1.5 rules with the
@@ -16,12 +18,15 @@ Everything here is synchronous and talks to the devnet only over HTTP, as a user
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse

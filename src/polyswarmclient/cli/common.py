@@ -80,6 +80,16 @@ def connect(options: dict[str, Any]) -> PolyswarmClient:
     return PolyswarmClient(config, signer)
 
 
+def require_devnet_extra(what: str) -> None:
+    """Fail with a usable hint, not an ImportError, when the devnet's EVM packages are missing."""
+    try:
+        import polyswarmclient.devnet.evm  # noqa: F401  (needs eth-tester and py-evm)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"{what} needs the devnet extra ({exc.name} is not installed): pip install 'polyswarm-kit[devnet]'"
+        ) from None
+
+
 def fail(message: str, code: int) -> NoReturn:
     click.echo(f"Error: {redact(message)}", err=True)
     sys.exit(code)

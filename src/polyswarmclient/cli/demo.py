@@ -38,9 +38,9 @@ from typing import Any
 import click
 
 from polyswarmclient.amounts import format_amount
-from polyswarmclient.cli.common import open_signer, run
+from polyswarmclient.cli.common import open_signer, require_devnet_extra, run
 from polyswarmclient.client import ClientConfig, PolyswarmClient
-from polyswarmclient.errors import ConfigError, PolyswarmError
+from polyswarmclient.errors import PolyswarmError
 from polyswarmclient.eth.keys import Signer, load_keyfile
 from polyswarmclient.services.ambassador import Ambassador, AmbassadorSettings
 from polyswarmclient.services.arbiter import Arbiter, ArbiterSettings
@@ -328,15 +328,6 @@ def choose_port(host: str, wanted: int) -> tuple[int, bool]:
     return 0, True
 
 
-def _require_devnet_extra() -> None:
-    try:
-        import polyswarmclient.devnet.evm  # noqa: F401  (needs eth-tester and py-evm)
-    except ModuleNotFoundError as exc:
-        raise ConfigError(
-            f"--devnet needs the devnet extra ({exc.name} is not installed): pip install 'polyswarm-kit[devnet]'"
-        ) from None
-
-
 def _echo(line: str) -> None:
     click.echo(line)
     sys.stdout.flush()
@@ -368,7 +359,7 @@ def run_demo(
     keystore, password and state directory are the packaged test ones and a temporary directory unless
     they were.
     """
-    _require_devnet_extra()
+    require_devnet_extra("--devnet")
     from polyswarmclient.devnet.node import PACKAGED_KEYFILES, keystore_addresses
 
     wanted = params["devnet_port"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from polyswarmclient.cli.common import run
+from polyswarmclient.cli.common import guard, require_devnet_extra, run
 from polyswarmclient.cli.options import DEVNET_BLOCK_TIME, DEVNET_PORT, LOG, LOG_FORMAT, Option, apply
 from polyswarmclient.devnet.deploy import CommunityConfig
 from polyswarmclient.errors import PolyswarmError
@@ -138,6 +138,7 @@ def main(**options: Any) -> None:
     setup_logging(options["log"], options["log_format"])
     for key in options["api_key"]:
         register_secret(key)
+    guard(require_devnet_extra)("polyswarmd-devnet")
     config = build_config(options)
     run(lambda shutdown: serve(config, shutdown), grace=5.0)
 
