@@ -47,5 +47,6 @@ def test_missing_devnet_extra_is_a_config_error_with_the_install_hint(monkeypatc
     from polyswarmclient.cli.common import require_devnet_extra
 
     monkeypatch.setitem(sys.modules, "polyswarmclient.devnet.evm", None)
-    with pytest.raises(ConfigError, match=r"polyswarmd-devnet needs the devnet extra .*pip install 'polyswarm-kit\[devnet\]'"):
+    hint = r"polyswarmd-devnet needs the devnet extra .*pip install 'polyswarm-kit\[devnet\]'"
+    with pytest.raises(ConfigError, match=hint):
         require_devnet_extra("polyswarmd-devnet")
