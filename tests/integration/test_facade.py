@@ -394,3 +394,27 @@ async def test_withdrawal_at_or_below_the_relay_fee_is_refused(client: Polyswarm
         with pytest.raises(InvalidRequest, match="never be paid out"):
             await client.relay_withdraw(314 * 10**18)
         assert not any(method == "POST" for method, _ in m.requests)
+
+
+async def test_reveal_and_vote_with_too_many_entries_are_invalid_requests(client: PolyswarmClient) -> None:
+    """Verdict or vote lists over 256 entries are refused as InvalidRequest before anything is sent."""
+    with aioresponses() as m:
+        with pytest.raises(InvalidRequest, match="256"):
+            await client.reveal_assertion(GUID, 0, 5, [True] * 257, "")
+        with pytest.raises(InvalidRequest, match="256"):
+            await client.vote(GUID, [False] * 257, True)
+        with pytest.raises(InvalidRequest, match="boolean"):
+            await client.vote(GUID, [1, 0], True)  # type: ignore[list-item]
+        assert not m.requests
+
+
+async def test_check_server_with_401_on_the_probe_names_the_key(tmp_path: Path) -> None:
+    """An auth-enforcing polyswarmd answers 401 to OPTIONS /wallets/ (status is whitelisted): a key error."""
+    for key, needle in ((None, "requires an API key"), (KEY, "refused the API key")):
+        async with PolyswarmClient(config(tmp_path, api_key=key), signer()) as c:
+            with aioresponses() as m:
+                m.get(url(BASE, "/status"), payload=ok({"community": "x"}))
+                m.options(url(BASE, "/wallets/"), status=401, payload=fail("Unauthorized"))
+                with pytest.raises(Unauthorized, match=needle) as info:
+                    await c.check_server()
+        assert KEY not in str(info.value)

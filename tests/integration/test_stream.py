@@ -118,6 +118,24 @@ async def test_backoff_resets_after_each_successful_connection() -> None:
     assert sum(isinstance(e, Reconnected) for e in events) == 8
 
 
+async def test_server_that_closes_before_saying_anything_is_backed_off() -> None:
+    """An endpoint that accepts the socket but closes it at once, silent, is retried ever more slowly."""
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.close()
+
+    settings = StreamSettings(backoff_base=0.05, backoff_cap=1.6, open_timeout=2)
+    loop = asyncio.get_running_loop()
+    async with ws_server(handler) as base:
+        async with EventStream(f"{base}/events/?chain=side", "side", settings) as stream:
+            started = loop.time()
+            events = await take(stream, 6, within=10)
+            elapsed = loop.time() - started
+    assert all(isinstance(e, Reconnected) for e in events)
+    # Growing delays are at least 0.025 + 0.05 + 0.1 + 0.2 + 0.4 + 0.8 s; resetting ones at most 6 * 0.05 s.
+    assert elapsed >= 1.5
+
+
 async def test_cancelling_the_consumer_closes_the_socket_cleanly() -> None:
     """A consumer task cancelled inside ``async with`` closes the socket with a normal close frame."""
     closed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()

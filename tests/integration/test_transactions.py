@@ -361,3 +361,27 @@ async def test_sequential_and_concurrent_actions_get_distinct_nonces(pipeline: T
     nonces = sorted(tx["nonce"] for tx in node.posted)
     assert nonces == [2, 4, 5, 6, 7, 8]  # 3 is already in the pool
     assert reads == 1
+
+
+async def test_gateway_html_502_on_post_reposts_the_same_bytes(pipeline: TransactionPipeline) -> None:
+    """A gateway's non-JSON 502 on POST /transactions re-posts the same signed tx instead of failing."""
+    node = Node()
+    node.replies = [refused("known transaction: 0x1")]
+    with aioresponses() as m:
+        m.post(BUILD_SETTLE, payload=built(settle_tx()))
+        mock_nonces(m)
+        m.post(POST_TX, status=502, body="<html><body>502 Bad Gateway</body></html>")
+        m.post(POST_TX, callback=node, repeat=True)
+        m.get(GET_TX, payload=ok({"errors": []}))
+        outcome = await pipeline.run(settle_action())
+        first, second = (c.kwargs["json"] for c in m.requests[("POST", POST_TX)])
+    assert first == second
+    assert outcome.tx_hashes == (node.posted[0]["hash"],)
+
+
+def test_event_matching_survives_unicode_digit_strings() -> None:
+    """A reveal whose metadata is made of non-ASCII digits ("12²") is matched, not crashed on."""
+    from polyswarmclient.client.transactions import matches
+
+    assert matches({"metadata": "12²", "index": "3"}, {"metadata": "12²", "index": 3})
+    assert not matches({"metadata": "12²"}, {"metadata": "12"})

@@ -91,3 +91,18 @@ def test_unknown_chain_is_refused() -> None:
     """Only home and side exist."""
     with pytest.raises(ConfigError, match="home"):
         parse_address("h:1").ws_url("main")
+
+
+@pytest.mark.parametrize(
+    ("addr", "base"),
+    [
+        ("HTTPS://Api.Example/v1/default/", "https://api.example/v1/default"),
+        ("https://API.example:443/v1", "https://api.example:443/v1"),
+        ("https://api.example:/v1", "https://api.example/v1"),
+        ("[::1]:31337", "https://[::1]:31337"),
+        ("https://[::1]/", "https://[::1]"),
+    ],
+)
+def test_one_server_has_one_base_url_whatever_the_spelling(addr: str, base: str) -> None:
+    """Host case and an empty port do not change the base URL (the key contract pins are stored under)."""
+    assert parse_address(addr).base == base

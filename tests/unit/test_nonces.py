@@ -93,3 +93,49 @@ async def test_failed_resync_is_retried_next_time() -> None:
         await manager.reserve(1)
     assert manager.needs_resync
     assert await manager.reserve(1) == [4]
+
+
+async def test_nonce_posted_while_a_resync_reads_the_pool_is_not_handed_out_again() -> None:
+    """A nonce posted (and released) during a resync's chain reads is never reused by the next action."""
+
+    class Racy(Source):
+        manager: NonceManager | None = None
+
+        async def pending_nonces(self) -> list[int]:
+            seen = list(self.pending)  # the pool as read, before the other action's post lands
+            await asyncio.sleep(0)
+            if self.manager is not None:
+                self.pending = [0]  # meanwhile the other action posts nonce 0 ...
+                self.manager.release([0])  # ... and releases it
+            return seen
+
+    source = Racy(low=0)
+    manager = NonceManager(source)
+    assert await manager.reserve(1) == [0]
+    source.manager = manager
+    manager.mark_resync()
+    assert await manager.reserve(1) == [1]
+
+
+async def test_nonce_abandoned_while_a_resync_reads_the_pool_is_refilled() -> None:
+    """A nonce given up during a resync's chain reads is handed out again, so no gap blocks later txs."""
+
+    class Racy(Source):
+        manager: NonceManager | None = None
+
+        async def pending_nonces(self) -> list[int]:
+            seen = list(self.pending)
+            await asyncio.sleep(0)
+            if self.manager is not None:
+                manager, self.manager = self.manager, None
+                manager.mark_resync()  # the other action failed to post nonce 0 ...
+                manager.release([0])  # ... and gave it up
+            return seen
+
+    source = Racy(low=0)
+    manager = NonceManager(source)
+    assert await manager.reserve(1) == [0]
+    source.manager = manager
+    manager.mark_resync()
+    assert await manager.reserve(1) == [0]
+    assert not manager.needs_resync

@@ -88,3 +88,49 @@ def test_write_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
     """Only the final file remains after a save."""
     PinStore.in_state_dir(tmp_path).check_and_learn(SERVER, "side", 1338, {"nectar_token": TOKEN})
     assert [p.name for p in tmp_path.iterdir()] == ["known_contracts.json"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xff\xfe\x00garbage",
+        json.dumps({"version": 1, "servers": {SERVER: "oops"}}).encode(),
+        json.dumps({"version": 1, "servers": {SERVER: {"side": []}}}).encode(),
+        json.dumps({"version": 1, "servers": {SERVER: {"side": {"contracts": ["0x1"]}}}}).encode(),
+        json.dumps({"version": 1, "servers": {SERVER: {"side": {"contracts": {"nectar_token": 5}}}}}).encode(),
+        json.dumps({"version": 1, "servers": {SERVER: {"side": {"chain_id": "1338"}}}}).encode(),
+    ],
+    ids=["not-utf8", "server-not-object", "chain-not-object", "contracts-list", "address-int", "chain-id-str"],
+)
+def test_damaged_pin_file_entries_are_a_clear_state_error(tmp_path: Path, content: bytes) -> None:
+    """A known_contracts.json that parses but holds the wrong shapes gives StateError, not a traceback."""
+    (tmp_path / "known_contracts.json").write_bytes(content)
+    store = PinStore.in_state_dir(tmp_path)
+    with pytest.raises(StateError, match="delete the file"):
+        store.check_and_learn(SERVER, "side", 1338, {"nectar_token": TOKEN})
+    with pytest.raises(StateError, match="delete the file"):
+        store.pinned(SERVER, "side")
+
+
+def test_two_processes_learning_at_once_keep_both_pins(tmp_path: Path) -> None:
+    """Pins learned by another process while we learn ours are not overwritten (no lost update)."""
+    import threading
+
+    other = threading.Thread(
+        target=PinStore.in_state_dir(tmp_path).check_and_learn,
+        args=(SERVER, "home", 1337, {"nectar_token": TOKEN}),
+    )
+
+    class Slow(PinStore):
+        def _load(self) -> dict[str, object]:
+            data = super()._load()
+            if not other.is_alive() and other.ident is None:
+                other.start()  # the other process writes while we hold what we read
+                other.join(0.3)
+            return data
+
+    Slow.in_state_dir(tmp_path).check_and_learn(SERVER, "side", 1338, {"bounty_registry": REGISTRY})
+    other.join(5)
+    store = PinStore.in_state_dir(tmp_path)
+    assert store.pinned(SERVER, "side")["contracts"] == {"bounty_registry": REGISTRY}
+    assert store.pinned(SERVER, "home")["contracts"] == {"nectar_token": TOKEN}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -40,6 +41,19 @@ def test_string_errors_become_api_error_with_message() -> None:
     with pytest.raises(ApiError, match="Invalid IPFS URI") as info:
         parse_body(400, body(fail("Invalid IPFS URI")), what="GET /bounties/x")
     assert info.value.status == 400
+
+
+@pytest.mark.parametrize("status", [404, 502, 504])
+def test_error_status_with_a_non_envelope_body_is_an_http_error(status: int) -> None:
+    """A gateway's HTML (or foreign JSON) error page is reported as the HTTP error it is, not as garbage."""
+    for raw in (b"<html><body>Bad Gateway</body></html>", b'{"error": "upstream"}', b""):
+        with pytest.raises(ApiError) as info:
+            parse_body(status, raw, what="POST /transactions")
+        assert info.value.status == status
+        assert f"HTTP {status}" in str(info.value)
+        assert isinstance(info.value, NotFound) == (status == 404)
+    with pytest.raises(MalformedResponse):
+        parse_body(200, b"<html>ok</html>", what="GET /status")
 
 
 def test_list_errors_keep_the_per_transaction_results() -> None:
@@ -193,3 +207,11 @@ def test_block_messages_round_trip_without_envelope_extras() -> None:
     message = to_message(Block(number=7, chain="side"))
     assert message == {"event": "block", "data": {"number": 7}}
     assert parse_event(message, "side") == Block(number=7, chain="side")
+
+
+def test_non_ascii_digits_in_a_number_field_are_malformed_not_a_crash() -> None:
+    """A parameter such as "²" (a Unicode digit int() rejects) raises MalformedResponse, not ValueError."""
+    data: dict[str, Any] = dict.fromkeys([f.name for f in dataclasses.fields(BountyParameters)], 1)
+    data["max_duration"] = "²"
+    with pytest.raises(MalformedResponse, match="max_duration"):
+        BountyParameters.from_json(data)

@@ -107,8 +107,20 @@ def _check_amount(amount: int, what: str = "amount") -> int:
     return amount
 
 
+def _is_decimal(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _check_bools(values: list[bool], what: str) -> list[bool]:
+    if not isinstance(values, list | tuple) or not all(isinstance(v, bool) for v in values):
+        raise InvalidRequest(f"{what} must be a list of booleans")
+    if len(values) > MAX_ARTIFACTS:
+        raise InvalidRequest(f"{what} may have at most {MAX_ARTIFACTS} entries, not {len(values)}")
+    return list(values)
+
+
 def _decimal(result: Any, what: str) -> int:
-    if isinstance(result, bool) or not isinstance(result, int | str) or not str(result).isdigit():
+    if isinstance(result, bool) or not isinstance(result, int | str) or not _is_decimal(str(result)):
         raise MalformedResponse(f"{what}: expected a non-negative decimal, got {str(result)[:80]!r}")
     return int(result)
 
@@ -241,7 +253,7 @@ class PolyswarmClient:
         for index, item in enumerate(result):
             author = item.get("author") if isinstance(item, dict) else None
             raw = item.get("commitment") if isinstance(item, dict) else None
-            if not isinstance(author, str) or not (isinstance(raw, int | str) and str(raw).isdigit()):
+            if not isinstance(author, str) or not (isinstance(raw, int | str) and _is_decimal(str(raw))):
                 raise MalformedResponse(
                     f"GET /bounties/<guid>/assertions: entry {index} lacks an author or a decimal commitment"
                 )
@@ -443,6 +455,7 @@ class PolyswarmClient:
             raise InvalidRequest(f"assertion index must be a non-negative integer, not {index!r}")
         if not 0 < nonce < 2**256:
             raise InvalidRequest("the reveal nonce must be in [1, 2**256)")
+        verdicts = _check_bools(verdicts, "verdicts")
         body = {"nonce": str(nonce), "verdicts": list(verdicts), "metadata": metadata}
         expected = expect.expect_reveal(
             guid=guid, index=index, nonce=nonce, verdicts=bools_to_int(verdicts), metadata=metadata
@@ -461,6 +474,7 @@ class PolyswarmClient:
 
     async def vote(self, guid: str, votes: list[bool], valid_bloom: bool, chain: str = "side") -> None:
         guid = _check_guid(guid)
+        votes = _check_bools(votes, "votes")
         body = {"votes": list(votes), "valid_bloom": bool(valid_bloom)}
         expected = expect.expect_vote(guid=guid, votes=bools_to_int(votes), valid_bloom=bool(valid_bloom))
         outcome = await self._run("vote", f"/bounties/{guid}/vote", chain, expected, body)

@@ -9,7 +9,8 @@ not posted):
   between the two reads is counted by the second and never mistaken for a gap);
 * the sequence restarts at the confirmed count ``low``;
 * nonces that are *taken* are skipped: those in the node's pool, and those reserved by actions still
-  in flight in this process;
+  in flight in this process when the resync began (one posted during the reads may have missed the
+  pool read);
 * a reservation gets the ``n`` smallest free nonces from there, so gaps left by failed or lost
   transactions are filled first and the transactions queued behind them can be mined.
 
@@ -86,11 +87,19 @@ class NonceManager:
     async def reserve(self, n: int) -> list[int]:
         """Reserve ``n`` increasing nonces. Call :meth:`release` once they are posted (or abandoned)."""
         async with self._lock:
-            if self._needs_sync:
-                pending = await self._source.pending_nonces()
-                low = await self._source.confirmed_nonce()
-                self._next, self._taken = resync_state(low, pending, self._in_flight)
+            while self._needs_sync:
+                # Snapshot before the reads: a nonce released (posted) while we await may have missed
+                # the pool read, so it still counts as taken. A resync requested during the reads (a
+                # nonce given up meanwhile) makes the loop read again, so that nonce is refilled.
+                in_flight = set(self._in_flight)
                 self._needs_sync = False
+                try:
+                    pending = await self._source.pending_nonces()
+                    low = await self._source.confirmed_nonce()
+                except BaseException:
+                    self._needs_sync = True
+                    raise
+                self._next, self._taken = resync_state(low, pending, in_flight | self._in_flight)
                 log.debug(
                     "%s: nonces resynced: next %d, taken %s", self._label, self._next, sorted(self._taken)
                 )

@@ -13,16 +13,20 @@ File shape::
      "servers": {"https://api.example/v1/default": {
          "side": {"chain_id": 1338, "contracts": {"nectar_token": "0x..", "bounty_registry": "0x.."}}}}}
 
-The file is re-read on every check, so processes sharing a state directory see each other's pins.
+The file is re-read on every check, so processes sharing a state directory see each other's pins;
+a check holds an advisory lock on the directory (POSIX only) from the read to the write, so two
+processes learning at once cannot overwrite each other's pins.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +56,10 @@ class PinStore:
 
     def check_and_learn(self, server: str, chain: str, chain_id: int, contracts: Mapping[str, str]) -> None:
         """Raise :class:`PinMismatch` if anything differs from the pins; pin what is new."""
+        with self._locked():
+            self._check_and_learn(server, chain, chain_id, contracts)
+
+    def _check_and_learn(self, server: str, chain: str, chain_id: int, contracts: Mapping[str, str]) -> None:
         data = self._load()
         entry = data["servers"].setdefault(server, {}).setdefault(chain, {})
         pinned_contracts: dict[str, str] = entry.setdefault("contracts", {})
@@ -99,21 +107,41 @@ class PinStore:
 
     # --- file -----------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold an exclusive advisory lock on the file's directory (a no-op where ``fcntl`` is missing)."""
+        if sys.platform == "win32":
+            yield
+            return
+        import fcntl
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # The directory itself is locked, so no lock file is left next to the pins.
+            fd = os.open(self.path.parent, os.O_RDONLY)
+        except OSError as exc:
+            raise StateError(f"cannot lock the contract pins in {self.path}: {exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
     def _load(self) -> dict[str, Any]:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return {"version": VERSION, "servers": {}}
         except OSError as exc:
             raise StateError(f"cannot read the contract pins in {self.path}: {exc.strerror or exc}") from exc
         try:
-            data = json.loads(text)
-        except ValueError:
+            data = json.loads(raw.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError is a ValueError too
             raise StateError(
                 f"the contract pins in {self.path} are not valid JSON; delete the file to re-learn them "
                 "(the next action will trust polyswarmd's contracts again)"
             ) from None
-        if not isinstance(data, dict) or not isinstance(data.get("servers"), dict):
+        if not isinstance(data, dict) or not _well_formed(data.get("servers")):
             raise StateError(
                 f"the contract pins in {self.path} have an unknown layout; delete the file to re-learn them"
             )
@@ -135,3 +163,22 @@ class PinStore:
                 raise
         except OSError as exc:
             raise StateError(f"cannot write the contract pins to {self.path}: {exc.strerror or exc}") from exc
+
+
+def _well_formed(servers: object) -> bool:
+    """``{server: {chain: {"chain_id": int?, "contracts": {role: address}?}}}``."""
+    if not isinstance(servers, dict):
+        return False
+    for chains in servers.values():
+        if not isinstance(chains, dict):
+            return False
+        for entry in chains.values():
+            if not isinstance(entry, dict):
+                return False
+            chain_id = entry.get("chain_id")
+            if chain_id is not None and (isinstance(chain_id, bool) or not isinstance(chain_id, int)):
+                return False
+            contracts = entry.get("contracts", {})
+            if not isinstance(contracts, dict) or not all(isinstance(a, str) for a in contracts.values()):
+                return False
+    return True

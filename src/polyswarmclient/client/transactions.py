@@ -67,6 +67,10 @@ class Action:
     body: Any = NO_BODY
 
 
+def _is_decimal(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def _norm(value: Any) -> Any:
     """Make wire values and request values comparable (decimal strings, padded bool lists, case)."""
     if isinstance(value, bool):
@@ -74,7 +78,7 @@ def _norm(value: Any) -> Any:
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        if value.isdigit():
+        if value.isascii() and value.isdigit():  # "²".isdigit() is True, but int("²") fails
             return int(value)
         if _ADDRESS.match(value) or _UUID.match(value):
             return value.lower()
@@ -122,14 +126,14 @@ class _HttpNonceSource:
 
     async def confirmed_nonce(self) -> int:
         result = await self._http.request("GET", "/nonce", params={**self._params, "ignore_pending": "1"})
-        if isinstance(result, bool) or not isinstance(result, int | str) or not str(result).isdigit():
+        if isinstance(result, bool) or not isinstance(result, int | str) or not _is_decimal(str(result)):
             raise MalformedResponse(f"GET /nonce: expected a non-negative integer, got {result!r}")
         return int(result)
 
     async def pending_nonces(self) -> list[int]:
         result = await self._http.request("GET", "/pending", params=self._params)
         if not isinstance(result, list) or not all(
-            not isinstance(v, bool) and isinstance(v, int | str) and str(v).isdigit() for v in result
+            not isinstance(v, bool) and isinstance(v, int | str) and _is_decimal(str(v)) for v in result
         ):
             raise MalformedResponse(
                 f"GET /pending: expected a list of decimal nonces, got {str(result)[:200]}"

@@ -106,8 +106,13 @@ def parse_address(
         raise ConfigError(f"--polyswarmd-addr {addr!r} has no host name; use host:port or https://host/path")
     if parts.query or parts.fragment or text.endswith("?") or text.endswith("#"):
         raise ConfigError(f"--polyswarmd-addr {addr!r} must not contain a query string or fragment")
-    del port
-    base = f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    # Rebuild the authority from its parts: the host in lower case (urlsplit lowers it), IPv6 in
+    # brackets, no empty port. One server then has one base URL, which keys its contract pins.
+    host = parts.hostname
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    base = f"{scheme}://{netloc}{parts.path.rstrip('/')}"
     if scheme == "http" and api_key and not allow_key_over_http:
         raise ConfigError(
             f"refusing to send the API key over plain http to {base}: "

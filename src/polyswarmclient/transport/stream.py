@@ -5,7 +5,8 @@
 * ``block`` events are yielded only when their number is greater than every number seen before
   (the server repeats and skips numbers; spec §3.4), across reconnects too.
 * When the socket closes or cannot be opened, the stream reconnects forever with capped, jittered
-  backoff; the backoff resets after every successful connection. After every successful
+  backoff; the backoff resets once a new connection delivers its first message (an endpoint that
+  accepts the socket and closes it at once, silent, is backed off up to the cap). After every successful
   *re*-connect (not the first connect) it yields :class:`Reconnected`, because polyswarmd replays
   nothing: whatever happened in between is lost, so consumers re-fetch parameters and catch up.
 * ``aclose()`` (or leaving ``async with``) closes the socket cleanly. Cancelling a pending
@@ -69,6 +70,7 @@ class EventStream:
         self._ws: ClientConnection | None = None
         self._connected_before = False
         self._last_block: int | None = None
+        self._unproven = False
         self._closed = False
         self._closing = asyncio.Event()
         self._unknown_seen: set[str] = set()
@@ -119,6 +121,11 @@ class EventStream:
                 log.warning("event stream %s closed (%s); reconnecting", self.url, exc)
                 self._ws = None
                 continue
+            if self._unproven:
+                # Only a connection that delivered something counts as a success: an endpoint that
+                # accepts the socket and drops it at once must not be re-joined at the base delay forever.
+                self._unproven = False
+                self._backoff.reset()
             event = self._parse(raw)
             if event is not None:
                 return event
@@ -154,7 +161,7 @@ class EventStream:
                 await ws.close()
                 return
             self._ws = ws
-            self._backoff.reset()
+            self._unproven = True
             log.info("event stream %s connected", self.url)
             return
 

@@ -30,10 +30,15 @@ def parse_body(status: int, body: bytes, *, what: str) -> Any:
 
     ``what`` names the request (``GET /bounties/parameters``) for error messages.
     """
+    failed = not 200 <= status < 300
     try:
         data = json.loads(body) if body else None
     except (ValueError, UnicodeDecodeError):
         snippet = body[:80].decode("utf-8", "replace")
+        if failed:
+            # A gateway's error page (502/504 HTML...): the HTTP error is what matters to the caller.
+            cls = NotFound if status == 404 else ApiError
+            raise cls(status, f"{what}: HTTP {status} (not from polyswarmd? body: {snippet!r})") from None
         raise MalformedResponse(f"{what}: HTTP {status} with a body that is not JSON: {snippet!r}") from None
     if isinstance(data, dict) and "status" in data:
         if data["status"] == "OK" and 200 <= status < 300:
@@ -43,8 +48,11 @@ def parse_body(status: int, body: bytes, *, what: str) -> Any:
             message = f"{what}: HTTP {status}: {error_text(errors)}"
             cls = NotFound if status == 404 else ApiError
             raise cls(status, message, errors)
-    if isinstance(data, dict) and "message" in data and not 200 <= status < 300:
-        # Framework errors (unknown route, wrong method, too large) carry no status key.
+    if failed:
         cls = NotFound if status == 404 else ApiError
-        raise cls(status, f"{what}: HTTP {status}: {data['message']}", data["message"])
+        if isinstance(data, dict) and "message" in data:
+            # Framework errors (unknown route, wrong method, too large) carry no status key.
+            raise cls(status, f"{what}: HTTP {status}: {data['message']}", data["message"])
+        snippet = body[:80].decode("utf-8", "replace")
+        raise cls(status, f"{what}: HTTP {status} (not from polyswarmd? body: {snippet!r})")
     raise MalformedResponse(f"{what}: HTTP {status} with a JSON body that is not a polyswarmd envelope")

@@ -150,7 +150,7 @@ def _int(value: Any) -> int:
         raise ValueError("expected an integer")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     raise ValueError(f"expected an integer, got {value!r}")
 

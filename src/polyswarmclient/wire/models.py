@@ -20,7 +20,7 @@ def _int(data: dict[str, Any], key: str, what: str) -> int:
         raise MalformedResponse(f"{what}: field {key!r} is missing or not an integer")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     raise MalformedResponse(f"{what}: field {key!r} is not an integer: {value!r}")
 
