@@ -95,7 +95,10 @@ async def test_unknown_bounty_is_400_not_404(api: DevnetApi) -> None:
 
 async def test_unknown_assertion_index_is_404(api: DevnetApi) -> None:
     """A bad assertion index gives 404 ``Assertion not found``."""
-    reply = await api.get(f"/bounties/{uuid.uuid4()}/assertions/3", chain="side", account=ACCOUNT)
+    uri = await api.upload(b"bounty without assertions")
+    body = {"amount": str(2 * NCT), "uri": uri, "duration": 50, "artifact_type": "file"}
+    guid = (await api.transact("/bounties", signer("ambassador"), body))["bounties"][0]["guid"]
+    reply = await api.get(f"/bounties/{guid}/assertions/3", chain="side", account=ACCOUNT)
     assert reply == (404, {"status": "FAIL", "errors": "Assertion not found"})
 
 

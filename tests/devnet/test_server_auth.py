@@ -126,6 +126,22 @@ async def test_anonymous_non_withdrawal_is_refused(anon: DevnetApi, keyed: Devne
     assert "invalid transaction error" not in reply.body["errors"][0]["message"].lower()
 
 
+async def test_anonymous_non_withdrawal_uses_polyswarmds_wording_before_the_sender_check(
+    anon: DevnetApi, keyed: DevnetApi
+) -> None:
+    """Without a key a non-withdrawal is refused as ``Invalid transaction for tx <h>: only withdrawals
+    allowed without an API key``, checked before the sender (as polyswarmd does)."""
+    s = signer("spare1")
+    built = await keyed.request(
+        "POST", "/staking/deposit", params={"account": s.address}, body={"amount": "5"}
+    )
+    raw, tx_hash = s.sign(UnsignedTransaction.from_json(built.result["transactions"][0]))
+    other = signer("spare2").address  # a wrong sender too: the withdrawal check still comes first
+    reply = await _post(anon, other, [raw.hex()])
+    expected = f"Invalid transaction for tx {tx_hash}: only withdrawals allowed without an API key"
+    assert reply == (400, {"status": "FAIL", "errors": [{"is_error": True, "message": expected}]})
+
+
 async def test_websocket_needs_no_key(anon: DevnetApi, net: RunningDevnet) -> None:
     """The ``/events`` socket connects without any Authorization header and says ``connected``."""
     async with anon.session.ws_connect(net.url.replace("http", "ws", 1) + "/events?chain=home") as ws:

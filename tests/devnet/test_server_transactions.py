@@ -125,6 +125,20 @@ async def test_body_must_be_hex_without_0x_and_at_most_ten(api: DevnetApi) -> No
     assert garbage.status == 400 and garbage.body["errors"][0]["message"].startswith("Invalid transaction: ")
 
 
+async def test_undecodable_item_fails_the_whole_post_with_one_entry(api: DevnetApi) -> None:
+    """As at HEAD, all txs are decoded first: one undecodable item gives a single ``Invalid transaction``
+    entry and nothing is sent, not even the valid tx next to it."""
+    s = signer("spare3")
+    tx = await _transfer_tx(api, "spare3")
+    good, good_hash = _sign("spare3", tx)
+    reply = await _post(api, s.address, [good, "deadbeef"])
+    assert reply.status == 400 and len(reply.body["errors"]) == 1
+    (entry,) = reply.body["errors"]
+    assert entry["is_error"] is True and entry["message"].startswith("Invalid transaction: ")
+    resent = await _post(api, s.address, [good])  # it was never sent, so this is not a known tx
+    assert resent.status == 200 and resent.body["result"] == [{"is_error": False, "message": good_hash}]
+
+
 async def test_get_transactions_decodes_the_first_transfer(api: DevnetApi, net: RunningDevnet) -> None:
     """A mined transfer shows up as one ``transfers`` item with a string value, plus ``"errors": []``."""
     s = signer("spare2")

@@ -36,6 +36,15 @@ _REGISTRY_EVENTS = {
 _STAKING_EVENTS = {sig.topic: sig for sig in (abi.NEW_DEPOSIT, abi.NEW_WITHDRAWAL)}
 
 
+def bool_list(value: int, num_artifacts: int) -> list[bool]:
+    """A bitset as polyswarmd renders it: padded to ``num_artifacts``, never cut (spec §3.3).
+
+    A reveal may set verdict bits at or above ``num_artifacts``; polyswarmd keeps them, so the list is
+    then longer than ``num_artifacts`` and still equals what the revealer sent.
+    """
+    return int_to_bools(value, max(num_artifacts, int(value).bit_length()))
+
+
 def hex0x(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
@@ -95,7 +104,7 @@ def ws_event(node: ChainNode, log: Any, store: ArtifactStore) -> ev.Event | None
                 author=a["author"],
                 index=a["index"],
                 bid=tuple(a["bid"]),
-                mask=tuple(int_to_bools(a["mask"], n)),
+                mask=tuple(bool_list(a["mask"], n)),
                 commitment=a["commitment"],
                 **common,
             )
@@ -105,7 +114,7 @@ def ws_event(node: ChainNode, log: Any, store: ArtifactStore) -> ev.Event | None
                 author=a["author"],
                 index=a["index"],
                 nonce=a["nonce"],
-                verdicts=tuple(int_to_bools(a["verdicts"], a["numArtifacts"])),
+                verdicts=tuple(bool_list(a["verdicts"], a["numArtifacts"])),
                 metadata=resolve_assertion_metadata(store, a["metadata"]),
                 **common,
             )
@@ -113,7 +122,7 @@ def ws_event(node: ChainNode, log: Any, store: ArtifactStore) -> ev.Event | None
             return ev.NewVote(
                 bounty_guid=guid_str(a["bountyGuid"]),
                 voter=a["voter"],
-                votes=tuple(int_to_bools(a["votes"], a["numArtifacts"])),
+                votes=tuple(bool_list(a["votes"], a["numArtifacts"])),
                 **common,
             )
         case "QuorumReached":
@@ -157,7 +166,7 @@ def _transaction_item(name: str, a: dict[str, Any]) -> tuple[str, dict[str, Any]
                 "author": a["author"],
                 "index": a["index"],
                 "bid": [str(b) for b in a["bid"]],
-                "mask": int_to_bools(a["mask"], a["numArtifacts"]),
+                "mask": bool_list(a["mask"], a["numArtifacts"]),
                 "commitment": str(a["commitment"]),
             }
         case "RevealedAssertion":
@@ -166,14 +175,14 @@ def _transaction_item(name: str, a: dict[str, Any]) -> tuple[str, dict[str, Any]
                 "author": a["author"],
                 "index": a["index"],
                 "nonce": str(a["nonce"]),
-                "verdicts": int_to_bools(a["verdicts"], a["numArtifacts"]),
+                "verdicts": bool_list(a["verdicts"], a["numArtifacts"]),
                 "metadata": a["metadata"],
             }
         case "NewVote":
             return "votes", {
                 "bounty_guid": guid_str(a["bountyGuid"]),
                 "voter": a["voter"],
-                "votes": int_to_bools(a["votes"], a["numArtifacts"]),
+                "votes": bool_list(a["votes"], a["numArtifacts"]),
             }
         case "NewWithdrawal":
             return "withdrawals", {"to": a["to"], "value": a["value"]}

@@ -89,8 +89,9 @@ def resolve_bounty_dict_metadata(store: ArtifactStore, raw: str) -> Any:
 
 
 def resolve_assertion_metadata(store: ArtifactStore, raw: str) -> Any:
-    """For reveals and assertion dicts: the fetched JSON when ``raw`` is an IPFS URI of valid metadata."""
+    """For reveals and assertion dicts: the fetched JSON when ``raw`` is an IPFS URI of valid
+    *assertion* metadata (polyswarmd validates these against the Assertion schema only), else ``raw``."""
     fetched = _fetch(store, raw) if raw else None
-    if fetched is not None and is_valid_metadata(fetched):
+    if fetched is not None and is_assertion_metadata(fetched):
         return fetched
     return raw

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from polyswarmclient.devnet.artifacts import ArtifactError, is_valid_hash
 from polyswarmclient.devnet.chainnode import ChainNode
-from polyswarmclient.devnet.logs import ARTIFACT_TYPES
+from polyswarmclient.devnet.logs import ARTIFACT_TYPES, bool_list
 from polyswarmclient.devnet.metadata import (
     is_valid_metadata,
     parse_posted,
@@ -35,7 +35,7 @@ from polyswarmclient.eth import abi
 from polyswarmclient.eth.bloom import bloom_words
 from polyswarmclient.eth.commitment import commitment as make_commitment
 from polyswarmclient.eth.commitment import new_nonce
-from polyswarmclient.wire.bits import bools_to_int, int_to_bools, popcount
+from polyswarmclient.wire.bits import bools_to_int, popcount
 from polyswarmclient.wire.models import BountyParameters
 
 REGISTRY = "BountyRegistry"
@@ -77,7 +77,8 @@ async def list_bounties(request: web.Request) -> web.Response:
         count = int(request.query.get("count", str(page_size)))
     except ValueError:
         raise ApiFailure(400, f"Count must be a multiple of page size {page_size}") from None
-    if page < 0 or count <= 0 or count % page_size or count // page_size > MAX_PAGES:
+    # polyswarmd's rule: any multiple of PAGE_SIZE up to 3 pages; 0 is a multiple (an empty answer).
+    if page < 0 or count < 0 or count % page_size or count // page_size > MAX_PAGES:
         raise ApiFailure(400, f"Count must be a multiple of page size {page_size}")
     pages = count // page_size
     guids: list[str] = []
@@ -104,13 +105,10 @@ async def post_bounty(request: web.Request) -> web.Response:
     if artifact_type not in ("file", "url"):
         raise invalid_json(f"{artifact_type!r} is not one of ['file', 'url'] for 'artifact_type'")
     metadata = body.get("metadata")
-    if metadata is not None:
-        if not isinstance(metadata, str) or not 1 <= len(metadata) <= 100:
-            raise invalid_json(f"{metadata!r} is not a string of 1-100 characters for 'metadata'")
-        if not is_valid_hash(metadata):
-            raise ApiFailure(400, "Invalid bounty metadata URI (should be IPFS hash)")
-    if not is_valid_hash(uri):
-        raise ApiFailure(400, "Invalid artifact URI (should be IPFS hash)")
+    if metadata is not None and (not isinstance(metadata, str) or not 1 <= len(metadata) <= 100):
+        raise invalid_json(f"{metadata!r} is not a string of 1-100 characters for 'metadata'")
+    # polyswarmd HEAD's order: list the artifacts (an invalid or unknown URI is a 500), check the
+    # amount, then the metadata URI.
     try:
         links = ctx.artifacts.ls(uri)
     except ArtifactError:
@@ -119,6 +117,8 @@ async def post_bounty(request: web.Request) -> web.Response:
     params = await _parameters(node)
     if amount < params.bounty_amount_minimum * num_artifacts:
         raise ApiFailure(400, "Invalid bounty amount")
+    if metadata and not is_valid_hash(metadata):
+        raise ApiFailure(400, "Invalid bounty metadata URI (should be IPFS hash)")
     guid = uuid.uuid4()
     bloom = bloom_words(link_hash for _name, link_hash in links)
     type_id = {name: code for code, name in ARTIFACT_TYPES.items()}[artifact_type]
@@ -136,6 +136,14 @@ async def post_bounty(request: web.Request) -> web.Response:
 
 async def _bounty_row(node: ChainNode, guid: uuid.UUID) -> dict[str, Any]:
     return dict(await node.call(REGISTRY, "bountiesByGuid", guid.int))
+
+
+async def _existing_bounty(node: ChainNode, guid: uuid.UUID) -> dict[str, Any]:
+    """The bounty row, or 404 ``Bounty not found`` (polyswarmd's answer on every bounty sub-route)."""
+    row = await _bounty_row(node, guid)
+    if int(row["author"], 16) == 0:
+        raise ApiFailure(404, "Bounty not found")
+    return row
 
 
 async def get_bounty(request: web.Request) -> web.Response:
@@ -158,7 +166,7 @@ async def get_bounty(request: web.Request) -> web.Response:
             "assigned_arbiter": row["assignedArbiter"],
             "quorum_reached": bool(row["quorumReached"]),
             "quorum_reached_block": int(row["quorumBlock"]),
-            "quorum_mask": int_to_bools(int(row["quorumMask"]), n),
+            "quorum_mask": bool_list(int(row["quorumMask"]), n),
             "metadata": resolve_bounty_dict_metadata(ctx.artifacts, row["metadata"]),
         }
     )
@@ -182,17 +190,23 @@ async def post_assertion(request: web.Request) -> web.Response:
     body = require_object(await json_body(request), ["bid", "mask"])
     bids = _bid_list(body)
     mask = bools_to_int(bool_list_field(body, "mask"))
-    if len(bids) != popcount(mask):
+    has_commitment = body.get("commitment") is not None
+    if has_commitment:
+        commitment = decimal_field(body, "commitment")
+    verdicts: int | None = None
+    if body.get("verdicts") is not None:
+        verdicts = bools_to_int(bool_list_field(body, "verdicts"))
+    # polyswarmd's order and wording: the commitment check first, then the bid count (an empty bid
+    # list is refused even when the mask has no true entry).
+    if not has_commitment and verdicts is None:
+        raise ApiFailure(400, "Require verdicts and bid_portions or a commitment")
+    if not bids or len(bids) != popcount(mask):
         raise ApiFailure(400, "bid_portions must be equal in length to the number of true mask values")
     nonce: int | None = None
-    if "commitment" in body:
-        commitment = decimal_field(body, "commitment")
-    elif "verdicts" in body:
-        verdicts = bools_to_int(bool_list_field(body, "verdicts"))
+    if not has_commitment:
+        assert verdicts is not None
         nonce = new_nonce()
         commitment = make_commitment(nonce, verdicts, account)
-    else:
-        raise invalid_json("'commitment' or 'verdicts' is a required property")
     fee = int(await node.call(REGISTRY, "assertionFee"))
     calls = [
         ("NectarToken", abi.APPROVE.encode(node.addresses.bounty_registry, sum(bids) + fee)),
@@ -245,10 +259,10 @@ async def _assertion(
     return {
         "author": row["author"],
         "bid": [str(b) for b in bids],
-        "mask": int_to_bools(int(row["mask"]), n),
+        "mask": bool_list(int(row["mask"]), n),
         "commitment": str(row["commitment"]),
         "nonce": str(row["nonce"]),
-        "verdicts": int_to_bools(int(row["verdicts"]), n),
+        "verdicts": bool_list(int(row["verdicts"]), n),
         "metadata": resolve_assertion_metadata(request.app[CTX].artifacts, row["metadata"]),
     }
 
@@ -256,7 +270,7 @@ async def _assertion(
 async def list_assertions(request: web.Request) -> web.Response:
     node, _account = chain_scope(request)
     guid = _guid(request)
-    n = int((await _bounty_row(node, guid))["numArtifacts"])
+    n = int((await _existing_bounty(node, guid))["numArtifacts"])
     count = int(await node.call(REGISTRY, "getNumberOfAssertions", guid.int))
     out = []
     for i in range(count):
@@ -271,10 +285,10 @@ async def get_assertion(request: web.Request) -> web.Response:
     node, _account = chain_scope(request)
     guid = _guid(request)
     index = int(request.match_info["index"])
+    n = int((await _existing_bounty(node, guid))["numArtifacts"])
     count = int(await node.call(REGISTRY, "getNumberOfAssertions", guid.int))
     if not 0 <= index < count:
         raise ApiFailure(404, "Assertion not found")
-    n = int((await _bounty_row(node, guid))["numArtifacts"])
     return ok(await _assertion(request, node, guid, index, n))
 
 
@@ -282,7 +296,7 @@ async def _vote(node: ChainNode, guid: uuid.UUID, index: int, n: int) -> dict[st
     row = await node.call(REGISTRY, "votesByGuid", guid.int, index)
     return {
         "voter": row["author"],
-        "votes": int_to_bools(int(row["votes"]), n),
+        "votes": bool_list(int(row["votes"]), n),
         "valid_bloom": bool(row["validBloom"]),
     }
 
@@ -290,7 +304,7 @@ async def _vote(node: ChainNode, guid: uuid.UUID, index: int, n: int) -> dict[st
 async def list_votes(request: web.Request) -> web.Response:
     node, _account = chain_scope(request)
     guid = _guid(request)
-    n = int((await _bounty_row(node, guid))["numArtifacts"])
+    n = int((await _existing_bounty(node, guid))["numArtifacts"])
     count = int(await node.call(REGISTRY, "getNumberOfVotes", guid.int))
     return ok([await _vote(node, guid, i, n) for i in range(count)])
 
@@ -299,16 +313,17 @@ async def get_vote(request: web.Request) -> web.Response:
     node, _account = chain_scope(request)
     guid = _guid(request)
     index = int(request.match_info["index"])
+    n = int((await _existing_bounty(node, guid))["numArtifacts"])
     count = int(await node.call(REGISTRY, "getNumberOfVotes", guid.int))
     if not 0 <= index < count:
         raise ApiFailure(404, "Vote not found")
-    n = int((await _bounty_row(node, guid))["numArtifacts"])
     return ok(await _vote(node, guid, index, n))
 
 
 async def bloom(request: web.Request) -> web.Response:
     node, _account = chain_scope(request)
     guid = _guid(request)
+    await _existing_bounty(node, guid)
     words = [int(await node.call(REGISTRY, "bloomByGuid", guid.int, i)) for i in range(8)]
     return ok({"bloom": words})
 

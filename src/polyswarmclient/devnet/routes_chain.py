@@ -83,15 +83,27 @@ def _is_withdrawal(request: web.Request, tx: DecodedTransaction) -> bool:
     return bool(args["to"].lower() == side.addresses.erc20_relay.lower() and args["value"] > 0)
 
 
-async def _submit(request: web.Request, node: ChainNode, account: str, raw_hex: str) -> dict[str, Any]:
+def _decode_all(raw_hexes: list[str]) -> list[tuple[bytes, DecodedTransaction]]:
+    """Decode every item first, like polyswarmd HEAD; raises ``ValueError`` on the first bad one."""
+    out = []
+    for raw_hex in raw_hexes:
+        raw = bytes.fromhex(raw_hex)
+        out.append((raw, decode_raw_transaction(raw)))
+    return out
+
+
+async def _submit(
+    request: web.Request, node: ChainNode, account: str, raw: bytes, tx: DecodedTransaction
+) -> dict[str, Any]:
     from polyswarmclient.devnet.evm import ChainError
 
-    try:
-        raw = bytes.fromhex(raw_hex)
-        tx = decode_raw_transaction(raw)
-    except ValueError as exc:
-        return {"is_error": True, "message": f"Invalid transaction: {exc}"}
     tx_hash = "0x" + tx.tx_hash.hex()
+    # polyswarmd's order: the anonymous-withdrawal rule, then the sender, then the recipient.
+    if not request[AUTHENTICATED] and not _is_withdrawal(request, tx):
+        return {
+            "is_error": True,
+            "message": f"Invalid transaction for tx {tx_hash}: only withdrawals allowed without an API key",
+        }
     if tx.sender != account:
         return {
             "is_error": True,
@@ -99,12 +111,6 @@ async def _submit(request: web.Request, node: ChainNode, account: str, raw_hex: 
         }
     if node.kind_of(tx.to) is None:
         return {"is_error": True, "message": f"Invalid transaction recipient for tx {tx_hash}: {tx.to}"}
-    if not request[AUTHENTICATED] and not _is_withdrawal(request, tx):
-        return {
-            "is_error": True,
-            "message": f"Unauthorized transaction {tx_hash}: without an API key only a withdrawal "
-            "(an NCT transfer to the sidechain relay) may be posted",
-        }
     try:
         await node.run(node.chain.send_raw_transaction, raw, mutating=True)
     except ChainError as exc:
@@ -125,7 +131,12 @@ async def post_transactions(request: web.Request) -> web.Response:
             raise invalid_json(f"{item!r} does not match '^[0-9a-fA-F]+$'")
     if not request[AUTHENTICATED] and len(txs) != 1:
         raise ApiFailure(403, "Posting multiple transactions requires an API key")
-    results = [await _submit(request, node, account, item) for item in txs]
+    try:
+        decoded = _decode_all(txs)
+    except ValueError as exc:
+        # One undecodable item: a single error entry and nothing is sent (spec §2.3, HEAD).
+        return fail([{"is_error": True, "message": f"Invalid transaction: {exc}"}], 400)
+    results = [await _submit(request, node, account, raw, tx) for raw, tx in decoded]
     if any(r["is_error"] for r in results):
         return fail(results, 400)
     return ok(results)
