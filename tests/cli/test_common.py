@@ -50,3 +50,24 @@ def test_missing_devnet_extra_is_a_config_error_with_the_install_hint(monkeypatc
     hint = r"polyswarmd-devnet needs the devnet extra .*pip install 'polyswarm-kit\[devnet\]'"
     with pytest.raises(ConfigError, match=hint):
         require_devnet_extra("polyswarmd-devnet")
+
+
+def test_bad_max_tx_fee_is_a_config_error() -> None:
+    """--max-tx-fee must be a non-negative decimal amount of ether."""
+    from polyswarmclient.cli.common import connect
+
+    options = {
+        "api_key": None,
+        "max_tx_fee": "lots",
+        "keyfile": KEYFILE,
+        "password": "password",
+        "password_file": None,
+        "polyswarmd_addr": "localhost:31337",
+        "insecure_transport": True,
+        "allow_key_over_http": False,
+        "state_dir": "state",
+    }
+    with pytest.raises(ConfigError, match="--max-tx-fee"):
+        connect(options)
+    options["max_tx_fee"] = "0.2"
+    assert connect(options).address == "0xd595c0c90498619DaeAd4Fb67886A1f06c1B3c17"

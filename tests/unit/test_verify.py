@@ -225,3 +225,16 @@ def test_expectations_must_cover_every_argument() -> None:
     """An expectation that leaves an argument unchecked is a programming error, caught at once."""
     with pytest.raises(ValueError, match="exactly"):
         Call(APPROVE, "nectar_token", {"value": 1})
+
+
+def test_gas_cost_above_the_fee_cap_is_refused() -> None:
+    """A transaction priced to cost more ether than --max-tx-fee is refused; gasPrice 0 always passes."""
+    import dataclasses
+
+    free = assertion_txs()
+    assert verify(free, expected_assertion(), action="post assertion", max_fee=0).chain_id == 1338
+    pricey = [dataclasses.replace(t, gas=500_000, gas_price=10**12) for t in free]  # 0.5 ETH each
+    with pytest.raises(VerificationError, match=r"above the --max-tx-fee limit of 50000000000000000 wei"):
+        verify(pricey, expected_assertion(), action="post assertion", max_fee=5 * 10**16)
+    affordable = [dataclasses.replace(t, gas=500_000, gas_price=10**11) for t in free]  # exactly 0.05 ETH
+    verify(affordable, expected_assertion(), action="post assertion", max_fee=5 * 10**16)

@@ -148,6 +148,14 @@ DEVNET_BLOCK_TIME = Option(
     default=1.0,
 )
 
+MAX_TX_FEE = Option(
+    "--max-tx-fee",
+    "MAX_TX_FEE",
+    "Most ether one transaction may cost in gas (gas x gasPrice, in ETH); polyswarmd's transactions above it "
+    "are refused unsigned. Free sidechains cost 0.",
+    default="0.05",
+)
+
 #: Options every networked command shares, in --help order.
 CONNECTION: tuple[Option, ...] = (
     POLYSWARMD_ADDR,
@@ -158,5 +166,6 @@ CONNECTION: tuple[Option, ...] = (
     INSECURE_TRANSPORT,
     ALLOW_KEY_OVER_HTTP,
     STATE_DIR,
+    MAX_TX_FEE,
 )
 LOGGING: tuple[Option, ...] = (LOG, LOG_FORMAT)

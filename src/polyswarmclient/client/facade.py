@@ -62,6 +62,7 @@ class ClientConfig:
     # transaction pipeline
     tx_attempts: int = 3
     receipt_polls: int = 2
+    max_tx_fee: int = 5 * 10**16  # wei of ether one transaction may cost in gas (0.05 ETH)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr)
@@ -145,6 +146,7 @@ class PolyswarmClient:
             PinStore.in_state_dir(config.state_dir),
             attempts=config.tx_attempts,
             receipt_polls=config.receipt_polls,
+            max_fee=config.max_tx_fee,
         )
         self._bounty_parameters: dict[str, BountyParameters] = {}
 

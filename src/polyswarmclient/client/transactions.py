@@ -153,7 +153,9 @@ class TransactionPipeline:
         attempts: int = 3,
         receipt_polls: int = 2,
         post_retries: int = 2,
+        max_fee: int | None = None,
     ) -> None:
+        self._max_fee = max_fee
         self._http = http
         self._signer = signer
         self._pins = pins
@@ -178,7 +180,7 @@ class TransactionPipeline:
         problem = ""
         for attempt in range(1, self._attempts + 1):
             txs = await self._build(action)
-            verified = verify(txs, action.expected, action=action.name)
+            verified = verify(txs, action.expected, action=action.name, max_fee=self._max_fee)
             self._pins.check_and_learn(
                 self._http.address.base, action.chain, verified.chain_id, verified.contracts
             )

@@ -116,8 +116,14 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-def verify(txs: Sequence[UnsignedTransaction], expected: Sequence[Call], *, action: str) -> Verified:
-    """Check ``txs`` against ``expected`` (see the module doc); raise :class:`VerificationError`."""
+def verify(
+    txs: Sequence[UnsignedTransaction], expected: Sequence[Call], *, action: str, max_fee: int | None = None
+) -> Verified:
+    """Check ``txs`` against ``expected`` (see the module doc); raise :class:`VerificationError`.
+
+    ``max_fee`` caps what one transaction may cost in gas (``gas × gasPrice``, wei): free chains build
+    with gasPrice 0, and a hostile server must not spend the account's ether on a paid chain.
+    """
     if len(txs) != len(expected):
         raise VerificationError(
             f"{action}: polyswarmd built {len(txs)} transaction(s), expected {len(expected)} "
@@ -157,6 +163,12 @@ def verify(txs: Sequence[UnsignedTransaction], expected: Sequence[Call], *, acti
         if tx.value != 0:
             raise VerificationError(
                 f"{action}: {label} sends {tx.value} wei of ether; expected 0; refusing to sign"
+            )
+        if max_fee is not None and tx.gas * tx.gas_price > max_fee:
+            raise VerificationError(
+                f"{action}: {label} could cost {tx.gas * tx.gas_price} wei in gas "
+                f"({tx.gas} gas at {tx.gas_price} wei), above the --max-tx-fee limit of {max_fee} wei; "
+                "refusing to sign"
             )
         to = _address(tx.to, f"{action}: the recipient of {label}")
         try:
