@@ -23,7 +23,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -420,6 +419,192 @@ class Balances:
         return Balances(self.home - other.home, self.side - other.side)
 
 
+# --- a network outage on demand ------------------------------------------------------------------------
+
+
+class TcpProxy:
+    """A TCP relay on an ephemeral port of 127.0.0.1 to ``127.0.0.1:<target_port>``, in a helper thread.
+
+    Point a CLI's ``--polyswarmd-addr`` at :attr:`addr`: its REST requests and its websockets then pass
+    through here, and a test can stage a network outage:
+
+    * :meth:`cut` drops every open connection at once, both ways, without a websocket close frame, and
+      refuses new ones (the listening socket is closed); :meth:`restore` listens again on the same port.
+    * ``cut(websockets=False)`` / ``restore(rest=False)`` cut or restore one kind only: connections are
+      then accepted, and those of a cut kind are dropped as soon as their request line shows the kind
+      (``GET /events…`` is a websocket, anything else REST), like a proxy whose backend is down.
+    * :meth:`cut_after` arms a cut for the moment the n-th request starting with a prefix has been relayed
+      (e.g. the second ``POST /transactions``): websockets are dropped before the server even reads the
+      request, so the events it causes are lost too; the server acts on the request, the client never
+      hears the answer; then every connection is dropped.
+
+    :attr:`requests` keeps the request line of every request relayed so far.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.requests: list[str] = []
+        self._cut_kinds: set[str] = set()
+        self._trigger: bytes | None = None
+        self._trigger_countdown = 0
+        self._triggered = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="e2e-tcp-proxy", daemon=True)
+        self._server: asyncio.Server | None = None
+        #: open client-side writer -> (its upstream writer, its kind once known)
+        self._open: dict[asyncio.StreamWriter, tuple[asyncio.StreamWriter, list[str]]] = {}
+        #: client-side writers whose answers are swallowed (the request that arms the cut)
+        self._muted: set[asyncio.StreamWriter] = set()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        cut = ",".join(sorted(self._cut_kinds)) or "nothing"
+        return f"<TcpProxy :{self.port} -> :{self.target_port}, cut: {cut}, {len(self._open)} open>"
+
+    @property
+    def addr(self) -> str:
+        """``host:port`` for ``--polyswarmd-addr`` (with ``--insecure-transport``)."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> TcpProxy:
+        self._thread.start()
+        self._call(self._listen())
+        return self
+
+    def cut(self, *, websockets: bool = True, rest: bool = True) -> None:
+        """Drop the open connections of the given kinds and refuse new ones."""
+        self._call(self._cut({k for k, on in (("websocket", websockets), ("rest", rest)) if on}))
+
+    def restore(self, *, websockets: bool = True, rest: bool = True) -> None:
+        """Relay the given kinds again (on the same port)."""
+        self._call(self._restore({k for k, on in (("websocket", websockets), ("rest", rest)) if on}))
+
+    def cut_after(self, prefix: str, occurrence: int = 1) -> None:
+        """Cut everything (as :meth:`cut`) once the ``occurrence``-th request starting with ``prefix`` is relayed."""
+        self._trigger = prefix.encode("ascii")
+        self._trigger_countdown = occurrence
+        self._triggered.clear()
+
+    @property
+    def triggered(self) -> bool:
+        """Whether the cut armed by :meth:`cut_after` has happened."""
+        return self._triggered.is_set()
+
+    def close(self) -> None:
+        """Teardown: drop everything and stop the helper thread. Safe to call more than once."""
+        if not self._thread.is_alive():
+            return
+        try:
+            self._call(self._cut({"websocket", "rest"}))
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop.close()
+
+    def websocket_connections(self, chain: str = "side") -> int:
+        """How many ``/events`` websockets of ``chain`` were relayed so far."""
+        with self._lock:
+            return sum(1 for line in self.requests if line.startswith("GET /events") and f"chain={chain}" in line)
+
+    # -- in the helper thread -------------------------------------------------------------------------
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
+
+    async def _listen(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port, reuse_address=True)
+            self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _cut(self, kinds: set[str]) -> None:
+        self._cut_kinds |= kinds
+        if self._cut_kinds == {"websocket", "rest"} and self._server is not None:
+            self._server.close()  # refuse: nothing would be relayed anyway
+            self._server = None
+        for writer, (upstream, kind) in list(self._open.items()):
+            if not kind or kind[0] in kinds:
+                self._drop(writer, upstream)
+
+    async def _restore(self, kinds: set[str]) -> None:
+        self._cut_kinds -= kinds
+        await self._listen()
+
+    def _drop(self, writer: asyncio.StreamWriter, upstream: asyncio.StreamWriter) -> None:
+        self._open.pop(writer, None)
+        self._muted.discard(writer)
+        writer.transport.abort()
+        upstream.transport.abort()
+
+    async def _fire(self) -> None:
+        await self._cut({"websocket", "rest"})
+        self._triggered.set()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._cut_kinds == {"websocket", "rest"}:  # accepted just before the listener closed
+            writer.transport.abort()
+            return
+        try:
+            up_reader, upstream = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        kind: list[str] = []
+        self._open[writer] = (upstream, kind)
+        pumps = [
+            asyncio.create_task(self._pump(reader, upstream, (writer, upstream, kind))),
+            asyncio.create_task(self._pump(up_reader, writer, None)),
+        ]
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in pumps:
+                task.cancel()
+            self._drop(writer, upstream)
+
+    async def _pump(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        requests_of: tuple[asyncio.StreamWriter, asyncio.StreamWriter, list[str]] | None,
+    ) -> None:
+        """Copy bytes one way; on the client side, note each request line and apply cuts and triggers."""
+        try:
+            while data := await reader.read(65536):
+                if requests_of is None:  # an answer: swallowed when its request armed the cut
+                    if writer not in self._muted:
+                        writer.write(data)
+                        await writer.drain()
+                    continue
+                client, upstream, kind = requests_of
+                line = data.split(b"\r\n", 1)[0]
+                if b" HTTP/1." not in line:  # a request body, or websocket frames
+                    writer.write(data)
+                    await writer.drain()
+                    continue
+                with self._lock:
+                    self.requests.append(line.decode("latin-1"))
+                if not kind:
+                    kind.append("websocket" if line.startswith(b"GET /events") else "rest")
+                if kind[0] in self._cut_kinds:
+                    self._drop(client, upstream)
+                    return
+                armed = False
+                if self._trigger is not None and line.startswith(self._trigger):
+                    self._trigger_countdown -= 1
+                    armed = self._trigger_countdown == 0
+                if armed:
+                    self._trigger = None
+                    self._muted.add(client)
+                    await self._cut({"websocket"})
+                writer.write(data)
+                await writer.drain()
+                if armed:  # cut once the request's body has followed it upstream
+                    self._loop.call_later(0.1, lambda: self._loop.create_task(self._fire()))
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+
+
 # --- the CLIs ------------------------------------------------------------------------------------------
 
 
@@ -440,18 +625,19 @@ class Cli:
         state_dir: Path | None = None,
         log_level: str = "info",
         env: dict[str, str] | None = None,
+        addr: str | None = None,
     ) -> Process:
         """``tool ARGS --polyswarmd-addr … --keyfile keyfiles-testing/<keystore> --state-dir …``.
 
         The connection options go after ``args``, so ``args`` may start with a sub-command
-        (``balancemanager deposit 10``).
+        (``balancemanager deposit 10``). ``addr`` replaces the devnet's own (e.g. a :class:`TcpProxy`).
         """
         name = self._unique(name or f"{tool}-{keystore.removesuffix('_keyfile')}")
         state = state_dir if state_dir is not None else self.workdir / "state" / name
         argv = [
             *command(tool),
             *args,
-            "--polyswarmd-addr", self.devnet.addr,
+            "--polyswarmd-addr", addr or self.devnet.addr,
             "--insecure-transport",
             "--keyfile", str(keyfile(keystore)),
             "--password", PASSWORD,
@@ -512,12 +698,13 @@ class Cli:
         testing: int | None = 1,
         name: str | None = None,
         state_dir: Path | None = None,
+        addr: str | None = None,
     ) -> Process:
         """A ``microengine``; call :meth:`ready` before posting bounties so it sees them live."""
         args = ["--backend", backend, "--block-time", str(self.devnet.options.block_time), *extra]
         if testing is not None:
             args += ["--testing", str(testing)]
-        return self.start("microengine", *args, keystore=keystore, name=name, state_dir=state_dir)
+        return self.start("microengine", *args, keystore=keystore, name=name, state_dir=state_dir, addr=addr)
 
     def ambassador(
         self, *, bounties: int, duration: int, artifacts: int = 1, keystore: str = "ambassador_keyfile"

@@ -22,6 +22,7 @@ from polyswarmclient.errors import ApiError, ConnectionFailed, ConnectionLost, I
 from polyswarmclient.eth.commitment import commitment
 from polyswarmclient.services.lifecycle import Shutdown
 from polyswarmclient.services.microengine import EngineConfig, Microengine
+from polyswarmclient.services.microengine import engine as engine_module
 from polyswarmclient.services.microengine.filters import parse_filters
 from polyswarmclient.services.microengine.state import FORFEITED, SETTLED, StateStore
 from polyswarmclient.wire.bits import bools_to_int
@@ -717,4 +718,181 @@ async def test_shutdown_gives_up_after_the_grace_period(fake, tmp_path, caplog):
     stop.request("SIGTERM received")
     await asyncio.wait_for(run, 3)
     assert fake.assertions == {} and "grace period" in caplog.text
+    store.close()
+
+
+# --- outages: a reconnect must not lose bounties (or assertions) ---------------------------------------
+
+
+def _post_mined_but_unanswered(fake):
+    """Make ``fake.post_assertion`` put the assertion on chain, then lose the answer (connection broke)."""
+    real_post = fake.post_assertion
+
+    async def mined_but_unanswered(guid, bids, mask, commitment, chain="side"):
+        await real_post(guid, bids, mask, commitment, chain)
+        raise ConnectionLost("the connection broke during POST /transactions")
+
+    fake.post_assertion = mined_but_unanswered
+
+
+def _open_bounty(guid, expiration=E):
+    return Bounty(
+        guid=guid,
+        artifact_type="file",
+        author=ADDRESS,
+        amount=MIN,
+        uri="QmArtifacts",
+        num_artifacts=2,
+        expiration=expiration,
+        assigned_arbiter="",
+        quorum_reached=False,
+        quorum_reached_block=0,
+        quorum_mask=(),
+        metadata=None,
+    )
+
+
+async def test_assertion_mined_without_receipt_or_event_is_found_at_expiration_and_revealed(fake, tmp_path):
+    """Post answer and NewAssertion event both lost in an outage: at expiration the chain is asked, not abandoned."""
+    _post_mined_but_unanswered(fake)
+    stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty()
+    fake.push(bounty)
+    await wait_until(lambda: engine.stats.failed == 1)
+    assert store.load("side", bounty.guid).index is None  # no receipt, and no event ever comes
+    fake.block(E + 1)
+    await wait_until(lambda: fake.reveals)  # the fake checks the commitment against nonce and verdicts
+    assert ("list_assertions", bounty.guid) in fake.calls
+    assert store.load("side", bounty.guid).status == "revealed"
+    fake.block(E + 31)
+    await wait_until(lambda: fake.settles == [bounty.guid])
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_unconfirmed_assertion_not_on_chain_is_still_abandoned_at_expiration(fake, tmp_path, caplog):
+    """A post that never reached the chain is abandoned after expiration, once the chain confirms it is not there."""
+    fake.fail_assertion = ConnectionLost("the connection broke during POST /transactions")
+    stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty()
+    fake.push(bounty)
+    await wait_until(lambda: engine.stats.failed == 1)
+    with caplog.at_level(logging.ERROR, logger="microengine"):
+        fake.block(E + 1)
+        await wait_until(lambda: store.load("side", bounty.guid).status == "abandoned")
+    assert "was never confirmed" in caplog.text
+    assert fake.reveals == []
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_testing_run_waits_for_an_assertion_whose_post_failed_ambiguously(fake, tmp_path):
+    """--testing 1 does not exit while an assertion that may have been mined is unresolved; it reveals it."""
+    _post_mined_but_unanswered(fake)
+    engine, store = make_engine(fake, tmp_path, testing=1)
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty()
+    fake.push(bounty)
+    await wait_until(lambda: engine.stats.failed == 1)
+    await asyncio.sleep(0.05)
+    assert not run.done(), "the testing run exited with its assertion on chain and unrevealed"
+    fake.block(E + 1)
+    await wait_until(lambda: fake.reveals)
+    fake.block(E + 31)
+    await asyncio.wait_for(run, 5)  # ends by itself once the bounty is settled
+    assert fake.settles == [bounty.guid]
+    store.close()
+
+
+async def test_reconnect_catch_up_learns_the_index_of_an_assertion_mined_meanwhile(fake, tmp_path):
+    """The catch-up after a reconnect finds our own assertion whose answer and event were lost, before expiration."""
+    _post_mined_but_unanswered(fake)
+    stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    bounty = new_bounty()
+    fake.push(bounty)
+    await wait_until(lambda: engine.stats.failed == 1)
+    fake.push(Reconnected(chain="side"))
+    await wait_until(lambda: store.load("side", bounty.guid).index == 0)
+    assert store.load("side", bounty.guid).status == "asserted"
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_catch_up_that_fails_is_retried_until_it_finds_the_missed_bounty(fake, tmp_path, monkeypatch):
+    """REST still failing when the stream comes back: the catch-up runs again later instead of giving up."""
+    monkeypatch.setattr(engine_module, "CATCH_UP_RETRY_BASE", 0.01)
+    missed = str(uuid.uuid4())
+    fake.bounties[missed] = _open_bounty(missed)
+    pages = fake.iter_bounty_guids
+    outage = {"calls": 2}  # the first-connect catch-up and the first one after the reconnect fail
+
+    async def flaky_pages(chain="side"):
+        if outage["calls"] > 0:
+            outage["calls"] -= 1
+            raise ConnectionFailed("cannot reach polyswarmd")
+        async for guid in pages(chain):
+            yield guid
+
+    fake.iter_bounty_guids = flaky_pages
+    stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    fake.push(Reconnected(chain="side"))
+    await wait_until(lambda: missed in fake.assertions)
+    assert outage["calls"] == 0
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_catch_up_retries_a_bounty_it_could_not_read(fake, tmp_path, monkeypatch):
+    """A missed bounty whose GET /bounties/<guid> failed once is read again, not silently dropped."""
+    monkeypatch.setattr(engine_module, "CATCH_UP_RETRY_BASE", 0.01)
+    missed = str(uuid.uuid4())
+    fake.bounties[missed] = _open_bounty(missed)
+    read = fake.get_bounty
+    failures = {"left": 1}
+
+    async def flaky_read(guid, chain="side"):
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise ConnectionFailed("cannot reach polyswarmd")
+        return await read(guid, chain)
+
+    fake.get_bounty = flaky_read
+    stop = Shutdown(grace=2.0)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    fake.push(Reconnected(chain="side"))
+    await wait_until(lambda: missed in fake.assertions)
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
+    store.close()
+
+
+async def test_failing_catch_up_does_not_hold_up_shutdown(fake, tmp_path):
+    """A catch-up waiting to try again stops at once on shutdown (no wait for the grace period)."""
+    stop = Shutdown(grace=30.0)
+
+    async def down(chain="side"):
+        raise ConnectionFailed("cannot reach polyswarmd")
+        yield  # pragma: no cover - an async generator that fails on first use
+
+    fake.iter_bounty_guids = down
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    fake.push(Reconnected(chain="side"))
+    await wait_until(lambda: engine._catch_up_running == {"side"})
+    await asyncio.sleep(0.05)
+    stop.request("done")
+    await asyncio.wait_for(run, 2)
     store.close()

@@ -48,6 +48,7 @@ from polyswarmclient.services.microengine.state import (
     AssertionRecord,
     StateStore,
 )
+from polyswarmclient.transport.backoff import Backoff
 from polyswarmclient.wire.bits import bools_to_int
 from polyswarmclient.wire.events import (
     Block,
@@ -69,6 +70,9 @@ log = logging.getLogger("microengine")
 MAX_REVEAL_METADATA = 1024
 #: Seconds we wait for ``POST /bounties/metadata`` before revealing with the raw string instead.
 METADATA_UPLOAD_TIMEOUT = 10.0
+#: Delays (seconds, jittered and doubling up to the cap) before a failed catch-up runs again.
+CATCH_UP_RETRY_BASE = 1.0
+CATCH_UP_RETRY_CAP = 30.0
 
 
 class EngineClient(Protocol):
@@ -345,27 +349,32 @@ class Microengine:
             await self._check_quorums(chain)
 
     async def _recover_indexes(self, chain: str) -> None:
-        """Find on chain any assertion whose index we never learned (we died while it was being mined)."""
+        """Find on chain any assertion whose index we never learned (we died while it was being mined,
+        or its receipt and its event were both lost while the connection was down)."""
         for record in [r for r in self._records.values() if r.chain == chain and r.index is None]:
             try:
-                assertions = await self.client.list_assertions(record.guid, chain)
+                await self._find_own_assertion(record)
             except Exception as exc:
                 log.warning("bounty %s: could not look for our assertion: %s", record.guid, exc)
-                continue
-            for index, author, onchain in assertions:
-                if author.lower() == self.address.lower() and onchain == record.commitment:
-                    self._on_assertion(
-                        NewAssertion(
-                            chain=chain,
-                            bounty_guid=record.guid,
-                            author=author,
-                            index=index,
-                            bid=tuple(record.bids),
-                            mask=tuple(record.mask),
-                            commitment=onchain,
-                        )
-                    )
-                    break
+
+    async def _find_own_assertion(self, record: AssertionRecord) -> bool:
+        """Look on chain for the assertion behind ``record``; learn its index if it is there."""
+        for index, author, onchain in await self.client.list_assertions(record.guid, record.chain):
+            if author.lower() == self.address.lower() and onchain == record.commitment:
+                self._on_assertion(
+                    NewAssertion(
+                        chain=record.chain,
+                        bounty_guid=record.guid,
+                        author=author,
+                        index=index,
+                        bid=tuple(record.bids),
+                        mask=tuple(record.mask),
+                        commitment=onchain,
+                    ),
+                    seen="on chain",
+                )
+                return True
+        return False
 
     async def _refresh_head(self, chain: str) -> None:
         head = await self.client.block_number(chain)
@@ -458,7 +467,7 @@ class Microengine:
                 case "forfeit":
                     self._forfeit(action.guid)
                 case "abandon":
-                    self._abandon(action.guid)
+                    self._spawn(self._abandon_unless_mined(action.guid), f"check of bounty {action.guid}")
 
     def _remember(self, guid: str) -> None:
         self._seen[guid] = None
@@ -497,8 +506,8 @@ class Microengine:
             self._testing_open.add(bounty.guid)
         self._spawn(self._bounty(bounty), f"bounty {bounty.guid}")
 
-    def _on_assertion(self, event: NewAssertion) -> None:
-        """Our own assertion seen on the stream: learn its index if posting did not tell us."""
+    def _on_assertion(self, event: NewAssertion, seen: str = "by its event") -> None:
+        """Our own assertion seen on the stream (or on chain): learn its index if posting did not tell us."""
         record = self._records.get(event.bounty_guid)
         if record is None or record.index is not None or event.author.lower() != self.address.lower():
             return
@@ -507,7 +516,7 @@ class Microengine:
         self._save(record, index=event.index, status=ASSERTED)
         self.schedule.track(record.guid, record.chain, record.deadlines, asserted=True)
         self.schedule.mark_asserted(record.guid)
-        log.info("bounty %s: assertion %d confirmed by its event", record.guid, event.index)
+        log.info("bounty %s: assertion %d confirmed %s", record.guid, event.index, seen)
 
     # --- one bounty: scan, bid, commit -------------------------------------------------------------
 
@@ -519,7 +528,9 @@ class Microengine:
             self.stats.failed += 1
             raise
         finally:
-            if not asserted:
+            # A commitment that may have gone out (its record exists) is finished by the schedule: it is
+            # revealed and settled, or abandoned once the chain shows it was never mined.
+            if not asserted and bounty.guid not in self._records:
                 self._finish_for_testing(bounty.guid)
 
     async def _scan_and_assert(self, bounty: NewBounty) -> bool:
@@ -757,6 +768,35 @@ class Microengine:
         d = record.deadlines
         self._record_forfeit(record, f"the reveal window [{d.expiration}, {d.reveal_end}) closed first")
 
+    async def _abandon_unless_mined(self, guid: str) -> None:
+        """Expiration passed and we never learned our assertion's index: ask the chain before giving up.
+
+        Posting may have failed only on our side: when the connection drops after the transaction went
+        out, its receipt and (while the stream is down) its event are both lost, yet it was mined.
+        """
+        record = self._records.get(guid)
+        if record is None:
+            self._finish_for_testing(guid)
+            return
+        if record.index is None:
+            try:
+                mined = await self._find_own_assertion(record)
+            except Exception as exc:
+                if self._heads.get(record.chain, 0) + 1 < record.deadlines.reveal_end:
+                    log.warning(
+                        "bounty %s: could not check whether our assertion was mined (%s); trying again next block",
+                        guid,
+                        exc,
+                    )
+                    self.schedule.track(guid, record.chain, record.deadlines, asserted=False)
+                    return
+                mined = False
+            if not mined:
+                self._abandon(guid)
+                return
+        if (current := self._heads.get(record.chain)) is not None:  # the reveal is due now
+            self._run_actions(self.schedule.on_block(record.chain, current))
+
     def _abandon(self, guid: str) -> None:
         record = self._records.pop(guid, None)
         if record is not None:
@@ -827,21 +867,52 @@ class Microengine:
         self._spawn(self._catch_up_loop(chain), f"catch-up on {chain}")
 
     async def _catch_up_loop(self, chain: str) -> None:
+        """Run the catch-up until one pass succeeds: a bounty it misses has no other way back to us."""
+        backoff = Backoff(CATCH_UP_RETRY_BASE, CATCH_UP_RETRY_CAP)
         try:
             while True:
                 self._catch_up_again.discard(chain)
-                await self._catch_up(chain)
+                try:
+                    unread = await self._catch_up(chain)
+                except (_Fatal, Unauthorized):
+                    raise
+                except Exception as exc:
+                    problem = f"failed ({exc})"
+                else:
+                    problem = f"could not read {unread} bounty(ies)" if unread else ""
+                    if not problem:
+                        backoff.reset()
+                if problem:
+                    delay = backoff.delay()
+                    log.warning("catch-up on %s %s; trying again in %.1f s", chain, problem, delay)
+                    if not await self._pause(delay):
+                        return
+                    self._catch_up_again.add(chain)
                 if chain not in self._catch_up_again:
                     break
         finally:
             self._catch_up_running.discard(chain)
 
-    async def _catch_up(self, chain: str) -> None:
-        """Re-read what a reconnect may have hidden: parameters, head, quorums, and bounties still open."""
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds``; False at once when the engine starts stopping meanwhile."""
+        if not self._accepting:
+            return False
+        stopping = [asyncio.ensure_future(self.shutdown.wait()), asyncio.ensure_future(self._done.wait())]
+        try:
+            finished, _ = await asyncio.wait(stopping, timeout=seconds)
+        finally:
+            for waiter in stopping:
+                waiter.cancel()
+        return not finished and self._accepting
+
+    async def _catch_up(self, chain: str) -> int:
+        """Re-read what a reconnect may have hidden: parameters, our own unconfirmed assertions, head,
+        quorums, and bounties still open. Returns how many bounties could not be read (to try again)."""
         await self.client.bounty_parameters(chain, refresh=True)
+        await self._recover_indexes(chain)
         await self._refresh_head(chain)
         await self._check_quorums(chain)
-        found = 0
+        found = unread = 0
         async for guid in self.client.iter_bounty_guids(chain):
             if self._known(chain, guid) or guid in self._closed:
                 continue
@@ -849,6 +920,7 @@ class Microengine:
                 bounty = await self.client.get_bounty(guid, chain)
             except Exception as exc:
                 log.debug("catch-up: bounty %s could not be read: %s", guid, exc)
+                unread += 1
                 continue
             head = self._heads.get(chain, 0)
             if not still_open(bounty.expiration, head):
@@ -871,6 +943,7 @@ class Microengine:
                 )
             )
         log.info("catch-up on %s done: %d open bounty(ies) had been missed", chain, found)
+        return unread
 
 
 def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:

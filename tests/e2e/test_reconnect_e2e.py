@@ -1,0 +1,214 @@
+"""A reconnect must not lose bounties: a real ``microengine`` that missed a bounty's event still takes it.
+
+polyswarmd replays nothing, so a bounty posted while an engine's websocket is down (or before the engine
+first connects) has no event for it. The engine must find it by paging ``GET /bounties`` when the stream
+comes back, and then assert, reveal, settle and be paid exactly as for a bounty it saw live.
+
+The outage is a :class:`~tests.e2e.harness.TcpProxy` between the engine and the devnet: every
+connection through it (websocket and REST) is dropped and new ones are refused while the ambassador,
+which talks to the devnet directly, posts the bounty. The last test starts the outage just as the engine
+posts its assertion: the transaction is mined, but its answer and its event are lost, and the engine must
+still find it on chain and reveal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import (
+    ENGINE_READY,
+    Balances,
+    Cli,
+    Devnet,
+    DevnetOptions,
+    Process,
+    TcpProxy,
+    nct_text,
+    posted_guids,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+DEVNET_OPTIONS = DevnetOptions(block_time=0.25, reveal_window=12, vote_window=8)
+#: Blocks (~15 s idle) from posting to expiration for the bounty posted during the outage. The engine
+#: retries the websocket with jittered, doubling delays (0.5-1 s, 1-2 s, 2-4 s, 4-8 s, ...): after an
+#: outage of a few seconds its next attempt can come up to ~8 s after the proxy is back, and it must
+#: still scan and commit before expiration.
+DURATION_DURING_OUTAGE = 60
+#: Blocks (~7 s idle) for the bounty posted before the engine starts: enough for a cold start (~1 s here).
+DURATION_BEFORE_START = 28
+#: Blocks (~12 s idle) for the bounty whose assertion's answer is lost: the engine gives up posting
+#: within a few seconds of the cut, and REST must be back before expiration, when the reveal is due.
+DURATION_RECEIPT_LOST = 48
+CATCH_UP_FOUND_ONE = "catch-up on side done: 1 open bounty(ies) had been missed"
+
+
+@pytest.fixture
+def proxy(devnet: Devnet) -> Iterator[TcpProxy]:
+    relay = TcpProxy(devnet.port).start()
+    try:
+        yield relay
+    finally:
+        relay.close()
+
+
+def _first_guid(ambassador: Process) -> str | None:
+    guids = posted_guids(ambassador)
+    return guids[0] if guids else None
+
+
+def _line_index(process: Process, text: str) -> int:
+    for number, line in enumerate(process.output().splitlines()):
+        if text in line:
+            return number
+    raise AssertionError(f"{process.name} never logged {text!r}")
+
+
+def _assert_asserted_revealed_settled_and_paid(
+    devnet: Devnet, engine: Process, guid: str, keystore: str, before: Balances
+) -> None:
+    log = engine.output()
+    for step in ("asserting verdicts=[malicious]", "revealed verdicts=[malicious]", "settled"):
+        assert f"bounty {guid}: {step}" in log, f"{engine.name} never logged {step!r} for {guid}"
+    mine: dict[str, Any] | None = devnet.assertion_by(guid, keystore)
+    assert mine is not None, f"{keystore} has no assertion on bounty {guid}: {devnet.assertions(guid)}"
+    assert mine["nonce"] != "0" and mine["verdicts"] == [True], f"not revealed as malicious: {mine}"
+    settlement = devnet.settlement(guid)
+    # the only expert, and right: its bid back plus the whole amount
+    assert settlement.payout(keystore) == int(mine["bid"][0]) + int(devnet.bounty(guid)["amount"])
+    gained = devnet.nct(keystore) - before.side
+    assert gained == settlement.net(keystore) > 0, f"{keystore} gained {nct_text(gained)}"
+
+
+def test_bounty_posted_while_the_engine_is_cut_off_is_caught_up_and_paid(
+    devnet: Devnet, arbiter: Process, cli: Cli, proxy: TcpProxy
+) -> None:
+    """Every connection dropped and refused while a bounty is posted: on reconnect the engine takes it."""
+    keystore = "spare1_keyfile"
+    before = devnet.balances(keystore)
+    engine = cli.engine(keystore, addr=proxy.addr, name="engine-behind-proxy")
+    cli.ready(engine, ENGINE_READY)
+    assert proxy.websocket_connections() == 1, proxy.requests
+
+    proxy.cut()
+    wait_until(
+        lambda: engine.lines_matching(r"event stream \S+ closed"),
+        timeout=10,
+        what="the engine to notice its event stream was dropped",
+        watch=[engine],
+    )
+    ambassador = cli.ambassador(bounties=1, duration=DURATION_DURING_OUTAGE)
+    guid = wait_until(
+        lambda: _first_guid(ambassador),
+        timeout=30,
+        what="the ambassador to post a bounty during the outage",
+        watch=[ambassador, engine],
+    )
+    wait_until(
+        lambda: engine.lines_matching(r"cannot open event stream"),
+        timeout=10,
+        what="the engine to fail at least one reconnect attempt while the proxy refuses connections",
+        watch=[engine],
+    )
+    assert proxy.websocket_connections() == 1, "the engine got a websocket through during the outage"
+    expiration = int(devnet.bounty(guid)["expiration"])
+    assert devnet.block() < expiration - 20, "the outage ran so long that the bounty is nearly closed"
+    proxy.restore()
+
+    wait_until(
+        lambda: proxy.websocket_connections() >= 2,
+        timeout=20,
+        what="the engine's websocket to come back through the proxy",
+        watch=[engine],
+    )
+    wait_until(
+        lambda: f"bounty {guid}: asserting" in engine.output(),
+        timeout=30,
+        what=f"the engine to assert on bounty {guid}, posted while it was cut off",
+        watch=[engine],
+    )
+    engine.expect_exit(0, timeout=90)
+    ambassador.expect_exit(0, timeout=60)
+
+    assert posted_guids(ambassador) == [guid]
+    # the order a user reads in the log: the drop, the reconnect, the catch-up that found the bounty, the work
+    dropped = _line_index(engine, "reconnecting")
+    reconnected = _line_index(engine, "event stream for side reconnected; catching up")
+    caught_up = _line_index(engine, CATCH_UP_FOUND_ONE)
+    asserted = _line_index(engine, f"bounty {guid}: asserting")
+    assert dropped < reconnected < asserted, (dropped, reconnected, asserted)
+    assert reconnected < caught_up
+    _assert_asserted_revealed_settled_and_paid(devnet, engine, guid, keystore, before)
+
+
+def test_engine_started_after_a_bounty_was_posted_takes_it_on_its_first_connect(
+    devnet: Devnet, arbiter: Process, cli: Cli
+) -> None:
+    """A bounty posted before the engine starts (still open) is found by the first catch-up and paid."""
+    keystore = "spare2_keyfile"
+    before = devnet.balances(keystore)
+    ambassador = cli.ambassador(bounties=1, duration=DURATION_BEFORE_START)
+    guid = wait_until(
+        lambda: _first_guid(ambassador),
+        timeout=30,
+        what="the ambassador to post a bounty",
+        watch=[ambassador],
+    )
+    expiration = int(devnet.bounty(guid)["expiration"])
+    assert devnet.block() < expiration
+
+    engine = cli.engine(keystore, name="engine-started-late")
+    engine.expect_exit(0, timeout=90)
+    ambassador.expect_exit(0, timeout=60)
+
+    assert posted_guids(ambassador) == [guid]
+    assert _line_index(engine, CATCH_UP_FOUND_ONE) < _line_index(engine, f"bounty {guid}: asserting")
+    assert "reconnected" not in engine.output()
+    _assert_asserted_revealed_settled_and_paid(devnet, engine, guid, keystore, before)
+
+
+def test_assertion_mined_while_its_receipt_and_event_were_lost_is_still_revealed_and_paid(
+    devnet: Devnet, arbiter: Process, cli: Cli, proxy: TcpProxy
+) -> None:
+    """The outage starts once the assertion is mined: no receipt, no event, yet the engine reveals and is paid."""
+    keystore = "spare3_keyfile"
+    before = devnet.balances(keystore)
+    engine = cli.engine(keystore, addr=proxy.addr, name="engine-receipt-lost")
+    cli.ready(engine, ENGINE_READY)
+    # the engine's first action is its assertion: approve, then postAssertion, one POST /transactions each
+    proxy.cut_after("POST /transactions", occurrence=2)
+    ambassador = cli.ambassador(bounties=1, duration=DURATION_RECEIPT_LOST)
+    wait_until(
+        lambda: proxy.triggered,
+        timeout=30,
+        what="the engine to post its assertion transaction",
+        watch=[engine, ambassador],
+    )
+    guid = _first_guid(ambassador)
+    assert guid is not None
+    wait_until(
+        lambda: devnet.assertion_by(guid, keystore),
+        timeout=10,
+        what=f"the engine's assertion on bounty {guid} to be on chain (it was sent before the cut)",
+    )
+    # the websocket may come back at once (the assertion's event is gone by then); REST stays down until
+    # the engine has given up on posting
+    proxy.restore(rest=False)
+    wait_until(
+        lambda: f"bounty {guid} failed" in engine.output(),
+        timeout=40,
+        what=f"the engine to give up on its assertion on {guid} (no answer, no receipt)",
+        watch=[engine],
+    )
+    expiration = int(devnet.bounty(guid)["expiration"])
+    assert devnet.block() < expiration - 4, "REST came back too late for this test to mean anything"
+    proxy.restore()
+
+    engine.expect_exit(0, timeout=90)
+    ambassador.expect_exit(0, timeout=60)
+    assert "was never confirmed" not in engine.output()
+    _assert_asserted_revealed_settled_and_paid(devnet, engine, guid, keystore, before)
