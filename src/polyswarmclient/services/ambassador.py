@@ -39,7 +39,7 @@ from polyswarmclient.errors import (
     Unauthorized,
 )
 from polyswarmclient.services.lifecycle import Shutdown
-from polyswarmclient.services.supervision import first_error, opened, sleep_unless, wait_first
+from polyswarmclient.services.supervision import drain, first_error, opened, sleep_unless, stop_on_request, wait_first
 from polyswarmclient.transport.stream import Reconnected
 from polyswarmclient.wire.bits import MAX_ARTIFACTS
 from polyswarmclient.wire.events import Block, Event, QuorumReached, SettledBounty
@@ -289,19 +289,11 @@ class Ambassador:
         return self.report
 
     async def _watch(self, shutdown: Shutdown) -> None:
-        await shutdown.wait()
-        log.info("ambassador stopping: %s; no new bounties are posted", shutdown.reason or "stop requested")
-        self._stop.set()
+        await stop_on_request(shutdown, self._stop, log, "ambassador stopping; no new bounties are posted")
 
     async def _drain(self, grace: float) -> None:
-        pending = [b for b in self.bounties.values() if b.phase not in FINAL]
-        if not pending and not self._actions:
-            return
-        log.info("waiting up to %.0f s to settle %d bounty(ies)", grace, len(pending))
-        try:
-            await asyncio.wait_for(self._idle.wait(), grace)
-        except TimeoutError:
-            pass
+        unfinished = sum(1 for b in self.bounties.values() if b.phase not in FINAL)
+        await drain(self._idle, unfinished, bool(self._actions), grace, log)
 
     # --- posting --------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.errors import InsufficientFunds, PolyswarmError, ScanError, TransportError
 from polyswarmclient.eth.bloom import bloom_value, from_words
 from polyswarmclient.services.lifecycle import Shutdown
-from polyswarmclient.services.supervision import first_error, opened, sleep_unless, wait_first
+from polyswarmclient.services.supervision import drain, first_error, opened, sleep_unless, stop_on_request, wait_first
 from polyswarmclient.transport.stream import Reconnected
 from polyswarmclient.wire.events import Block, Event, NewBounty, QuorumReached, SettledBounty
 from polyswarmclient.wire.models import Bounty, BountyParameters, StakingParameters
@@ -241,19 +241,11 @@ class Arbiter:
         return self.report
 
     async def _watch(self, shutdown: Shutdown) -> None:
-        await shutdown.wait()
-        log.info("arbiter stopping: %s; no new bounties are taken", shutdown.reason or "stop requested")
-        self._stop.set()
+        await stop_on_request(shutdown, self._stop, log, "arbiter stopping; no new bounties are taken")
 
     async def _drain(self, grace: float) -> None:
-        pending = [b for b in self.bounties.values() if b.phase not in FINAL]
-        if not pending and not self._actions:
-            return
-        log.info("waiting up to %.0f s for %d unfinished bounty(ies)", grace, len(pending))
-        try:
-            await asyncio.wait_for(self._idle.wait(), grace)
-        except TimeoutError:
-            pass
+        unfinished = sum(1 for b in self.bounties.values() if b.phase not in FINAL)
+        await drain(self._idle, unfinished, bool(self._actions), grace, log)
 
     def _log_unfinished(self) -> None:
         for state in self.bounties.values():

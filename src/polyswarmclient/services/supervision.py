@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from polyswarmclient.services.lifecycle import Shutdown
 
 
 def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -57,3 +61,19 @@ async def opened(stream: Any) -> AsyncIterator[Any]:
             close = getattr(stream, "aclose", None)
             if close is not None:
                 await close()
+
+
+async def stop_on_request(shutdown: Shutdown, stop: asyncio.Event, log: logging.Logger, what: str) -> None:
+    """Wait for a stop request, log it (``what`` says what stops), and set ``stop`` for the service's loops."""
+    await shutdown.wait()
+    log.info("%s: %s", shutdown.reason or "stop requested", what)
+    stop.set()
+
+
+async def drain(idle: asyncio.Event, unfinished: int, busy: bool, grace: float, log: logging.Logger) -> None:
+    """Give ``unfinished`` bounties (and any running ``busy`` step) up to ``grace`` seconds to finish."""
+    if not unfinished and not busy:
+        return
+    log.info("waiting up to %.0f s for %d unfinished bounty(ies)", grace, unfinished)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(idle.wait(), grace)
