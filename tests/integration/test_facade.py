@@ -206,6 +206,17 @@ async def test_bounty_guids_are_paged_until_empty(client: PolyswarmClient) -> No
         assert [g async for g in client.iter_bounty_guids()] == [GUID, other]
 
 
+async def test_bounty_pages_can_start_where_a_caller_left_off(client: PolyswarmClient) -> None:
+    """iter_bounty_pages(start_page=k) reads pages k, k+1, ... and reports each page's number."""
+    other = "0f0c1a52-3d7e-4c1b-9a8e-0123456789ab"
+    with aioresponses() as m:
+        m.get(url(BASE, "/bounties", **q(page=4)), payload=ok([GUID]))
+        m.get(url(BASE, "/bounties", **q(page=5)), payload=ok([other]))
+        m.get(url(BASE, "/bounties", **q(page=6)), payload=ok([]))
+        pages = [p async for p in client.iter_bounty_pages(start_page=4)]
+    assert pages == [(4, [GUID]), (5, [other])]
+
+
 async def test_bloom_and_assertions_are_read_and_checked(client: PolyswarmClient) -> None:
     """Blooms come back as 8 big integers; assertion lists as (index, author, commitment); bad shapes fail."""
     words = [0, 2**205 + 2**112, 2**237, 0, 2**71, 2**43, 0, 0]

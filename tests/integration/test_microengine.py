@@ -6,6 +6,7 @@ each reveal against its commitment the way the contract does.
 """
 
 import asyncio
+import dataclasses
 import json
 import logging
 import uuid
@@ -52,6 +53,7 @@ PARAMS = BountyParameters(
     arbiter_vote_window=20,
 )
 E = 120  # expiration of the bounties in these tests; R = 10, V = 20
+PAGE = 3  # GET /bounties page size in the fake
 
 
 class FakeClient:
@@ -94,9 +96,11 @@ class FakeClient:
         self.calls.append(("list_assertions", guid))
         return [(a["index"], ADDRESS, a["commitment"]) for g, a in self.assertions.items() if g == guid]
 
-    async def iter_bounty_guids(self, chain="side"):
-        for guid in list(self.bounties):
-            yield guid
+    async def iter_bounty_pages(self, chain="side", *, start_page=0):
+        self.calls.append(("iter_bounty_pages", chain, start_page))
+        guids = list(self.bounties)
+        for page in range(start_page, (len(guids) + PAGE - 1) // PAGE):
+            yield page, guids[page * PAGE : (page + 1) * PAGE]
 
     async def list_artifacts(self, uri):
         if uri in self.fail_list:
@@ -832,17 +836,17 @@ async def test_catch_up_that_fails_is_retried_until_it_finds_the_missed_bounty(f
     monkeypatch.setattr(engine_module, "CATCH_UP_RETRY_BASE", 0.01)
     missed = str(uuid.uuid4())
     fake.bounties[missed] = _open_bounty(missed)
-    pages = fake.iter_bounty_guids
+    pages = fake.iter_bounty_pages
     outage = {"calls": 2}  # the first-connect catch-up and the first one after the reconnect fail
 
-    async def flaky_pages(chain="side"):
+    async def flaky_pages(chain="side", *, start_page=0):
         if outage["calls"] > 0:
             outage["calls"] -= 1
             raise ConnectionFailed("cannot reach polyswarmd")
-        async for guid in pages(chain):
-            yield guid
+        async for page in pages(chain, start_page=start_page):
+            yield page
 
-    fake.iter_bounty_guids = flaky_pages
+    fake.iter_bounty_pages = flaky_pages
     stop = Shutdown(grace=2.0)
     engine, store = make_engine(fake, tmp_path, shutdown=stop)
     run = asyncio.create_task(engine.run())
@@ -883,11 +887,11 @@ async def test_failing_catch_up_does_not_hold_up_shutdown(fake, tmp_path):
     """A catch-up waiting to try again stops at once on shutdown (no wait for the grace period)."""
     stop = Shutdown(grace=30.0)
 
-    async def down(chain="side"):
+    async def down(chain="side", *, start_page=0):
         raise ConnectionFailed("cannot reach polyswarmd")
         yield  # pragma: no cover - an async generator that fails on first use
 
-    fake.iter_bounty_guids = down
+    fake.iter_bounty_pages = down
     engine, store = make_engine(fake, tmp_path, shutdown=stop)
     run = asyncio.create_task(engine.run())
     fake.push(Reconnected(chain="side"))
@@ -895,4 +899,26 @@ async def test_failing_catch_up_does_not_hold_up_shutdown(fake, tmp_path):
     await asyncio.sleep(0.05)
     stop.request("done")
     await asyncio.wait_for(run, 2)
+    store.close()
+
+
+async def test_later_catch_ups_start_at_the_last_page_read(fake, tmp_path):
+    """After one full catch-up, a reconnect pages from where the last one ended, not the whole history."""
+    stop = Shutdown(grace=2.0)
+    for _ in range(7):  # three pages of closed history: 3 + 3 + 1
+        guid = str(uuid.uuid4())
+        fake.bounties[guid] = dataclasses.replace(_open_bounty(guid), expiration=90)
+    engine, store = make_engine(fake, tmp_path, shutdown=stop)
+    run = asyncio.create_task(engine.run())
+    fake.block(101)
+    fake.push(Reconnected(chain="side"))
+    await wait_until(lambda: ("iter_bounty_pages", "side", 0) in fake.calls)
+    missed = str(uuid.uuid4())
+    fake.bounties[missed] = _open_bounty(missed)  # lands on the last page
+    fake.push(Reconnected(chain="side"))
+    await wait_until(lambda: missed in fake.assertions)
+    starts = [c[2] for c in fake.calls if c[0] == "iter_bounty_pages"]
+    assert starts[0] == 0 and starts[-1] == 2, starts
+    stop.request("done")
+    await asyncio.wait_for(run, 5)
     store.close()

@@ -285,18 +285,29 @@ class PolyswarmClient:
             raise MalformedResponse("GET /bounties: expected a list of GUID strings")
         return list(result)
 
-    async def iter_bounty_guids(self, chain: str = "side") -> AsyncIterator[str]:
-        """Every bounty GUID, page by page, until an empty page (or a page with nothing new)."""
+    async def iter_bounty_pages(
+        self, chain: str = "side", *, start_page: int = 0
+    ) -> AsyncIterator[tuple[int, list[str]]]:
+        """``(page, guids)`` from ``start_page`` on, until an empty page (or a page with nothing new).
+
+        Pages only grow at the end, so a caller that remembers the last page it read can start there
+        next time instead of paging the whole history again.
+        """
         seen: set[str] = set()
-        page = 0
+        page = start_page
         while True:
             fresh = [g for g in await self.list_bounty_guids(chain, page=page) if g not in seen]
             if not fresh:
                 return
-            for guid in fresh:
-                seen.add(guid)
-                yield guid
+            seen.update(fresh)
+            yield page, fresh
             page += 1
+
+    async def iter_bounty_guids(self, chain: str = "side") -> AsyncIterator[str]:
+        """Every bounty GUID, page by page, until an empty page (or a page with nothing new)."""
+        async for _, guids in self.iter_bounty_pages(chain):
+            for guid in guids:
+                yield guid
 
     async def list_artifacts(self, uri: str) -> list[tuple[str, str]]:
         """``(name, hash)`` of each artifact, in index order."""

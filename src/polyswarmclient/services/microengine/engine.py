@@ -85,7 +85,9 @@ class EngineClient(Protocol):
     async def block_number(self, chain: str) -> int: ...
     async def get_bounty(self, guid: str, chain: str = "side") -> Bounty: ...
     async def list_assertions(self, guid: str, chain: str = "side") -> list[tuple[int, str, int]]: ...
-    def iter_bounty_guids(self, chain: str = "side") -> AsyncIterator[str]: ...
+    def iter_bounty_pages(
+        self, chain: str = "side", *, start_page: int = 0
+    ) -> AsyncIterator[tuple[int, list[str]]]: ...
     async def list_artifacts(self, uri: str) -> list[tuple[str, str]]: ...
     async def fetch_artifact(self, uri: str, index: int) -> bytes | None: ...
     async def post_metadata(self, metadata: Any) -> str: ...
@@ -206,6 +208,7 @@ class Microengine:
         self._catch_up_running: set[str] = set()
         self._catch_up_again: set[str] = set()
         self._connected: set[str] = set()
+        self._catch_up_page: dict[str, int] = {}  # per chain: the last GET /bounties page fully read
         self._metadata_upload = True
         self._draining = False
 
@@ -913,7 +916,21 @@ class Microengine:
         await self._refresh_head(chain)
         await self._check_quorums(chain)
         found = unread = 0
-        async for guid in self.client.iter_bounty_guids(chain):
+        # Pages only grow at the end: start from the last page read (read again: it may have grown), so
+        # a long-lived engine pages the whole history once, not on every reconnect.
+        start = self._catch_up_page.get(chain, 0)
+        async for page, guids in self.client.iter_bounty_pages(chain, start_page=start):
+            found_here, unread_here = await self._catch_up_page_of(chain, guids)
+            found, unread = found + found_here, unread + unread_here
+            if not unread:
+                self._catch_up_page[chain] = page
+        log.info("catch-up on %s done: %d open bounty(ies) had been missed", chain, found)
+        return unread
+
+    async def _catch_up_page_of(self, chain: str, guids: list[str]) -> tuple[int, int]:
+        """Handle the still-open bounties among ``guids``; returns (found, could not be read)."""
+        found = unread = 0
+        for guid in guids:
             if self._known(chain, guid) or guid in self._closed:
                 continue
             try:
@@ -942,8 +959,7 @@ class Microengine:
                     metadata=bounty.metadata,
                 )
             )
-        log.info("catch-up on %s done: %d open bounty(ies) had been missed", chain, found)
-        return unread
+        return found, unread
 
 
 def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
