@@ -204,3 +204,25 @@ async def test_aclose_interrupts_the_reconnect_wait() -> None:
     await stream.aclose()
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(pending, 2)
+
+
+async def test_a_socket_that_goes_silent_is_reopened() -> None:
+    """A connection that stays open but delivers nothing is dropped after the idle timeout and re-opened."""
+    connections = 0
+
+    async def handler(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        await ws.send(connected())
+        if connections == 1:
+            await ws.wait_closed()  # alive (pings are answered) but silent, until the client gives up
+            return
+        await ws.send(block(5))
+        await ws.wait_closed()
+
+    settings = StreamSettings(backoff_base=0.01, backoff_cap=0.05, open_timeout=2, idle_timeout=0.3)
+    async with ws_server(handler) as base:
+        async with EventStream(f"{base}/events/?chain=side", "side", settings) as stream:
+            events = await take(stream, 4, within=5)
+    assert [type(e) for e in events] == [Connected, Reconnected, Connected, Block]
+    assert connections == 2

@@ -59,6 +59,7 @@ class ClientConfig:
     # websocket reconnect backoff
     ws_backoff_base: float = 1.0
     ws_backoff_max: float = 32.0
+    ws_idle_timeout: float = 120.0  # re-open a socket that delivered nothing, not even a block, for this long
     # transaction pipeline
     tx_attempts: int = 3
     receipt_polls: int = 2
@@ -83,7 +84,9 @@ class ClientConfig:
         )
 
     def stream_settings(self) -> StreamSettings:
-        return StreamSettings(backoff_base=self.ws_backoff_base, backoff_cap=self.ws_backoff_max)
+        return StreamSettings(
+            backoff_base=self.ws_backoff_base, backoff_cap=self.ws_backoff_max, idle_timeout=self.ws_idle_timeout
+        )
 
 
 def _check_guid(guid: str) -> str:

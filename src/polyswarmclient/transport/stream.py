@@ -50,6 +50,9 @@ class StreamSettings:
     ping_timeout: float | None = 20.0
     close_timeout: float = 5.0
     max_message_bytes: int = 16 * 1024 * 1024
+    #: A socket that delivers nothing (not even a block) for this long is treated as dead and re-opened:
+    #: polyswarmd sends a block message per new block, so silence means its poller or the path is stuck.
+    idle_timeout: float | None = 120.0
 
 
 class EventStream:
@@ -114,12 +117,19 @@ class EventStream:
             ws = self._ws
             assert ws is not None
             try:
-                raw = await ws.recv()
+                raw = await asyncio.wait_for(ws.recv(), self.settings.idle_timeout)
             except ConnectionClosed as exc:
                 if self._closed:
                     raise StopAsyncIteration from None
                 log.warning("event stream %s closed (%s); reconnecting", self.url, exc)
                 self._ws = None
+                continue
+            except TimeoutError:
+                log.warning(
+                    "event stream %s sent nothing for %.0f s; reconnecting", self.url, self.settings.idle_timeout
+                )
+                self._ws = None
+                await ws.close()
                 continue
             if self._unproven:
                 # Only a connection that delivered something counts as a success: an endpoint that
