@@ -117,7 +117,9 @@ class EventStream:
             ws = self._ws
             assert ws is not None
             try:
-                raw = await asyncio.wait_for(ws.recv(), self.settings.idle_timeout)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation of the consumer.
+                async with asyncio.timeout(self.settings.idle_timeout):
+                    raw = await ws.recv()
             except ConnectionClosed as exc:
                 if self._closed:
                     raise StopAsyncIteration from None
