@@ -6,7 +6,6 @@ each reveal against its commitment the way the contract does.
 """
 
 import asyncio
-import dataclasses
 import json
 import logging
 import uuid
@@ -167,6 +166,23 @@ def new_bounty(uri="QmArtifacts", guid=None, artifact_type="file", expiration=E,
         uri=uri,
         expiration=expiration,
         metadata=metadata,
+    )
+
+
+def _open_bounty(guid, expiration=E):
+    return Bounty(
+        guid=guid,
+        artifact_type="file",
+        author=ADDRESS,
+        amount=MIN,
+        uri="QmArtifacts",
+        num_artifacts=2,
+        expiration=expiration,
+        assigned_arbiter="",
+        quorum_reached=False,
+        quorum_reached_block=0,
+        quorum_mask=(),
+        metadata=None,
     )
 
 
@@ -514,20 +530,7 @@ async def test_reconnect_catches_up_on_missed_bounties(fake, tmp_path):
     fake.block(101)
     missed, expired = str(uuid.uuid4()), str(uuid.uuid4())
     for guid, expiration in ((missed, E), (expired, 90)):
-        fake.bounties[guid] = Bounty(
-            guid=guid,
-            artifact_type="file",
-            author=ADDRESS,
-            amount=MIN,
-            uri="QmArtifacts",
-            num_artifacts=2,
-            expiration=expiration,
-            assigned_arbiter="",
-            quorum_reached=False,
-            quorum_reached_block=0,
-            quorum_mask=(),
-            metadata=None,
-        )
+        fake.bounties[guid] = _open_bounty(guid, expiration)
     fake.push(Reconnected(chain="side"))
     await wait_until(lambda: missed in fake.assertions)
     assert expired not in fake.assertions
@@ -543,20 +546,7 @@ async def test_bounties_posted_before_the_first_subscription_are_caught_up(fake,
     stop = Shutdown(grace=2.0)
     engine, store = make_engine(fake, tmp_path, shutdown=stop)
     early = str(uuid.uuid4())
-    fake.bounties[early] = Bounty(
-        guid=early,
-        artifact_type="file",
-        author=ADDRESS,
-        amount=MIN,
-        uri="QmArtifacts",
-        num_artifacts=2,
-        expiration=E,
-        assigned_arbiter="",
-        quorum_reached=False,
-        quorum_reached_block=0,
-        quorum_mask=(),
-        metadata=None,
-    )
+    fake.bounties[early] = _open_bounty(early)
     run = asyncio.create_task(engine.run())
     fake.push(Connected(chain="side", start_time="0"))
     await wait_until(lambda: early in fake.assertions)
@@ -739,23 +729,6 @@ def _post_mined_but_unanswered(fake):
     fake.post_assertion = mined_but_unanswered
 
 
-def _open_bounty(guid, expiration=E):
-    return Bounty(
-        guid=guid,
-        artifact_type="file",
-        author=ADDRESS,
-        amount=MIN,
-        uri="QmArtifacts",
-        num_artifacts=2,
-        expiration=expiration,
-        assigned_arbiter="",
-        quorum_reached=False,
-        quorum_reached_block=0,
-        quorum_mask=(),
-        metadata=None,
-    )
-
-
 async def test_assertion_mined_without_receipt_or_event_is_found_at_expiration_and_revealed(fake, tmp_path):
     """Post answer and NewAssertion event both lost in an outage: at expiration the chain is asked, not abandoned."""
     _post_mined_but_unanswered(fake)
@@ -907,7 +880,7 @@ async def test_later_catch_ups_start_at_the_last_page_read(fake, tmp_path):
     stop = Shutdown(grace=2.0)
     for _ in range(7):  # three pages of closed history: 3 + 3 + 1
         guid = str(uuid.uuid4())
-        fake.bounties[guid] = dataclasses.replace(_open_bounty(guid), expiration=90)
+        fake.bounties[guid] = _open_bounty(guid, expiration=90)
     engine, store = make_engine(fake, tmp_path, shutdown=stop)
     run = asyncio.create_task(engine.run())
     fake.block(101)
