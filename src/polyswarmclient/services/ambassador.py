@@ -39,7 +39,14 @@ from polyswarmclient.errors import (
     Unauthorized,
 )
 from polyswarmclient.services.lifecycle import Shutdown
-from polyswarmclient.services.supervision import drain, first_error, opened, sleep_unless, stop_on_request, wait_first
+from polyswarmclient.services.supervision import (
+    consume,
+    drain,
+    first_error,
+    sleep_unless,
+    stop_on_request,
+    wait_first,
+)
 from polyswarmclient.transport.stream import Reconnected
 from polyswarmclient.wire.bits import MAX_ARTIFACTS
 from polyswarmclient.wire.events import Block, Event, QuorumReached, SettledBounty
@@ -414,15 +421,9 @@ class Ambassador:
     # --- events and settling ----------------------------------------------------------------------
 
     async def _consume(self, chain: str) -> None:
-        async with opened(self.client.events(chain)) as stream:
-            async for event in stream:
-                try:
-                    self.client.apply_event(event)
-                    self.dispatch(event)
-                except Exception:  # one bad event never stops the ambassador
-                    log.exception("could not handle %s event %s", chain, type(event).__name__)
-        if not self._stop.is_set() and not self._finished.is_set():
-            raise TransportError(f"the {chain} event stream ended unexpectedly")
+        await consume(
+            self.client, chain, self.dispatch, log, finished=lambda: self._stop.is_set() or self._finished.is_set()
+        )
 
     def dispatch(self, event: Event) -> None:
         """Route one event. Every branch is idempotent (events repeat after re-connects)."""

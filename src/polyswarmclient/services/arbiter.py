@@ -31,10 +31,17 @@ from typing import Any, Protocol
 from polyswarmclient.abstractscanner import call_scan, maybe_await
 from polyswarmclient.amounts import format_amount
 from polyswarmclient.artifacts import ArtifactType
-from polyswarmclient.errors import InsufficientFunds, PolyswarmError, ScanError, TransportError
+from polyswarmclient.errors import InsufficientFunds, PolyswarmError, ScanError
 from polyswarmclient.eth.bloom import bloom_value, from_words
 from polyswarmclient.services.lifecycle import Shutdown
-from polyswarmclient.services.supervision import drain, first_error, opened, sleep_unless, stop_on_request, wait_first
+from polyswarmclient.services.supervision import (
+    consume,
+    drain,
+    first_error,
+    sleep_unless,
+    stop_on_request,
+    wait_first,
+)
 from polyswarmclient.transport.stream import Reconnected
 from polyswarmclient.wire.events import Block, Event, NewBounty, QuorumReached, SettledBounty
 from polyswarmclient.wire.models import Bounty, BountyParameters, StakingParameters
@@ -306,15 +313,9 @@ class Arbiter:
     # --- events ---------------------------------------------------------------------------------
 
     async def _consume(self, chain: str) -> None:
-        async with opened(self.client.events(chain)) as stream:
-            async for event in stream:
-                try:
-                    self.client.apply_event(event)
-                    self.dispatch(event)
-                except Exception:  # one bad event never stops the arbiter
-                    log.exception("could not handle %s event %s", chain, type(event).__name__)
-        if not self._stop.is_set() and not self._finished.is_set():
-            raise TransportError(f"the {chain} event stream ended unexpectedly")
+        await consume(
+            self.client, chain, self.dispatch, log, finished=lambda: self._stop.is_set() or self._finished.is_set()
+        )
 
     def dispatch(self, event: Event) -> None:
         """Route one event. Every branch is idempotent (events repeat after re-connects)."""

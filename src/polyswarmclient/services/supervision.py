@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
+
+from polyswarmclient.errors import TransportError
 
 if TYPE_CHECKING:
     from polyswarmclient.services.lifecycle import Shutdown
+    from polyswarmclient.wire.events import Event
 
 
 def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -77,3 +80,24 @@ async def drain(idle: asyncio.Event, unfinished: int, busy: bool, grace: float, 
     log.info("waiting up to %.0f s for %d unfinished bounty(ies)", grace, unfinished)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(idle.wait(), grace)
+
+
+async def consume(
+    client: Any,
+    chain: str,
+    dispatch: Callable[[Event], None],
+    log: logging.Logger,
+    *,
+    finished: Callable[[], bool],
+) -> None:
+    """Feed ``chain``'s events to the client (parameter updates) and to ``dispatch``, one error boundary
+    per event so a bad one never stops the service. A stream that ends before ``finished()`` is an error."""
+    async with opened(client.events(chain)) as stream:
+        async for event in stream:
+            try:
+                client.apply_event(event)
+                dispatch(event)
+            except Exception:
+                log.exception("could not handle %s event %s", chain, type(event).__name__)
+    if not finished():
+        raise TransportError(f"the {chain} event stream ended unexpectedly")
