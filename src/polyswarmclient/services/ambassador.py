@@ -299,8 +299,7 @@ class Ambassador:
         await stop_on_request(shutdown, self._stop, log, "ambassador stopping; no new bounties are posted")
 
     async def _drain(self, grace: float) -> None:
-        unfinished = sum(1 for b in self.bounties.values() if b.phase not in FINAL)
-        await drain(self._idle, unfinished, bool(self._actions), grace, log)
+        await drain(self._idle, self._in_flight(), bool(self._actions), grace, log)
 
     # --- posting --------------------------------------------------------------------------------
 
