@@ -9,8 +9,8 @@ import pytest
 
 from polyswarmclient.amounts import nct
 from polyswarmclient.backends.verbatim import VerbatimArbiter
-from polyswarmclient.devnet.corpus import Corpus
 from polyswarmclient.errors import ConfigError, InsufficientFunds, TransportError
+from polyswarmclient.samples import Corpus
 from polyswarmclient.services.ambassador import Ambassador, AmbassadorReport, AmbassadorSettings
 from polyswarmclient.services.arbiter import Arbiter, ArbiterSettings
 from polyswarmclient.services.lifecycle import Shutdown

@@ -11,8 +11,8 @@ import pytest
 from polyswarmclient.abstractscanner import AbstractScanner, ScanResult
 from polyswarmclient.amounts import nct
 from polyswarmclient.backends.verbatim import VerbatimArbiter
-from polyswarmclient.devnet.corpus import EICAR, Corpus
 from polyswarmclient.errors import ApiError, InsufficientFunds, PolyswarmError
+from polyswarmclient.samples import EICAR, Corpus
 from polyswarmclient.services.arbiter import Arbiter, ArbiterReport, ArbiterSettings
 from polyswarmclient.services.lifecycle import Shutdown
 from tests.integration.fakemarket import AMBASSADOR, ARBITER, FakeClient, Market, until

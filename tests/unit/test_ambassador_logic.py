@@ -7,8 +7,8 @@ import hashlib
 import pytest
 
 from polyswarmclient.amounts import nct
-from polyswarmclient.devnet.corpus import Corpus
 from polyswarmclient.errors import ConfigError
+from polyswarmclient.samples import Corpus
 from polyswarmclient.services.ambassador import (
     bounty_cost,
     bounty_metadata,

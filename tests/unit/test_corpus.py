@@ -1,4 +1,4 @@
-"""The devnet demo corpus and the ``verbatim`` arbiter backend that knows its ground truth."""
+"""The sample corpus and the ``verbatim`` arbiter backend that knows its ground truth."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from polyswarmclient import samples
 from polyswarmclient.abstractscanner import ScanResult
 from polyswarmclient.backends.verbatim import VerbatimArbiter
-from polyswarmclient.devnet import corpus
-from polyswarmclient.devnet.corpus import (
+from polyswarmclient.samples import (
     DEFAULT_SIZE,
     EICAR,
     Corpus,
@@ -33,9 +33,9 @@ def test_eicar_is_the_published_test_string() -> None:
 
 def test_source_files_do_not_contain_the_whole_signature() -> None:
     """No file in the repository's corpus or backend holds the full EICAR string, so scanners stay quiet."""
-    src = Path(corpus.__file__).read_bytes()
+    src = Path(samples.__file__).read_bytes()
     assert EICAR not in src
-    verbatim = Path(corpus.__file__).parents[1] / "backends" / "verbatim.py"
+    verbatim = Path(samples.__file__).parent / "backends" / "verbatim.py"
     assert EICAR not in verbatim.read_bytes()
 
 

@@ -1,4 +1,4 @@
-"""``verbatim``: the devnet arbiter's ground truth, looked up by sha256 in the demo corpus.
+"""``verbatim``: the devnet arbiter's ground truth, looked up by sha256 in the sample corpus (``samples.py``).
 
 A known sample gets its recorded truth with full confidence. Anything else falls back to looking for
 the EICAR test string, with lower confidence, so the arbiter can still vote on bounties posted by an
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from polyswarmclient.abstractscanner import AbstractScanner, ScanResult
-from polyswarmclient.devnet.corpus import contains_eicar, ground_truth_by_sha256
+from polyswarmclient.samples import contains_eicar, ground_truth_by_sha256
 
 KNOWN_CONFIDENCE = 1.0
 FALLBACK_CONFIDENCE = 0.5

@@ -10,7 +10,7 @@ import click
 from polyswarmclient.cli.common import guard, run
 from polyswarmclient.cli.options import CHAINS, CONNECTION, LOGGING, TESTING, Option, apply
 from polyswarmclient.cli.role_options import CONTEXT_SETTINGS, NCT_AMOUNT, connect
-from polyswarmclient.devnet.corpus import Corpus
+from polyswarmclient.samples import Corpus
 from polyswarmclient.services.ambassador import Ambassador, AmbassadorReport, AmbassadorSettings
 from polyswarmclient.services.lifecycle import Shutdown
 from polyswarmclient.wire.bits import MAX_ARTIFACTS

@@ -454,7 +454,7 @@ async def _marketplace(
 ) -> None:
     from polyswarmclient.backends.arbiter_loader import DEFAULT, load_arbiter_backend_class
     from polyswarmclient.cli.microengine import make_engine
-    from polyswarmclient.devnet.corpus import Corpus, ground_truth_by_sha256
+    from polyswarmclient.samples import Corpus, ground_truth_by_sha256
 
     chains = plan.config.chains
     await engine_client.check_server()

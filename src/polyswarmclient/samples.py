@@ -1,4 +1,4 @@
-"""The devnet's demo corpus: half EICAR test files, half benign text, generated at run time.
+"""The sample corpus: half EICAR test files, half benign text, generated at run time (stdlib only).
 
 Nothing here touches the disk or the network. The EICAR test string is assembled from two halves when
 the module is imported, so the repository itself never holds the signature a virus scanner would flag.
@@ -6,7 +6,9 @@ EICAR's published rules allow the 68-byte string to be followed by whitespace up
 each malicious sample uses a different whitespace tail, so every sample has its own hash (and its own
 IPFS hash, which keeps the bounty blooms of a demo distinct).
 
-The ground truth is exposed by sha256, which is what the ``verbatim`` arbiter backend looks up.
+The ground truth is exposed by sha256, which is what the ``verbatim`` arbiter backend looks up. The
+``ambassador`` posts these samples and ``microengine --devnet`` judges verdicts against them; none of
+them needs the devnet.
 """
 
 from __future__ import annotations
