@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.e2e.harness import NCT, Balances, Cli, Devnet, DevnetOptions, nct_text, wait_until
-
-pytestmark = pytest.mark.e2e
 
 #: The relay waits 3 home blocks, so a deposit is in flight over several of maintain's balance checks.
 DEVNET_OPTIONS = DevnetOptions(block_time=0.25, relay_confirmations=3)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.e2e.harness import (
     ENGINE_READY,
     MAINTAIN_READY,
@@ -16,8 +14,6 @@ from tests.e2e.harness import (
     posted_guids,
     wait_until,
 )
-
-pytestmark = pytest.mark.e2e
 
 DEVNET_OPTIONS = DevnetOptions(block_time=0.25, reveal_window=12, vote_window=8, relay_confirmations=2)
 BOUNTIES = 3

@@ -11,8 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.e2e.harness import (
     ENGINE_READY,
     KEYFILES,
@@ -27,8 +25,6 @@ from tests.e2e.harness import (
     state_records,
     wait_until,
 )
-
-pytestmark = pytest.mark.e2e
 
 #: The reveal window (12 blocks, 3 s when idle) is long enough for a killed engine to restart inside it.
 DEVNET_OPTIONS = DevnetOptions(block_time=0.25, reveal_window=12, vote_window=8)

@@ -18,10 +18,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.e2e
-
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 

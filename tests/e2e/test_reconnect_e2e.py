@@ -31,8 +31,6 @@ from tests.e2e.harness import (
     wait_until,
 )
 
-pytestmark = pytest.mark.e2e
-
 DEVNET_OPTIONS = DevnetOptions(block_time=0.25, reveal_window=12, vote_window=8)
 #: Blocks (~15 s idle) from posting to expiration for the bounty posted during the outage. The engine
 #: retries the websocket with jittered, doubling delays (0.5-1 s, 1-2 s, 2-4 s, 4-8 s, ...): after an

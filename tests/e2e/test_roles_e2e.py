@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.e2e.harness import ARBITER_READY, Cli, DevnetOptions
-
-pytestmark = pytest.mark.e2e
 
 #: No microengine reveals here, so short windows are safe; this module runs its own arbiter.
 DEVNET_OPTIONS = DevnetOptions(block_time=0.2, reveal_window=3, vote_window=4)
