@@ -1,0 +1,131 @@
+"""A production install (no ``[devnet]`` extra) imports and runs without the devnet, the demo or an EVM.
+
+Each test runs a fresh interpreter whose import system refuses the devnet side of the package and the
+devnet extra's EVM packages (``eth_tester``; py-evm, imported as ``eth``; ``evm``), the way they are
+missing from a plain ``pip install polyswarm-kit``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src" / "polyswarmclient"
+
+#: What only the devnet extra brings: the EVM packages.
+EXTRA = ("eth_tester", "eth", "evm")
+#: The package's own devnet side: the local community and the demo that runs one.
+DEVNET_SIDE = ("polyswarmclient.devnet", "polyswarmclient.demo")
+#: The command-line front ends of the devnet side; they may import it (after require_devnet_extra).
+DEVNET_FRONT_ENDS = {"polyswarmclient.cli.demo", "polyswarmclient.cli.devnet"}
+
+_REFUSE = """
+import importlib.abc
+import sys
+
+REFUSED = {refused!r}
+
+
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if any(name == r or name.startswith(r + ".") for r in REFUSED):
+            raise ModuleNotFoundError(f"No module named {{name!r}} (not in a production install)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, Refuse())
+"""
+
+
+def _run(refused: tuple[str, ...], body: str) -> subprocess.CompletedProcess[str]:
+    script = _REFUSE.format(refused=refused) + textwrap.dedent(body)
+    env = {k: v for k, v in os.environ.items() if k not in {"DEVNET", "BACKEND", "LOG_LEVEL"}}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def _production_modules() -> list[str]:
+    names = []
+    for path in sorted(SRC.rglob("*.py")):
+        parts = ("polyswarmclient", *path.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__main__":
+            continue
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        name = ".".join(parts)
+        if name in DEVNET_FRONT_ENDS or any(name == d or name.startswith(d + ".") for d in DEVNET_SIDE):
+            continue
+        names.append(name)
+    return names
+
+
+def test_every_production_module_imports_without_the_devnet() -> None:
+    """Every module outside devnet/, demo/ and their two CLI front ends imports with both refused."""
+    modules = _production_modules()
+    assert "polyswarmclient.cli.microengine" in modules and "polyswarmclient.backends.verbatim" in modules
+    result = _run(
+        DEVNET_SIDE + EXTRA,
+        f"""
+        import importlib
+
+        for name in {modules!r}:
+            importlib.import_module(name)
+        leaked = sorted(m for m in sys.modules if m.split(".")[0] in {EXTRA!r} or m.startswith({DEVNET_SIDE!r}))
+        assert not leaked, leaked
+        print("imported", len({modules!r}))
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"imported {len(modules)}"
+
+
+def test_every_command_answers_help_without_the_devnet() -> None:
+    """``--help`` of microengine, balancemanager, ambassador and arbiter runs with the devnet refused."""
+    result = _run(
+        DEVNET_SIDE + EXTRA,
+        """
+        from polyswarmclient.cli import ambassador, arbiter, balancemanager, microengine
+
+        commands = {
+            "microengine": microengine.cli,
+            "balancemanager": balancemanager.cli,
+            "ambassador": ambassador.cli,
+            "arbiter": arbiter.cli,
+        }
+        for prog, command in commands.items():
+            assert command.main(["--help"], prog_name=prog, standalone_mode=False) == 0, prog
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    for prog in ("microengine", "balancemanager", "ambassador", "arbiter"):
+        assert f"Usage: {prog} " in result.stdout
+    assert "--devnet" in result.stdout and "--backend" in result.stdout
+
+
+def test_microengine_devnet_without_the_extra_is_the_one_line_hint() -> None:
+    """``microengine --devnet`` without the EVM packages says which pip install fixes it, exit 2."""
+    result = _run(
+        EXTRA,
+        """
+        from polyswarmclient.cli.microengine import cli
+
+        cli(["--devnet", "--backend", "eicar"], prog_name="microengine")
+        """,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "Error: --devnet needs the devnet extra (eth is not installed): pip install 'polyswarm-kit[devnet]'"
+    ]
