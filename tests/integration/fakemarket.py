@@ -34,7 +34,7 @@ from polyswarmclient.wire.events import (
     SettledBounty,
     to_message,
 )
-from polyswarmclient.wire.models import Bounty, BountyParameters, StakingParameters
+from polyswarmclient.wire.models import ArtifactEntry, Bloom, Bounty, BountyParameters, StakingParameters
 
 PARAMS = BountyParameters(
     bounty_fee=nct("0.0625"),
@@ -229,9 +229,9 @@ class FakeClient:
         for guid in list(self.market.bounties):
             yield guid
 
-    async def list_artifacts(self, uri: str) -> list[tuple[str, str]]:
+    async def list_artifacts(self, uri: str) -> list[ArtifactEntry]:
         self._record("list_artifacts", uri)
-        return [(name, h) for name, h, _ in self.market.artifacts[uri]]
+        return [ArtifactEntry(name, h) for name, h, _ in self.market.artifacts[uri]]
 
     async def fetch_artifact(self, uri: str, index: int) -> bytes | None:
         self._record("fetch_artifact", uri, index)
@@ -312,9 +312,9 @@ class FakeClient:
         self.market.stake[self.address] = self.market.stake.get(self.address, 0) + amount
 
     # events
-    async def get_bloom(self, guid: str, chain: str = "side") -> list[int]:
+    async def get_bloom(self, guid: str, chain: str = "side") -> Bloom:
         self._record("get_bloom", guid)
-        return list(self.market.bounties[guid].bloom)
+        return Bloom(tuple(self.market.bounties[guid].bloom))
 
     def events(self, chain: str) -> Any:
         if self.ws_url is not None:

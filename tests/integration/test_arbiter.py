@@ -15,6 +15,7 @@ from polyswarmclient.errors import ApiError, InsufficientFunds, PolyswarmError
 from polyswarmclient.samples import EICAR, Corpus
 from polyswarmclient.services.arbiter import Arbiter, ArbiterReport, ArbiterSettings
 from polyswarmclient.services.lifecycle import Shutdown
+from polyswarmclient.wire.models import Bloom
 from tests.integration.fakemarket import AMBASSADOR, ARBITER, FakeClient, Market, until
 
 R = 3  # market reveal window
@@ -213,7 +214,7 @@ async def test_an_unreadable_bloom_means_valid_bloom_false() -> None:
     market = funded_market()
     client = FakeClient(market, ARBITER)
 
-    async def broken_bloom(guid: str, chain: str = "side") -> list[int]:
+    async def broken_bloom(guid: str, chain: str = "side") -> Bloom:
         raise ApiError(500, "GET /bounties/<guid>/bloom: HTTP 500: boom")
 
     client.get_bloom = broken_bloom  # type: ignore[method-assign]

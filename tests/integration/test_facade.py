@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from aioresponses import CallbackResult, aioresponses
 
-from polyswarmclient.client import ClientConfig, PolyswarmClient, Reconnected
+from polyswarmclient.client import ClientConfig, PolyswarmClient
+from polyswarmclient.wire.events import Reconnected
 from polyswarmclient.errors import (
     ConfigError,
     ConnectionFailed,
@@ -22,6 +23,7 @@ from polyswarmclient.eth.abi import APPROVE, POST_ASSERTION, POST_BOUNTY, TRANSF
 from polyswarmclient.eth.bloom import bloom_words
 from polyswarmclient.transport.stream import EventStream
 from polyswarmclient.wire.events import FeeUpdate, WindowUpdate
+from polyswarmclient.wire.models import ArtifactEntry, Assertion, Bloom
 from tests.helpers import (
     GUID,
     HOME_CHAIN_ID,
@@ -218,14 +220,14 @@ async def test_bounty_pages_can_start_where_a_caller_left_off(client: PolyswarmC
 
 
 async def test_bloom_and_assertions_are_read_and_checked(client: PolyswarmClient) -> None:
-    """Blooms come back as 8 big integers; assertion lists as (index, author, commitment); bad shapes fail."""
+    """Blooms come back as 8 big integers; assertions as typed (index, author, commitment); bad shapes fail."""
     words = [0, 2**205 + 2**112, 2**237, 0, 2**71, 2**43, 0, 0]
     assertion = {"author": ACCOUNT, "commitment": str(2**255 + 7), "mask": [True], "bid": ["1"]}
     with aioresponses() as m:
         m.get(url(BASE, f"/bounties/{GUID}/bloom", **q()), payload=ok({"bloom": words}))
         m.get(url(BASE, f"/bounties/{GUID}/assertions", **q()), payload=ok([assertion]))
-        assert await client.get_bloom(GUID) == words
-        assert await client.list_assertions(GUID) == [(0, ACCOUNT, 2**255 + 7)]
+        assert await client.get_bloom(GUID) == Bloom(tuple(words))
+        assert await client.list_assertions(GUID) == [Assertion(0, ACCOUNT, 2**255 + 7)]
     with aioresponses() as m:
         m.get(url(BASE, f"/bounties/{GUID}/bloom", **q()), payload=ok({"bloom": [1, 2]}))
         m.get(url(BASE, f"/bounties/{GUID}/assertions", **q()), payload=ok([{"author": ACCOUNT}]))
@@ -242,7 +244,7 @@ async def test_artifacts_list_fetch_and_upload(client: PolyswarmClient) -> None:
         m.get(url(BASE, f"/artifacts/{URI}/0"), body=b"MZ")
         m.get(url(BASE, f"/artifacts/{URI}/1"), status=404, payload={"message": "Not Found"})
         m.post(url(BASE, "/artifacts"), payload=ok("QmNew"))
-        assert await client.list_artifacts(URI) == [("000000", "QmA")]
+        assert await client.list_artifacts(URI) == [ArtifactEntry("000000", "QmA")]
         assert await client.fetch_artifact(URI, 0) == b"MZ"
         assert await client.fetch_artifact(URI, 1) is None
         assert await client.upload_artifacts([("a", b"1"), ("b", b"2")]) == "QmNew"
@@ -429,3 +431,37 @@ async def test_check_server_with_401_on_the_probe_names_the_key(tmp_path: Path) 
                 with pytest.raises(Unauthorized, match=needle) as info:
                     await c.check_server()
         assert KEY not in str(info.value)
+
+
+async def test_the_event_stream_keeps_cached_parameters_current(tmp_path: Path) -> None:
+    """Fee and window updates read from the socket patch the client's parameters; a reconnect drops them."""
+    from websockets.asyncio.server import ServerConnection
+
+    from tests.helpers import message, ws_server
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(message("fee_update", {"bounty_fee": 1, "assertion_fee": 2}))
+        await ws.send(message("window_update", {"assertion_reveal_window": 3, "arbiter_vote_window": 4}))
+        await ws.close()
+
+    async with ws_server(handler) as base:
+        cfg = config(
+            tmp_path, polyswarmd_addr=base.replace("ws://", "http://"), api_key=None, insecure_transport=True
+        )
+        rest = url(cfg.polyswarmd_addr, "/bounties/parameters", **q())
+        with aioresponses(passthrough=["ws://"]) as m:
+            m.get(rest, payload=ok(PARAMETERS), repeat=True)
+            async with PolyswarmClient(cfg, signer()) as c:
+                await c.bounty_parameters()
+                seen = []
+                async with c.events("side") as stream:
+                    async for event in stream:
+                        seen.append(type(event).__name__)
+                        if len(seen) == 2:
+                            patched = await c.bounty_parameters()
+                            assert (patched.bounty_fee, patched.assertion_fee) == (1, 2)
+                            assert (patched.assertion_reveal_window, patched.arbiter_vote_window) == (3, 4)
+                        if isinstance(event, Reconnected):
+                            break
+                assert (await c.bounty_parameters()).bounty_fee == PARAMETERS["bounty_fee"]
+                assert len(m.requests[("GET", rest)]) == 2

@@ -10,7 +10,8 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from polyswarmclient.transport.stream import EventStream, Reconnected, StreamSettings
+from polyswarmclient.transport.stream import EventStream, StreamSettings
+from polyswarmclient.wire.events import Reconnected
 from polyswarmclient.wire.events import Block, Connected, Event, QuorumReached
 from tests.helpers import GUID, message, unused_port, ws_server
 

@@ -6,6 +6,5 @@ contract addresses and chain ids).
 """
 
 from polyswarmclient.client.facade import ClientConfig, PolyswarmClient
-from polyswarmclient.transport.stream import Reconnected
 
-__all__ = ["ClientConfig", "PolyswarmClient", "Reconnected"]
+__all__ = ["ClientConfig", "PolyswarmClient"]

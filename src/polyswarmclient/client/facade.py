@@ -27,10 +27,18 @@ from polyswarmclient.eth.bloom import bloom_words
 from polyswarmclient.eth.keys import Signer
 from polyswarmclient.transport.address import check_chain, parse_address
 from polyswarmclient.transport.http import NO_BODY, HttpSettings, HttpTransport, Upload
-from polyswarmclient.transport.stream import EventStream, Reconnected, StreamSettings
+from polyswarmclient.transport.stream import EventStream, StreamSettings
 from polyswarmclient.wire.bits import MAX_ARTIFACTS, bools_to_int, popcount
-from polyswarmclient.wire.events import Event, FeeUpdate, WindowUpdate
-from polyswarmclient.wire.models import Bounty, BountyParameters, StakingParameters
+from polyswarmclient.wire.events import Event, FeeUpdate, Reconnected, WindowUpdate
+from polyswarmclient.wire.models import (
+    ArtifactEntry,
+    Assertion,
+    Bloom,
+    Bounty,
+    BountyParameters,
+    StakingParameters,
+    Status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -190,9 +198,7 @@ class PolyswarmClient:
 
     async def check_server(self) -> None:
         """polyswarmd answers ``/status`` and is classic polyswarmd (``OPTIONS /wallets/`` -> 404)."""
-        status = await self._http.request("GET", "/status")
-        if not isinstance(status, dict):
-            raise MalformedResponse(f"GET /status: expected an object, got {str(status)[:80]!r}")
+        status = await self.status()
         code = await self._http.status_of("OPTIONS", "/wallets/")
         if code >= 500:
             raise TransportError(
@@ -204,7 +210,11 @@ class PolyswarmClient:
                 "(probably polyswarmd-fast). Only classic polyswarmd, which answers 404, is supported; "
                 "check --polyswarmd-addr"
             )
-        log.info("polyswarmd at %s serves community %r", self._addr, status.get("community"))
+        log.info("polyswarmd at %s serves community %r", self._addr, status.community)
+
+    async def status(self) -> Status:
+        """``GET /status``: the community and each chain's reachability and block."""
+        return Status.from_json(await self._http.request("GET", "/status"))
 
     async def bounty_parameters(self, chain: str = "side", *, refresh: bool = False) -> BountyParameters:
         """Cached per chain; patched by :meth:`apply_event`, dropped on reconnect."""
@@ -214,7 +224,10 @@ class PolyswarmClient:
         return self._bounty_parameters[chain]
 
     def apply_event(self, event: Event) -> None:
-        """Keep cached parameters current: ``FeeUpdate``/``WindowUpdate`` patch; ``Reconnected`` drops."""
+        """Keep cached parameters current: ``FeeUpdate``/``WindowUpdate`` patch; ``Reconnected`` drops.
+
+        Every event :meth:`events` yields has passed through here already.
+        """
         cached = self._bounty_parameters.get(event.chain)
         match event:
             case Reconnected():
@@ -236,46 +249,27 @@ class PolyswarmClient:
     async def block_number(self, chain: str) -> int:
         """The chain's latest block, from ``GET /status``."""
         check_chain(chain)
-        status = await self._http.request("GET", "/status")
-        entry = status.get(chain) if isinstance(status, dict) else None
-        if not isinstance(entry, dict):
+        entry = (await self.status()).chains.get(chain)
+        if entry is None:
             raise MalformedResponse(f"GET /status: no {chain!r} section")
-        if entry.get("reachable") is False:
+        if entry.reachable is False:
             raise TransportError(f"polyswarmd at {self._addr} reports its {chain} chain node unreachable")
-        return _decimal(entry.get("block"), f"GET /status {chain}.block")
+        if entry.block is None:
+            raise MalformedResponse(f"GET /status {chain}.block: expected a non-negative decimal")
+        return entry.block
 
     # --- bounties and artifacts -----------------------------------------------------------------
 
     async def get_bounty(self, guid: str, chain: str = "side") -> Bounty:
         return Bounty.from_json(await self._get(f"/bounties/{_check_guid(guid)}", chain))
 
-    async def list_assertions(self, guid: str, chain: str = "side") -> list[tuple[int, str, int]]:
-        """``GET /bounties/<guid>/assertions`` as ``(index, author, commitment)`` in index order."""
-        result = await self._get(f"/bounties/{_check_guid(guid)}/assertions", chain)
-        if not isinstance(result, list):
-            raise MalformedResponse("GET /bounties/<guid>/assertions: expected a list of assertions")
-        out: list[tuple[int, str, int]] = []
-        for index, item in enumerate(result):
-            author = item.get("author") if isinstance(item, dict) else None
-            raw = item.get("commitment") if isinstance(item, dict) else None
-            if not isinstance(author, str) or not (isinstance(raw, int | str) and _is_decimal(str(raw))):
-                raise MalformedResponse(
-                    f"GET /bounties/<guid>/assertions: entry {index} lacks an author or a decimal commitment"
-                )
-            out.append((index, author, int(raw)))
-        return out
+    async def list_assertions(self, guid: str, chain: str = "side") -> list[Assertion]:
+        """``GET /bounties/<guid>/assertions``, in index order."""
+        return Assertion.list_from_json(await self._get(f"/bounties/{_check_guid(guid)}/assertions", chain))
 
-    async def get_bloom(self, guid: str, chain: str = "side") -> list[int]:
-        """The bounty's on-chain bloom as 8 uint256 words, most significant first (spec §5.7)."""
-        result = await self._get(f"/bounties/{_check_guid(guid)}/bloom", chain)
-        words = result.get("bloom") if isinstance(result, dict) else None
-        if (
-            not isinstance(words, list)
-            or len(words) != 8
-            or not all(isinstance(w, int) and not isinstance(w, bool) and 0 <= w < 2**256 for w in words)
-        ):
-            raise MalformedResponse("GET /bounties/<guid>/bloom: expected {\"bloom\": [8 uint256 integers]}")
-        return list(words)
+    async def get_bloom(self, guid: str, chain: str = "side") -> Bloom:
+        """The bounty's on-chain bloom (spec §5.7)."""
+        return Bloom.from_json(await self._get(f"/bounties/{_check_guid(guid)}/bloom", chain))
 
     async def list_bounty_guids(
         self, chain: str = "side", *, page: int = 0, count: int | None = None
@@ -312,15 +306,9 @@ class PolyswarmClient:
             for guid in guids:
                 yield guid
 
-    async def list_artifacts(self, uri: str) -> list[tuple[str, str]]:
-        """``(name, hash)`` of each artifact, in index order."""
-        result = await self._http.request("GET", f"/artifacts/{_check_uri(uri)}")
-        if not isinstance(result, list) or not all(
-            isinstance(i, dict) and isinstance(i.get("name"), str) and isinstance(i.get("hash"), str)
-            for i in result
-        ):
-            raise MalformedResponse(f"GET /artifacts/{uri}: expected a list of {{name, hash}}")
-        return [(item["name"], item["hash"]) for item in result]
+    async def list_artifacts(self, uri: str) -> list[ArtifactEntry]:
+        """The artifacts behind ``uri``, in index order."""
+        return ArtifactEntry.list_from_json(await self._http.request("GET", f"/artifacts/{_check_uri(uri)}"), uri)
 
     async def fetch_artifact(self, uri: str, index: int) -> bytes | None:
         """The artifact's bytes, or ``None`` unless polyswarmd answers HTTP 200."""
@@ -420,7 +408,7 @@ class PolyswarmClient:
             uri=uri,
             num_artifacts=len(listing),
             duration=duration,
-            bloom=bloom_words(h for _, h in listing),
+            bloom=bloom_words(entry.hash for entry in listing),
             metadata=metadata,
         )
         outcome = await self._run("post bounty", "/bounties", chain, expected, body)
@@ -544,6 +532,10 @@ class PolyswarmClient:
     def events(self, chain: str) -> EventStream:
         """The reconnecting event stream of ``chain`` (yields ``Reconnected`` after each re-connect).
 
-        Use ``async with client.events("side") as stream: async for event in stream: ...``.
+        Use ``async with client.events("side") as stream: async for event in stream: ...``. The client
+        keeps its cached parameters current from the events it yields (:meth:`apply_event`), so
+        consumers need not.
         """
-        return EventStream(self._addr.ws_url(chain), chain, self.config.stream_settings())
+        return EventStream(
+            self._addr.ws_url(chain), chain, self.config.stream_settings(), observe=self.apply_event
+        )

@@ -42,9 +42,8 @@ from polyswarmclient.services.supervision import (
     stop_on_request,
     wait_first,
 )
-from polyswarmclient.transport.stream import Reconnected
-from polyswarmclient.wire.events import Block, Event, NewBounty, QuorumReached, SettledBounty
-from polyswarmclient.wire.models import Bounty, BountyParameters, StakingParameters
+from polyswarmclient.wire.events import Block, Event, NewBounty, QuorumReached, Reconnected, SettledBounty
+from polyswarmclient.wire.models import ArtifactEntry, Bloom, Bounty, BountyParameters, StakingParameters
 
 log = logging.getLogger("arbiter")
 
@@ -110,12 +109,11 @@ class ArbiterClient(Protocol):
     def address(self) -> str: ...
     async def bounty_parameters(self, chain: str = ..., *, refresh: bool = ...) -> BountyParameters: ...
     async def staking_parameters(self, chain: str) -> StakingParameters: ...
-    def apply_event(self, event: Event) -> Any: ...
     async def block_number(self, chain: str) -> int: ...
     async def get_bounty(self, guid: str, chain: str) -> Bounty: ...
-    async def get_bloom(self, guid: str, chain: str = ...) -> list[int]: ...
+    async def get_bloom(self, guid: str, chain: str = ...) -> Bloom: ...
     def iter_bounty_guids(self, chain: str) -> Any: ...
-    async def list_artifacts(self, uri: str) -> list[tuple[str, str]]: ...
+    async def list_artifacts(self, uri: str) -> list[ArtifactEntry]: ...
     async def fetch_artifact(self, uri: str, index: int) -> bytes | None: ...
     async def nct_balance(self, chain: str, address: str | None = ...) -> int: ...
     async def staking_balance(
@@ -407,7 +405,7 @@ class Arbiter:
             self._decline(state, f"artifact(s) {', '.join(missing)} could not be fetched or scanned")
             return
         state.votes = votes
-        state.valid_bloom = await self._check_bloom(state, [h for _, h in listing])
+        state.valid_bloom = await self._check_bloom(state, [entry.hash for entry in listing])
         if state.phase is Phase.SCANNING:
             state.phase = Phase.READY
             log.info("bounty %s: votes %s, valid bloom %s", state.guid, votes, state.valid_bloom)
@@ -446,11 +444,11 @@ class Arbiter:
     async def _check_bloom(self, state: BountyState, hashes: list[str]) -> bool:
         """True only when the on-chain bloom could be read and matches the listing."""
         try:
-            words = await self.client.get_bloom(state.guid, state.chain)
+            bloom = await self.client.get_bloom(state.guid, state.chain)
         except PolyswarmError as exc:
             log.warning("bounty %s: cannot read its bloom (%s); voting valid_bloom=False", state.guid, exc)
             return False
-        valid = bloom_is_valid(list(words), hashes)
+        valid = bloom_is_valid(list(bloom.words), hashes)
         if not valid:
             log.warning("bounty %s: the on-chain bloom does not match its artifacts", state.guid)
         return valid

@@ -90,12 +90,11 @@ async def consume(
     *,
     finished: Callable[[], bool],
 ) -> None:
-    """Feed ``chain``'s events to the client (parameter updates) and to ``dispatch``, one error boundary
+    """Feed ``chain``'s events to ``dispatch``, one error boundary
     per event so a bad one never stops the service. A stream that ends before ``finished()`` is an error."""
     async with opened(client.events(chain)) as stream:
         async for event in stream:
             try:
-                client.apply_event(event)
                 dispatch(event)
             except Exception:
                 log.exception("could not handle %s event %s", chain, type(event).__name__)

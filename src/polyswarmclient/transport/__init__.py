@@ -7,7 +7,7 @@ polyswarmd address into URLs, ``backoff`` is the shared retry delay policy.
 from polyswarmclient.transport.address import PolyswarmdAddress, parse_address
 from polyswarmclient.transport.backoff import Backoff
 from polyswarmclient.transport.http import HttpSettings, HttpTransport, Upload
-from polyswarmclient.transport.stream import EventStream, Reconnected, StreamSettings
+from polyswarmclient.transport.stream import EventStream, StreamSettings
 
 __all__ = [
     "Backoff",
@@ -15,7 +15,6 @@ __all__ = [
     "HttpSettings",
     "HttpTransport",
     "PolyswarmdAddress",
-    "Reconnected",
     "StreamSettings",
     "Upload",
     "parse_address",

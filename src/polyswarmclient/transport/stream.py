@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -27,18 +28,9 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from polyswarmclient.errors import MalformedResponse
 from polyswarmclient.transport.backoff import Backoff
-from polyswarmclient.wire.events import Block, Event, UnknownEvent, parse_event
+from polyswarmclient.wire.events import Block, Event, Reconnected, UnknownEvent, parse_event
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Reconnected(Event):
-    """Transport marker: the stream of ``chain`` was re-established after a loss.
-
-    Events emitted while it was down are gone. Re-fetch parameters and catch up (e.g. page
-    ``GET /bounties``) before trusting local state.
-    """
 
 
 @dataclass(frozen=True)
@@ -65,8 +57,11 @@ class EventStream:
         settings: StreamSettings | None = None,
         *,
         rng: random.Random | None = None,
+        observe: Callable[[Event], None] | None = None,
     ) -> None:
+        """``observe`` sees every event before the consumer does (the client keeps its caches with it)."""
         self.url = url
+        self._observe = observe
         self.chain = chain
         self.settings = settings or StreamSettings()
         self._backoff = Backoff(self.settings.backoff_base, self.settings.backoff_cap, rng=rng)
@@ -104,6 +99,12 @@ class EventStream:
             await ws.close()
 
     async def __anext__(self) -> Event:
+        event = await self._next()
+        if self._observe is not None:
+            self._observe(event)
+        return event
+
+    async def _next(self) -> Event:
         while True:
             if self._closed:
                 raise StopAsyncIteration

@@ -113,6 +113,15 @@ class InitializedChannel(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Reconnected(Event):
+    """Not a polyswarmd message: the client's marker that the stream of ``chain`` was re-established.
+
+    polyswarmd replays nothing, so events emitted while the stream was down are gone: re-fetch
+    parameters and catch up (page ``GET /bounties``) before trusting local state.
+    """
+
+
+@dataclass(frozen=True, kw_only=True)
 class UnknownEvent(Event):
     """A message type this version does not know. Logged, never fatal."""
 

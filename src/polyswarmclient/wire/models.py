@@ -133,6 +133,105 @@ class Bounty:
         }
 
 
+def _decimal_field(data: dict[str, Any], key: str, what: str) -> int:
+    """A non-negative integer sent as a JSON number or a decimal string (never a bool)."""
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isascii():
+        raise MalformedResponse(f"{what}: field {key!r} is missing or not a non-negative decimal")
+    if not str(value).isdigit():
+        raise MalformedResponse(f"{what}: field {key!r} is not a non-negative decimal: {str(value)[:80]!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Assertion:
+    """One entry of ``GET /bounties/<guid>/assertions``; ``index`` is its position in that list."""
+
+    index: int
+    author: str
+    commitment: int
+
+    @classmethod
+    def list_from_json(cls, data: Any) -> list[Assertion]:
+        what = "GET /bounties/<guid>/assertions"
+        if not isinstance(data, list):
+            raise MalformedResponse(f"{what}: expected a list of assertions")
+        out: list[Assertion] = []
+        for index, item in enumerate(data):
+            entry = f"{what} entry {index}"
+            d = _require(item, entry)
+            out.append(cls(index=index, author=_str(d, "author", entry), commitment=_decimal_field(d, "commitment", entry)))
+        return out
+
+
+@dataclass(frozen=True)
+class Bloom:
+    """``GET /bounties/<guid>/bloom``: the on-chain bloom as 8 uint256 words, most significant first."""
+
+    words: tuple[int, ...]
+
+    @classmethod
+    def from_json(cls, data: Any) -> Bloom:
+        words = data.get("bloom") if isinstance(data, dict) else None
+        if (
+            not isinstance(words, list)
+            or len(words) != 8
+            or not all(isinstance(w, int) and not isinstance(w, bool) and 0 <= w < 2**256 for w in words)
+        ):
+            raise MalformedResponse('GET /bounties/<guid>/bloom: expected {"bloom": [8 uint256 integers]}')
+        return cls(tuple(words))
+
+
+@dataclass(frozen=True)
+class ArtifactEntry:
+    """One entry of ``GET /artifacts/<uri>``, in index order."""
+
+    name: str
+    hash: str
+
+    @classmethod
+    def list_from_json(cls, data: Any, uri: str) -> list[ArtifactEntry]:
+        if not isinstance(data, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("name"), str) and isinstance(i.get("hash"), str) for i in data
+        ):
+            raise MalformedResponse(f"GET /artifacts/{uri}: expected a list of {{name, hash}}")
+        return [cls(name=item["name"], hash=item["hash"]) for item in data]
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    """One chain's section of ``GET /status``."""
+
+    reachable: bool | None
+    #: ``None`` when the section has no block number or one that is not a non-negative decimal.
+    block: int | None
+
+
+@dataclass(frozen=True)
+class Status:
+    """``GET /status``: the community name and, per chain, whether its node is reachable and its block."""
+
+    community: str | None
+    chains: dict[str, ChainStatus]
+
+    @classmethod
+    def from_json(cls, data: Any) -> Status:
+        d = _require(data, "GET /status")
+        chains: dict[str, ChainStatus] = {}
+        for chain in ("home", "side"):
+            entry = d.get(chain)
+            if not isinstance(entry, dict):
+                continue
+            reachable = entry.get("reachable")
+            raw = entry.get("block")
+            block: int | None = None  # judged by whoever asks for this chain's block
+            if not isinstance(raw, bool) and isinstance(raw, int | str) and str(raw).isascii() and str(raw).isdigit():
+                block = int(raw)
+            chains[chain] = ChainStatus(reachable=reachable if isinstance(reachable, bool) else None, block=block)
+        community = d.get("community")
+        return cls(community=community if isinstance(community, str) else None, chains=chains)
+
+
 @dataclass(frozen=True)
 class UnsignedTransaction:
     """One entry of ``result.transactions`` (spec §4.2). ``data`` is raw bytes, not hex."""

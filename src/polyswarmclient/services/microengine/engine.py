@@ -25,7 +25,6 @@ from polyswarmclient.abstractscanner import ScanResult
 from polyswarmclient.amounts import format_amount
 from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.backends import Backend
-from polyswarmclient.client import Reconnected
 from polyswarmclient.errors import (
     InsufficientFunds,
     PolyswarmError,
@@ -55,14 +54,14 @@ from polyswarmclient.wire.events import (
     Connected,
     Deprecated,
     Event,
-    FeeUpdate,
     NewAssertion,
     NewBounty,
     QuorumReached,
+    Reconnected,
     SettledBounty,
     WindowUpdate,
 )
-from polyswarmclient.wire.models import Bounty, BountyParameters
+from polyswarmclient.wire.models import ArtifactEntry, Assertion, Bounty, BountyParameters
 
 log = logging.getLogger("microengine")
 
@@ -81,14 +80,13 @@ class EngineClient(Protocol):
     address: str
 
     async def bounty_parameters(self, chain: str = "side", *, refresh: bool = False) -> BountyParameters: ...
-    def apply_event(self, event: Event) -> None: ...
     async def block_number(self, chain: str) -> int: ...
     async def get_bounty(self, guid: str, chain: str = "side") -> Bounty: ...
-    async def list_assertions(self, guid: str, chain: str = "side") -> list[tuple[int, str, int]]: ...
+    async def list_assertions(self, guid: str, chain: str = "side") -> list[Assertion]: ...
     def iter_bounty_pages(
         self, chain: str = "side", *, start_page: int = 0
     ) -> AsyncIterator[tuple[int, list[str]]]: ...
-    async def list_artifacts(self, uri: str) -> list[tuple[str, str]]: ...
+    async def list_artifacts(self, uri: str) -> list[ArtifactEntry]: ...
     async def fetch_artifact(self, uri: str, index: int) -> bytes | None: ...
     async def post_metadata(self, metadata: Any) -> str: ...
     async def nct_balance(self, chain: str, address: str | None = None) -> int: ...
@@ -362,8 +360,9 @@ class Microengine:
 
     async def _find_own_assertion(self, record: AssertionRecord) -> bool:
         """Look on chain for the assertion behind ``record``; learn its index if it is there."""
-        for index, author, onchain in await self.client.list_assertions(record.guid, record.chain):
-            if author.lower() == self.address.lower() and onchain == record.commitment:
+        for assertion in await self.client.list_assertions(record.guid, record.chain):
+            index, author = assertion.index, assertion.author
+            if author.lower() == self.address.lower() and assertion.commitment == record.commitment:
                 self._on_assertion(
                     NewAssertion(
                         chain=record.chain,
@@ -372,7 +371,7 @@ class Microengine:
                         index=index,
                         bid=tuple(record.bids),
                         mask=tuple(record.mask),
-                        commitment=onchain,
+                        commitment=assertion.commitment,
                     ),
                     seen="on chain",
                 )
@@ -425,10 +424,7 @@ class Microengine:
                 if settler.lower() == self.address.lower():
                     self.stats.payouts += payout
                     log.info("bounty %s: payout %s NCT", guid, format_amount(payout))
-            case FeeUpdate():
-                self.client.apply_event(event)
             case WindowUpdate():
-                self.client.apply_event(event)
                 self._on_window_update(event)
             case Deprecated():
                 log.warning("the bounty registry was deprecated; settling every bounty we can settle now")
@@ -438,7 +434,6 @@ class Microengine:
                 self._connected.add(chain)
                 self._start_catch_up(chain)
             case Reconnected(chain=chain):
-                self.client.apply_event(event)
                 log.info("event stream for %s reconnected; catching up on what was missed", chain)
                 self._start_catch_up(chain)
             case _:
