@@ -18,7 +18,8 @@ from polyswarmclient.devnet.artifacts import (
     cid_v0,
     is_valid_hash,
 )
-from polyswarmclient.devnet.server import ServerContext, create_app
+from polyswarmclient.devnet.http import ServerContext
+from polyswarmclient.devnet.server import create_app
 from tests.fixtures_devnet import DevnetApi
 
 # --- the store, no I/O ------------------------------------------------------------------------------

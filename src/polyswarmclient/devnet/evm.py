@@ -442,12 +442,7 @@ class EmbeddedChain:
                 raise ChainError(str(exc) or type(exc).__name__) from exc
 
     def get_logs(
-        self,
-        from_block: int,
-        to_block: int,
-        *,
-        address: str | None = None,
-        topic0: bytes | None = None,
+        self, from_block: int, to_block: int, *, address: str | None = None, topic0: bytes | None = None
     ) -> list[Log]:
         with self._lock:
             want_address = to_checksum_address(address) if address else None

@@ -25,9 +25,10 @@ from aiohttp import web
 
 from polyswarmclient.devnet.artifacts import DEFAULT_MAX_FILE_SIZE, ArtifactStore
 from polyswarmclient.devnet.chainnode import ChainNode
+from polyswarmclient.devnet.http import ServerContext
 from polyswarmclient.devnet.relay import RelayDaemon
 from polyswarmclient.devnet.routes_events import EventHub
-from polyswarmclient.devnet.server import ServerContext, create_app
+from polyswarmclient.devnet.server import create_app
 
 log = logging.getLogger(__name__)
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from aiohttp import web
 from eth_utils import is_address, to_checksum_address
 
-from polyswarmclient.devnet.server import (
+from polyswarmclient.devnet.chainnode import ChainNode
+from polyswarmclient.devnet.http import (
     CTX,
     ApiFailure,
+    Routes,
     account_param,
-    add_route,
-    build_transactions,
     chain_param,
     chain_scope,
     decimal_field,
@@ -18,10 +21,13 @@ from polyswarmclient.devnet.server import (
     json_body,
     ok,
     require_object,
+    transactions_reply,
 )
 from polyswarmclient.eth import abi
 
 STAKING = "ArbiterStaking"
+
+routes = Routes()
 
 
 def _address(request: web.Request) -> str:
@@ -31,62 +37,51 @@ def _address(request: web.Request) -> str:
     return str(to_checksum_address(address))
 
 
-async def _balance(request: web.Request, what: str) -> web.Response:
+#: How each ``/balances/<address>/<what>`` route reads its balance.
+_BALANCES: dict[str, Callable[[ChainNode, str], Awaitable[Any]]] = {
+    "eth": lambda node, address: node.run(node.chain.eth_balance, address),
+    "nct": lambda node, address: node.call("NectarToken", "balanceOf", address),
+    "staking/total": lambda node, address: node.call(STAKING, "balanceOf", address),
+    "staking/withdrawable": lambda node, address: node.call(STAKING, "withdrawableBalanceOf", address),
+}
+#: The chain each relay route sends NCT from (spec §2.6: forced; any ``chain`` parameter is ignored).
+_RELAY_SOURCE = {"deposit": "home", "withdrawal": "side"}
+
+
+@routes.get(f"/balances/{{address}}/{{what:{'|'.join(_BALANCES)}}}")
+async def balance(request: web.Request) -> web.Response:
     node = request.app[CTX].node(chain_param(request))
     address = _address(request)
     try:
-        if what == "eth":
-            value = await node.run(node.chain.eth_balance, address)
-        elif what == "nct":
-            value = await node.call("NectarToken", "balanceOf", address)
-        elif what == "staking_total":
-            value = await node.call(STAKING, "balanceOf", address)
-        else:
-            value = await node.call(STAKING, "withdrawableBalanceOf", address)
+        value = await _BALANCES[request.match_info["what"]](node, address)
     except Exception:
         raise ApiFailure(500, "Could not retrieve balance") from None
     return ok(str(int(value)))
 
 
-async def balance_eth(request: web.Request) -> web.Response:
-    return await _balance(request, "eth")
-
-
-async def balance_nct(request: web.Request) -> web.Response:
-    return await _balance(request, "nct")
-
-
-async def balance_staking_total(request: web.Request) -> web.Response:
-    return await _balance(request, "staking_total")
-
-
-async def balance_staking_withdrawable(request: web.Request) -> web.Response:
-    return await _balance(request, "staking_withdrawable")
-
-
-async def _relay_transfer(request: web.Request, chain: str) -> web.Response:
-    # The chain is forced (spec §2.6); any ``chain`` parameter is ignored.
-    account = account_param(request)
-    node = request.app[CTX].node(chain)
+async def _amount(request: web.Request, *, max_length: int = 100) -> int:
+    """The ``amount`` of a JSON body that must hold one (a decimal string)."""
     body = require_object(await json_body(request), ["amount"])
-    amount = decimal_field(body, "amount", max_length=64)
-    calls = [("NectarToken", abi.TRANSFER.encode(node.addresses.erc20_relay, amount))]
-    return ok({"transactions": await build_transactions(request, node, account, calls)})
+    return decimal_field(body, "amount", max_length=max_length)
 
 
-async def relay_deposit(request: web.Request) -> web.Response:
-    return await _relay_transfer(request, "home")
+@routes.post(f"/relay/{{direction:{'|'.join(_RELAY_SOURCE)}}}")
+async def relay_transfer(request: web.Request) -> web.Response:
+    account = account_param(request)
+    node = request.app[CTX].node(_RELAY_SOURCE[request.match_info["direction"]])
+    amount = await _amount(request, max_length=64)
+    return await transactions_reply(
+        request, node, account, [("NectarToken", abi.TRANSFER.encode(node.addresses.erc20_relay, amount))]
+    )
 
 
-async def relay_withdrawal(request: web.Request) -> web.Response:
-    return await _relay_transfer(request, "side")
-
-
+@routes.get("/relay/fees")
 async def relay_fees(request: web.Request) -> web.Response:
     node, _account = chain_scope(request)
     return ok({"fees": int(await node.call("ERC20Relay", "fees"))})
 
 
+@routes.get("/staking/parameters")
 async def staking_parameters(request: web.Request) -> web.Response:
     node, _account = chain_scope(request)
     return ok(
@@ -99,10 +94,10 @@ async def staking_parameters(request: web.Request) -> web.Response:
     )
 
 
+@routes.post("/staking/deposit")
 async def staking_deposit(request: web.Request) -> web.Response:
     node, account = chain_scope(request)
-    body = require_object(await json_body(request), ["amount"])
-    amount = decimal_field(body, "amount")
+    amount = await _amount(request)
     current = int(await node.call(STAKING, "balanceOf", account))
     maximum = int(await node.call(STAKING, "MAXIMUM_STAKE"))
     if amount + current >= maximum:  # polyswarmd's ">=" (spec §2.7), stricter than the contract
@@ -111,34 +106,21 @@ async def staking_deposit(request: web.Request) -> web.Response:
         ("NectarToken", abi.APPROVE.encode(node.addresses.arbiter_staking, amount)),
         (STAKING, abi.STAKE_DEPOSIT.encode(amount)),
     ]
-    return ok({"transactions": await build_transactions(request, node, account, calls)})
+    return await transactions_reply(request, node, account, calls)
 
 
+@routes.post("/staking/withdraw")
 async def staking_withdraw(request: web.Request) -> web.Response:
     node, account = chain_scope(request)
-    body = require_object(await json_body(request), ["amount"])
-    amount = decimal_field(body, "amount")
+    amount = await _amount(request)
     available = int(await node.call(STAKING, "withdrawableBalanceOf", account))
     if amount > available:
         raise ApiFailure(400, f"Exceeds withdrawal eligible {available}")
     calls = [(STAKING, abi.STAKE_WITHDRAW.encode(amount))]
-    return ok({"transactions": await build_transactions(request, node, account, calls)})
+    return await transactions_reply(request, node, account, calls)
 
 
+@routes.route("*", "/offers/{rest:.*}")
+@routes.route("*", "/offers")
 async def offers_unsupported(request: web.Request) -> web.Response:
     return fail("Offers are not supported by polyswarmd-devnet", 501)
-
-
-def register(app: web.Application) -> None:
-    add_route(app, "GET", "/balances/{address}/eth", balance_eth)
-    add_route(app, "GET", "/balances/{address}/nct", balance_nct)
-    add_route(app, "GET", "/balances/{address}/staking/total", balance_staking_total)
-    add_route(app, "GET", "/balances/{address}/staking/withdrawable", balance_staking_withdrawable)
-    add_route(app, "POST", "/relay/deposit", relay_deposit)
-    add_route(app, "POST", "/relay/withdrawal", relay_withdrawal)
-    add_route(app, "GET", "/relay/fees", relay_fees)
-    add_route(app, "GET", "/staking/parameters", staking_parameters)
-    add_route(app, "POST", "/staking/deposit", staking_deposit)
-    add_route(app, "POST", "/staking/withdraw", staking_withdraw)
-    add_route(app, "*", "/offers", offers_unsupported)
-    add_route(app, "*", "/offers/{rest:.*}", offers_unsupported)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from aiohttp import BodyPartReader, web
 
 from polyswarmclient.devnet.artifacts import ArtifactError
-from polyswarmclient.devnet.server import CTX, ApiFailure, add_route, ok
+from polyswarmclient.devnet.http import CTX, ApiFailure, Routes, ok
 
 _CHUNK = 64 * 1024
 
+routes = Routes()
 
+
+@routes.post("/artifacts")
 async def upload(request: web.Request) -> web.Response:
     store = request.app[CTX].artifacts
     files: list[bytes] = []
@@ -39,10 +42,12 @@ async def upload(request: web.Request) -> web.Response:
         raise ApiFailure(exc.status, exc.message) from None
 
 
+@routes.get("/artifacts/status")
 async def status(request: web.Request) -> web.Response:
     return ok({"online": True})
 
 
+@routes.get("/artifacts/{hash}")
 async def listing(request: web.Request) -> web.Response:
     store = request.app[CTX].artifacts
     try:
@@ -52,6 +57,7 @@ async def listing(request: web.Request) -> web.Response:
     return ok([{"name": name, "hash": key} for name, key in links])
 
 
+@routes.get("/artifacts/{hash}/{index:\\d+}")
 async def content(request: web.Request) -> web.Response:
     store = request.app[CTX].artifacts
     key = request.match_info["hash"]
@@ -65,6 +71,7 @@ async def content(request: web.Request) -> web.Response:
     return web.Response(body=data, content_type="application/octet-stream")
 
 
+@routes.get("/artifacts/{hash}/{index:\\d+}/stat")
 async def stat(request: web.Request) -> web.Response:
     store = request.app[CTX].artifacts
     try:
@@ -73,11 +80,3 @@ async def stat(request: web.Request) -> web.Response:
     except ArtifactError as exc:
         raise ApiFailure(exc.status, exc.message) from None
     return ok({**result, "name": name})
-
-
-def register(app: web.Application) -> None:
-    add_route(app, "POST", "/artifacts", upload)
-    add_route(app, "GET", "/artifacts/status", status)
-    add_route(app, "GET", "/artifacts/{hash}", listing)
-    add_route(app, "GET", "/artifacts/{hash}/{index:\\d+}", content)
-    add_route(app, "GET", "/artifacts/{hash}/{index:\\d+}/stat", stat)

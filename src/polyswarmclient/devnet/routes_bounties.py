@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from polyswarmclient.devnet.artifacts import ArtifactError, is_valid_hash
 from polyswarmclient.devnet.chainnode import ChainNode
-from polyswarmclient.devnet.logs import ARTIFACT_TYPES, bool_list
-from polyswarmclient.devnet.metadata import (
-    is_valid_metadata,
-    parse_posted,
-    resolve_assertion_metadata,
-    resolve_bounty_dict_metadata,
-)
-from polyswarmclient.devnet.server import (
+from polyswarmclient.devnet.http import (
     CTX,
     GUID_PATTERN,
     ApiFailure,
-    add_route,
+    Routes,
     bool_list_field,
     build_transactions,
     chain_scope,
@@ -30,6 +24,14 @@ from polyswarmclient.devnet.server import (
     json_body,
     ok,
     require_object,
+    transactions_reply,
+)
+from polyswarmclient.devnet.logs import ARTIFACT_TYPES, bool_list
+from polyswarmclient.devnet.metadata import (
+    is_valid_metadata,
+    parse_posted,
+    resolve_assertion_metadata,
+    resolve_bounty_dict_metadata,
 )
 from polyswarmclient.eth import abi
 from polyswarmclient.eth.bloom import bloom_words
@@ -41,6 +43,10 @@ from polyswarmclient.wire.models import BountyParameters
 REGISTRY = "BountyRegistry"
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 MAX_PAGES = 3
+#: One bounty's route; its sub-routes hang below it.
+BOUNTY = f"/bounties/{GUID_PATTERN}"
+
+routes = Routes()
 
 
 def _guid(request: web.Request) -> uuid.UUID:
@@ -64,11 +70,13 @@ async def _parameters(node: ChainNode) -> BountyParameters:
     )
 
 
+@routes.get("/bounties/parameters")
 async def parameters(request: web.Request) -> web.Response:
     node, _account = chain_scope(request)
     return ok((await _parameters(node)).to_json())
 
 
+@routes.get("/bounties")
 async def list_bounties(request: web.Request) -> web.Response:
     node, _account = chain_scope(request)
     page_size = int(await node.call(REGISTRY, "PAGE_SIZE"))
@@ -90,6 +98,7 @@ async def list_bounties(request: web.Request) -> web.Response:
     return ok(guids)
 
 
+@routes.post("/bounties")
 async def post_bounty(request: web.Request) -> web.Response:
     node, account = chain_scope(request)
     ctx = request.app[CTX]
@@ -126,12 +135,10 @@ async def post_bounty(request: web.Request) -> web.Response:
         ("NectarToken", abi.APPROVE.encode(node.addresses.bounty_registry, amount + params.bounty_fee)),
         (
             REGISTRY,
-            abi.POST_BOUNTY.encode(
-                guid.int, type_id, amount, uri, num_artifacts, duration, bloom, metadata or ""
-            ),
+            abi.POST_BOUNTY.encode(guid.int, type_id, amount, uri, num_artifacts, duration, bloom, metadata or ""),
         ),
     ]
-    return ok({"transactions": await build_transactions(request, node, account, calls)})
+    return await transactions_reply(request, node, account, calls)
 
 
 async def _bounty_row(node: ChainNode, guid: uuid.UUID) -> dict[str, Any]:
@@ -146,6 +153,7 @@ async def _existing_bounty(node: ChainNode, guid: uuid.UUID) -> dict[str, Any]:
     return row
 
 
+@routes.get(BOUNTY)
 async def get_bounty(request: web.Request) -> web.Response:
     node, _account = chain_scope(request)
     ctx = request.app[CTX]
@@ -184,6 +192,7 @@ def _bid_list(body: dict[str, Any]) -> list[int]:
     return out
 
 
+@routes.post(f"{BOUNTY}/assertions")
 async def post_assertion(request: web.Request) -> web.Response:
     node, account = chain_scope(request)
     guid = _guid(request)
@@ -218,6 +227,7 @@ async def post_assertion(request: web.Request) -> web.Response:
     return ok(result)
 
 
+@routes.post(f"{BOUNTY}/assertions/{{index:\\d+}}/reveal")
 async def reveal(request: web.Request) -> web.Response:
     node, account = chain_scope(request)
     guid = _guid(request)
@@ -229,9 +239,10 @@ async def reveal(request: web.Request) -> web.Response:
     if not isinstance(metadata, str) or len(metadata) > 1024:
         raise invalid_json(f"{metadata!r} is not a string of at most 1024 characters for 'metadata'")
     calls = [(REGISTRY, abi.REVEAL_ASSERTION.encode(guid.int, index, nonce, verdicts, metadata))]
-    return ok({"transactions": await build_transactions(request, node, account, calls)})
+    return await transactions_reply(request, node, account, calls)
 
 
+@routes.post(f"{BOUNTY}/vote")
 async def vote(request: web.Request) -> web.Response:
     node, account = chain_scope(request)
     guid = _guid(request)
@@ -241,19 +252,44 @@ async def vote(request: web.Request) -> web.Response:
     if not isinstance(valid_bloom, bool):
         raise invalid_json(f"{valid_bloom!r} is not of type 'boolean' for 'valid_bloom'")
     calls = [(REGISTRY, abi.VOTE_ON_BOUNTY.encode(guid.int, votes, valid_bloom))]
-    return ok({"transactions": await build_transactions(request, node, account, calls)})
+    return await transactions_reply(request, node, account, calls)
 
 
+@routes.post(f"{BOUNTY}/settle")
 async def settle(request: web.Request) -> web.Response:
     node, account = chain_scope(request)
     guid = _guid(request)
     calls = [(REGISTRY, abi.SETTLE_BOUNTY.encode(guid.int))]
-    return ok({"transactions": await build_transactions(request, node, account, calls)})
+    return await transactions_reply(request, node, account, calls)
 
 
-async def _assertion(
-    request: web.Request, node: ChainNode, guid: uuid.UUID, index: int, n: int
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Entries:
+    """An existing bounty's assertions or votes: the bounty, its artifact count and how many entries it has."""
+
+    node: ChainNode
+    guid: uuid.UUID
+    num_artifacts: int
+    count: int
+
+    def index(self, request: web.Request, missing: str) -> int:
+        """The path's ``index``; 404 ``missing`` when the bounty has no such entry."""
+        index = int(request.match_info["index"])
+        if not 0 <= index < self.count:
+            raise ApiFailure(404, missing)
+        return index
+
+
+async def _entries(request: web.Request, counter: str) -> _Entries:
+    """The bounty of the path with its entries counted by the registry's ``counter`` (404 when no bounty)."""
+    node, _account = chain_scope(request)
+    guid = _guid(request)
+    n = int((await _existing_bounty(node, guid))["numArtifacts"])
+    return _Entries(node, guid, n, int(await node.call(REGISTRY, counter, guid.int)))
+
+
+async def _assertion(request: web.Request, entries: _Entries, index: int) -> dict[str, Any]:
+    node, guid, n = entries.node, entries.guid, entries.num_artifacts
     row = await node.call(REGISTRY, "assertionsByGuid", guid.int, index)
     bids = await node.call(REGISTRY, "getBids", guid.int, index)
     return {
@@ -267,59 +303,46 @@ async def _assertion(
     }
 
 
+@routes.get(f"{BOUNTY}/assertions")
 async def list_assertions(request: web.Request) -> web.Response:
-    node, _account = chain_scope(request)
-    guid = _guid(request)
-    n = int((await _existing_bounty(node, guid))["numArtifacts"])
-    count = int(await node.call(REGISTRY, "getNumberOfAssertions", guid.int))
+    entries = await _entries(request, "getNumberOfAssertions")
     out = []
-    for i in range(count):
-        item = await _assertion(request, node, guid, i, n)
+    for i in range(entries.count):
+        item = await _assertion(request, entries, i)
         if item["nonce"] == "0":
-            item["verdicts"] = [None] * n
+            item["verdicts"] = [None] * entries.num_artifacts
         out.append(item)
     return ok(out)
 
 
+@routes.get(f"{BOUNTY}/assertions/{{index:\\d+}}")
 async def get_assertion(request: web.Request) -> web.Response:
-    node, _account = chain_scope(request)
-    guid = _guid(request)
-    index = int(request.match_info["index"])
-    n = int((await _existing_bounty(node, guid))["numArtifacts"])
-    count = int(await node.call(REGISTRY, "getNumberOfAssertions", guid.int))
-    if not 0 <= index < count:
-        raise ApiFailure(404, "Assertion not found")
-    return ok(await _assertion(request, node, guid, index, n))
+    entries = await _entries(request, "getNumberOfAssertions")
+    return ok(await _assertion(request, entries, entries.index(request, "Assertion not found")))
 
 
-async def _vote(node: ChainNode, guid: uuid.UUID, index: int, n: int) -> dict[str, Any]:
-    row = await node.call(REGISTRY, "votesByGuid", guid.int, index)
+async def _vote(entries: _Entries, index: int) -> dict[str, Any]:
+    row = await entries.node.call(REGISTRY, "votesByGuid", entries.guid.int, index)
     return {
         "voter": row["author"],
-        "votes": bool_list(int(row["votes"]), n),
+        "votes": bool_list(int(row["votes"]), entries.num_artifacts),
         "valid_bloom": bool(row["validBloom"]),
     }
 
 
+@routes.get(f"{BOUNTY}/votes")
 async def list_votes(request: web.Request) -> web.Response:
-    node, _account = chain_scope(request)
-    guid = _guid(request)
-    n = int((await _existing_bounty(node, guid))["numArtifacts"])
-    count = int(await node.call(REGISTRY, "getNumberOfVotes", guid.int))
-    return ok([await _vote(node, guid, i, n) for i in range(count)])
+    entries = await _entries(request, "getNumberOfVotes")
+    return ok([await _vote(entries, i) for i in range(entries.count)])
 
 
+@routes.get(f"{BOUNTY}/votes/{{index:\\d+}}")
 async def get_vote(request: web.Request) -> web.Response:
-    node, _account = chain_scope(request)
-    guid = _guid(request)
-    index = int(request.match_info["index"])
-    n = int((await _existing_bounty(node, guid))["numArtifacts"])
-    count = int(await node.call(REGISTRY, "getNumberOfVotes", guid.int))
-    if not 0 <= index < count:
-        raise ApiFailure(404, "Vote not found")
-    return ok(await _vote(node, guid, index, n))
+    entries = await _entries(request, "getNumberOfVotes")
+    return ok(await _vote(entries, entries.index(request, "Vote not found")))
 
 
+@routes.get(f"{BOUNTY}/bloom")
 async def bloom(request: web.Request) -> web.Response:
     node, _account = chain_scope(request)
     guid = _guid(request)
@@ -328,6 +351,7 @@ async def bloom(request: web.Request) -> web.Response:
     return ok({"bloom": words})
 
 
+@routes.post("/bounties/metadata")
 async def post_metadata(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     value = parse_posted(await json_body(request))
@@ -335,21 +359,3 @@ async def post_metadata(request: web.Request) -> web.Response:
         raise ApiFailure(400, "Invalid metadata")
     content = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
     return ok(ctx.artifacts.add_file(content))
-
-
-def register(app: web.Application) -> None:
-    g = GUID_PATTERN
-    add_route(app, "GET", "/bounties/parameters", parameters)
-    add_route(app, "POST", "/bounties/metadata", post_metadata)
-    add_route(app, "GET", "/bounties", list_bounties)
-    add_route(app, "POST", "/bounties", post_bounty)
-    add_route(app, "GET", f"/bounties/{g}", get_bounty)
-    add_route(app, "GET", f"/bounties/{g}/bloom", bloom)
-    add_route(app, "POST", f"/bounties/{g}/settle", settle)
-    add_route(app, "POST", f"/bounties/{g}/vote", vote)
-    add_route(app, "GET", f"/bounties/{g}/votes", list_votes)
-    add_route(app, "GET", f"/bounties/{g}/votes/{{index:\\d+}}", get_vote)
-    add_route(app, "POST", f"/bounties/{g}/assertions", post_assertion)
-    add_route(app, "GET", f"/bounties/{g}/assertions", list_assertions)
-    add_route(app, "GET", f"/bounties/{g}/assertions/{{index:\\d+}}", get_assertion)
-    add_route(app, "POST", f"/bounties/{g}/assertions/{{index:\\d+}}/reveal", reveal)

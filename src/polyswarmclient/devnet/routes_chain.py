@@ -9,12 +9,11 @@ from typing import Any
 from aiohttp import web
 
 from polyswarmclient.devnet.chainnode import ChainNode
-from polyswarmclient.devnet.logs import transaction_events
-from polyswarmclient.devnet.server import (
+from polyswarmclient.devnet.http import (
     AUTHENTICATED,
     CTX,
     ApiFailure,
-    add_route,
+    Routes,
     chain_scope,
     fail,
     invalid_json,
@@ -22,12 +21,15 @@ from polyswarmclient.devnet.server import (
     ok,
     require_object,
 )
+from polyswarmclient.devnet.logs import transaction_events
 from polyswarmclient.eth import abi
 from polyswarmclient.eth.rawtx import DecodedTransaction, decode_raw_transaction
 
 MAX_TRANSACTIONS = 10
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _TX_HASH = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+
+routes = Routes()
 
 
 async def _chain_status(node: ChainNode) -> dict[str, Any]:
@@ -39,6 +41,7 @@ async def _chain_status(node: ChainNode) -> dict[str, Any]:
     return {"reachable": True, "syncing": False, "block": int(block)}
 
 
+@routes.get("/status")
 async def status(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     result: dict[str, Any] = {
@@ -52,17 +55,20 @@ async def status(request: web.Request) -> web.Response:
     return ok(result)
 
 
+@routes.get("/syncing")
 async def syncing(request: web.Request) -> web.Response:
     chain_scope(request)
     return ok(False)
 
 
+@routes.get("/nonce")
 async def nonce(request: web.Request) -> web.Response:
     node, account = chain_scope(request)
     pending = "ignore_pending" not in request.query
     return ok(int(await node.run(node.chain.get_nonce, account, pending=pending)))
 
 
+@routes.get("/pending")
 async def pending(request: web.Request) -> web.Response:
     node, account = chain_scope(request)
     nonces = await node.run(node.chain.pending_nonces, account)
@@ -118,17 +124,27 @@ async def _submit(
     return {"is_error": False, "message": tx_hash}
 
 
+async def _transactions_field(request: web.Request, pattern: re.Pattern[str], mismatch: str) -> list[str]:
+    """The body's ``transactions``: at most ``MAX_TRANSACTIONS`` strings matching ``pattern``.
+
+    Anything else is 400 ``Invalid JSON``; an item that does not match is named, followed by ``mismatch``.
+    """
+    body = require_object(await json_body(request), ["transactions"])
+    items = body["transactions"]
+    if not isinstance(items, list):
+        raise invalid_json(f"{items!r} is not of type 'array'")
+    if len(items) > MAX_TRANSACTIONS:
+        raise invalid_json(f"{items!r} is too long")
+    for item in items:
+        if not isinstance(item, str) or not pattern.match(item):
+            raise invalid_json(f"{item!r} {mismatch}")
+    return items
+
+
+@routes.post("/transactions")
 async def post_transactions(request: web.Request) -> web.Response:
     node, account = chain_scope(request)
-    body = require_object(await json_body(request), ["transactions"])
-    txs = body["transactions"]
-    if not isinstance(txs, list):
-        raise invalid_json(f"{txs!r} is not of type 'array'")
-    if len(txs) > MAX_TRANSACTIONS:
-        raise invalid_json(f"{txs!r} is too long")
-    for item in txs:
-        if not isinstance(item, str) or not _HEX.match(item):
-            raise invalid_json(f"{item!r} does not match '^[0-9a-fA-F]+$'")
+    txs = await _transactions_field(request, _HEX, "does not match '^[0-9a-fA-F]+$'")
     if not request[AUTHENTICATED] and len(txs) != 1:
         raise ApiFailure(403, "Posting multiple transactions requires an API key")
     try:
@@ -157,18 +173,11 @@ async def _wait_mined(node: ChainNode, tx_hash: bytes, limit: float) -> Any:
         await node.wait_for_head(target, min(remaining, 0.25 if receipt is None else remaining))
 
 
+@routes.get("/transactions")
 async def get_transactions(request: web.Request) -> web.Response:
     node, _account = chain_scope(request)
     ctx = request.app[CTX]
-    body = require_object(await json_body(request), ["transactions"])
-    hashes = body["transactions"]
-    if not isinstance(hashes, list):
-        raise invalid_json(f"{hashes!r} is not of type 'array'")
-    if len(hashes) > MAX_TRANSACTIONS:
-        raise invalid_json(f"{hashes!r} is too long")
-    for item in hashes:
-        if not isinstance(item, str) or not _TX_HASH.match(item):
-            raise invalid_json(f"{item!r} is not a transaction hash")
+    hashes = await _transactions_field(request, _TX_HASH, "is not a transaction hash")
     timeout = ctx.receipt_timeouts.get(node.name, 10.0)
     merged: dict[str, Any] = {}
     errors: list[str] = []
@@ -183,13 +192,11 @@ async def get_transactions(request: web.Request) -> web.Response:
             reason = await node.run(node.chain.revert_reason, tx_hash)
             if reason:
                 errors.append(
-                    f"transaction {shown}: transaction failed at block {receipt.block_number}, "
-                    f"error: {reason}"
+                    f"transaction {shown}: transaction failed at block {receipt.block_number}, error: {reason}"
                 )
             else:
                 errors.append(
-                    f"transaction {shown}: transaction failed at block {receipt.block_number}, "
-                    "check parameters"
+                    f"transaction {shown}: transaction failed at block {receipt.block_number}, check parameters"
                 )
             continue
         for key, items in transaction_events(node, receipt.logs).items():
@@ -198,12 +205,3 @@ async def get_transactions(request: web.Request) -> web.Response:
     if errors:
         return fail(merged, 400)
     return ok(merged)
-
-
-def register(app: web.Application) -> None:
-    add_route(app, "GET", "/status", status)
-    add_route(app, "GET", "/syncing", syncing)
-    add_route(app, "GET", "/nonce", nonce)
-    add_route(app, "GET", "/pending", pending)
-    add_route(app, "POST", "/transactions", post_transactions)
-    add_route(app, "GET", "/transactions", get_transactions)

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 
 from aiohttp import WSMsgType, web
 
 from polyswarmclient.devnet.artifacts import ArtifactStore
 from polyswarmclient.devnet.chainnode import ChainNode
+from polyswarmclient.devnet.http import CTX, Routes, compact_json, fail
 from polyswarmclient.devnet.logs import ws_event
-from polyswarmclient.devnet.server import CTX, add_route, fail
 from polyswarmclient.wire.events import Block, Connected, to_message
 
 log = logging.getLogger(__name__)
@@ -25,9 +24,7 @@ log = logging.getLogger(__name__)
 CLIENT_QUEUE_SIZE = 10_000
 _CLOSE = None
 
-
-def _dumps(message: dict[str, object]) -> str:
-    return json.dumps(message, separators=(",", ":"))
+routes = Routes()
 
 
 class EventHub:
@@ -76,7 +73,7 @@ class EventHub:
         try:
             while True:
                 update = await updates.get()
-                messages = [_dumps(to_message(Block(number=update.head, chain=self.node.name)))]
+                messages = [compact_json(to_message(Block(number=update.head, chain=self.node.name)))]
                 for entry in update.logs:
                     try:
                         event = ws_event(self.node, entry, self.store)
@@ -84,7 +81,7 @@ class EventHub:
                         log.exception("%s events: cannot render a log; skipped", self.node.name)
                         continue
                     if event is not None:
-                        messages.append(_dumps(to_message(event)))
+                        messages.append(compact_json(to_message(event)))
                 self.publish(messages)
         finally:
             self.node.unsubscribe(updates)
@@ -99,6 +96,7 @@ async def _pump(ws: web.WebSocketResponse, queue: asyncio.Queue[str | None]) -> 
         await ws.send_str(text)
 
 
+@routes.get("/events")
 async def events(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     chain = request.query.get("chain", "side") or "side"
@@ -109,7 +107,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     hub: EventHub = ctx.hubs[chain]
     queue = hub.connect()
     start = Connected(start_time=str(int(ctx.start_time)), chain=chain)
-    await ws.send_str(_dumps(to_message(start)))
+    await ws.send_str(compact_json(to_message(start)))
     pump = asyncio.create_task(_pump(ws, queue), name=f"ws-pump-{chain}")
     try:
         async for message in ws:  # the server ignores what it receives; this loop ends on close
@@ -121,7 +119,3 @@ async def events(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
             await pump
     return ws
-
-
-def register(app: web.Application) -> None:
-    add_route(app, "GET", "/events", events)

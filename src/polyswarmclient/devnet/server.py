@@ -1,96 +1,34 @@
 """The devnet's polyswarmd-compatible HTTP/WebSocket server (HEAD API, spec §1.4 "ethereum" mode).
 
-``create_app(ctx)`` builds the aiohttp application. The routes live in ``routes_*.py``; this module owns
-what every route shares: the response envelope, framework errors, API-key enforcement, the query
-parameters of spec §2.1, trailing-slash registration and unsigned-transaction building.
+``create_app(ctx)`` builds the aiohttp application from the route tables of ``routes_*.py``. This module
+owns what wraps every route: framework errors and API-key enforcement. What the routes share (the
+request context, the envelope, parameters, unsigned transactions) is in :mod:`.http`, which the route
+modules import; they never import this module.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
-from eth_utils import is_address, to_checksum_address
 
-from polyswarmclient.devnet.artifacts import ArtifactStore
-from polyswarmclient.devnet.chainnode import ChainNode
+from polyswarmclient.devnet import routes_accounts, routes_artifacts, routes_bounties, routes_chain, routes_events
+from polyswarmclient.devnet.http import (
+    AUTHENTICATED,
+    CTX,
+    ApiFailure,
+    Handler,
+    ServerContext,
+    fail,
+    framework_error,
+)
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Paths that work without an API key (both methods of ``/transactions``), spec §2.1.
 AUTH_WHITELIST = frozenset({"/status", "/relay/withdrawal", "/transactions"})
 #: Never authenticated (spec §2.1: the WebSocket skips the auth hook).
 AUTH_EXEMPT = frozenset({"/events"})
-
-GUID_PATTERN = "{guid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}}"
-
-
-@dataclass
-class ServerContext:
-    """Everything the routes read. Built by :class:`~polyswarmclient.devnet.node.Devnet`."""
-
-    home: ChainNode
-    side: ChainNode
-    artifacts: ArtifactStore
-    community: str = "devnet"
-    api_keys: frozenset[str] = frozenset()
-    start_time: float = field(default_factory=time.time)
-    hubs: dict[str, Any] = field(default_factory=dict)  # chain name -> routes_events.EventHub
-    max_artifact_size: int = 10 * 1024 * 1024
-    #: ``GET /transactions`` receipt waits per chain (spec §2.3: 10 s side, 60 s home)
-    receipt_timeouts: dict[str, float] = field(default_factory=lambda: {"side": 10.0, "home": 60.0})
-
-    @property
-    def auth_enforced(self) -> bool:
-        return bool(self.api_keys)
-
-    def node(self, chain: str) -> ChainNode:
-        return self.home if chain == "home" else self.side
-
-
-CTX: web.AppKey[ServerContext] = web.AppKey("devnet_context", ServerContext)
-#: whether the request carried a valid API key (always true when keys are not enforced)
-AUTHENTICATED: Any = web.RequestKey("authenticated", bool) if hasattr(web, "RequestKey") else "authenticated"
-
-
-class ApiFailure(Exception):
-    """Raised by a route: answered as ``{"status": "FAIL", "errors": errors}`` with ``status``."""
-
-    def __init__(self, status: int, errors: Any) -> None:
-        super().__init__(str(errors))
-        self.status = status
-        self.errors = errors
-
-
-# --- envelope ---------------------------------------------------------------------------------------
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def ok(result: Any = None, *, with_result: bool = True) -> web.Response:
-    body: dict[str, Any] = {"status": "OK"}
-    if with_result:
-        body["result"] = result
-    return web.json_response(body, dumps=_dumps)
-
-
-def fail(errors: Any, status: int) -> web.Response:
-    return web.json_response({"status": "FAIL", "errors": errors}, status=status, dumps=_dumps)
-
-
-def framework_error(status: int, message: str) -> web.Response:
-    """Errors that do not come from a handler carry ``{"message": ...}`` and no ``status`` key."""
-    return web.json_response({"message": message}, status=status, dumps=_dumps)
-
 
 _FRAMEWORK_MESSAGES = {
     404: "The requested URL was not found on the server.",
@@ -145,132 +83,16 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-# --- parameters (spec §2.1) -------------------------------------------------------------------------
-
-
-def chain_param(request: web.Request) -> str:
-    chain = request.query.get("chain", "side") or "side"
-    if chain not in ("home", "side"):
-        raise ApiFailure(400, "Chain must one of home, side")
-    return chain
-
-
-def account_param(request: web.Request) -> str:
-    account = request.query.get("account")
-    if not account:
-        raise ApiFailure(400, "Account must be provided")
-    if not is_address(account):
-        raise ApiFailure(400, "Invalid account")
-    return str(to_checksum_address(account))
-
-
-def chain_scope(request: web.Request) -> tuple[ChainNode, str]:
-    """The chain node and caller for a chain-scoped route (both parameters checked)."""
-    chain = chain_param(request)
-    account = account_param(request)
-    return request.app[CTX].node(chain), account
-
-
-async def json_body(request: web.Request) -> Any:
-    try:
-        raw = await request.read()
-        return json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiFailure(400, f"Invalid JSON: {exc}") from None
-
-
-def invalid_json(message: str) -> ApiFailure:
-    return ApiFailure(400, f"Invalid JSON: {message}")
-
-
-def require_object(body: Any, required: Iterable[str]) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise invalid_json(f"{body!r} is not of type 'object'")
-    for key in required:
-        if key not in body:
-            raise invalid_json(f"'{key}' is a required property")
-    return body
-
-
-def decimal_field(body: dict[str, Any], key: str, *, max_length: int = 100) -> int:
-    value = body.get(key)
-    if (
-        not isinstance(value, str)
-        or not value.isdigit()
-        or not value.isascii()
-        or not 1 <= len(value) <= max_length
-    ):
-        raise invalid_json(f"{value!r} does not match '^\\d+$' (1-{max_length} characters) for '{key}'")
-    return int(value)
-
-
-def bool_list_field(body: dict[str, Any], key: str, *, max_items: int = 256) -> list[bool]:
-    value = body.get(key)
-    if not isinstance(value, list) or not all(isinstance(v, bool) for v in value):
-        raise invalid_json(f"{value!r} is not a list of booleans for '{key}'")
-    if len(value) > max_items:
-        raise invalid_json(f"'{key}' has more than {max_items} items")
-    return value
-
-
-async def base_nonce(request: web.Request, node: ChainNode, account: str) -> int:
-    raw = request.query.get("base_nonce")
-    if raw is None or raw == "":
-        return int(await node.run(node.chain.get_nonce, account))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiFailure(400, "Invalid base nonce") from None
-    if value < 0:
-        raise ApiFailure(400, "Invalid base nonce")
-    return value
-
-
-async def build_transactions(
-    request: web.Request, node: ChainNode, account: str, calls: list[tuple[str, bytes]]
-) -> list[dict[str, Any]]:
-    """Unsigned txs (spec §4.2) for ``(contract kind, call data)`` pairs, nonces from ``base_nonce``."""
-    nonce = await base_nonce(request, node, account)
-    return [
-        {
-            "to": node.address_of(kind),
-            "data": "0x" + data.hex(),
-            "value": 0,
-            "gas": node.gas_limit,
-            "gasPrice": 0,
-            "nonce": nonce + i,
-            "chainId": node.chain_id,
-        }
-        for i, (kind, data) in enumerate(calls)
-    ]
-
-
-# --- app ---------------------------------------------------------------------------------------------
-
-
-def add_route(app: web.Application, method: str, path: str, handler: Handler) -> None:
-    """Register ``path`` with and without a trailing slash (spec §1.4 item 1)."""
-    app.router.add_route(method, path, handler)
-    app.router.add_route(method, path + "/", handler)
+#: Every route module, in registration order.
+ROUTE_MODULES = (routes_chain, routes_bounties, routes_accounts, routes_artifacts, routes_events)
 
 
 def create_app(ctx: ServerContext) -> web.Application:
-    from polyswarmclient.devnet import (
-        routes_accounts,
-        routes_artifacts,
-        routes_bounties,
-        routes_chain,
-        routes_events,
-    )
-
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
         client_max_size=ctx.max_artifact_size * ctx.artifacts.max_files + 1024 * 1024,
     )
     app[CTX] = ctx
-    routes_chain.register(app)
-    routes_bounties.register(app)
-    routes_accounts.register(app)
-    routes_artifacts.register(app)
-    routes_events.register(app)
+    for module in ROUTE_MODULES:
+        module.routes.register(app)
     return app
