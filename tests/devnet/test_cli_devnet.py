@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _command() -> list[str]:
     """The installed console script when there is one, else the same ``main`` via ``-m``."""
     script = shutil.which("polyswarmd-devnet", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "polyswarmclient.devnet"]
+    return [script] if script else [sys.executable, "-m", "polyswarmclient.cli.devnet"]
 
 
 def _env() -> dict[str, str]:
