@@ -453,8 +453,8 @@ async def _marketplace(
     shutdown: Shutdown,
 ) -> None:
     from polyswarmclient.backends.arbiter_loader import DEFAULT, load_arbiter_backend_class
-    from polyswarmclient.cli.microengine import make_engine
     from polyswarmclient.samples import Corpus, ground_truth_by_sha256
+    from polyswarmclient.services.microengine.build import make_engine
 
     chains = plan.config.chains
     await engine_client.check_server()

@@ -16,16 +16,16 @@ from typing import Any
 import click
 
 from polyswarmclient.artifacts import ArtifactType
-from polyswarmclient.backends import Backend, create_backend, list_backends, load_backend_class
+from polyswarmclient.backends import list_backends, load_backend_class
 from polyswarmclient.cli import options
 from polyswarmclient.cli.common import connect, guard, run
 from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
-from polyswarmclient.client import PolyswarmClient
 from polyswarmclient.errors import ConfigError
 from polyswarmclient.log import setup_logging
 from polyswarmclient.services.lifecycle import Shutdown
-from polyswarmclient.services.microengine import EngineConfig, Microengine
+from polyswarmclient.services.microengine import EngineConfig
 from polyswarmclient.services.microengine.bidding import STRATEGIES
+from polyswarmclient.services.microengine.build import make_engine
 from polyswarmclient.services.microengine.filters import OPERATOR_CHOICES, parse_confidence, parse_filters
 from polyswarmclient.services.microengine.state import StateStore
 
@@ -173,26 +173,6 @@ def explicit(name: str) -> bool:
     """True when option ``name`` of the running command came from the command line or the environment."""
     source = click.get_current_context().get_parameter_source(name)
     return source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
-
-
-def make_engine(
-    client: PolyswarmClient,
-    backend_class: type,
-    name: str,
-    store: StateStore,
-    config: EngineConfig,
-    shutdown: Shutdown,
-) -> Microengine:
-    """The engine service around a fresh backend instance (the client must be open)."""
-    backend: Backend = create_backend(
-        backend_class,
-        name=name,
-        client=client,
-        testing=config.testing,
-        chains=config.chains,
-        artifact_types=config.artifact_types,
-    )
-    return Microengine(client, backend, store, config, shutdown)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
