@@ -14,6 +14,10 @@ WEI_PER_NCT = 10**NCT_DECIMALS
 DENOMINATIONS: dict[str, int] = {"nct": 18, "nct-gwei": 9, "nct-wei": 0}
 
 
+#: Ether has 18 decimals too, but it is not NCT: gas costs are parsed and shown with their own names.
+ETHER_DECIMALS = 18
+
+
 def parse_amount(text: str, denomination: str = "nct", *, allow_zero: bool = False) -> int:
     """Turn ``text`` (in ``denomination``) into NCT-wei, exactly.
 
@@ -22,7 +26,20 @@ def parse_amount(text: str, denomination: str = "nct", *, allow_zero: bool = Fal
     """
     if denomination not in DENOMINATIONS:
         raise ValueError(f"unknown denomination {denomination!r}; use one of {', '.join(DENOMINATIONS)}")
-    places = DENOMINATIONS[denomination]
+    return _parse_decimal(text, DENOMINATIONS[denomination], denomination, allow_zero=allow_zero)
+
+
+def parse_ether(text: str) -> int:
+    """Turn ``text`` (in ether, zero allowed) into wei of ether, exactly; ``ValueError`` when it is not one."""
+    return _parse_decimal(text, ETHER_DECIMALS, "ether", allow_zero=True)
+
+
+def format_ether(wei: int) -> str:
+    """Render wei of ether in ether without losing precision (``0.05``)."""
+    return _format_decimal(wei, ETHER_DECIMALS)
+
+
+def _parse_decimal(text: str, places: int, denomination: str, *, allow_zero: bool) -> int:
     try:
         value = Decimal(text.strip())
     except (InvalidOperation, AttributeError):
@@ -41,7 +58,10 @@ def parse_amount(text: str, denomination: str = "nct", *, allow_zero: bool = Fal
 
 def format_amount(wei: int, denomination: str = "nct") -> str:
     """Render NCT-wei in ``denomination`` without losing precision (``1.5``, ``0.0625``, ``3``)."""
-    places = DENOMINATIONS[denomination]
+    return _format_decimal(wei, DENOMINATIONS[denomination])
+
+
+def _format_decimal(wei: int, places: int) -> str:
     value = Decimal(wei).scaleb(-places)
     text = format(value.normalize(), "f") if value != 0 else "0"
     return text

@@ -21,6 +21,7 @@ from polyswarmclient.errors import (
 )
 from polyswarmclient.eth.abi import APPROVE, POST_ASSERTION, POST_BOUNTY, TRANSFER, guid_to_int
 from polyswarmclient.eth.bloom import bloom_words
+from polyswarmclient.transport.http import HttpSettings
 from polyswarmclient.transport.stream import EventStream
 from polyswarmclient.wire.events import FeeUpdate, WindowUpdate
 from polyswarmclient.wire.models import ArtifactEntry, Assertion, Bloom
@@ -66,9 +67,7 @@ def config(tmp_path: Path, **kw: Any) -> ClientConfig:
         "polyswarmd_addr": BASE,
         "api_key": KEY,
         "state_dir": tmp_path,
-        "retry_base_delay": 0.001,
-        "retry_max_delay": 0.002,
-        "max_retries": 2,
+        "http": HttpSettings(retry_base=0.001, retry_cap=0.002, max_retries=2),
     }
     return ClientConfig(**{**defaults, **kw})
 

@@ -12,7 +12,7 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 
 from polyswarmclient.client.pins import PinStore
-from polyswarmclient.client.transactions import Action, TransactionPipeline
+from polyswarmclient.client.transactions import Action, TransactionPipeline, TransactionSettings
 from polyswarmclient.errors import (
     ConnectionLost,
     NonceError,
@@ -141,7 +141,9 @@ ASSERTION_EVENTS = {
 @pytest.fixture
 async def pipeline(tmp_path: Path) -> AsyncIterator[TransactionPipeline]:
     async with HttpTransport(parse_address(BASE), "k", FAST) as http:
-        yield TransactionPipeline(http, signer(), PinStore.in_state_dir(tmp_path), receipt_polls=1)
+        yield TransactionPipeline(
+            http, signer(), PinStore.in_state_dir(tmp_path), TransactionSettings(receipt_polls=1)
+        )
 
 
 async def test_assertion_happy_path_signs_for_our_account(

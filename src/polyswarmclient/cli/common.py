@@ -12,7 +12,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from polyswarmclient.amounts import parse_amount
+from polyswarmclient.cli.options import CONNECTION, build
 from polyswarmclient.client.facade import ClientConfig, PolyswarmClient
 from polyswarmclient.errors import (
     EXIT_OK,
@@ -70,19 +70,8 @@ def connect(options: dict[str, Any]) -> PolyswarmClient:
     Raises ``ConfigError`` (exit 2) for a missing keyfile, a wrong password, an API key over http and the like.
     """
     register_secret(options["api_key"])
-    try:
-        max_tx_fee = parse_amount(str(options["max_tx_fee"]), "nct", allow_zero=True)  # ether: 18 decimals too
-    except ValueError as exc:
-        raise ConfigError(f"--max-tx-fee (MAX_TX_FEE): {exc}") from None
+    config = build(ClientConfig, CONNECTION, options)
     signer = open_signer(options["keyfile"], options["password"], options["password_file"])
-    config = ClientConfig(
-        polyswarmd_addr=options["polyswarmd_addr"],
-        api_key=options["api_key"] or None,
-        insecure_transport=options["insecure_transport"],
-        allow_key_over_http=options["allow_key_over_http"],
-        state_dir=Path(options["state_dir"]),
-        max_tx_fee=max_tx_fee,
-    )
     return PolyswarmClient(config, signer)
 
 

@@ -1,20 +1,30 @@
-"""Each option declared once: flag, env var, type, default and help.
+"""Each option declared once: flag, env var, type, help, and the settings field it sets.
 
 Commands build their click options from these declarations, ``docs/configuration.md`` is checked
-against them by a test, and ``--help`` shows every env var. An option several commands share is declared
-here once; a command that needs other help text uses ``dataclasses.replace(OPTION, help=...)``.
+against them by a test, and ``--help`` shows every env var. An option that sets a settings field names
+it (``target``: the settings class and the field's dotted path) with a converter; :func:`build` then makes
+the settings object from the declarations, and the option's default is read from that field, so each
+default lives in exactly one place. An option several commands share is declared here once; a command
+that needs other help text or another target uses ``dataclasses.replace`` or :meth:`Option.to`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import dataclasses
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
+from polyswarmclient.amounts import format_ether, parse_ether
+from polyswarmclient.client.facade import ClientConfig
+from polyswarmclient.errors import ConfigError
+
 F = Callable[..., Any]
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -33,18 +43,49 @@ class Option:
     metavar: str | None = None
     show_default: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The settings field this option sets: (settings class, dotted field path). Its default is the option's.
+    target: tuple[type, str] | None = None
+    #: The option's value -> the field's value; a ``ValueError`` becomes a ConfigError naming the option.
+    convert: Callable[[Any], Any] | None = None
+    #: The field's default -> the option's default, where they differ in form (wei -> "0.05").
+    show: Callable[[Any], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.target is not None and self.default is not None:
+            raise TypeError(f"{self.flag}: an option with a target takes its default from the target field")
 
     @property
     def name(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")
 
+    def to(self, settings: type, path: str | None = None) -> Option:
+        """This option, setting ``settings.<path>`` (by default the field named like the option)."""
+        return replace(self, target=(settings, path or self.name))
+
+    @property
+    def effective_default(self) -> Any:
+        if self.target is None:
+            return self.default
+        value = field_default(*self.target)
+        return self.show(value) if self.show is not None else value
+
+    def value_for_field(self, value: Any) -> Any:
+        if self.convert is None:
+            return value
+        try:
+            return self.convert(value)
+        except ValueError as exc:
+            where = f"{self.flag} ({self.envvar})" if self.envvar else self.flag
+            raise ConfigError(f"{where}: {exc}") from None
+
     def decorator(self) -> Callable[[F], F]:
+        default = self.effective_default
         kwargs: dict[str, Any] = {
             "envvar": self.envvar,
             "show_envvar": self.envvar is not None,
             "help": self.help,
-            "default": self.default,
-            "show_default": self.show_default and not self.secret and self.default not in (None, (), False),
+            "default": default,
+            "show_default": self.show_default and not self.secret and default not in (None, (), False),
         }
         if self.is_flag:
             kwargs["is_flag"] = True
@@ -71,6 +112,52 @@ def apply(options: Sequence[Option]) -> Callable[[F], F]:
     return wrap
 
 
+def field_default(settings: type, path: str) -> Any:
+    """The default of ``settings.<path>`` (a dotted path through nested settings dataclasses)."""
+    head, _, rest = path.partition(".")
+    spec = {f.name: f for f in dataclasses.fields(settings)}.get(head)
+    if spec is None:
+        raise TypeError(f"{settings.__name__} has no field {head!r}")
+    if spec.default is not dataclasses.MISSING:
+        value = spec.default
+    elif spec.default_factory is not dataclasses.MISSING:
+        value = spec.default_factory()
+    else:
+        raise TypeError(f"{settings.__name__}.{head} has no default")
+    return field_default(type(value), rest) if rest else value
+
+
+def build(settings: type[S], declared: Iterable[Option], values: Mapping[str, Any]) -> S:
+    """``settings`` made from the values of the ``declared`` options that target it, converted.
+
+    Fields no option targets keep their defaults; nested settings dataclasses are filled the same way.
+    """
+    changes = {
+        option.target[1]: option.value_for_field(values[option.name])
+        for option in declared
+        if option.target is not None and option.target[0] is settings
+    }
+    return _construct(settings, changes)
+
+
+def _construct(settings: type[S], changes: Mapping[str, Any]) -> S:
+    flat: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = defaultdict(dict)
+    for path, value in changes.items():
+        head, _, rest = path.partition(".")
+        if rest:
+            nested[head][rest] = value
+        else:
+            flat[head] = value
+    for head, inner in nested.items():
+        flat[head] = _construct(type(field_default(settings, head)), inner)
+    return settings(**flat)
+
+
+def _api_key(value: str | None) -> str | None:
+    return value or None
+
+
 LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
 
 LOG = Option("--log", "LOG_LEVEL", "Log level.", type=LOG_LEVELS, default="WARNING")
@@ -81,7 +168,7 @@ POLYSWARMD_ADDR = Option(
     "--polyswarmd-addr",
     "POLYSWARMD_ADDR",
     "polyswarmd address: host:port or a full URL with an optional path prefix.",
-    default="localhost:31337",
+    target=(ClientConfig, "polyswarmd_addr"),
 )
 KEYFILE = Option(
     "--keyfile", "KEYFILE", "Path to the geth v3 keystore that signs transactions.", type=click.Path(path_type=Path)
@@ -95,25 +182,35 @@ PASSWORD_FILE = Option(
     "File whose first line is the keystore password.",
     type=click.Path(path_type=Path),
 )
-API_KEY = Option("--api-key", "API_KEY", "polyswarmd API key, sent as the Authorization header.", secret=True)
+API_KEY = Option(
+    "--api-key",
+    "API_KEY",
+    "polyswarmd API key, sent as the Authorization header.",
+    secret=True,
+    target=(ClientConfig, "api_key"),
+    convert=_api_key,
+)
 INSECURE_TRANSPORT = Option(
     "--insecure-transport",
     "INSECURE_TRANSPORT",
     "Use http:// and ws:// when the address has no scheme (local devnets only).",
     is_flag=True,
+    target=(ClientConfig, "insecure_transport"),
 )
 ALLOW_KEY_OVER_HTTP = Option(
     "--allow-key-over-http",
     "ALLOW_KEY_OVER_HTTP",
     "Allow sending the API key over plain http (it can be read by anyone on the path).",
     is_flag=True,
+    target=(ClientConfig, "allow_key_over_http"),
 )
 STATE_DIR = Option(
     "--state-dir",
     "STATE_DIR",
     "Directory for durable state: pending reveals and settles, pinned contract addresses.",
     type=click.Path(path_type=Path),
-    default=Path(".polyswarm-state"),
+    target=(ClientConfig, "state_dir"),
+    convert=Path,
 )
 
 TESTING = Option(
@@ -153,7 +250,9 @@ MAX_TX_FEE = Option(
     "MAX_TX_FEE",
     "Most ether one transaction may cost in gas (gas x gasPrice, in ETH); polyswarmd's transactions above it "
     "are refused unsigned. Free sidechains cost 0.",
-    default="0.05",
+    target=(ClientConfig, "transactions.max_fee"),
+    convert=lambda text: parse_ether(str(text)),
+    show=format_ether,
 )
 
 #: Options every networked command shares, in --help order.

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from polyswarmclient.client.pins import PinStore
-from polyswarmclient.client.transactions import Action, Outcome, TransactionPipeline
+from polyswarmclient.client.transactions import Action, Outcome, TransactionPipeline, TransactionSettings
 from polyswarmclient.errors import ConfigError, InvalidRequest, MalformedResponse, TransportError
 from polyswarmclient.eth import verify as expect
 from polyswarmclient.eth.abi import int_to_guid
@@ -48,53 +48,21 @@ _URI = re.compile(r"^[A-Za-z0-9]{1,99}$")
 
 @dataclass(frozen=True)
 class ClientConfig:
+    """Everything a client needs besides its signer. Each default lives here or in the settings classes."""
+
     polyswarmd_addr: str = "localhost:31337"
     api_key: str | None = field(default=None, repr=False)
     insecure_transport: bool = False
     allow_key_over_http: bool = False
-    state_dir: Path = Path(".polyswarm-state")  # pins live here
-    # HTTP timeouts (seconds) and retries
-    connect_timeout: float = 10.0
-    request_timeout: float = 30.0
-    receipt_timeout: float = 300.0  # GET /transactions blocks up to 60 s per hash
-    upload_timeout: float = 300.0
-    max_retries: int = 4
-    retry_base_delay: float = 0.5
-    retry_max_delay: float = 8.0
-    rate_limit_pause: float = 2.0
-    rate_limit_max_pause: float = 30.0
-    rate_limit_retries: int = 6
-    # websocket reconnect backoff
-    ws_backoff_base: float = 1.0
-    ws_backoff_max: float = 32.0
-    ws_idle_timeout: float = 120.0  # re-open a socket that delivered nothing, not even a block, for this long
-    # transaction pipeline
-    tx_attempts: int = 3
-    receipt_polls: int = 2
-    max_tx_fee: int = 5 * 10**16  # wei of ether one transaction may cost in gas (0.05 ETH)
+    #: Pinned contract addresses and chain ids live here.
+    state_dir: Path = Path(".polyswarm-state")
+    http: HttpSettings = field(default_factory=HttpSettings)
+    stream: StreamSettings = field(default_factory=StreamSettings)
+    transactions: TransactionSettings = field(default_factory=TransactionSettings)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr)
         return f"ClientConfig({shown}, api_key={'<set>' if self.api_key else None})"
-
-    def http_settings(self) -> HttpSettings:
-        return HttpSettings(
-            connect_timeout=self.connect_timeout,
-            request_timeout=self.request_timeout,
-            receipt_timeout=self.receipt_timeout,
-            upload_timeout=self.upload_timeout,
-            max_retries=self.max_retries,
-            retry_base=self.retry_base_delay,
-            retry_cap=self.retry_max_delay,
-            rate_limit_base=self.rate_limit_pause,
-            rate_limit_cap=self.rate_limit_max_pause,
-            rate_limit_retries=self.rate_limit_retries,
-        )
-
-    def stream_settings(self) -> StreamSettings:
-        return StreamSettings(
-            backoff_base=self.ws_backoff_base, backoff_cap=self.ws_backoff_max, idle_timeout=self.ws_idle_timeout
-        )
 
 
 def _check_guid(guid: str) -> str:
@@ -150,14 +118,9 @@ class PolyswarmClient:
             api_key=api_key,
             allow_key_over_http=config.allow_key_over_http,
         )
-        self._http = HttpTransport(self._addr, api_key, config.http_settings())
+        self._http = HttpTransport(self._addr, api_key, config.http)
         self._pipeline = TransactionPipeline(
-            self._http,
-            signer,
-            PinStore.in_state_dir(config.state_dir),
-            attempts=config.tx_attempts,
-            receipt_polls=config.receipt_polls,
-            max_fee=config.max_tx_fee,
+            self._http, signer, PinStore.in_state_dir(config.state_dir), config.transactions
         )
         self._bounty_parameters: dict[str, BountyParameters] = {}
 
@@ -537,5 +500,5 @@ class PolyswarmClient:
         consumers need not.
         """
         return EventStream(
-            self._addr.ws_url(chain), chain, self.config.stream_settings(), observe=self.apply_event
+            self._addr.ws_url(chain), chain, self.config.stream, observe=self.apply_event
         )

@@ -141,27 +141,34 @@ class _HttpNonceSource:
         return sorted(int(v) for v in result)
 
 
+@dataclass(frozen=True)
+class TransactionSettings:
+    """How hard the pipeline tries, and what one transaction may cost."""
+
+    #: Whole build-verify-sign-post-confirm attempts when nonces need a resync.
+    attempts: int = 3
+    #: Extra waits for a receipt that timed out, before giving up with ``ReceiptTimeout``.
+    receipt_polls: int = 2
+    #: Re-posts of the same signed bytes after a broken ``POST /transactions``.
+    post_retries: int = 2
+    #: Most wei of ether one transaction may cost in gas (gas x gasPrice); ``None`` checks nothing.
+    max_fee: int | None = 5 * 10**16
+
+
 class TransactionPipeline:
     """Runs :class:`Action` values for one account against one polyswarmd."""
 
     def __init__(
-        self,
-        http: HttpTransport,
-        signer: Signer,
-        pins: PinStore,
-        *,
-        attempts: int = 3,
-        receipt_polls: int = 2,
-        post_retries: int = 2,
-        max_fee: int | None = None,
+        self, http: HttpTransport, signer: Signer, pins: PinStore, settings: TransactionSettings | None = None
     ) -> None:
-        self._max_fee = max_fee
+        settings = settings or TransactionSettings()
+        self._max_fee = settings.max_fee
         self._http = http
         self._signer = signer
         self._pins = pins
-        self._attempts = attempts
-        self._receipt_polls = receipt_polls
-        self._post_retries = post_retries
+        self._attempts = settings.attempts
+        self._receipt_polls = settings.receipt_polls
+        self._post_retries = settings.post_retries
         self._nonces: dict[str, NonceManager] = {}
 
     @property
