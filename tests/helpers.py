@@ -1,19 +1,27 @@
-"""Shared test helpers: polyswarmd envelopes, unsigned transactions, signed-tx decoding, a real
-websocket server on an ephemeral port, and the public test keystores."""
+"""Shared test helpers: polyswarmd envelopes and parameters, unsigned transactions, signed-tx decoding and a
+recorder of posted ones, a real websocket server on an ephemeral port, the public test keystores, polling,
+and running our CLIs in process or as subprocesses."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
+import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import aioresponses.core
+import click
 import rlp
+from aioresponses import CallbackResult
+from click.testing import CliRunner, Result
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from websockets.asyncio.server import ServerConnection, serve
@@ -52,6 +60,19 @@ EVIL = to_checksum_address("0x" + "66" * 20)
 
 GUID = "5f0c1a52-3d7e-4c1b-9a8e-0123456789ab"  # a canonical v4 UUID
 URI = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
+
+#: ``GET /bounties/parameters`` of a pretend community, as polyswarmd answers it.
+PARAMETERS = {
+    "bounty_fee": 62_500_000_000_000_000,
+    "assertion_fee": 31_250_000_000_000_000,
+    "bounty_amount_minimum": 2 * 10**18,
+    "assertion_bid_minimum": 62_500_000_000_000_000,
+    "assertion_bid_maximum": 10**18,
+    "arbiter_lookback_range": 100,
+    "max_duration": 100,
+    "assertion_reveal_window": 10,
+    "arbiter_vote_window": 100,
+}
 
 
 def ok(result: Any = None) -> dict[str, Any]:
@@ -114,6 +135,27 @@ def decode_signed(raw_hex: str) -> dict[str, Any]:
     }
 
 
+class Node:
+    """An aioresponses callback for ``POST /transactions``: decodes and records every signed transaction
+    posted (``posted``, and the raw hex in ``raw``) and answers as scripted in ``replies``, one per post
+    (``None`` or an empty list: accepted, with the transaction's hash)."""
+
+    def __init__(self) -> None:
+        self.posted: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self.replies: list[Callable[[dict[str, Any]], CallbackResult] | None] = []
+
+    def __call__(self, _url: Any, **kwargs: Any) -> CallbackResult:
+        raw_hex = kwargs["json"]["transactions"][0]
+        self.raw.append(raw_hex)
+        tx = decode_signed(raw_hex)
+        self.posted.append(tx)
+        reply = self.replies.pop(0) if self.replies else None
+        if reply is not None:
+            return reply(tx)
+        return CallbackResult(payload=ok([{"is_error": False, "message": tx["hash"]}]))
+
+
 def unused_port() -> int:
     """A TCP port nothing listens on (bound and released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -137,3 +179,71 @@ async def ws_server(handler: Callable[[ServerConnection], Awaitable[None]]) -> A
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def wait_until(predicate: Callable[[], Any], within: float = 5.0, what: str = "the condition") -> None:
+    """Wait (without blocking the event loop) until ``predicate()`` is truthy; fail after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+def cli_invoker(command: click.Command, prog_name: str, clear: Iterable[str] = ()) -> Callable[..., Result]:
+    """``invoke(*args, env=None)``: run ``command`` in this process as ``prog_name`` would run.
+
+    The environment variables in ``clear`` are unset for the run (``env`` may set them again), so a
+    developer's own ``KEYFILE`` or ``BACKEND`` never changes what a test sees.
+    """
+
+    def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+        environ: dict[str, str | None] = dict.fromkeys(clear)
+        environ.update(env or {})
+        return CliRunner().invoke(command, list(args), env=environ, prog_name=prog_name)
+
+    return invoke
+
+
+def options_at_connect(
+    monkeypatch: Any, module: Any, invoke: Callable[..., Result], env: dict[str, str]
+) -> dict[str, Any]:
+    """Run a role command (``module``'s ``cli`` through ``invoke``) with ``env`` up to the moment it would
+    connect, and return the parsed options it would connect with; nothing connects."""
+    seen: dict[str, Any] = {}
+
+    def fake_connect(options: dict[str, Any]) -> None:
+        seen.update(options)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(module, "connect", fake_connect)
+    result = invoke(env=env)
+    assert result.exit_code == 0, result.output
+    return seen
+
+
+def run_module(
+    module: str,
+    *args: str,
+    clear: Iterable[str] = (),
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m MODULE ARGS`` as a user would: no terminal on stdin, output captured, this checkout's
+    ``src/`` (and ``tests/`` fixtures) importable, and the environment variables in ``clear`` unset."""
+    cleared = set(clear)
+    environ = {k: v for k, v in os.environ.items() if k not in cleared}
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH")]))
+    environ["COLUMNS"] = "200"
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environ,
+        cwd=cwd,
+    )

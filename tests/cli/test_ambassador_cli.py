@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import pytest
-from click.testing import CliRunner, Result
 
 from polyswarmclient.amounts import nct
 from polyswarmclient.cli import ambassador as ambassador_cli
 from polyswarmclient.cli.ambassador import OPTIONS, cli, settings_from
+from tests.helpers import KEYFILES, cli_invoker, options_at_connect
 
-KEYFILE = Path(__file__).resolve().parents[2] / "keyfiles-testing" / "ambassador_keyfile"
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, prog_name="ambassador")
-
-
-def test_help_shows_every_option_with_its_env_var() -> None:
-    """``ambassador --help`` lists every option next to the environment variable that also sets it."""
-    result = invoke("--help")
-    assert result.exit_code == 0
-    text = " ".join(result.output.split())
-    for option in OPTIONS:
-        assert option.flag in text
-        assert option.envvar is not None, option.flag
-        assert f"env var: {option.envvar}" in text, option.flag
-    for env in ("BOUNTY_AMOUNT", "DURATION", "ARTIFACTS_PER_BOUNTY", "SUBMISSION_RATE", "TESTING", "CHAINS"):
-        assert f"env var: {env}" in text
+KEYFILE = KEYFILES / "ambassador_keyfile"
+invoke = cli_invoker(cli, "ambassador", clear=[o.envvar for o in OPTIONS if o.envvar])
 
 
 @pytest.mark.parametrize(
@@ -55,16 +36,6 @@ def test_bad_bounty_amount_from_the_environment_is_a_usage_error() -> None:
     assert "negative" in result.output
 
 
-def test_missing_keyfile_is_a_usage_error() -> None:
-    """No keyfile, or a path that does not exist, exits 2 with a hint at --keyfile / KEYFILE."""
-    result = invoke("--password", "password")
-    assert result.exit_code == 2
-    assert "KEYFILE" in result.output
-    result = invoke("--keyfile", "/nonexistent/keyfile", "--password", "password")
-    assert result.exit_code == 2
-    assert "does not exist" in result.output
-
-
 @pytest.mark.parametrize(
     "args",
     [
@@ -84,27 +55,17 @@ def test_out_of_range_options_are_usage_errors(args: list[str]) -> None:
 
 def test_env_vars_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every ambassador setting can come from the environment, amounts exactly."""
-    seen: dict[str, Any] = {}
-
-    def fake_connect(options: dict[str, Any]) -> None:
-        seen["settings"] = settings_from(options)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(ambassador_cli, "connect", fake_connect)
-    result = invoke(
-        env={
-            "BOUNTY_AMOUNT": "1.5",
-            "DURATION": "7",
-            "ARTIFACTS_PER_BOUNTY": "3",
-            "SUBMISSION_RATE": "0.5",
-            "TESTING": "4",
-            "CHAINS": "side home",
-            "MAX_IN_FLIGHT": "2",
-            "NO_BOUNTY_METADATA": "1",
-        }
-    )
-    assert result.exit_code == 0, result.output
-    settings = seen["settings"]
+    env = {
+        "BOUNTY_AMOUNT": "1.5",
+        "DURATION": "7",
+        "ARTIFACTS_PER_BOUNTY": "3",
+        "SUBMISSION_RATE": "0.5",
+        "TESTING": "4",
+        "CHAINS": "side home",
+        "MAX_IN_FLIGHT": "2",
+        "NO_BOUNTY_METADATA": "1",
+    }
+    settings = settings_from(options_at_connect(monkeypatch, ambassador_cli, invoke, env))
     assert settings.bounty_amount == nct("1.5")
     assert (settings.duration, settings.artifacts_per_bounty, settings.submission_rate) == (7, 3, 0.5)
     assert (settings.testing, settings.chains, settings.max_in_flight) == (4, ("side", "home"), 2)

@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import pytest
-from click.testing import CliRunner, Result
 
 from polyswarmclient.backends.verbatim import VerbatimArbiter
 from polyswarmclient.cli import arbiter as arbiter_cli
 from polyswarmclient.cli.arbiter import OPTIONS, cli, make_backend
 from polyswarmclient.errors import BackendNotFound
+from tests.helpers import KEYFILES, cli_invoker, options_at_connect
 
-KEYFILE = Path(__file__).resolve().parents[2] / "keyfiles-testing" / "arbiter_keyfile"
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, prog_name="arbiter")
-
-
-def test_help_shows_every_option_with_its_env_var() -> None:
-    """``arbiter --help`` lists every option next to the environment variable that also sets it."""
-    result = invoke("--help")
-    assert result.exit_code == 0
-    text = " ".join(result.output.split())
-    for option in OPTIONS:
-        assert option.flag in text
-        assert option.envvar is not None, option.flag
-        assert f"env var: {option.envvar}" in text, option.flag
-    for env in ("BACKEND", "TESTING", "CHAINS", "POLYSWARMD_ADDR", "KEYFILE", "LOG_LEVEL"):
-        assert f"env var: {env}" in text
-    assert "default: verbatim" in text
+KEYFILE = KEYFILES / "arbiter_keyfile"
+invoke = cli_invoker(cli, "arbiter", clear=[o.envvar for o in OPTIONS if o.envvar])
 
 
 def test_default_backend_is_verbatim() -> None:
     """With no --backend the arbiter votes the devnet corpus's ground truth (a backend that exists)."""
+    assert "default: verbatim" in " ".join(invoke("--help").output.split())
     assert isinstance(make_backend("verbatim"), VerbatimArbiter)
     assert type(make_backend("eicar")).__name__ == "EicarScanner"
     backend = make_backend("polyswarmclient.backends.verbatim:VerbatimArbiter")
@@ -49,16 +30,6 @@ def test_unknown_backend_is_a_usage_error_with_a_suggestion() -> None:
     assert "Did you mean 'verbatim'?" in result.output
     with pytest.raises(BackendNotFound, match="no module named"):
         make_backend("no_such_module:Thing")
-
-
-def test_missing_keyfile_is_a_usage_error() -> None:
-    """No keyfile, or a path that does not exist, exits 2 with a hint at --keyfile / KEYFILE."""
-    result = invoke("--password", "password")
-    assert result.exit_code == 2
-    assert "KEYFILE" in result.output
-    result = invoke(env={"KEYFILE": "/nonexistent/keyfile", "PASSWORD": "password"})
-    assert result.exit_code == 2
-    assert "does not exist" in result.output
 
 
 def test_wrong_password_is_a_usage_error() -> None:
@@ -78,13 +49,6 @@ def test_bad_chains_and_testing_are_usage_errors(args: list[str]) -> None:
 
 def test_env_vars_reach_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
     """BACKEND, CHAINS and TESTING from the environment configure the arbiter."""
-    seen: dict[str, Any] = {}
-
-    def fake_connect(options: dict[str, Any]) -> None:
-        seen.update(options)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(arbiter_cli, "connect", fake_connect)
-    result = invoke(env={"BACKEND": "eicar", "CHAINS": "side home", "TESTING": "3"})
-    assert result.exit_code == 0, result.output
+    env = {"BACKEND": "eicar", "CHAINS": "side home", "TESTING": "3"}
+    seen = options_at_connect(monkeypatch, arbiter_cli, invoke, env)
     assert (seen["backend"], seen["chains"], seen["testing"]) == ("eicar", ("side", "home"), 3)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,29 +16,22 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from polyswarmclient.amounts import nct
 from polyswarmclient.cli.balancemanager import cli
+from tests.helpers import KEYFILES, cli_invoker, unused_port
 
-KEYFILES = Path(__file__).resolve().parents[2] / "keyfiles-testing"
 KEYFILE = KEYFILES / "balancemanager_keyfile"
 SUBCOMMANDS = ["deposit", "withdraw", "maintain", "view-balance"]
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, prog_name="balancemanager")
+invoke = cli_invoker(cli, "balancemanager")
 
 
 def error_line(result: Result) -> str:
     """The one ``Error:`` line on stderr (there must be exactly one, and no traceback)."""
     lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(lines) == 1, result.stderr
-    assert (
-        "Traceback" not in result.stderr
-        and result.exception is None
-        or isinstance(result.exception, SystemExit)
-    )
+    assert "Traceback" not in result.stderr and result.exception is None or isinstance(result.exception, SystemExit)
     return lines[0]
 
 
@@ -303,9 +295,7 @@ def polyswarmd() -> Iterator[tuple[FakePolyswarmd, str]]:
         holder["port"] = runner.addresses[0][1]
         ready.set()
 
-    thread = threading.Thread(
-        target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True
-    )
+    thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True)
     thread.start()
     assert ready.wait(5)
     yield fake, f"127.0.0.1:{holder['port']}"
@@ -367,18 +357,14 @@ def test_maintain_refuses_withdrawals_the_relay_would_not_pay(polyswarmd: tuple[
     """maintain exits 2 at start when --maximum minus --withdraw-target cannot exceed the home relay fee."""
     fake, addr = polyswarmd
     fake.fees["home"] = nct(314)
-    result = invoke(
-        "maintain", "100", "12", "--maximum", "400", "--withdraw-target", "100", *connect_args(addr)
-    )
+    result = invoke("maintain", "100", "12", "--maximum", "400", "--withdraw-target", "100", *connect_args(addr))
     assert result.exit_code == 2
     assert "homechain relay fee 314 NCT" in error_line(result)
 
 
 def test_unreachable_polyswarmd_exits_1_with_one_line() -> None:
     """Nothing listening at --polyswarmd-addr is one error line and exit 1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = unused_port()
     result = invoke("view-balance", *connect_args(f"127.0.0.1:{port}"))
     assert result.exit_code == 1
     assert f"127.0.0.1:{port}" in error_line(result)

@@ -1,44 +1,19 @@
 """The `microengine` command as a user runs it: options, env vars, and exit codes with one-line errors."""
 
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
+import functools
 
 import pytest
-from click.testing import CliRunner
 
 from polyswarmclient.cli.microengine import MICROENGINE_OPTIONS, cli
+from tests.helpers import KEYFILES, cli_invoker, run_module, unused_port
 
-ROOT = Path(__file__).resolve().parents[2]
-KEYFILE = ROOT / "keyfiles-testing" / "microengine_keyfile"
+KEYFILE = KEYFILES / "microengine_keyfile"
+ENV_VARS = [o.envvar for o in MICROENGINE_OPTIONS if o.envvar]
 
-
-def microengine(*args, env=None, timeout=60):
-    """Run `python -m polyswarmclient.cli.microengine ARGS` with no TTY and a clean environment."""
-    environ = {
-        k: v for k, v in os.environ.items() if k not in {o.envvar for o in MICROENGINE_OPTIONS if o.envvar}
-    }
-    environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
-    environ["COLUMNS"] = "200"
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "polyswarmclient.cli.microengine", *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=environ,
-        cwd=ROOT,
-    )
-
-
-def in_process(*args, env=None):
-    """Run the click command in this process (fast; for option-parsing behaviour)."""
-    clean = {o.envvar: None for o in MICROENGINE_OPTIONS if o.envvar}
-    clean.update(env or {})
-    return CliRunner().invoke(cli, list(args), env=clean, prog_name="microengine")
+#: `python -m polyswarmclient.cli.microengine ARGS` with no TTY and none of the engine's env vars set.
+microengine = functools.partial(run_module, "polyswarmclient.cli.microengine", clear=ENV_VARS)
+#: The click command in this process (fast; for option-parsing behaviour).
+in_process = cli_invoker(cli, "microengine", clear=ENV_VARS)
 
 
 def error_lines(result):
@@ -53,12 +28,6 @@ def assert_one_line_error(result, code, *fragments):
     assert lines[0].startswith("Error:")
     for fragment in fragments:
         assert fragment in lines[0]
-
-
-def unused_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_help_lists_every_option_with_its_env_var():
@@ -170,23 +139,30 @@ def test_bad_filter_operator_is_a_usage_error():
     assert regex.exit_code == 2 and "bad regular expression" in regex.output
 
 
-def test_unreachable_polyswarmd(tmp_path):
-    """polyswarmd not listening: one error line naming the address, exit 1, no traceback."""
-    port = unused_port()
-    result = microengine(
+def engine_against(addr, tmp_path, timeout=60):
+    """The eicar engine with the test keystore (password from a file), pointed at ``addr`` over plain http."""
+    password = tmp_path / "password"
+    password.write_text("password\n")
+    return microengine(
         "--backend",
         "eicar",
         "--keyfile",
         str(KEYFILE),
         "--password-file",
-        str(_password_file(tmp_path)),
+        str(password),
         "--polyswarmd-addr",
-        f"127.0.0.1:{port}",
+        addr,
         "--insecure-transport",
         "--state-dir",
         str(tmp_path / "state"),
-        timeout=120,
+        timeout=timeout,
     )
+
+
+def test_unreachable_polyswarmd(tmp_path):
+    """polyswarmd not listening: one error line naming the address, exit 1, no traceback."""
+    port = unused_port()
+    result = engine_against(f"127.0.0.1:{port}", tmp_path, timeout=120)
     assert_one_line_error(result, 1, f"127.0.0.1:{port}")
 
 
@@ -210,28 +186,10 @@ def test_malformed_replies_are_one_line(tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        result = microengine(
-            "--backend",
-            "eicar",
-            "--keyfile",
-            str(KEYFILE),
-            "--password-file",
-            str(_password_file(tmp_path)),
-            "--polyswarmd-addr",
-            f"127.0.0.1:{server.server_address[1]}",
-            "--insecure-transport",
-            "--state-dir",
-            str(tmp_path / "state"),
-        )
+        result = engine_against(f"127.0.0.1:{server.server_address[1]}", tmp_path)
     finally:
         server.shutdown()
     assert_one_line_error(result, 1, "GET /status", "not JSON")
-
-
-def _password_file(tmp_path):
-    path = tmp_path / "password"
-    path.write_text("password\n")
-    return path
 
 
 @pytest.mark.parametrize("flag", ["--testing", "--max-concurrent-scans"])
