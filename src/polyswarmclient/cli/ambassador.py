@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import operator
 from typing import Any
 
 import click
 
 from polyswarmclient.cli.common import guard, run
-from polyswarmclient.cli.options import CHAINS, CONNECTION, LOGGING, TESTING, Option, apply
+from polyswarmclient.cli.options import CHAINS, CONNECTION, LOGGING, TESTING, Option, apply, build, unique
 from polyswarmclient.cli.role_options import CONTEXT_SETTINGS, NCT_AMOUNT, connect
 from polyswarmclient.samples import Corpus
 from polyswarmclient.services.ambassador import Ambassador, AmbassadorReport, AmbassadorSettings
@@ -17,8 +18,6 @@ from polyswarmclient.wire.bits import MAX_ARTIFACTS
 
 log = logging.getLogger("ambassador")
 
-_DEFAULTS = AmbassadorSettings()
-
 BOUNTY_AMOUNT = Option(
     "--bounty-amount",
     "BOUNTY_AMOUNT",
@@ -26,49 +25,53 @@ BOUNTY_AMOUNT = Option(
     "Default: the contract minimum per artifact x --artifacts-per-bounty.",
     type=NCT_AMOUNT,
     metavar="NCT",
+    target=(AmbassadorSettings, "bounty_amount"),
 )
 DURATION = Option(
     "--duration",
     "DURATION",
     "Blocks until each bounty expires; at most polyswarmd's max_duration.",
     type=click.IntRange(min=1),
-    default=_DEFAULTS.duration,
     metavar="BLOCKS",
+    target=(AmbassadorSettings, "duration"),
 )
 ARTIFACTS_PER_BOUNTY = Option(
     "--artifacts-per-bounty",
     "ARTIFACTS_PER_BOUNTY",
     "Artifacts in each bounty, uploaded together in one request.",
     type=click.IntRange(min=1, max=MAX_ARTIFACTS),
-    default=_DEFAULTS.artifacts_per_bounty,
+    target=(AmbassadorSettings, "artifacts_per_bounty"),
 )
 SUBMISSION_RATE = Option(
     "--submission-rate",
     "SUBMISSION_RATE",
     "Seconds to wait after posting a bounty before posting the next (0 = as fast as --max-in-flight allows).",
     type=click.FloatRange(min=0),
-    default=_DEFAULTS.submission_rate,
     metavar="SECONDS",
+    target=(AmbassadorSettings, "submission_rate"),
 )
 MAX_IN_FLIGHT = Option(
     "--max-in-flight",
     "MAX_IN_FLIGHT",
     "Bounties posted but not yet settled, at most; posting pauses at the limit.",
     type=click.IntRange(min=1),
-    default=_DEFAULTS.max_in_flight,
+    target=(AmbassadorSettings, "max_in_flight"),
 )
 NO_METADATA = Option(
     "--no-metadata",
     "NO_BOUNTY_METADATA",
     "Do not post bounty metadata (file names, sizes, mimetypes, hashes) with each bounty.",
     is_flag=True,
+    target=(AmbassadorSettings, "metadata"),
+    convert=operator.not_,
+    show=operator.not_,
 )
 
 OPTIONS: tuple[Option, ...] = (
     *CONNECTION,
     *LOGGING,
-    CHAINS,
-    TESTING,
+    CHAINS.to(AmbassadorSettings, convert=unique),
+    TESTING.to(AmbassadorSettings),
     BOUNTY_AMOUNT,
     DURATION,
     ARTIFACTS_PER_BOUNTY,
@@ -79,16 +82,7 @@ OPTIONS: tuple[Option, ...] = (
 
 
 def settings_from(options: dict[str, Any]) -> AmbassadorSettings:
-    return AmbassadorSettings(
-        chains=tuple(dict.fromkeys(options["chains"])) or ("side",),
-        bounty_amount=options["bounty_amount"],
-        duration=options["duration"],
-        artifacts_per_bounty=options["artifacts_per_bounty"],
-        submission_rate=options["submission_rate"],
-        testing=options["testing"],
-        max_in_flight=options["max_in_flight"],
-        metadata=not options["no_metadata"],
-    )
+    return build(AmbassadorSettings, OPTIONS, options)
 
 
 @click.command("ambassador", context_settings=CONTEXT_SETTINGS)

@@ -9,7 +9,7 @@ import click
 
 from polyswarmclient.backends.arbiter_loader import DEFAULT, list_arbiter_backends, load_arbiter_backend_class
 from polyswarmclient.cli.common import guard, run
-from polyswarmclient.cli.options import CHAINS, CONNECTION, LOGGING, TESTING, Option, apply
+from polyswarmclient.cli.options import CHAINS, CONNECTION, LOGGING, TESTING, Option, apply, build, unique
 from polyswarmclient.cli.role_options import CONTEXT_SETTINGS, connect
 from polyswarmclient.errors import ConfigError
 from polyswarmclient.services.arbiter import Arbiter, ArbiterReport, ArbiterSettings
@@ -23,7 +23,13 @@ BACKEND = Option(
     f"Arbiter backend: a registered name ({', '.join(list_arbiter_backends())}) or module:Class.",
     default=DEFAULT,
 )
-OPTIONS: tuple[Option, ...] = (*CONNECTION, *LOGGING, BACKEND, CHAINS, TESTING)
+OPTIONS: tuple[Option, ...] = (
+    *CONNECTION,
+    *LOGGING,
+    BACKEND,
+    CHAINS.to(ArbiterSettings, convert=unique),
+    TESTING.to(ArbiterSettings),
+)
 
 
 def make_backend(slug: str) -> Any:
@@ -50,9 +56,7 @@ def cli(**options: Any) -> None:
     it exits 0 after N bounties are settled (1 if it had to decline any).
     """
     backend = make_backend(options["backend"])
-    settings = ArbiterSettings(
-        chains=tuple(dict.fromkeys(options["chains"])) or ("side",), testing=options["testing"]
-    )
+    settings = build(ArbiterSettings, OPTIONS, options)
     client = connect(options)
 
     async def main(shutdown: Shutdown) -> ArbiterReport:

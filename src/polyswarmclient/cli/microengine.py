@@ -1,6 +1,7 @@
 """``microengine``: scan bounties with a backend and assert on them (commit, reveal, settle).
 
-With ``--devnet`` it runs a whole local marketplace instead (see :mod:`polyswarmclient.cli.demo`).
+With ``--devnet`` it runs a whole local marketplace instead (:mod:`polyswarmclient.demo`, printed by
+:mod:`polyswarmclient.cli.demo`).
 
 Exit codes: 0 when stopped or when ``--testing N`` is complete, 1 on a fatal error at run time, 2 on a
 usage or configuration error (bad option, unknown backend, keyfile or password problem).
@@ -18,7 +19,7 @@ import click
 from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.backends import list_backends, load_backend_class
 from polyswarmclient.cli import options
-from polyswarmclient.cli.common import connect, guard, run
+from polyswarmclient.cli.common import connect, guard, require_devnet_extra, run
 from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
 from polyswarmclient.errors import ConfigError
 from polyswarmclient.log import setup_logging
@@ -38,13 +39,15 @@ BACKEND = Option(
     "Scan backend: an installed slug (see --list-backends), an engine package name, or module:Class.",
 )
 LIST_BACKENDS = Option("--list-backends", None, "Print the installed backend slugs and exit.", is_flag=True)
-TESTING = replace(
-    options.TESTING,
+TESTING = options.TESTING.to(
+    EngineConfig,
     help="Handle N bounties, then exit 0 once each is settled (or skipped); transaction errors become fatal. "
     "0 runs until stopped.",
 )
-CHAINS = replace(
-    options.CHAINS, help="Chain to take bounties on; repeat for both (in the env var, separate with spaces)."
+CHAINS = options.CHAINS.to(
+    EngineConfig,
+    help="Chain to take bounties on; repeat for both (in the env var, separate with spaces).",
+    convert=options.unique,
 )
 ARTIFACT_TYPE = Option(
     "--artifact-type",
@@ -52,7 +55,9 @@ ARTIFACT_TYPE = Option(
     "Artifact type to scan; repeat for both (in the env var, separate with spaces).",
     type=click.Choice(["file", "url"], case_sensitive=False),
     multiple=True,
-    default=("file",),
+    target=(EngineConfig, "artifact_types"),
+    convert=lambda names: options.unique(ArtifactType.from_string(name) for name in names),
+    show=lambda kinds: tuple(ArtifactType.to_string(kind) for kind in kinds),
 )
 BID_STRATEGY = Option(
     "--bid-strategy",
@@ -60,7 +65,7 @@ BID_STRATEGY = Option(
     "How to bid per artifact: default (minimum to maximum by confidence), conservative (always the minimum), "
     "aggressive (from 8x the minimum).",
     type=click.Choice(list(STRATEGIES)),
-    default="default",
+    target=(EngineConfig, "bid_strategy"),
 )
 FILTER = Option(
     "--filter",
@@ -71,6 +76,9 @@ FILTER = Option(
     type=(click.Choice(["accept", "reject"], case_sensitive=False), str, _OPS, str),
     multiple=True,
     metavar="ACTION KEY OP VALUE",
+    target=(EngineConfig, "bounty_filter"),
+    convert=parse_filters,
+    show=lambda _: (),  # the default filter has no rules
 )
 CONFIDENCE = Option(
     "--confidence",
@@ -80,27 +88,30 @@ CONFIDENCE = Option(
     type=(click.Choice(["favor", "penalize"], case_sensitive=False), str, _OPS, str),
     multiple=True,
     metavar="ACTION KEY OP VALUE",
+    target=(EngineConfig, "confidence"),
+    convert=parse_confidence,
+    show=lambda _: (),  # the default modifier has no rules
 )
 MAX_CONCURRENT_SCANS = Option(
     "--max-concurrent-scans",
     "MAX_CONCURRENT_SCANS",
     "Most artifacts fetched and scanned at the same time, across bounties.",
     type=click.IntRange(min=1),
-    default=8,
+    target=(EngineConfig, "max_concurrent_scans"),
 )
 SCAN_TIMEOUT = Option(
     "--scan-timeout",
     "SCAN_TIMEOUT",
     "Cap, in seconds, on one bounty's fetch and scan; the bounty's block deadline usually ends it sooner.",
     type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
+    target=(EngineConfig, "scan_timeout"),
 )
 BLOCK_TIME = Option(
     "--block-time",
     "BLOCK_TIME",
     "Assumed seconds per sidechain block, to turn blocks left before expiration into a scan timeout.",
     type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
+    target=(EngineConfig, "block_time"),
 )
 DEVNET = Option(
     "--devnet",
@@ -153,20 +164,8 @@ def _adopt_backend_logger(module: str) -> None:
 
 
 def engine_config(params: dict[str, Any]) -> EngineConfig:
-    """Turn validated option values into the service's settings (raises ConfigError)."""
-    chains = tuple(dict.fromkeys(params["chains"] or ("side",)))
-    kinds = tuple(dict.fromkeys(ArtifactType.from_string(t) for t in (params["artifact_type"] or ("file",))))
-    return EngineConfig(
-        chains=chains,
-        artifact_types=kinds,
-        testing=params["testing"],
-        bid_strategy=params["bid_strategy"],
-        bounty_filter=parse_filters(params["filter"]),
-        confidence=parse_confidence(params["confidence"]),
-        max_concurrent_scans=params["max_concurrent_scans"],
-        scan_timeout=params["scan_timeout"],
-        block_time=params["block_time"],
-    )
+    """The service's settings from the validated option values (raises ConfigError)."""
+    return options.build(EngineConfig, MICROENGINE_OPTIONS, params)
 
 
 def explicit(name: str) -> bool:
@@ -202,6 +201,7 @@ def cli(**params: Any) -> None:
     _adopt_backend_logger(backend_class.__module__)
     config = engine_config(params)
     if params["devnet"]:
+        require_devnet_extra("--devnet")
         from polyswarmclient.cli.demo import run_demo  # needs the devnet extra; imported only here
 
         run_demo(params, backend_class, config, explicit=explicit)

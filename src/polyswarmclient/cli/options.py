@@ -58,9 +58,10 @@ class Option:
     def name(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")
 
-    def to(self, settings: type, path: str | None = None) -> Option:
-        """This option, setting ``settings.<path>`` (by default the field named like the option)."""
-        return replace(self, target=(settings, path or self.name))
+    def to(self, settings: type, path: str | None = None, **changes: Any) -> Option:
+        """This option setting ``settings.<path>`` (by default the field named like the option), its default
+        read from that field; ``changes`` replace other attributes (help text, converter)."""
+        return replace(self, default=None, target=(settings, path or self.name), **changes)
 
     @property
     def effective_default(self) -> Any:
@@ -130,12 +131,15 @@ def field_default(settings: type, path: str) -> Any:
 def build(settings: type[S], declared: Iterable[Option], values: Mapping[str, Any]) -> S:
     """``settings`` made from the values of the ``declared`` options that target it, converted.
 
-    Fields no option targets keep their defaults; nested settings dataclasses are filled the same way.
+    Fields no option targets keep their defaults, and so do those of repeatable options given no value;
+    nested settings dataclasses are filled the same way.
     """
     changes = {
         option.target[1]: option.value_for_field(values[option.name])
         for option in declared
-        if option.target is not None and option.target[0] is settings
+        if option.target is not None
+        and option.target[0] is settings
+        and not (option.multiple and not values[option.name])  # none given (an empty env var): the default
     }
     return _construct(settings, changes)
 
@@ -156,6 +160,11 @@ def _construct(settings: type[S], changes: Mapping[str, Any]) -> S:
 
 def _api_key(value: str | None) -> str | None:
     return value or None
+
+
+def unique(values: Iterable[Any]) -> tuple[Any, ...]:
+    """Repeated option values once each, in order (``--chains side --chains side``)."""
+    return tuple(dict.fromkeys(values))
 
 
 LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
