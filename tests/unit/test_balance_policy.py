@@ -6,17 +6,8 @@ import pytest
 
 from polyswarmclient.amounts import nct
 from polyswarmclient.errors import ConfigError
-from polyswarmclient.services.balancemanager.policy import (
-    RELAY_LEEWAY,
-    BalanceView,
-    Deposit,
-    InFlightDeposit,
-    Policy,
-    Wait,
-    WaitKind,
-    Withdraw,
-    decide,
-)
+from polyswarmclient.services.balancemanager import Deposit, Wait, WaitKind, Withdraw  # decisions, as re-exported
+from polyswarmclient.services.balancemanager.policy import RELAY_LEEWAY, BalanceView, InFlightDeposit, Policy, decide
 
 MIN, REFILL, MAX, TARGET = nct(100), nct(12), nct(200), nct(150)
 POLICY = Policy(minimum=MIN, refill=REFILL, confirmations=20)
@@ -24,9 +15,7 @@ BOUNDED = Policy(minimum=MIN, refill=REFILL, maximum=MAX, withdraw_target=TARGET
 RICH = nct(1_000_000)
 
 
-def view(
-    side: int, home: int = RICH, block: int = 1000, in_flight: InFlightDeposit | None = None
-) -> BalanceView:
+def view(side: int, home: int = RICH, block: int = 1000, in_flight: InFlightDeposit | None = None) -> BalanceView:
     return BalanceView(block=block, side=side, home=home, in_flight=in_flight)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -95,47 +96,51 @@ async def test_failed_resync_is_retried_next_time() -> None:
     assert await manager.reserve(1) == [4]
 
 
-async def test_nonce_posted_while_a_resync_reads_the_pool_is_not_handed_out_again() -> None:
-    """A nonce posted (and released) during a resync's chain reads is never reused by the next action."""
+class Racy(Source):
+    """A chain whose pool read lets another action (``meanwhile``) run between reading and answering."""
 
-    class Racy(Source):
-        manager: NonceManager | None = None
+    def __init__(self, meanwhile: Callable[[NonceManager, Source], None]) -> None:
+        super().__init__()
+        self.meanwhile = meanwhile
+        self.manager: NonceManager | None = None
 
-        async def pending_nonces(self) -> list[int]:
-            seen = list(self.pending)  # the pool as read, before the other action's post lands
-            await asyncio.sleep(0)
-            if self.manager is not None:
-                self.pending = [0]  # meanwhile the other action posts nonce 0 ...
-                self.manager.release([0])  # ... and releases it
-            return seen
+    async def pending_nonces(self) -> list[int]:
+        seen = list(self.pending)  # the pool as read, before the other action's step lands
+        await asyncio.sleep(0)
+        if self.manager is not None:
+            manager, self.manager = self.manager, None
+            self.meanwhile(manager, self)
+        return seen
 
-    source = Racy(low=0)
+
+async def resync_racing(meanwhile: Callable[[NonceManager, Source], None]) -> NonceManager:
+    """A manager that handed out nonce 0 and must resync, with ``meanwhile`` racing its first pool read."""
+    source = Racy(meanwhile)
     manager = NonceManager(source)
     assert await manager.reserve(1) == [0]
     source.manager = manager
     manager.mark_resync()
+    return manager
+
+
+async def test_nonce_posted_while_a_resync_reads_the_pool_is_not_handed_out_again() -> None:
+    """A nonce posted (and released) during a resync's chain reads is never reused by the next action."""
+
+    def post_nonce_0(manager: NonceManager, chain: Source) -> None:
+        chain.pending = [0]  # meanwhile the other action posts nonce 0 ...
+        manager.release([0])  # ... and releases it
+
+    manager = await resync_racing(post_nonce_0)
     assert await manager.reserve(1) == [1]
 
 
 async def test_nonce_abandoned_while_a_resync_reads_the_pool_is_refilled() -> None:
     """A nonce given up during a resync's chain reads is handed out again, so no gap blocks later txs."""
 
-    class Racy(Source):
-        manager: NonceManager | None = None
+    def abandon_nonce_0(manager: NonceManager, chain: Source) -> None:
+        manager.mark_resync()  # the other action failed to post nonce 0 ...
+        manager.release([0])  # ... and gave it up
 
-        async def pending_nonces(self) -> list[int]:
-            seen = list(self.pending)
-            await asyncio.sleep(0)
-            if self.manager is not None:
-                manager, self.manager = self.manager, None
-                manager.mark_resync()  # the other action failed to post nonce 0 ...
-                manager.release([0])  # ... and gave it up
-            return seen
-
-    source = Racy(low=0)
-    manager = NonceManager(source)
-    assert await manager.reserve(1) == [0]
-    source.manager = manager
-    manager.mark_resync()
+    manager = await resync_racing(abandon_nonce_0)
     assert await manager.reserve(1) == [0]
     assert not manager.needs_resync

@@ -7,17 +7,7 @@ from typing import Any
 import pytest
 
 from polyswarmclient.errors import VerificationError
-from polyswarmclient.eth.abi import (
-    APPROVE,
-    POST_ASSERTION,
-    POST_BOUNTY,
-    REVEAL_ASSERTION,
-    SETTLE_BOUNTY,
-    STAKE_DEPOSIT,
-    TRANSFER,
-    VOTE_ON_BOUNTY,
-    guid_to_int,
-)
+from polyswarmclient.eth import abi
 from polyswarmclient.eth.bloom import bloom_words
 from polyswarmclient.eth.verify import (
     Call,
@@ -49,10 +39,10 @@ def assertion_txs(**overrides: Any) -> list[UnsignedTransaction]:
     value = overrides.get("value", sum(BIDS) + FEE)
     bids = overrides.get("bids", BIDS)
     return [
-        tx(overrides.get("token", TOKEN), APPROVE.encode(spender, value), value=overrides.get("eth", 0)),
+        tx(overrides.get("token", TOKEN), abi.APPROVE.encode(spender, value), value=overrides.get("eth", 0)),
         tx(
             overrides.get("registry", REGISTRY),
-            POST_ASSERTION.encode(guid_to_int(GUID), bids, MASK, COMMITMENT),
+            abi.POST_ASSERTION.encode(abi.guid_to_int(GUID), bids, MASK, COMMITMENT),
         ),
     ]
 
@@ -101,7 +91,7 @@ def test_tampered_assertion_is_refused(overrides: dict[str, Any], needle: str) -
 def test_wrong_selector_is_refused() -> None:
     """A transfer where an approve was expected never gets signed."""
     txs = assertion_txs()
-    txs[0] = tx(TOKEN, TRANSFER.encode(REGISTRY, sum(BIDS) + FEE))
+    txs[0] = tx(TOKEN, abi.TRANSFER.encode(REGISTRY, sum(BIDS) + FEE))
     with pytest.raises(VerificationError, match="selector"):
         verify(txs, expected_assertion(), action="post assertion")
 
@@ -110,14 +100,14 @@ def test_extra_or_missing_transaction_is_refused() -> None:
     """The number of transactions must equal the number of expected calls."""
     txs = assertion_txs()
     with pytest.raises(VerificationError, match="3 transaction"):
-        verify([*txs, tx(TOKEN, TRANSFER.encode(EVIL, 1))], expected_assertion(), action="post assertion")
+        verify([*txs, tx(TOKEN, abi.TRANSFER.encode(EVIL, 1))], expected_assertion(), action="post assertion")
     with pytest.raises(VerificationError, match="1 transaction"):
         verify(txs[1:], expected_assertion(), action="post assertion")
 
 
 def test_non_canonical_encoding_is_refused() -> None:
     """Dirty padding or trailing bytes that a lax decoder would ignore are refused."""
-    good = APPROVE.encode(REGISTRY, sum(BIDS) + FEE)
+    good = abi.APPROVE.encode(REGISTRY, sum(BIDS) + FEE)
     dirty = good[:4] + b"\x01" + good[5:]  # a non-zero byte in the address padding
     trailing = good + b"\x00" * 32
     for data in (dirty, trailing):
@@ -146,8 +136,8 @@ def test_bad_recipient_is_refused(to: str) -> None:
 
 def _bounty_txs(guid: int, bloom: list[int]) -> list[UnsignedTransaction]:
     return [
-        tx(TOKEN, APPROVE.encode(REGISTRY, 10**18 + 62_500_000_000_000_000)),
-        tx(REGISTRY, POST_BOUNTY.encode(guid, 0, 10**18, URI, 1, 20, bloom, "")),
+        tx(TOKEN, abi.APPROVE.encode(REGISTRY, 10**18 + 62_500_000_000_000_000)),
+        tx(REGISTRY, abi.POST_BOUNTY.encode(guid, 0, 10**18, URI, 1, 20, bloom, "")),
     ]
 
 
@@ -166,57 +156,51 @@ def _bounty_expected() -> list[Call]:
 
 def test_post_bounty_accepts_any_v4_guid_and_our_bloom() -> None:
     """The server picks the GUID; any v4 UUID is fine when every other argument matches."""
-    verified = verify(
-        _bounty_txs(guid_to_int(GUID), bloom_words([URI])), _bounty_expected(), action="post bounty"
-    )
-    assert verified.calls[1]["guid"] == guid_to_int(GUID)
+    verified = verify(_bounty_txs(abi.guid_to_int(GUID), bloom_words([URI])), _bounty_expected(), action="post bounty")
+    assert verified.calls[1]["guid"] == abi.guid_to_int(GUID)
 
 
 def test_post_bounty_refuses_non_v4_guid_and_foreign_bloom() -> None:
     """A GUID that is not a v4 UUID, or a bloom we did not compute, is refused."""
-    non_v4 = guid_to_int("5f0c1a52-3d7e-1c1b-9a8e-0123456789ab")
+    non_v4 = abi.guid_to_int("5f0c1a52-3d7e-1c1b-9a8e-0123456789ab")
     assert not is_v4_guid(non_v4)
     with pytest.raises(VerificationError, match="version-4"):
         verify(_bounty_txs(non_v4, bloom_words([URI])), _bounty_expected(), action="post bounty")
     with pytest.raises(VerificationError, match="bloom"):
-        verify(
-            _bounty_txs(guid_to_int(GUID), bloom_words(["QmOther"])), _bounty_expected(), action="post bounty"
-        )
+        verify(_bounty_txs(abi.guid_to_int(GUID), bloom_words(["QmOther"])), _bounty_expected(), action="post bounty")
 
 
 def test_single_call_actions_check_every_argument() -> None:
     """Reveal, vote and settle verify guid, index, nonce, verdicts, metadata, votes and valid_bloom."""
-    g = guid_to_int(GUID)
+    g = abi.guid_to_int(GUID)
     reveal = expect_reveal(guid=GUID, index=3, nonce=7, verdicts=0b1, metadata="m")
-    verify([tx(REGISTRY, REVEAL_ASSERTION.encode(g, 3, 7, 1, "m"))], reveal, action="reveal")
+    verify([tx(REGISTRY, abi.REVEAL_ASSERTION.encode(g, 3, 7, 1, "m"))], reveal, action="reveal")
     with pytest.raises(VerificationError, match="nonce"):
-        verify([tx(REGISTRY, REVEAL_ASSERTION.encode(g, 3, 8, 1, "m"))], reveal, action="reveal")
+        verify([tx(REGISTRY, abi.REVEAL_ASSERTION.encode(g, 3, 8, 1, "m"))], reveal, action="reveal")
     with pytest.raises(VerificationError, match="metadata"):
-        verify([tx(REGISTRY, REVEAL_ASSERTION.encode(g, 3, 7, 1, "x"))], reveal, action="reveal")
+        verify([tx(REGISTRY, abi.REVEAL_ASSERTION.encode(g, 3, 7, 1, "x"))], reveal, action="reveal")
     vote = expect_vote(guid=GUID, votes=0b10, valid_bloom=True)
-    verify([tx(REGISTRY, VOTE_ON_BOUNTY.encode(g, 2, True))], vote, action="vote")
+    verify([tx(REGISTRY, abi.VOTE_ON_BOUNTY.encode(g, 2, True))], vote, action="vote")
     with pytest.raises(VerificationError, match="validBloom"):
-        verify([tx(REGISTRY, VOTE_ON_BOUNTY.encode(g, 2, False))], vote, action="vote")
+        verify([tx(REGISTRY, abi.VOTE_ON_BOUNTY.encode(g, 2, False))], vote, action="vote")
     settle = expect_settle(guid=GUID)
     with pytest.raises(VerificationError, match="bountyGuid"):
-        verify([tx(REGISTRY, SETTLE_BOUNTY.encode(g + 1))], settle, action="settle")
+        verify([tx(REGISTRY, abi.SETTLE_BOUNTY.encode(g + 1))], settle, action="settle")
 
 
 def test_relay_transfer_reports_the_relay_and_refuses_other_amounts() -> None:
     """A relay transfer's recipient is reported as the erc20_relay role; the amount must match."""
-    verified = verify([tx(TOKEN, TRANSFER.encode(RELAY, 5))], expect_relay_transfer(amount=5), action="relay")
+    verified = verify([tx(TOKEN, abi.TRANSFER.encode(RELAY, 5))], expect_relay_transfer(amount=5), action="relay")
     assert verified.contracts == {"nectar_token": TOKEN, "erc20_relay": RELAY}
     with pytest.raises(VerificationError, match="value"):
-        verify([tx(TOKEN, TRANSFER.encode(RELAY, 6))], expect_relay_transfer(amount=5), action="relay")
+        verify([tx(TOKEN, abi.TRANSFER.encode(RELAY, 6))], expect_relay_transfer(amount=5), action="relay")
 
 
 def test_stake_deposit_approval_must_go_to_the_staking_contract_called_next() -> None:
     """approve(spender) must be the ArbiterStaking contract that the deposit transaction calls."""
-    good = [tx(TOKEN, APPROVE.encode(STAKING, 9)), tx(STAKING, STAKE_DEPOSIT.encode(9))]
-    assert (
-        verify(good, expect_stake_deposit(amount=9), action="stake").contracts["arbiter_staking"] == STAKING
-    )
-    bad = [tx(TOKEN, APPROVE.encode(EVIL, 9)), tx(STAKING, STAKE_DEPOSIT.encode(9))]
+    good = [tx(TOKEN, abi.APPROVE.encode(STAKING, 9)), tx(STAKING, abi.STAKE_DEPOSIT.encode(9))]
+    assert verify(good, expect_stake_deposit(amount=9), action="stake").contracts["arbiter_staking"] == STAKING
+    bad = [tx(TOKEN, abi.APPROVE.encode(EVIL, 9)), tx(STAKING, abi.STAKE_DEPOSIT.encode(9))]
     with pytest.raises(VerificationError, match="arbiter staking"):
         verify(bad, expect_stake_deposit(amount=9), action="stake")
 
@@ -224,7 +208,7 @@ def test_stake_deposit_approval_must_go_to_the_staking_contract_called_next() ->
 def test_expectations_must_cover_every_argument() -> None:
     """An expectation that leaves an argument unchecked is a programming error, caught at once."""
     with pytest.raises(ValueError, match="exactly"):
-        Call(APPROVE, "nectar_token", {"value": 1})
+        Call(abi.APPROVE, "nectar_token", {"value": 1})
 
 
 def test_gas_cost_above_the_fee_cap_is_refused() -> None:

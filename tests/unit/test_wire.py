@@ -21,7 +21,7 @@ from polyswarmclient.wire.events import (
 )
 from polyswarmclient.wire.models import BountyParameters, UnsignedTransaction, parse_transactions
 from polyswarmclient.wire.transactions import PostResult, TransactionEvents
-from tests.helpers import GUID, TOKEN, fail, ok, unsigned
+from tests.helpers import GUID, PARAMETERS, TOKEN, fail, ok, unsigned
 
 BIG = 62_500_000_000_000_000_000_000  # far above 2**53
 
@@ -94,17 +94,7 @@ def test_non_envelope_bodies_are_malformed(raw: bytes) -> None:
 
 def test_bounty_parameters_parse_big_ints_and_reject_missing_fields() -> None:
     """Parameters keep big ints exactly; a missing field is MalformedResponse."""
-    data = {
-        "bounty_fee": BIG,
-        "assertion_fee": 31_250_000_000_000_000,
-        "bounty_amount_minimum": 2 * 10**18,
-        "assertion_bid_minimum": 62_500_000_000_000_000,
-        "assertion_bid_maximum": 10**18,
-        "arbiter_lookback_range": 100,
-        "max_duration": 100,
-        "assertion_reveal_window": 10,
-        "arbiter_vote_window": 100,
-    }
+    data = {**PARAMETERS, "bounty_fee": BIG}
     assert BountyParameters.from_json(data).bounty_fee == BIG
     del data["max_duration"]
     with pytest.raises(MalformedResponse, match="max_duration"):
