@@ -10,8 +10,8 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from polyswarmclient.cli.demo import choose_port
 from polyswarmclient.cli.microengine import MICROENGINE_OPTIONS
+from polyswarmclient.demo.marketplace import choose_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from polyswarmclient.amounts import nct
-from polyswarmclient.cli.demo import (
-    BountyView,
-    Observer,
-    demo_windows,
-    judge,
-    outcome_line,
-    summarize,
-    summary_line,
-    verdicts_line,
-)
+from polyswarmclient.cli.demo import outcome_line, render, summary_line, verdicts_line
+from polyswarmclient.demo.observer import Observer
+from polyswarmclient.demo.reports import BountySettled, RolesStarted, VerdictsRevealed
+from polyswarmclient.demo.scoring import BountyView, judge, summarize
+from polyswarmclient.demo.timing import demo_windows
 from polyswarmclient.wire.events import NewAssertion, NewBounty, NewVote, Revealed, SettledBounty
 
 ENGINE = "0x" + "e" * 40
@@ -41,14 +39,15 @@ def test_lines_show_verdicts_bids_and_outcome_per_artifact() -> None:
     """The per-bounty lines list verdicts and bids per artifact ('-' when not asserted) and the outcome."""
     view = BountyView(GUID, "side", mask=(True, False, True), bids=(nct("0.5"), nct(1)), verdicts=(True, False, False))
     assert verdicts_line(view) == f"bounty {GUID}: verdicts [malicious, -, benign], bids [0.5, -, 1] NCT"
-    view.votes, view.payout = (True, True, True), nct("0.75")
+    view = replace(view, votes=(True, True, True), payout=nct("0.75"))
     assert outcome_line(view) == f"bounty {GUID}: settled, [correct, -, wrong] vs the arbiter's vote, payout 0.75 NCT"
 
 
 def test_ground_truth_is_the_reference_when_nobody_voted() -> None:
     """Without an arbiter vote the verdicts are judged against the corpus ground truth."""
-    view = BountyView(GUID, "side", truth=(True, False), mask=(True, True), bids=(1, 1), verdicts=(True, False))
-    view.payout = 5
+    view = BountyView(
+        GUID, "side", truth=(True, False), mask=(True, True), bids=(1, 1), verdicts=(True, False), payout=5
+    )
     assert "[correct, correct] vs the ground truth" in outcome_line(view)
     assert view.correct
 
@@ -61,10 +60,9 @@ def test_unrevealed_assertion_says_the_bids_are_lost() -> None:
 
 def test_summary_counts_and_nct_change() -> None:
     """Seen counts every bounty; correct/wrong only judged ones; fees are one assertion fee each."""
-    right = BountyView("a", "side", mask=(True, True), bids=(nct(1), nct(1)), verdicts=(True, False))
-    right.votes, right.payout = (True, False), nct(6)
-    wrong = BountyView("b", "side", mask=(True,), bids=(nct(1),), verdicts=(False,))
-    wrong.votes, wrong.payout = (True,), 0
+    bids, verdicts, votes = (nct(1), nct(1)), (True, False), (True, False)
+    right = BountyView("a", "side", mask=(True, True), bids=bids, verdicts=verdicts, votes=votes, payout=nct(6))
+    wrong = BountyView("b", "side", mask=(True,), bids=(nct(1),), verdicts=(False,), votes=(True,), payout=0)
     skipped = BountyView("c", "side")
     fee = nct("0.03125")
     before = nct(10_000)
@@ -100,9 +98,22 @@ def test_observer_prints_the_engines_bounties_from_public_events() -> None:
         SettledBounty(chain="side", bounty_guid=GUID, settler=ENGINE, payout=nct(4)),
         SettledBounty(chain="side", bounty_guid=GUID, settler=ENGINE, payout=nct(4)),  # a repeat after a reconnect
     ]
-    lines = [line for event in events for line in observer.dispatch(event)]
-    assert lines == [
+    reports = [report for event in events for report in observer.dispatch(event)]
+    assert [type(r) for r in reports] == [VerdictsRevealed, BountySettled]
+    assert [line for report in reports for line in render(report)] == [
         f"bounty {GUID}: verdicts [malicious, benign], bids [1, 2] NCT",
         f"bounty {GUID}: settled, [correct, wrong] vs the arbiter's vote, payout 4 NCT",
     ]
     assert observer.views[GUID].payout == nct(4)
+
+
+def test_header_says_how_often_the_ambassador_posts() -> None:
+    """The ambassador's header line reads right for one bounty, N bounties, and no limit."""
+
+    def ambassador_line(bounties: int) -> str:
+        roles = RolesStarted(ARBITER, ARBITER, ENGINE, "eicar", nct(10_000), Path("/state"), bounties, 3.0)
+        return render(roles)[0].removeprefix(f"ambassador  {ARBITER} ")
+
+    assert ambassador_line(1) == "posts 1 bounty each with one EICAR and one benign file"
+    assert ambassador_line(2) == "posts 2 bounties, one every 3 s, each with one EICAR and one benign file"
+    assert ambassador_line(0) == "posts a bounty every 3 s, each with one EICAR and one benign file"
