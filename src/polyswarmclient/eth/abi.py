@@ -10,6 +10,18 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
 
+def _named(names: tuple[str, ...], types: tuple[str, ...], values: Any) -> dict[str, Any]:
+    """Decoded values by argument name: addresses checksummed, arrays as lists."""
+    out: dict[str, Any] = {}
+    for name, typ, value in zip(names, types, values, strict=True):
+        if typ == "address":
+            value = to_checksum_address(value)
+        elif typ.endswith("]"):
+            value = list(value)
+        out[name] = value
+    return out
+
+
 @dataclass(frozen=True)
 class Function:
     name: str
@@ -37,14 +49,7 @@ class Function:
             raise ValueError(f"arguments do not decode as {self.signature}: {exc}") from None
         if abi_encode(list(self.arg_types), list(values)) != data[4:]:
             raise ValueError(f"call data for {self.signature} is not canonically encoded")
-        out = {}
-        for name, typ, value in zip(self.arg_names, self.arg_types, values, strict=True):
-            if typ == "address":
-                value = to_checksum_address(value)
-            elif typ.endswith("]"):
-                value = list(value)
-            out[name] = value
-        return out
+        return _named(self.arg_names, self.arg_types, values)
 
 
 def _fn(name: str, *args: str) -> Function:
@@ -113,15 +118,8 @@ class EventSig:
         plain_types = [t for t, i in zip(self.arg_types, self.indexed, strict=True) if not i]
         plain = list(abi_decode(plain_types, data))
         idx = [abi_decode([t], topic)[0] for t, topic in zip(indexed_types, topics[1:], strict=True)]
-        out: dict[str, Any] = {}
-        for name, typ, is_indexed in zip(self.arg_names, self.arg_types, self.indexed, strict=True):
-            value = idx.pop(0) if is_indexed else plain.pop(0)
-            if typ == "address":
-                value = to_checksum_address(value)
-            elif typ.endswith("]"):
-                value = list(value)
-            out[name] = value
-        return out
+        values = [idx.pop(0) if is_indexed else plain.pop(0) for is_indexed in self.indexed]
+        return _named(self.arg_names, self.arg_types, values)
 
 
 def _ev(name: str, *args: str) -> EventSig:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from polyswarmclient.errors import MalformedResponse
 
@@ -39,9 +39,26 @@ def _str(data: dict[str, Any], key: str, what: str) -> str:
     return value
 
 
+class _Integers:
+    """A payload whose fields are all integers, sent as JSON numbers or decimal strings."""
+
+    WHAT: ClassVar[str]
+
+    @classmethod
+    def from_json(cls, data: Any) -> Self:
+        d = _require(data, cls.WHAT)
+        return cls(**{f.name: _int(d, f.name, cls.WHAT) for f in fields(cls)})  # type: ignore[arg-type]
+
+    def to_json(self) -> dict[str, int]:
+        values: dict[str, int] = asdict(self)  # type: ignore[call-overload]  # every subclass is a dataclass
+        return values
+
+
 @dataclass(frozen=True)
-class BountyParameters:
+class BountyParameters(_Integers):
     """``GET /bounties/parameters``: all amounts in NCT-wei, windows in blocks."""
+
+    WHAT = "bounty parameters"
 
     bounty_fee: int
     assertion_fee: int
@@ -53,31 +70,19 @@ class BountyParameters:
     assertion_reveal_window: int
     arbiter_vote_window: int
 
-    @classmethod
-    def from_json(cls, data: Any) -> BountyParameters:
-        what = "bounty parameters"
-        d = _require(data, what)
-        return cls(**{f.name: _int(d, f.name, what) for f in fields(cls)})
-
-    def to_json(self) -> dict[str, int]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
-class StakingParameters:
+class StakingParameters(_Integers):
+    """``GET /staking/parameters``: stake bounds in NCT-wei and the vote ratio."""
+
+    WHAT = "staking parameters"
+
     minimum_stake: int
     maximum_stake: int
     vote_ratio_numerator: int
     vote_ratio_denominator: int
 
-    @classmethod
-    def from_json(cls, data: Any) -> StakingParameters:
-        what = "staking parameters"
-        d = _require(data, what)
-        return cls(**{f.name: _int(d, f.name, what) for f in fields(cls)})
-
-    def to_json(self) -> dict[str, int]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
