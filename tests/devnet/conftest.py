@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from eth_account import Account
 from eth_utils import keccak
 
@@ -171,3 +173,14 @@ async def running_devnet_server() -> Any:
 
     async with running_devnet(block_time=0.2) as running:
         yield running
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def api(net: Any) -> AsyncIterator[Any]:
+    """A hand-signing ``DevnetApi`` on the module's devnet: modules that use it define a ``net`` fixture."""
+    import aiohttp
+
+    from tests.fixtures_devnet import DevnetApi
+
+    async with aiohttp.ClientSession() as session:
+        yield DevnetApi(session, net.url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -23,12 +22,6 @@ async def net() -> AsyncIterator[RunningDevnet]:
     # Blocks are mined by hand here (the wall clock is far too slow to matter), so timing is exact.
     async with running_devnet(block_time=60.0, relay_confirmations=CONFIRMATIONS) as running:
         yield running
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def api(net: RunningDevnet) -> AsyncIterator[DevnetApi]:
-    async with aiohttp.ClientSession() as session:
-        yield DevnetApi(session, net.url)
 
 
 async def _send(api: DevnetApi, net: RunningDevnet, path: str, who: str, amount: int, chain: str) -> int:

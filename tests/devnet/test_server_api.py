@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -23,12 +22,6 @@ UNSIGNED_KEYS = {"to", "data", "value", "gas", "gasPrice", "nonce", "chainId"}
 async def net() -> AsyncIterator[RunningDevnet]:
     async with running_devnet(block_time=0.2, community_overrides={"page_size": 2}) as running:
         yield running
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def api(net: RunningDevnet) -> AsyncIterator[DevnetApi]:
-    async with aiohttp.ClientSession() as session:
-        yield DevnetApi(session, net.url)
 
 
 ACCOUNT = signer("microengine").address

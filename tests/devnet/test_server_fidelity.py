@@ -32,12 +32,6 @@ async def net() -> AsyncIterator[RunningDevnet]:
         yield running
 
 
-@pytest_asyncio.fixture(loop_scope="module")
-async def api(net: RunningDevnet) -> AsyncIterator[DevnetApi]:
-    async with aiohttp.ClientSession() as session:
-        yield DevnetApi(session, net.url)
-
-
 async def _post_bounty(api: DevnetApi, content: bytes, duration: int = 10) -> dict[str, Any]:
     uri = await api.upload(content)
     body = {"amount": str(2 * NCT), "uri": uri, "duration": duration, "artifact_type": "file"}

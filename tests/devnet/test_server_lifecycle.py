@@ -36,12 +36,6 @@ async def net() -> AsyncIterator[RunningDevnet]:
         yield running
 
 
-@pytest_asyncio.fixture(loop_scope="module")
-async def api(net: RunningDevnet) -> AsyncIterator[DevnetApi]:
-    async with aiohttp.ClientSession() as session:
-        yield DevnetApi(session, net.url)
-
-
 async def _mine_to(net: RunningDevnet, block: int) -> None:
     """Mine until the side head is at least ``block``."""
     head = net.devnet.side.head

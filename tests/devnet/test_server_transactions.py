@@ -6,7 +6,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
 from eth_utils import keccak
@@ -23,12 +22,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 async def net() -> AsyncIterator[RunningDevnet]:
     async with running_devnet(block_time=0.2, receipt_timeout_side=1.0) as running:
         yield running
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def api(net: RunningDevnet) -> AsyncIterator[DevnetApi]:
-    async with aiohttp.ClientSession() as session:
-        yield DevnetApi(session, net.url)
 
 
 async def _transfer_tx(
