@@ -8,12 +8,11 @@ from typing import Any
 
 import click
 
-from polyswarmclient.cli.common import guard, run
+from polyswarmclient.cli.common import guard, serve
 from polyswarmclient.cli.options import CHAINS, CONNECTION, LOGGING, TESTING, Option, apply, build, unique
 from polyswarmclient.cli.role_options import CONTEXT_SETTINGS, NCT_AMOUNT, connect
 from polyswarmclient.samples import Corpus
 from polyswarmclient.services.ambassador import Ambassador, AmbassadorReport, AmbassadorSettings
-from polyswarmclient.services.lifecycle import Shutdown
 from polyswarmclient.wire.bits import MAX_ARTIFACTS
 
 log = logging.getLogger("ambassador")
@@ -98,20 +97,11 @@ def cli(**options: Any) -> None:
     """
     settings = settings_from(options)
     corpus = Corpus.for_bounties(settings.artifacts_per_bounty)
-    client = connect(options)
-
-    async def main(shutdown: Shutdown) -> AmbassadorReport:
-        async with client:
-            await client.check_server()
-            return await Ambassador(client, corpus, settings).run(shutdown)
-
-    report = run(main)
-    log.info(
-        "ambassador done: %d posted, %d settled, %d failed",
-        len(report.posted),
-        len(report.settled),
-        len(report.failed),
+    report: AmbassadorReport = serve(
+        connect(options), lambda client, shutdown: Ambassador(client, corpus, settings).run(shutdown)
     )
+    counts = map(len, (report.posted, report.settled, report.failed))
+    log.info("ambassador done: %d posted, %d settled, %d failed", *counts)
 
 
 def main() -> None:

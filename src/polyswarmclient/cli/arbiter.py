@@ -8,12 +8,11 @@ from typing import Any
 import click
 
 from polyswarmclient.backends.arbiter_loader import DEFAULT, list_arbiter_backends, load_arbiter_backend_class
-from polyswarmclient.cli.common import guard, run
+from polyswarmclient.cli.common import guard, serve
 from polyswarmclient.cli.options import CHAINS, CONNECTION, LOGGING, TESTING, Option, apply, build, unique
 from polyswarmclient.cli.role_options import CONTEXT_SETTINGS, connect
 from polyswarmclient.errors import ConfigError
 from polyswarmclient.services.arbiter import Arbiter, ArbiterReport, ArbiterSettings
-from polyswarmclient.services.lifecycle import Shutdown
 
 log = logging.getLogger("arbiter")
 
@@ -57,20 +56,11 @@ def cli(**options: Any) -> None:
     """
     backend = make_backend(options["backend"])
     settings = build(ArbiterSettings, OPTIONS, options)
-    client = connect(options)
-
-    async def main(shutdown: Shutdown) -> ArbiterReport:
-        async with client:
-            await client.check_server()
-            return await Arbiter(client, backend, settings).run(shutdown)
-
-    report = run(main)
-    log.info(
-        "arbiter done: %d voted, %d settled, %d declined",
-        len(report.voted),
-        len(report.settled),
-        len(report.declined),
+    report: ArbiterReport = serve(
+        connect(options), lambda client, shutdown: Arbiter(client, backend, settings).run(shutdown)
     )
+    counts = map(len, (report.voted, report.settled, report.declined))
+    log.info("arbiter done: %d voted, %d settled, %d declined", *counts)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -16,7 +16,7 @@ import click
 
 from polyswarmclient.amounts import DENOMINATIONS, format_amount, parse_amount
 from polyswarmclient.cli import options as shared
-from polyswarmclient.cli.common import connect, guard, run
+from polyswarmclient.cli.common import connect, guard, serve
 from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
 from polyswarmclient.client import PolyswarmClient
 from polyswarmclient.log import setup_logging
@@ -102,17 +102,6 @@ def _connect(options: dict[str, Any]) -> PolyswarmClient:
     return connect(options)
 
 
-def _serve(client: PolyswarmClient, body: Callable[[PolyswarmClient, Shutdown], Awaitable[T]]) -> T:
-    """Run ``body(client, shutdown)`` inside ``async with client`` behind the common error boundary."""
-
-    async def main(shutdown: Shutdown) -> T:
-        async with client:
-            await client.check_server()
-            return await body(client, shutdown)
-
-    return run(main)
-
-
 class _Command(click.Command):
     """A command that explains a negative amount instead of calling it an unknown option."""
 
@@ -160,7 +149,7 @@ def _transfer_command(
     async def body(client: PolyswarmClient, shutdown: Shutdown) -> list[Transfer]:
         return await transfer(client, direction, amount, times=max(1, testing), show=show, shutdown=shutdown)
 
-    done = _serve(client, body)
+    done = serve(client, body)
     for item in done:
         if direction == "deposit":
             click.echo(
@@ -234,7 +223,7 @@ def maintain(minimum: str, refill_amount: str, **options: Any) -> None:
     async def body(client: PolyswarmClient, shutdown: Shutdown) -> int:
         return await BalanceManager(client, policy, testing=testing).run(shutdown)
 
-    transfers = _serve(client, body)
+    transfers = serve(client, body)
     if testing:
         log.info("testing mode: %d transfer(s) completed", transfers)
 
@@ -254,7 +243,7 @@ def view_balance(chain: str | None, **options: Any) -> None:
     async def body(client: PolyswarmClient, shutdown: Shutdown) -> Any:
         return await read_balances(client)
 
-    balances = _serve(client, body)
+    balances = serve(client, body)
     nct, eth = UNITS[denomination], _ETH_UNIT[denomination]
     click.echo(f"address {balances.address}")
     for name in ("home", "side"):

@@ -135,6 +135,17 @@ def run(main: Callable[[Shutdown], Awaitable[T]], *, grace: float = 30.0) -> T:
         fail(f"internal error: {exc.__class__.__name__}: {exc} (run with --log DEBUG for details)", EXIT_RUNTIME)
 
 
+def serve(client: PolyswarmClient, work: Callable[[PolyswarmClient, Shutdown], Awaitable[T]]) -> T:
+    """Open ``client``, check it reaches classic polyswarmd, and run ``work(client, shutdown)`` under :func:`run`."""
+
+    async def main(shutdown: Shutdown) -> T:
+        async with client:
+            await client.check_server()
+            return await work(client, shutdown)
+
+    return run(main)
+
+
 def guard(func: Callable[..., Any]) -> Callable[..., Any]:
     """Map errors raised while preparing a command (before the event loop) to exit codes."""
 
@@ -149,4 +160,14 @@ def guard(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-__all__ = ["EXIT_OK", "EXIT_RUNTIME", "EXIT_USAGE", "connect", "guard", "open_signer", "read_password", "run"]
+__all__ = [
+    "EXIT_OK",
+    "EXIT_RUNTIME",
+    "EXIT_USAGE",
+    "connect",
+    "guard",
+    "open_signer",
+    "read_password",
+    "run",
+    "serve",
+]

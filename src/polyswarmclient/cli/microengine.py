@@ -19,8 +19,9 @@ import click
 from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.backends import list_backends, load_backend_class
 from polyswarmclient.cli import options
-from polyswarmclient.cli.common import connect, guard, require_devnet_extra, run
+from polyswarmclient.cli.common import connect, guard, require_devnet_extra, serve
 from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
+from polyswarmclient.client import PolyswarmClient
 from polyswarmclient.errors import ConfigError
 from polyswarmclient.log import setup_logging
 from polyswarmclient.services.lifecycle import Shutdown
@@ -209,13 +210,11 @@ def cli(**params: Any) -> None:
     client = connect(params)
     store = StateStore(Path(params["state_dir"]), client.address)
 
-    async def main(shutdown: Shutdown) -> None:
-        with store:
-            async with client:
-                await client.check_server()
-                await make_engine(client, backend_class, params["backend"], store, config, shutdown).run()
+    async def work(client: PolyswarmClient, shutdown: Shutdown) -> None:
+        await make_engine(client, backend_class, params["backend"], store, config, shutdown).run()
 
-    run(main)
+    with store:
+        serve(client, work)
 
 
 def main() -> None:
