@@ -156,6 +156,27 @@ class Node:
         return CallbackResult(payload=ok([{"is_error": False, "message": tx["hash"]}]))
 
 
+def chain_routes(
+    m: aioresponses.aioresponses,
+    base: str,
+    account: str,
+    chain: str = "side",
+    *,
+    nonce: int | None = 0,
+    pending: Iterable[int] = (),
+) -> Node:
+    """Script on ``m`` the routes every action of ``account`` uses on ``chain``: ``GET /pending`` (the
+    ``pending`` pool), ``GET /nonce?ignore_pending`` (``nonce``; left out when None, for a test that scripts
+    its own), and ``POST /transactions``, recorded and answered by the returned :class:`Node`."""
+    where = {"account": account, "chain": chain}
+    m.get(url(base, "/pending", **where), payload=ok([str(p) for p in pending]), repeat=True)
+    if nonce is not None:
+        m.get(url(base, "/nonce", **where, ignore_pending=1), payload=ok(nonce), repeat=True)
+    node = Node()
+    m.post(url(base, "/transactions", **where), callback=node, repeat=True)
+    return node
+
+
 def unused_port() -> int:
     """A TCP port nothing listens on (bound and released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from aioresponses import CallbackResult, aioresponses
+from aioresponses import aioresponses
 
 from polyswarmclient.client import ClientConfig, PolyswarmClient
-from polyswarmclient.wire.events import Reconnected
 from polyswarmclient.errors import (
     ConfigError,
     ConnectionFailed,
@@ -23,17 +22,18 @@ from polyswarmclient.eth.abi import APPROVE, POST_ASSERTION, POST_BOUNTY, TRANSF
 from polyswarmclient.eth.bloom import bloom_words
 from polyswarmclient.transport.http import HttpSettings
 from polyswarmclient.transport.stream import EventStream
-from polyswarmclient.wire.events import FeeUpdate, WindowUpdate
+from polyswarmclient.wire.events import FeeUpdate, Reconnected, WindowUpdate
 from polyswarmclient.wire.models import ArtifactEntry, Assertion, Bloom
 from tests.helpers import (
     GUID,
     HOME_CHAIN_ID,
+    PARAMETERS,
     REGISTRY,
     RELAY,
     TOKEN,
     URI,
     built,
-    decode_signed,
+    chain_routes,
     fail,
     ok,
     signer,
@@ -42,20 +42,13 @@ from tests.helpers import (
     url,
 )
 
+if TYPE_CHECKING:
+    from tests.helpers import Node
+
 BASE = "https://polyswarmd.test/v1/default"
 KEY = "fedcba9876543210fedcba9876543210"
 ACCOUNT = signer().address
-PARAMETERS = {
-    "bounty_fee": 62_500_000_000_000_000,
-    "assertion_fee": 31_250_000_000_000_000,
-    "bounty_amount_minimum": 2 * 10**18,
-    "assertion_bid_minimum": 62_500_000_000_000_000,
-    "assertion_bid_maximum": 10**18,
-    "arbiter_lookback_range": 100,
-    "max_duration": 100,
-    "assertion_reveal_window": 10,
-    "arbiter_vote_window": 100,
-}
+OTHER_GUID = "0f0c1a52-3d7e-4c1b-9a8e-0123456789ab"
 
 
 def q(**extra: Any) -> dict[str, Any]:
@@ -78,24 +71,12 @@ async def client(tmp_path: Path) -> AsyncIterator[PolyswarmClient]:
         yield c
 
 
-class Node:
-    def __init__(self) -> None:
-        self.posted: list[dict[str, Any]] = []
-
-    def __call__(self, _url: Any, **kwargs: Any) -> CallbackResult:
-        tx = decode_signed(kwargs["json"]["transactions"][0])
-        self.posted.append(tx)
-        return CallbackResult(payload=ok([{"is_error": False, "message": tx["hash"]}]))
-
-
-def mock_chain(
-    m: aioresponses, node: Node, chain: str = "side", events: dict[str, Any] | None = None
-) -> None:
-    p = {"account": ACCOUNT, "chain": chain}
-    m.get(url(BASE, "/pending", **p), payload=ok([]), repeat=True)
-    m.get(url(BASE, "/nonce", **p, ignore_pending=1), payload=ok(0), repeat=True)
-    m.post(url(BASE, "/transactions", **p), callback=node, repeat=True)
-    m.get(url(BASE, "/transactions", **p), payload=ok({**(events or {}), "errors": []}), repeat=True)
+def mock_chain(m: aioresponses, chain: str = "side", events: dict[str, Any] | None = None) -> Node:
+    """Nonces from 0, every post accepted (the returned Node records them), and ``events`` as the receipts."""
+    node = chain_routes(m, BASE, ACCOUNT, chain)
+    receipts = ok({**(events or {}), "errors": []})
+    m.get(url(BASE, "/transactions", account=ACCOUNT, chain=chain), payload=receipts, repeat=True)
+    return node
 
 
 # --- configuration ---------------------------------------------------------------------------------
@@ -111,9 +92,7 @@ def test_config_and_client_never_show_the_api_key(tmp_path: Path) -> None:
 def test_address_rules_are_checked_at_construction(tmp_path: Path) -> None:
     """A key over plain http is refused when the client is created, before any connection."""
     with pytest.raises(ConfigError, match="--allow-key-over-http"):
-        PolyswarmClient(
-            config(tmp_path, polyswarmd_addr="localhost:31337", insecure_transport=True), signer()
-        )
+        PolyswarmClient(config(tmp_path, polyswarmd_addr="localhost:31337", insecure_transport=True), signer())
     with pytest.raises(ConfigError, match="--insecure-transport"):
         PolyswarmClient(config(tmp_path, polyswarmd_addr="http://localhost:31337"), signer())
 
@@ -131,9 +110,7 @@ def test_events_url_follows_the_address(tmp_path: Path) -> None:
 async def test_check_server_accepts_classic_polyswarmd(client: PolyswarmClient) -> None:
     """/status answers and OPTIONS /wallets/ is 404: a classic polyswarmd."""
     with aioresponses() as m:
-        m.get(
-            url(BASE, "/status"), payload=ok({"community": "gamma", "side": {"reachable": True, "block": 1}})
-        )
+        m.get(url(BASE, "/status"), payload=ok({"community": "gamma", "side": {"reachable": True, "block": 1}}))
         m.options(url(BASE, "/wallets/"), status=404, payload={"message": "Not Found"})
         await client.check_server()
 
@@ -149,9 +126,7 @@ async def test_check_server_refuses_polyswarmd_fast(client: PolyswarmClient) -> 
 
 async def test_check_server_unreachable(tmp_path: Path) -> None:
     """An unreachable server gives ConnectionFailed naming the address and --polyswarmd-addr."""
-    cfg = config(
-        tmp_path, polyswarmd_addr=f"127.0.0.1:{unused_port()}", insecure_transport=True, api_key=None
-    )
+    cfg = config(tmp_path, polyswarmd_addr=f"127.0.0.1:{unused_port()}", insecure_transport=True, api_key=None)
     async with PolyswarmClient(cfg, signer()) as c:
         with pytest.raises(ConnectionFailed, match="--polyswarmd-addr"):
             await c.check_server()
@@ -197,25 +172,25 @@ async def test_block_number_and_balances(client: PolyswarmClient) -> None:
             await client.eth_balance("side")
 
 
+def bounty_pages(m: aioresponses, first: int) -> None:
+    """``GET /bounties``: page ``first`` holds GUID, the next OTHER_GUID, the one after is empty."""
+    for page, guids in enumerate([[GUID], [OTHER_GUID], []], start=first):
+        m.get(url(BASE, "/bounties", **q(page=page)), payload=ok(guids))
+
+
 async def test_bounty_guids_are_paged_until_empty(client: PolyswarmClient) -> None:
     """iter_bounty_guids walks pages 0, 1, ... and stops at an empty page."""
-    other = "0f0c1a52-3d7e-4c1b-9a8e-0123456789ab"
     with aioresponses() as m:
-        m.get(url(BASE, "/bounties", **q(page=0)), payload=ok([GUID]))
-        m.get(url(BASE, "/bounties", **q(page=1)), payload=ok([other]))
-        m.get(url(BASE, "/bounties", **q(page=2)), payload=ok([]))
-        assert [g async for g in client.iter_bounty_guids()] == [GUID, other]
+        bounty_pages(m, first=0)
+        assert [g async for g in client.iter_bounty_guids()] == [GUID, OTHER_GUID]
 
 
 async def test_bounty_pages_can_start_where_a_caller_left_off(client: PolyswarmClient) -> None:
     """iter_bounty_pages(start_page=k) reads pages k, k+1, ... and reports each page's number."""
-    other = "0f0c1a52-3d7e-4c1b-9a8e-0123456789ab"
     with aioresponses() as m:
-        m.get(url(BASE, "/bounties", **q(page=4)), payload=ok([GUID]))
-        m.get(url(BASE, "/bounties", **q(page=5)), payload=ok([other]))
-        m.get(url(BASE, "/bounties", **q(page=6)), payload=ok([]))
+        bounty_pages(m, first=4)
         pages = [p async for p in client.iter_bounty_pages(start_page=4)]
-    assert pages == [(4, [GUID]), (5, [other])]
+    assert pages == [(4, [GUID]), (5, [OTHER_GUID])]
 
 
 async def test_bloom_and_assertions_are_read_and_checked(client: PolyswarmClient) -> None:
@@ -267,7 +242,6 @@ def assertion_build(fee: int, bids: list[int]) -> dict[str, Any]:
 async def test_post_assertion_happy_path(client: PolyswarmClient) -> None:
     """post_assertion builds, verifies, signs with our key and returns the index from the event."""
     bids = [10**17, 2 * 10**17]
-    node = Node()
     event = {
         "bounty_guid": GUID,
         "author": ACCOUNT,
@@ -282,7 +256,7 @@ async def test_post_assertion_happy_path(client: PolyswarmClient) -> None:
             url(BASE, f"/bounties/{GUID}/assertions", **q(base_nonce=0)),
             payload=assertion_build(PARAMETERS["assertion_fee"], bids),
         )
-        mock_chain(m, node, events={"assertions": [event]})
+        node = mock_chain(m, events={"assertions": [event]})
         index = await client.post_assertion(GUID, bids, [True, False, True], 77)
         build = m.requests[("POST", url(BASE, f"/bounties/{GUID}/assertions", **q(base_nonce=0)))][0]
     assert index == 4
@@ -337,7 +311,6 @@ async def test_post_bounty_returns_the_verified_guid(client: PolyswarmClient) ->
     amount = 3 * 10**18
     listing = [{"name": "000000", "hash": "QmA"}, {"name": "000001", "hash": "QmB"}]
     bloom = bloom_words(["QmA", "QmB"])
-    node = Node()
     bounty_event = {"guid": GUID, "author": ACCOUNT, "amount": str(amount), "uri": URI, "expiration": "120"}
     with aioresponses() as m:
         m.get(
@@ -352,7 +325,7 @@ async def test_post_bounty_returns_the_verified_guid(client: PolyswarmClient) ->
                 unsigned(REGISTRY, POST_BOUNTY.encode(guid_to_int(GUID), 0, amount, URI, 2, 20, bloom, "")),
             ),
         )
-        mock_chain(m, node, events={"bounties": [bounty_event]})
+        node = mock_chain(m, events={"bounties": [bounty_event]})
         assert await client.post_bounty(amount, URI, 20) == GUID
     assert len(node.posted) == 2
 
@@ -380,7 +353,6 @@ async def test_post_bounty_with_a_foreign_bloom_is_refused(client: PolyswarmClie
 
 async def test_relay_deposit_goes_to_the_home_relay(client: PolyswarmClient, tmp_path: Path) -> None:
     """A deposit is a verified transfer to the home relay, signed for the home chain id, and pinned."""
-    node = Node()
     home = {"account": ACCOUNT, "chain": "home"}
     with aioresponses() as m:
         m.get(url(BASE, "/relay/fees", **q()), payload=ok({"fees": 0}))
@@ -388,9 +360,8 @@ async def test_relay_deposit_goes_to_the_home_relay(client: PolyswarmClient, tmp
             url(BASE, "/relay/deposit", **home, base_nonce=0),
             payload=built(unsigned(TOKEN, TRANSFER.encode(RELAY, 10**18), chain_id=HOME_CHAIN_ID)),
         )
-        mock_chain(
+        node = mock_chain(
             m,
-            node,
             chain="home",
             events={"transfers": [{"from": ACCOUNT, "to": RELAY, "value": str(10**18)}]},
         )
@@ -444,9 +415,7 @@ async def test_the_event_stream_keeps_cached_parameters_current(tmp_path: Path) 
         await ws.close()
 
     async with ws_server(handler) as base:
-        cfg = config(
-            tmp_path, polyswarmd_addr=base.replace("ws://", "http://"), api_key=None, insecure_transport=True
-        )
+        cfg = config(tmp_path, polyswarmd_addr=base.replace("ws://", "http://"), api_key=None, insecure_transport=True)
         rest = url(cfg.polyswarmd_addr, "/bounties/parameters", **q())
         with aioresponses(passthrough=["ws://"]) as m:
             m.get(rest, payload=ok(PARAMETERS), repeat=True)

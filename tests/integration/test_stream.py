@@ -11,8 +11,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from polyswarmclient.transport.stream import EventStream, StreamSettings
-from polyswarmclient.wire.events import Reconnected
-from polyswarmclient.wire.events import Block, Connected, Event, QuorumReached
+from polyswarmclient.wire.events import Block, Connected, Event, QuorumReached, Reconnected
 from tests.helpers import GUID, message, unused_port, ws_server
 
 FAST = StreamSettings(backoff_base=0.01, backoff_cap=0.05, open_timeout=2)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aioresponses import CallbackResult, aioresponses
+from yarl import URL
 
 from polyswarmclient.client.pins import PinStore
 from polyswarmclient.client.transactions import Action, TransactionPipeline, TransactionSettings
@@ -31,8 +32,9 @@ from tests.helpers import (
     REGISTRY,
     SIDE_CHAIN_ID,
     TOKEN,
+    Node,
     built,
-    decode_signed,
+    chain_routes,
     fail,
     ok,
     signer,
@@ -61,9 +63,7 @@ GET_TX = url(BASE, "/transactions", **params())
 
 
 def assertion_action() -> Action:
-    expected = expect_post_assertion(
-        guid=GUID, bids=BIDS, mask=0b11, commitment=COMMITMENT, assertion_fee=FEE
-    )
+    expected = expect_post_assertion(guid=GUID, bids=BIDS, mask=0b11, commitment=COMMITMENT, assertion_fee=FEE)
     body = {"bid": [str(b) for b in BIDS], "mask": [True, True], "commitment": str(COMMITMENT)}
     return Action(name="post assertion", path=ASSERT_PATH, chain="side", expected=tuple(expected), body=body)
 
@@ -90,25 +90,6 @@ def settle_tx(chain_id: int = SIDE_CHAIN_ID) -> dict[str, Any]:
     return unsigned(REGISTRY, SETTLE_BOUNTY.encode(guid_to_int(GUID)), chain_id=chain_id)
 
 
-class Node:
-    """Records every signed transaction posted and answers as scripted (default: accepted)."""
-
-    def __init__(self) -> None:
-        self.posted: list[dict[str, Any]] = []
-        self.raw: list[str] = []
-        self.replies: list[Callable[[dict[str, Any]], CallbackResult] | None] = []
-
-    def __call__(self, _url: Any, **kwargs: Any) -> CallbackResult:
-        raw_hex = kwargs["json"]["transactions"][0]
-        self.raw.append(raw_hex)
-        tx = decode_signed(raw_hex)
-        self.posted.append(tx)
-        reply = self.replies.pop(0) if self.replies else None
-        if reply is not None:
-            return reply(tx)
-        return CallbackResult(payload=ok([{"is_error": False, "message": tx["hash"]}]))
-
-
 def refused(text: str) -> Callable[[dict[str, Any]], CallbackResult]:
     def reply(tx: dict[str, Any]) -> CallbackResult:
         message = f"Invalid transaction error for tx {tx['hash']}: {text}"
@@ -117,9 +98,26 @@ def refused(text: str) -> Callable[[dict[str, Any]], CallbackResult]:
     return reply
 
 
-def mock_nonces(m: aioresponses, low: int = 0, pending: list[int] | None = None) -> None:
-    m.get(url(BASE, "/pending", **params()), payload=ok([str(p) for p in pending or []]), repeat=True)
-    m.get(url(BASE, "/nonce", **params(ignore_pending=1)), payload=ok(low), repeat=True)
+def polyswarmd(
+    m: aioresponses,
+    *txs: dict[str, Any],
+    build: URL = BUILD_SETTLE,
+    rebuilds: bool = False,
+    nonce: int | None = 0,
+    pending: Sequence[int] = (),
+    replies: Sequence[Callable[[dict[str, Any]], CallbackResult]] = (),
+) -> Node:
+    """Script polyswarmd for one action and return the :class:`Node` that records what is posted.
+
+    It builds ``txs`` (our settle by default) at ``build``, once or, with ``rebuilds``, every time; it
+    reports ``nonce`` and the ``pending`` pool (no nonce routes when ``nonce`` is None); and the node
+    answers the first posts with ``replies``, then accepts. POST /transactions answers registered before
+    this call come first.
+    """
+    m.post(build, payload=built(*(txs or [settle_tx()])), repeat=rebuilds)
+    node = chain_routes(m, BASE, ACCOUNT, nonce=nonce, pending=pending)
+    node.replies = list(replies)
+    return node
 
 
 ASSERTION_EVENTS = {
@@ -141,20 +139,13 @@ ASSERTION_EVENTS = {
 @pytest.fixture
 async def pipeline(tmp_path: Path) -> AsyncIterator[TransactionPipeline]:
     async with HttpTransport(parse_address(BASE), "k", FAST) as http:
-        yield TransactionPipeline(
-            http, signer(), PinStore.in_state_dir(tmp_path), TransactionSettings(receipt_polls=1)
-        )
+        yield TransactionPipeline(http, signer(), PinStore.in_state_dir(tmp_path), TransactionSettings(receipt_polls=1))
 
 
-async def test_assertion_happy_path_signs_for_our_account(
-    pipeline: TransactionPipeline, tmp_path: Path
-) -> None:
+async def test_assertion_happy_path_signs_for_our_account(pipeline: TransactionPipeline, tmp_path: Path) -> None:
     """Two verified txs are signed by our key with fresh nonces, posted one per request, and confirmed."""
-    node = Node()
     with aioresponses() as m:
-        m.post(BUILD_ASSERT, payload=built(*assertion_txs()))
-        mock_nonces(m, low=7)
-        m.post(POST_TX, callback=node, repeat=True)
+        node = polyswarmd(m, *assertion_txs(), build=BUILD_ASSERT, nonce=7)
         m.get(GET_TX, payload=ok(ASSERTION_EVENTS))
         outcome = await pipeline.run(assertion_action())
         get_body = m.requests[("GET", GET_TX)][0].kwargs["json"]
@@ -187,47 +178,31 @@ TAMPERED = {
 
 
 @pytest.mark.parametrize("txs", TAMPERED.values(), ids=TAMPERED.keys())
-async def test_tampered_transactions_are_never_signed(
-    pipeline: TransactionPipeline, txs: list[dict[str, Any]]
-) -> None:
+async def test_tampered_transactions_are_never_signed(pipeline: TransactionPipeline, txs: list[dict[str, Any]]) -> None:
     """Any deviation from the request raises VerificationError and nothing reaches POST /transactions."""
-    node = Node()
     with aioresponses() as m:
-        m.post(BUILD_ASSERT, payload=built(*txs))
-        mock_nonces(m)
-        m.post(POST_TX, callback=node, repeat=True)
+        node = polyswarmd(m, *txs, build=BUILD_ASSERT)
         with pytest.raises(VerificationError):
             await pipeline.run(assertion_action())
     assert node.posted == []
     assert ("POST", POST_TX) not in m.requests
 
 
-async def test_chain_id_differing_from_the_pin_is_refused(
-    pipeline: TransactionPipeline, tmp_path: Path
-) -> None:
+async def test_chain_id_differing_from_the_pin_is_refused(pipeline: TransactionPipeline, tmp_path: Path) -> None:
     """A chain id other than the one pinned on first use raises PinMismatch; nothing is posted."""
-    PinStore.in_state_dir(tmp_path).check_and_learn(
-        BASE, "side", SIDE_CHAIN_ID, {"bounty_registry": REGISTRY}
-    )
-    node = Node()
+    PinStore.in_state_dir(tmp_path).check_and_learn(BASE, "side", SIDE_CHAIN_ID, {"bounty_registry": REGISTRY})
     with aioresponses() as m:
-        m.post(BUILD_SETTLE, payload=built(settle_tx(chain_id=1)))
-        mock_nonces(m)
-        m.post(POST_TX, callback=node, repeat=True)
+        node = polyswarmd(m, settle_tx(chain_id=1))
         with pytest.raises(PinMismatch, match="chain id"):
             await pipeline.run(settle_action())
     assert node.posted == []
 
 
-async def test_contract_differing_from_the_pin_is_refused(
-    pipeline: TransactionPipeline, tmp_path: Path
-) -> None:
+async def test_contract_differing_from_the_pin_is_refused(pipeline: TransactionPipeline, tmp_path: Path) -> None:
     """A registry address other than the pinned one raises PinMismatch naming the pin file."""
     PinStore.in_state_dir(tmp_path).check_and_learn(BASE, "side", SIDE_CHAIN_ID, {"bounty_registry": EVIL})
-    node = Node()
     with aioresponses() as m:
-        m.post(BUILD_SETTLE, payload=built(settle_tx()))
-        m.post(POST_TX, callback=node, repeat=True)
+        node = polyswarmd(m, nonce=None)
         with pytest.raises(PinMismatch, match="known_contracts.json"):
             await pipeline.run(settle_action())
     assert node.posted == []
@@ -235,12 +210,8 @@ async def test_contract_differing_from_the_pin_is_refused(
 
 async def test_known_transaction_counts_as_submitted(pipeline: TransactionPipeline) -> None:
     """``known transaction`` from the node is success: the hash is still confirmed."""
-    node = Node()
-    node.replies = [refused("known transaction: 0xabc")]
     with aioresponses() as m:
-        m.post(BUILD_SETTLE, payload=built(settle_tx()))
-        mock_nonces(m)
-        m.post(POST_TX, callback=node, repeat=True)
+        node = polyswarmd(m, replies=[refused("known transaction: 0xabc")])
         m.get(GET_TX, payload=ok({"errors": []}))
         outcome = await pipeline.run(settle_action())
     assert outcome.tx_hashes == (node.posted[0]["hash"],)
@@ -248,14 +219,10 @@ async def test_known_transaction_counts_as_submitted(pipeline: TransactionPipeli
 
 async def test_nonce_too_low_resyncs_and_rebuilds(pipeline: TransactionPipeline) -> None:
     """On ``nonce too low`` the nonces are re-read and the whole action is rebuilt and re-verified."""
-    node = Node()
-    node.replies = [refused("nonce too low")]
     with aioresponses() as m:
-        m.post(BUILD_SETTLE, payload=built(settle_tx()), repeat=True)
-        m.get(url(BASE, "/pending", **params()), payload=ok([]), repeat=True)
         m.get(url(BASE, "/nonce", **params(ignore_pending=1)), payload=ok(0))
         m.get(url(BASE, "/nonce", **params(ignore_pending=1)), payload=ok(5))
-        m.post(POST_TX, callback=node, repeat=True)
+        node = polyswarmd(m, rebuilds=True, nonce=None, replies=[refused("nonce too low")])
         m.get(GET_TX, payload=ok({"errors": []}))
         await pipeline.run(settle_action())
         builds = len(m.requests[("POST", BUILD_SETTLE)])
@@ -265,71 +232,58 @@ async def test_nonce_too_low_resyncs_and_rebuilds(pipeline: TransactionPipeline)
 
 async def test_persistent_nonce_trouble_gives_up(pipeline: TransactionPipeline) -> None:
     """A node that keeps refusing nonces ends in NonceError after a bounded number of attempts."""
-    node = Node()
-    node.replies = [refused("nonce too low")] * 10
     with aioresponses() as m:
-        m.post(BUILD_SETTLE, payload=built(settle_tx()), repeat=True)
-        mock_nonces(m)
-        m.post(POST_TX, callback=node, repeat=True)
+        node = polyswarmd(m, rebuilds=True, replies=[refused("nonce too low")] * 10)
         with pytest.raises(NonceError, match="(?i)another client"):
             await pipeline.run(settle_action())
     assert len(node.posted) == 3
 
 
+async def settle_with_receipt_error(
+    pipeline: TransactionPipeline, error: str, raises: type[Exception], match: str
+) -> tuple[aioresponses, Node]:
+    """Run a settle whose every receipt poll answers ``error``; it must raise ``raises``. Returns the
+    requests made and what was posted."""
+    with aioresponses() as m:
+        node = polyswarmd(m, rebuilds=True)
+        m.get(GET_TX, status=400, payload=fail({"errors": [error]}), repeat=True)
+        with pytest.raises(raises, match=match):
+            await pipeline.run(settle_action())
+    return m, node
+
+
 async def test_reverted_transaction_is_not_retried(pipeline: TransactionPipeline) -> None:
     """``transaction failed`` raises TransactionFailed with the reason and never rebuilds."""
-    node = Node()
-    errors = {"errors": ["transaction 0x1: transaction failed at block 9, error: Bid not between min & max"]}
-    with aioresponses() as m:
-        m.post(BUILD_SETTLE, payload=built(settle_tx()), repeat=True)
-        mock_nonces(m)
-        m.post(POST_TX, callback=node, repeat=True)
-        m.get(GET_TX, status=400, payload=fail(errors), repeat=True)
-        with pytest.raises(TransactionFailed, match="Bid not between"):
-            await pipeline.run(settle_action())
-        assert len(m.requests[("POST", BUILD_SETTLE)]) == 1
+    error = "transaction 0x1: transaction failed at block 9, error: Bid not between min & max"
+    m, node = await settle_with_receipt_error(pipeline, error, TransactionFailed, "Bid not between")
+    assert len(m.requests[("POST", BUILD_SETTLE)]) == 1
     assert len(node.posted) == 1
 
 
 async def test_receipt_timeout_is_repolled_then_raised_with_resync(pipeline: TransactionPipeline) -> None:
     """A receipt timeout is polled again a bounded number of times, then ReceiptTimeout and a nonce resync."""
-    node = Node()
-    errors = {"errors": ["transaction 0x1: timeout during wait for receipt"]}
-    with aioresponses() as m:
-        m.post(BUILD_SETTLE, payload=built(settle_tx()), repeat=True)
-        mock_nonces(m)
-        m.post(POST_TX, callback=node, repeat=True)
-        m.get(GET_TX, status=400, payload=fail(errors), repeat=True)
-        with pytest.raises(ReceiptTimeout, match="resynced"):
-            await pipeline.run(settle_action())
-        assert len(m.requests[("GET", GET_TX)]) == 2
+    error = "transaction 0x1: timeout during wait for receipt"
+    m, node = await settle_with_receipt_error(pipeline, error, ReceiptTimeout, "resynced")
+    assert len(m.requests[("GET", GET_TX)]) == 2
     assert pipeline.nonce_manager("side").needs_resync
     assert len(node.posted) == 1
 
 
 async def test_receipt_arriving_on_repoll_succeeds(pipeline: TransactionPipeline) -> None:
     """A timeout followed by a receipt on the next poll is a success."""
-    node = Node()
     with aioresponses() as m:
-        m.post(BUILD_SETTLE, payload=built(settle_tx()))
-        mock_nonces(m)
-        m.post(POST_TX, callback=node, repeat=True)
-        m.get(
-            GET_TX, status=400, payload=fail({"errors": ["transaction 0x1: timeout during wait for receipt"]})
-        )
+        node = polyswarmd(m)
+        m.get(GET_TX, status=400, payload=fail({"errors": ["transaction 0x1: timeout during wait for receipt"]}))
         m.get(GET_TX, payload=ok({"transfers": [], "errors": []}))
         await pipeline.run(settle_action())
+    assert len(node.posted) == 1
 
 
 async def test_lost_connection_reposts_the_same_bytes(pipeline: TransactionPipeline) -> None:
     """If the POST's connection breaks, the same signed tx is re-posted; 'known transaction' is success."""
-    node = Node()
-    node.replies = [refused("known transaction: 0x1")]
     with aioresponses() as m:
-        m.post(BUILD_SETTLE, payload=built(settle_tx()))
-        mock_nonces(m)
         m.post(POST_TX, exception=aiohttp.ServerDisconnectedError())
-        m.post(POST_TX, callback=node, repeat=True)
+        polyswarmd(m, replies=[refused("known transaction: 0x1")])
         m.get(GET_TX, payload=ok({"errors": []}))
         await pipeline.run(settle_action())
         assert len(m.requests[("POST", POST_TX)]) == 2
@@ -340,9 +294,8 @@ async def test_lost_connection_reposts_the_same_bytes(pipeline: TransactionPipel
 async def test_lost_connection_every_time_surfaces_connection_lost(pipeline: TransactionPipeline) -> None:
     """A POST /transactions that never gets an answer ends in ConnectionLost and schedules a resync."""
     with aioresponses() as m:
-        m.post(BUILD_SETTLE, payload=built(settle_tx()))
-        mock_nonces(m)
         m.post(POST_TX, exception=aiohttp.ServerDisconnectedError(), repeat=True)
+        polyswarmd(m)
         with pytest.raises(ConnectionLost):
             await pipeline.run(settle_action())
     assert pipeline.nonce_manager("side").needs_resync
@@ -352,11 +305,8 @@ async def test_sequential_and_concurrent_actions_get_distinct_nonces(pipeline: T
     """Actions in a row and at once use consecutive, never repeated nonces, reading the chain once."""
     import asyncio
 
-    node = Node()
     with aioresponses() as m:
-        m.post(BUILD_SETTLE, payload=built(settle_tx()), repeat=True)
-        mock_nonces(m, low=2, pending=[3])
-        m.post(POST_TX, callback=node, repeat=True)
+        node = polyswarmd(m, rebuilds=True, nonce=2, pending=[3])
         m.get(GET_TX, payload=ok({"errors": []}), repeat=True)
         await asyncio.gather(*(pipeline.run(settle_action()) for _ in range(6)))
         reads = len(m.requests[("GET", url(BASE, "/nonce", **params(ignore_pending=1)))])
@@ -367,13 +317,9 @@ async def test_sequential_and_concurrent_actions_get_distinct_nonces(pipeline: T
 
 async def test_gateway_html_502_on_post_reposts_the_same_bytes(pipeline: TransactionPipeline) -> None:
     """A gateway's non-JSON 502 on POST /transactions re-posts the same signed tx instead of failing."""
-    node = Node()
-    node.replies = [refused("known transaction: 0x1")]
     with aioresponses() as m:
-        m.post(BUILD_SETTLE, payload=built(settle_tx()))
-        mock_nonces(m)
         m.post(POST_TX, status=502, body="<html><body>502 Bad Gateway</body></html>")
-        m.post(POST_TX, callback=node, repeat=True)
+        node = polyswarmd(m, replies=[refused("known transaction: 0x1")])
         m.get(GET_TX, payload=ok({"errors": []}))
         outcome = await pipeline.run(settle_action())
         first, second = (c.kwargs["json"] for c in m.requests[("POST", POST_TX)])
