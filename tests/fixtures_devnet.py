@@ -31,6 +31,19 @@ class RunningDevnet(NamedTuple):
     url: str
     devnet: Devnet
 
+    async def mine_to(self, block: int, chain: str = "side") -> None:
+        """Mine until ``chain``'s head is at least ``block``."""
+        head = self.devnet.node(chain).head
+        if head < block:
+            await self.devnet.mine(chain, block - head)
+
+
+async def collect_messages(ws: aiohttp.ClientWebSocketResponse, into: list[dict[str, Any]]) -> None:
+    """Append every JSON text message of ``ws`` to ``into`` until it closes."""
+    async for message in ws:
+        if message.type == aiohttp.WSMsgType.TEXT:
+            into.append(json.loads(message.data))
+
 
 @asynccontextmanager
 async def running_devnet(*, block_time: float = 0.2, **overrides: Any) -> AsyncIterator[RunningDevnet]:

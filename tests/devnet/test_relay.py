@@ -46,12 +46,6 @@ async def _wait_balance(api: DevnetApi, address: str, chain: str, expected: int,
         await asyncio.sleep(0.05)
 
 
-async def _mine_until(net: RunningDevnet, chain: str, block: int) -> None:
-    head = net.devnet.node(chain).head
-    if head < block:
-        await net.devnet.mine(chain, block - head)
-
-
 async def test_deposit_arrives_on_side_after_confirmations(api: DevnetApi, net: RunningDevnet) -> None:
     """A home→side deposit is paid on the sidechain (minus the side fee) only after the confirmations."""
     who = signer("spare3").address
@@ -60,7 +54,7 @@ async def test_deposit_arrives_on_side_after_confirmations(api: DevnetApi, net: 
     mined_in = await _send(api, net, "/relay/deposit", "spare3", 100 * NCT, "home")
     await asyncio.sleep(0.5)
     assert await api.nct(who, "side") == side_before  # not confirmed yet
-    await _mine_until(net, "home", mined_in + CONFIRMATIONS)
+    await net.mine_to(mined_in + CONFIRMATIONS, "home")
     assert (
         await _wait_balance(api, who, "side", side_before + 100 * NCT - fee) == side_before + 100 * NCT - fee
     )
@@ -73,7 +67,7 @@ async def test_withdrawal_arrives_on_home_minus_the_home_fee(api: DevnetApi, net
     fee = (await api.get("/relay/fees", chain="home", account=who)).result["fees"]
     assert fee > 0
     mined_in = await _send(api, net, "/relay/withdrawal", "spare4", 5 * NCT, "side")
-    await _mine_until(net, "side", mined_in + CONFIRMATIONS)
+    await net.mine_to(mined_in + CONFIRMATIONS, "side")
     expected = home_before + 5 * NCT - fee
     assert await _wait_balance(api, who, "home", expected) == expected
 
@@ -84,7 +78,7 @@ async def test_withdrawal_at_or_below_the_fee_is_never_paid(api: DevnetApi, net:
     fee = (await api.get("/relay/fees", chain="home", account=who)).result["fees"]
     home_before = await api.nct(who, "home")
     mined_in = await _send(api, net, "/relay/withdrawal", "spare4", fee, "side")
-    await _mine_until(net, "side", mined_in + CONFIRMATIONS + 1)
+    await net.mine_to(mined_in + CONFIRMATIONS + 1, "side")
     await asyncio.sleep(0.5)
     assert await api.nct(who, "home") == home_before
     assert net.devnet.relay is not None
@@ -96,7 +90,7 @@ async def test_each_transfer_is_paid_once(api: DevnetApi, net: RunningDevnet) ->
     who = signer("spare2").address
     before = await api.nct(who, "side")
     mined_in = await _send(api, net, "/relay/deposit", "spare2", 7 * NCT, "home")
-    await _mine_until(net, "home", mined_in + CONFIRMATIONS)
+    await net.mine_to(mined_in + CONFIRMATIONS, "home")
     await _wait_balance(api, who, "side", before + 7 * NCT)
     await net.devnet.mine("home", 5)
     await asyncio.sleep(0.5)

@@ -6,17 +6,15 @@ Each test names what a polyswarmd client would notice if the devnet answered dif
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
 
 from polyswarmclient.eth.commitment import commitment
-from tests.fixtures_devnet import DevnetApi, RunningDevnet, running_devnet
+from tests.fixtures_devnet import DevnetApi, RunningDevnet, collect_messages, running_devnet
 from tests.helpers import signer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -38,18 +36,6 @@ async def _post_bounty(api: DevnetApi, content: bytes, duration: int = 10) -> di
     events = await api.transact("/bounties", signer("ambassador"), body)
     bounty: dict[str, Any] = events["bounties"][0]
     return bounty
-
-
-async def _mine_to(net: RunningDevnet, block: int) -> None:
-    head = net.devnet.side.head
-    if head < block:
-        await net.devnet.mine("side", block - head)
-
-
-async def _collect(ws: aiohttp.ClientWebSocketResponse, into: list[dict[str, Any]]) -> None:
-    async for message in ws:
-        if message.type == aiohttp.WSMsgType.TEXT:
-            into.append(json.loads(message.data))
 
 
 # --- POST /bounties (spec §2.5) -----------------------------------------------------------------------
@@ -172,10 +158,10 @@ async def test_reveal_keeps_verdict_bits_beyond_num_artifacts_and_checks_metadat
     index = (await api.transact(f"/bounties/{guid}/assertions", engine, body))["assertions"][0]["index"]
     bounty_shaped = [{"mimetype": "text/plain"}]
     metadata_hash = (await api.request("POST", "/bounties/metadata", body=bounty_shaped)).result
-    await _mine_to(net, expiration)
+    await net.mine_to(expiration)
     received: list[dict[str, Any]] = []
     async with api.session.ws_connect(net.url.replace("http", "ws", 1) + "/events?chain=side") as ws:
-        collector = asyncio.create_task(_collect(ws, received))
+        collector = asyncio.create_task(collect_messages(ws, received))
         try:
             await asyncio.sleep(0.1)
             events = await api.transact(

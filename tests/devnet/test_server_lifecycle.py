@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
 
 from polyswarmclient.eth.commitment import commitment, new_nonce
-from tests.fixtures_devnet import DevnetApi, RunningDevnet, running_devnet
+from tests.fixtures_devnet import DevnetApi, RunningDevnet, collect_messages, running_devnet
 from tests.helpers import signer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -36,25 +34,12 @@ async def net() -> AsyncIterator[RunningDevnet]:
         yield running
 
 
-async def _mine_to(net: RunningDevnet, block: int) -> None:
-    """Mine until the side head is at least ``block``."""
-    head = net.devnet.side.head
-    if head < block:
-        await net.devnet.mine("side", block - head)
-
-
-async def _collect(ws: aiohttp.ClientWebSocketResponse, into: list[dict[str, Any]]) -> None:
-    async for message in ws:
-        if message.type == aiohttp.WSMsgType.TEXT:
-            into.append(json.loads(message.data))
-
-
 async def test_full_bounty_lifecycle(net: RunningDevnet, api: DevnetApi) -> None:
     """Upload, post, assert, reveal, vote and settle all succeed over HTTP and pay the correct expert."""
     ambassador, engine, arbiter = signer("ambassador"), signer("microengine"), signer("arbiter")
     received: list[dict[str, Any]] = []
     async with api.session.ws_connect(net.url.replace("http", "ws", 1) + "/events/?chain=side") as ws:
-        collector = asyncio.create_task(_collect(ws, received))
+        collector = asyncio.create_task(collect_messages(ws, received))
         try:
             engine_before = await api.nct(engine.address)
             ambassador_before = await api.nct(ambassador.address)
@@ -96,7 +81,7 @@ async def test_full_bounty_lifecycle(net: RunningDevnet, api: DevnetApi) -> None
             assert isinstance(expiration, int) and details["num_artifacts"] == 2
             params = (await api.get("/bounties/parameters", chain="side", account=engine.address)).result
 
-            await _mine_to(net, expiration)
+            await net.mine_to(expiration)
             events = await api.transact(
                 f"/bounties/{guid}/assertions/{assertion['index']}/reveal",
                 engine,
@@ -104,7 +89,7 @@ async def test_full_bounty_lifecycle(net: RunningDevnet, api: DevnetApi) -> None
             )
             assert events["reveals"][0]["verdicts"] == [True, False]
 
-            await _mine_to(net, expiration + params["assertion_reveal_window"])
+            await net.mine_to(expiration + params["assertion_reveal_window"])
             events = await api.transact(
                 f"/bounties/{guid}/vote", arbiter, {"votes": [True, False], "valid_bloom": True}
             )
@@ -113,9 +98,7 @@ async def test_full_bounty_lifecycle(net: RunningDevnet, api: DevnetApi) -> None
             votes = (await api.get(f"/bounties/{guid}/votes", chain="side", account=arbiter.address)).result
             assert votes == [{"voter": arbiter.address, "votes": [True, False], "valid_bloom": True}]
 
-            await _mine_to(
-                net, expiration + params["assertion_reveal_window"] + params["arbiter_vote_window"]
-            )
+            await net.mine_to(expiration + params["assertion_reveal_window"] + params["arbiter_vote_window"])
             for who in (engine, arbiter, ambassador):
                 await api.transact(f"/bounties/{guid}/settle", who)
 
@@ -165,7 +148,7 @@ async def test_server_side_commitment_returns_a_nonce_that_reveals(
     hashes = await api.post_signed(engine, built["transactions"])
     index = (await api.confirm(engine, hashes)).result["assertions"][0]["index"]
     expiration = int(events["bounties"][0]["expiration"])
-    await _mine_to(net, expiration)
+    await net.mine_to(expiration)
     events = await api.transact(
         f"/bounties/{guid}/assertions/{index}/reveal",
         engine,
@@ -208,7 +191,7 @@ async def test_fee_and_window_updates_reach_the_stream(net: RunningDevnet, api: 
     params = (await api.get("/bounties/parameters", account=signer("ambassador").address)).result
     received: list[dict[str, Any]] = []
     async with api.session.ws_connect(net.url.replace("http", "ws", 1) + "/events?chain=side") as ws:
-        collector = asyncio.create_task(_collect(ws, received))
+        collector = asyncio.create_task(collect_messages(ws, received))
         try:
             await asyncio.sleep(0.1)
             for data in (
