@@ -40,6 +40,22 @@ def _to_end(env, e):
     env.next_tx_block(e + c.assertion_reveal_window + c.arbiter_vote_window)
 
 
+def _one_expert_then_vote(env, amount, num_artifacts, *, bid, mask, verdicts, votes):
+    """A bounty (10 blocks) with one expert's revealed single-bid assertion and the arbiter's vote.
+
+    Returns ``(poster, expert, arbiter, expiration)``; the bounty is ``env.current_guid``.
+    """
+    poster, a, arb = env.user("poster", 10 * NCT), env.user("a", 10 * NCT), _arbiter(env)
+    guid, e = env.post_bounty(poster, amount=amount, num_artifacts=num_artifacts, duration=10)
+    env.current_guid = guid
+    ia = env.assert_on(a, guid, [bid], mask, verdicts)
+    env.next_tx_block(e)
+    env.reveal(a, guid, ia, verdicts)
+    _to_vote_round(env, e)
+    env.ok(arb, "BountyRegistry", "voteOnBounty", guid, votes, True)
+    return poster, a, arb, e
+
+
 def test_correct_expert_takes_bounty_and_losers_bids(env) -> None:
     """Correct expert: bid + bid*losers/winners + bid*amount_i/winners; wrong and unrevealed lose bids;
     the assigned arbiter gets the remainder (the fees)."""
@@ -75,14 +91,7 @@ def test_correct_expert_takes_bounty_and_losers_bids(env) -> None:
 
 def test_unasserted_artifact_is_refunded_to_poster(env) -> None:
     """With votes, the per-artifact amount of every artifact nobody asserted on goes back to the poster."""
-    poster, a, arb = env.user("poster", 10 * NCT), env.user("a", 10 * NCT), _arbiter(env)
-    guid, e = env.post_bounty(poster, amount=6 * NCT, num_artifacts=3, duration=10)
-    env.current_guid = guid
-    ia = env.assert_on(a, guid, [NCT], 0b001, 0b001)
-    env.next_tx_block(e)
-    env.reveal(a, guid, ia, 0b001)
-    _to_vote_round(env, e)
-    env.ok(arb, "BountyRegistry", "voteOnBounty", guid, 0b001, True)
+    poster, a, arb, e = _one_expert_then_vote(env, 6 * NCT, 3, bid=NCT, mask=0b001, verdicts=0b001, votes=0b001)
     assert _settle(env, poster) == 4 * NCT
     assert _settle(env, a) == NCT + 2 * NCT
     _to_end(env, e)
@@ -92,14 +101,7 @@ def test_unasserted_artifact_is_refunded_to_poster(env) -> None:
 
 def test_wrong_majority_artifact_pays_the_arbiter(env) -> None:
     """If every expert on an artifact is wrong, its amount and the bids go to the arbiter remainder."""
-    poster, a, arb = env.user("poster", 10 * NCT), env.user("a", 10 * NCT), _arbiter(env)
-    guid, e = env.post_bounty(poster, amount=2 * NCT, num_artifacts=1, duration=10)
-    env.current_guid = guid
-    ia = env.assert_on(a, guid, [HALF], 0b1, 0b0)
-    env.next_tx_block(e)
-    env.reveal(a, guid, ia, 0b0)
-    _to_vote_round(env, e)
-    env.ok(arb, "BountyRegistry", "voteOnBounty", guid, 0b1, True)
+    poster, a, arb, e = _one_expert_then_vote(env, 2 * NCT, 1, bid=HALF, mask=0b1, verdicts=0b0, votes=0b1)
     _to_end(env, e)
     assert _settle(env, a) == 0
     assert _settle(env, poster) == 0
