@@ -66,6 +66,10 @@ class MalformedResponse(TransportError):
     """polyswarmd answered with a body that does not follow the protocol."""
 
 
+class ReplyTooLarge(MalformedResponse):
+    """polyswarmd's answer (decompressed) is larger than the cap for its kind; nothing more was read."""
+
+
 class ApiError(TransportError):
     """polyswarmd answered ``{"status": "FAIL"}``.
 

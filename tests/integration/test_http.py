@@ -49,7 +49,7 @@ async def test_get_uses_the_path_prefix_and_sends_the_key(http: HttpTransport) -
         result = await http.request("GET", "/bounties/parameters", params={"account": "0xA", "chain": "side"})
     assert result == {"x": 1}
     (call,) = calls(m, "GET", target)
-    assert call.kwargs["headers"] == {"Authorization": KEY}
+    assert call.kwargs["headers"]["Authorization"] == KEY
 
 
 async def test_no_key_means_no_authorization_header() -> None:

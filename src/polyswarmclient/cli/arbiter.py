@@ -9,7 +9,17 @@ import click
 
 from polyswarmclient.backends.arbiter_loader import DEFAULT, list_arbiter_backends, load_arbiter_backend_class
 from polyswarmclient.cli.common import guard, serve
-from polyswarmclient.cli.options import CHAINS, CONNECTION, LOGGING, TESTING, Option, apply, build, unique
+from polyswarmclient.cli.options import (
+    CHAINS,
+    CONNECTION,
+    LOGGING,
+    MAX_ARTIFACT_SIZE,
+    TESTING,
+    Option,
+    apply,
+    build,
+    unique,
+)
 from polyswarmclient.cli.role_options import CONTEXT_SETTINGS, connect
 from polyswarmclient.errors import ConfigError
 from polyswarmclient.services.arbiter import Arbiter, ArbiterReport, ArbiterSettings
@@ -24,6 +34,7 @@ BACKEND = Option(
 )
 OPTIONS: tuple[Option, ...] = (
     *CONNECTION,
+    MAX_ARTIFACT_SIZE,
     *LOGGING,
     BACKEND,
     CHAINS.to(ArbiterSettings, convert=unique),
@@ -57,7 +68,7 @@ def cli(**options: Any) -> None:
     backend = make_backend(options["backend"])
     settings = build(ArbiterSettings, OPTIONS, options)
     report: ArbiterReport = serve(
-        connect(options), lambda client, shutdown: Arbiter(client, backend, settings).run(shutdown)
+        connect(options, OPTIONS), lambda client, shutdown: Arbiter(client, backend, settings).run(shutdown)
     )
     counts = map(len, (report.voted, report.settled, report.declined))
     log.info("arbiter done: %d voted, %d settled, %d declined", *counts)

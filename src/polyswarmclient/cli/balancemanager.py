@@ -16,10 +16,10 @@ import click
 
 from polyswarmclient.amounts import DENOMINATIONS, format_amount, parse_amount
 from polyswarmclient.cli import options as shared
-from polyswarmclient.cli.common import connect, guard, serve
+from polyswarmclient.cli.common import guard, serve
 from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
+from polyswarmclient.cli.role_options import connect
 from polyswarmclient.client import PolyswarmClient
-from polyswarmclient.log import setup_logging
 from polyswarmclient.services.balancemanager.policy import (
     DEFAULT_CONFIRMATIONS,
     RELAY_LEEWAY,
@@ -96,12 +96,6 @@ def _shower(denomination: str) -> Callable[[int], str]:
     return lambda wei: show_nct(wei, denomination)
 
 
-def _connect(options: dict[str, Any]) -> PolyswarmClient:
-    """Logging, then the client from the common options. ``ConfigError`` for anything wrong."""
-    setup_logging(options["log"], options["log_format"])
-    return connect(options)
-
-
 class _Command(click.Command):
     """A command that explains a negative amount instead of calling it an unknown option."""
 
@@ -144,7 +138,7 @@ def _transfer_command(
     denomination = options["denomination"]
     amount = None if amount_text is None else _amount(amount_text, denomination, "AMOUNT")
     show = _shower(denomination)
-    client = _connect(options)
+    client = connect(options)
 
     async def body(client: PolyswarmClient, shutdown: Shutdown) -> list[Transfer]:
         return await transfer(client, direction, amount, times=max(1, testing), show=show, shutdown=shutdown)
@@ -218,7 +212,7 @@ def maintain(minimum: str, refill_amount: str, **options: Any) -> None:
         denomination=denomination,
     )
     testing = options["testing"]
-    client = _connect(options)
+    client = connect(options)
 
     async def body(client: PolyswarmClient, shutdown: Shutdown) -> int:
         return await BalanceManager(client, policy, testing=testing).run(shutdown)
@@ -238,7 +232,7 @@ def maintain(minimum: str, refill_amount: str, **options: Any) -> None:
 def view_balance(chain: str | None, **options: Any) -> None:
     """Print the account's NCT and ETH balances on the home and side chains (or only CHAIN), exactly."""
     denomination = options["denomination"]
-    client = _connect(options)
+    client = connect(options)
 
     async def body(client: PolyswarmClient, shutdown: Shutdown) -> Any:
         return await read_balances(client)

@@ -6,13 +6,13 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
-from polyswarmclient.cli.options import CONNECTION, build
+from polyswarmclient.cli.options import CONNECTION, Option, build
 from polyswarmclient.client.facade import ClientConfig, PolyswarmClient
 from polyswarmclient.errors import (
     EXIT_OK,
@@ -64,13 +64,14 @@ def open_signer(keyfile: Path | None, password: str | None, password_file: Path 
     return load_keyfile(keyfile, secret)
 
 
-def connect(options: dict[str, Any]) -> PolyswarmClient:
-    """The client from the shared CONNECTION options: signer, address rules, API key.
+def connect(options: dict[str, Any], declared: Sequence[Option] = CONNECTION) -> PolyswarmClient:
+    """The client from the command's options (``declared``: those that set ClientConfig fields, such as the
+    shared CONNECTION options and --max-artifact-size): signer, address rules, API key, limits.
 
     Raises ``ConfigError`` (exit 2) for a missing keyfile, a wrong password, an API key over http and the like.
     """
     register_secret(options["api_key"])
-    config = build(ClientConfig, CONNECTION, options)
+    config = build(ClientConfig, declared, options)
     signer = open_signer(options["keyfile"], options["password"], options["password_file"])
     return PolyswarmClient(config, signer)
 

@@ -135,6 +135,7 @@ DEVNET_BLOCK_TIME = replace(
 MICROENGINE_OPTIONS: tuple[Option, ...] = (
     *LOGGING,
     *CONNECTION,
+    options.MAX_ARTIFACT_SIZE,
     BACKEND,
     LIST_BACKENDS,
     TESTING,
@@ -207,7 +208,7 @@ def cli(**params: Any) -> None:
 
         run_demo(params, backend_class, config, explicit=explicit)
         return
-    client = connect(params)
+    client = connect(params, MICROENGINE_OPTIONS)
     store = StateStore(Path(params["state_dir"]), client.address)
 
     async def work(client: PolyswarmClient, shutdown: Shutdown) -> None:

@@ -264,6 +264,15 @@ MAX_TX_FEE = Option(
     show=format_ether,
 )
 
+MAX_ARTIFACT_SIZE = Option(
+    "--max-artifact-size",
+    "MAX_ARTIFACT_SIZE",
+    "Most bytes of one artifact to download (after decompression); a bigger artifact is skipped with a log line.",
+    type=click.IntRange(min=1),
+    metavar="BYTES",
+    target=(ClientConfig, "http.max_artifact_bytes"),
+)
+
 #: Options every networked command shares, in --help order.
 CONNECTION: tuple[Option, ...] = (
     POLYSWARMD_ADDR,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
 from polyswarmclient.amounts import parse_amount
 from polyswarmclient.cli import common
+from polyswarmclient.cli.options import CONNECTION, Option
 from polyswarmclient.log import setup_logging
 
 
@@ -28,10 +30,10 @@ class NctAmount(click.ParamType):  # type: ignore[type-arg,unused-ignore]
 NCT_AMOUNT = NctAmount()
 
 
-def connect(options: dict[str, Any]) -> Any:
-    """Logging, then the client from the shared CONNECTION options (``ConfigError`` when wrong)."""
+def connect(options: dict[str, Any], declared: Sequence[Option] = CONNECTION) -> Any:
+    """Logging, then the client from the command's ``declared`` options (``ConfigError`` when wrong)."""
     setup_logging(options["log"], options["log_format"])
-    return common.connect(options)
+    return common.connect(options, declared)
 
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 110}

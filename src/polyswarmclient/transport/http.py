@@ -24,13 +24,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
 
-from polyswarmclient.errors import ConnectionFailed, ConnectionLost, RateLimited, Unauthorized
+from polyswarmclient.errors import (
+    ConnectionFailed,
+    ConnectionLost,
+    MalformedResponse,
+    RateLimited,
+    ReplyTooLarge,
+    Unauthorized,
+)
 from polyswarmclient.transport.address import PolyswarmdAddress
 from polyswarmclient.transport.backoff import Backoff
 from polyswarmclient.wire.envelope import parse_body
@@ -69,6 +77,10 @@ class HttpSettings:
     rate_limit_base: float = 2.0
     rate_limit_cap: float = 30.0
     rate_limit_retries: int = 6
+    #: Most bytes of one answer, decompressed: JSON envelopes are small, so a bigger one is hostile.
+    max_reply_bytes: int = 8 * 2**20
+    #: Most bytes of one artifact, decompressed (polyswarmd's own default cap is 10 MiB).
+    max_artifact_bytes: int = 10 * 2**20
 
 
 @dataclass(frozen=True)
@@ -112,7 +124,12 @@ class HttpTransport:
 
     async def open(self) -> None:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout(self.settings.request_timeout))
+            # Decompression is ours (see _read_capped), so a small compressed bomb cannot grow unbounded.
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout(self.settings.request_timeout),
+                auto_decompress=False,
+                headers={"Accept-Encoding": "gzip, deflate"},
+            )
 
     async def close(self) -> None:
         if self._session is not None:
@@ -145,8 +162,13 @@ class HttpTransport:
         return parse_body(status, body, what=f"{method} {path}")
 
     async def fetch_bytes(self, path: str, *, params: Mapping[str, str] | None = None) -> bytes | None:
-        """A raw-bytes route (``GET /artifacts/<uri>/<i>``): the body on HTTP 200, else ``None``."""
-        status, body = await self._exchange("GET", path, params=params)
+        """A raw-bytes route (``GET /artifacts/<uri>/<i>``): the body on HTTP 200, else ``None``.
+
+        A body over ``max_artifact_bytes`` raises :class:`ReplyTooLarge` naming --max-artifact-size.
+        """
+        status, body = await self._exchange(
+            "GET", path, params=params, limit=self.settings.max_artifact_bytes, limit_option="--max-artifact-size"
+        )
         if status == 200:
             return body
         log.debug("GET %s answered HTTP %d; treating it as no content", path, status)
@@ -234,6 +256,8 @@ class HttpTransport:
         form: Callable[[], aiohttp.FormData] | None = None,
         idempotent: bool | None = None,
         time_limit: float | None = None,
+        limit: int | None = None,
+        limit_option: str | None = None,
     ) -> tuple[int, bytes]:
         if self._session is None:
             raise RuntimeError("the HTTP transport is not open; use `async with PolyswarmClient(...)`")
@@ -259,7 +283,8 @@ class HttpTransport:
             problem: BaseException
             try:
                 async with self._session.request(method, url, **kwargs) as response:
-                    body = await response.read()
+                    cap = limit if limit is not None else self.settings.max_reply_bytes
+                    body = await _read_capped(response, cap, what, limit_option)
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
             except aiohttp.ClientSSLError as exc:
@@ -319,6 +344,43 @@ class HttpTransport:
                 self.settings.max_retries,
             )
             await asyncio.sleep(delay)
+
+
+_CHUNK = 64 * 1024
+
+
+async def _read_capped(response: aiohttp.ClientResponse, cap: int, what: str, option: str | None) -> bytes:
+    """The body, decompressed here in bounded steps; :class:`ReplyTooLarge` once it passes ``cap`` bytes."""
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+        raise MalformedResponse(f"{what}: polyswarmd answered in content encoding {encoding!r}, which was not asked for")
+    inflater = None
+    if encoding in ("gzip", "x-gzip"):
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        inflater = zlib.decompressobj()
+    body = bytearray()
+
+    def take(piece: bytes) -> None:
+        body.extend(piece)
+        if len(body) > cap:
+            how = f"; raise {option} if that is expected" if option else ""
+            raise ReplyTooLarge(f"{what}: the answer is larger than {cap} bytes, so it was not read{how}")
+
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        if inflater is None:
+            take(chunk)
+            continue
+        data = chunk
+        try:
+            while data:
+                take(inflater.decompress(data, _CHUNK))
+                data = inflater.unconsumed_tail
+        except zlib.error as exc:
+            raise MalformedResponse(f"{what}: the {encoding} body does not decompress ({exc})") from None
+    if inflater is not None:
+        take(inflater.flush())
+    return bytes(body)
 
 
 def _describe(exc: BaseException) -> str:
