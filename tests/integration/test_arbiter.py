@@ -41,7 +41,7 @@ class Harness:
 
     async def __aenter__(self) -> Harness:
         self.task = asyncio.create_task(self.arbiter.run(self.shutdown))
-        await until(lambda: self.arbiter._tg is not None or self.task is not None and self.task.done())
+        await until(lambda: self.arbiter._supervisor is not None or self.task is not None and self.task.done())
         await asyncio.sleep(0.02)
         return self
 

@@ -2,8 +2,8 @@
 
 Pure core (tested without I/O): :func:`resolve_bounty_amount`, :func:`check_duration`,
 :func:`bounty_cost`, :func:`settle_due` and :func:`bounty_metadata`. The shell is :class:`Ambassador`:
-one TaskGroup owns a posting loop and an event consumer per chain plus every settle, each settle
-behind its own error boundary.
+its :class:`~polyswarmclient.services.supervision.Supervisor` owns a posting loop and an event reader
+per chain plus every settle, each settle behind its own error boundary.
 
 Posting, per chain: wait for a free slot (at most ``max_in_flight`` bounties posted and not yet
 settled), check the NCT balance covers ``amount + bounty_fee``, upload the bounty's artifacts in one
@@ -23,7 +23,7 @@ import asyncio
 import enum
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -39,14 +39,8 @@ from polyswarmclient.errors import (
     Unauthorized,
 )
 from polyswarmclient.services.lifecycle import Shutdown
-from polyswarmclient.services.supervision import (
-    consume,
-    drain,
-    first_error,
-    sleep_unless,
-    stop_on_request,
-    wait_first,
-)
+from polyswarmclient.services.roles import Report, Role
+from polyswarmclient.services.supervision import Supervisor
 from polyswarmclient.wire.bits import MAX_ARTIFACTS
 from polyswarmclient.wire.events import Block, Event, QuorumReached, Reconnected, SettledBounty
 from polyswarmclient.wire.models import Bounty, BountyParameters
@@ -206,40 +200,37 @@ class PostedBounty:
 
 
 @dataclass
-class AmbassadorReport:
+class AmbassadorReport(Report):
     """What a run did; returned by :meth:`Ambassador.run`."""
 
     posted: list[str] = field(default_factory=list)
-    settled: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
 
 
-class Ambassador:
+class Ambassador(Role[PostedBounty]):
     """``await Ambassador(client, corpus, settings).run(shutdown)``; embeddable next to other services.
 
     ``corpus`` supplies the artifacts (the devnet's ``Corpus.for_bounties(artifacts_per_bounty)``); it is
     a parameter because services do not import the devnet package.
     """
 
+    final_phases = FINAL
+    settled_phase = Phase.SETTLED
+    log = logging.getLogger("ambassador")
+    client: AmbassadorClient
+    settings: AmbassadorSettings
+    report: AmbassadorReport
+
     def __init__(
         self, client: AmbassadorClient, corpus: SampleSource, settings: AmbassadorSettings | None = None
     ) -> None:
-        self.client = client
+        super().__init__(client, settings or AmbassadorSettings(), AmbassadorReport())
         self.corpus = corpus
-        self.settings = settings or AmbassadorSettings()
-        self.bounties: dict[str, PostedBounty] = {}
-        self.report = AmbassadorReport()
         self._amount: dict[str, int] = {}
         self._posted_count: dict[str, int] = dict.fromkeys(self.settings.chains, 0)
         self._posting_done: set[str] = set()
         self._cursor = 0
-        self._latest_block: dict[str, int] = {}
-        self._tg: asyncio.TaskGroup | None = None
-        self._actions: set[asyncio.Task[None]] = set()
-        self._stop = asyncio.Event()
-        self._finished = asyncio.Event()
         self._slot_freed = asyncio.Event()
-        self._idle = asyncio.Event()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -266,66 +257,46 @@ class Ambassador:
     async def run(self, shutdown: Shutdown) -> AmbassadorReport:
         """Post and settle until ``shutdown`` (or, with ``testing=N``, N bounties per chain are settled)."""
         await self.prepare()
-        self._idle.set()
-        try:
-            async with asyncio.TaskGroup() as tg:
-                self._tg = tg
-                loops = [
-                    tg.create_task(self._consume(c), name=f"ambassador-events-{c}")
-                    for c in self.settings.chains
-                ]
-                loops += [
-                    tg.create_task(self._post_loop(c), name=f"ambassador-post-{c}")
-                    for c in self.settings.chains
-                ]
-                watcher = tg.create_task(self._watch(shutdown), name="ambassador-shutdown")
-                await wait_first(self._stop, self._finished)
-                if not self._finished.is_set():
-                    await self._drain(shutdown.grace)
-                for task in (*loops, watcher, *self._actions):
-                    task.cancel()
-        except BaseExceptionGroup as group:
-            raise first_error(group) from None
-        finally:
-            self._tg = None
+
+        def start(supervisor: Supervisor) -> None:
+            for chain in self.settings.chains:
+                supervisor.spawn(partial(self._post_loop, chain), f"posting on {chain}", essential=True)
+
+        await self.supervise(shutdown, stop_note="no new bounties are posted", start=start)
         for posted in self.bounties.values():
             if posted.phase not in FINAL:
                 log.warning("bounty %s was not settled; its refund stays in escrow until it is", posted.guid)
         return self.report
 
-    async def _watch(self, shutdown: Shutdown) -> None:
-        await stop_on_request(shutdown, self._stop, log, "ambassador stopping; no new bounties are posted")
-
-    async def _drain(self, grace: float) -> None:
-        await drain(self._idle, self._in_flight(), bool(self._actions), grace, log)
-
     # --- posting --------------------------------------------------------------------------------
 
-    def _in_flight(self) -> int:
-        return sum(1 for b in self.bounties.values() if b.phase not in FINAL)
-
     async def _post_loop(self, chain: str) -> None:
-        if await sleep_unless(self._stop, self.settings.start_delay):
+        if await self.supervisor.wait_for_stop(self.settings.start_delay):
             return
-        while not self._stop.is_set():
+        while not self.supervisor.stopping:
             if self.settings.testing and self._posted_count[chain] >= self.settings.testing:
                 break
-            while self._in_flight() >= self.settings.max_in_flight:
-                self._slot_freed.clear()
-                log.debug("%d bounties in flight; waiting for a settle", self._in_flight())
-                await wait_first(self._slot_freed, self._stop)
-                if self._stop.is_set():
-                    return
+            if not await self._free_slot():
+                return
             samples = self.corpus.pick(self._cursor, self.settings.artifacts_per_bounty)
             self._cursor += len(samples)
             posted = await self._post_one(chain, samples)
             if posted is None:
                 return
-            if await sleep_unless(self._stop, self.settings.submission_rate):
+            if await self.supervisor.wait_for_stop(self.settings.submission_rate):
                 break
         self._posting_done.add(chain)
         log.info("%s: posted %d bounty(ies); settling them", chain, self._posted_count[chain])
         self._check_finished()
+
+    async def _free_slot(self) -> bool:
+        """Wait until fewer than ``max_in_flight`` bounties are unsettled; False when stopping first."""
+        while self.unfinished() >= self.settings.max_in_flight:
+            self._slot_freed.clear()
+            log.debug("%d bounties in flight; waiting for a settle", self.unfinished())
+            if await self.supervisor.wait_for_stop(wake=self._slot_freed):
+                return False
+        return True
 
     async def _post_one(self, chain: str, samples: Sequence[Sample]) -> PostedBounty | None:
         """Post one bounty, retrying low balances and upload failures (fatal in testing mode).
@@ -333,7 +304,7 @@ class Ambassador:
         Returns None when asked to stop meanwhile.
         """
         delay = self.settings.retry_delay
-        while not self._stop.is_set():
+        while not self.supervisor.stopping:
             try:
                 return await self._try_post(chain, samples)
             except (Unauthorized, InvalidRequest):
@@ -352,7 +323,7 @@ class Ambassador:
                 log.error(
                     "the bounty transaction on %s failed: %s; trying again in %.0f s", chain, exc, delay
                 )
-            if await sleep_unless(self._stop, delay):
+            if await self.supervisor.wait_for_stop(delay):
                 return None
             delay = min(delay * 2, MAX_RETRY_DELAY)
         return None
@@ -394,7 +365,6 @@ class Ambassador:
             samples=tuple(s.name for s in samples),
         )
         self.bounties[guid] = posted
-        self._idle.clear()
         self._posted_count[chain] += 1
         self.report.posted.append(guid)
         log.info(
@@ -417,11 +387,6 @@ class Ambassador:
 
     # --- events and settling ----------------------------------------------------------------------
 
-    async def _consume(self, chain: str) -> None:
-        await consume(
-            self.client, chain, self.dispatch, log, finished=lambda: self._stop.is_set() or self._finished.is_set()
-        )
-
     def dispatch(self, event: Event) -> None:
         """Route one event. Every branch is idempotent (events repeat after re-connects)."""
         match event:
@@ -439,16 +404,15 @@ class Ambassador:
                 log.warning(
                     "%s event stream re-connected; checking our bounties for missed quorums", event.chain
                 )
-                self._spawn(partial(self._recheck, event.chain), f"recheck {event.chain}")
+                self.supervisor.spawn(partial(self._recheck, event.chain), f"quorum check on {event.chain}")
             case _:
                 pass
 
     def on_block(self, chain: str, number: int) -> None:
-        if number <= self._latest_block.get(chain, -1):
+        if not self.newer_block(chain, number):
             return
-        self._latest_block[chain] = number
         if any(b.chain == chain and b.phase is Phase.WAITING for b in self.bounties.values()):
-            self._spawn(partial(self._advance, chain, number), f"block {number}")
+            self.supervisor.spawn(partial(self._advance, chain, number), f"block {number} on {chain}")
 
     async def _advance(self, chain: str, number: int) -> None:
         params = await self.client.bounty_parameters(chain)
@@ -470,19 +434,23 @@ class Ambassador:
         if posted.phase is not Phase.WAITING:
             return
         posted.phase = Phase.SETTLING
-        self._spawn(partial(self._settle, posted), posted.guid, posted)
+        self.supervisor.spawn(
+            partial(self._settle, posted), f"settle of bounty {posted.guid}", on_error=partial(self._failed, posted)
+        )
 
     async def _settle(self, posted: PostedBounty) -> None:
-        log.info("settling bounty %s", posted.guid)
-        await self.client.settle(posted.guid, posted.chain)
-        posted.phase = Phase.SETTLED
-        self.report.settled.append(posted.guid)
-        self._release(posted)
+        await self.settle(posted)
+        self._release()
 
-    def _release(self, posted: PostedBounty) -> None:
+    def _failed(self, posted: PostedBounty, exc: Exception) -> None:
+        """The bounty's settle failed: give it up (its refund stays in escrow) and free its slot."""
+        if posted.phase not in FINAL:
+            posted.phase = Phase.FAILED
+            self.report.failed[posted.guid] = f"{type(exc).__name__}: {exc}"
+            self._release()
+
+    def _release(self) -> None:
         self._slot_freed.set()
-        if all(b.phase in FINAL for b in self.bounties.values()):
-            self._idle.set()
         self._check_finished()
 
     def _check_finished(self) -> None:
@@ -492,34 +460,4 @@ class Ambassador:
             return
         if all(b.phase in FINAL for b in self.bounties.values()):
             log.info("testing: %d bounty(ies) posted and settled; stopping", len(self.bounties))
-            self._finished.set()
-
-    # --- task ownership -------------------------------------------------------------------------
-
-    def _spawn(
-        self, work: Callable[[], Awaitable[None]], label: str, posted: PostedBounty | None = None
-    ) -> None:
-        assert self._tg is not None, "Ambassador.run() owns the tasks"
-        task = self._tg.create_task(self._guarded(work, label, posted))
-        self._actions.add(task)
-        task.add_done_callback(self._actions.discard)
-
-    async def _guarded(
-        self, work: Callable[[], Awaitable[None]], label: str, posted: PostedBounty | None
-    ) -> None:
-        """The per-bounty error boundary: log, give the bounty up, keep posting (fatal in testing mode)."""
-        try:
-            await work()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if isinstance(exc, PolyswarmError):
-                log.error("%s: %s", label, exc)
-            else:
-                log.exception("%s: unexpected error", label)
-            if posted is not None and posted.phase not in FINAL:
-                posted.phase = Phase.FAILED
-                self.report.failed[posted.guid] = f"{type(exc).__name__}: {exc}"
-                self._release(posted)
-            if self.settings.testing:
-                raise
+            self.supervisor.finish()

@@ -1,9 +1,9 @@
 """The devnet arbiter: keeps its stake, votes ground truth on every bounty, and settles.
 
 Pure core (tested without I/O): :func:`vote_status`, :func:`settle_due`, :func:`decide_votes`,
-:func:`bloom_is_valid` and :func:`stake_shortfall`. The shell is :class:`Arbiter`: one TaskGroup
-owns an event consumer per chain and every per-bounty action; each action has its own error
-boundary, so one bad bounty never stops the arbiter.
+:func:`bloom_is_valid` and :func:`stake_shortfall`. The shell is :class:`Arbiter`: its
+:class:`~polyswarmclient.services.supervision.Supervisor` owns an event reader per chain and every
+per-bounty action; each action has its own error boundary, so one bad bounty never stops the arbiter.
 
 Timeline of one bounty (``E`` expiration, ``R`` reveal window, ``V`` vote window; spec §5.2):
 
@@ -34,14 +34,8 @@ from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.errors import InsufficientFunds, PolyswarmError, ScanError
 from polyswarmclient.eth.bloom import bloom_value, from_words
 from polyswarmclient.services.lifecycle import Shutdown
-from polyswarmclient.services.supervision import (
-    consume,
-    drain,
-    first_error,
-    sleep_unless,
-    stop_on_request,
-    wait_first,
-)
+from polyswarmclient.services.roles import Report, Role
+from polyswarmclient.services.supervision import Supervisor
 from polyswarmclient.wire.events import Block, Event, NewBounty, QuorumReached, Reconnected, SettledBounty
 from polyswarmclient.wire.models import ArtifactEntry, Bloom, Bounty, BountyParameters, StakingParameters
 
@@ -173,31 +167,26 @@ class BountyState:
 
 
 @dataclass
-class ArbiterReport:
+class ArbiterReport(Report):
     """What a run did; returned by :meth:`Arbiter.run`."""
 
     voted: list[str] = field(default_factory=list)
-    settled: list[str] = field(default_factory=list)
     declined: dict[str, str] = field(default_factory=dict)
 
 
-class Arbiter:
+class Arbiter(Role[BountyState]):
     """``await Arbiter(client, backend, settings).run(shutdown)``; embeddable next to other services."""
 
-    def __init__(
-        self, client: ArbiterClient, backend: Scanner, settings: ArbiterSettings | None = None
-    ) -> None:
-        self.client = client
+    final_phases = FINAL
+    settled_phase = Phase.SETTLED
+    log = logging.getLogger("arbiter")
+    client: ArbiterClient
+    settings: ArbiterSettings
+    report: ArbiterReport
+
+    def __init__(self, client: ArbiterClient, backend: Scanner, settings: ArbiterSettings | None = None) -> None:
+        super().__init__(client, settings or ArbiterSettings(), ArbiterReport())
         self.backend = backend
-        self.settings = settings or ArbiterSettings()
-        self.bounties: dict[str, BountyState] = {}
-        self.report = ArbiterReport()
-        self._latest_block: dict[str, int] = {}
-        self._tg: asyncio.TaskGroup | None = None
-        self._actions: set[asyncio.Task[None]] = set()
-        self._stop = asyncio.Event()  # stop taking new bounties
-        self._finished = asyncio.Event()  # testing target reached
-        self._idle = asyncio.Event()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -218,39 +207,20 @@ class Arbiter:
     async def _run(self, shutdown: Shutdown) -> ArbiterReport:
         for chain in self.settings.chains:
             await self.ensure_stake(chain, shutdown)
-        self._idle.set()
-        try:
-            async with asyncio.TaskGroup() as tg:
-                self._tg = tg
-                consumers = [
-                    tg.create_task(self._consume(chain), name=f"arbiter-events-{chain}")
-                    for chain in self.settings.chains
-                ]
-                watcher = tg.create_task(self._watch(shutdown), name="arbiter-shutdown")
-                if self.settings.catch_up:
-                    for chain in self.settings.chains:
-                        self._spawn(partial(self.catch_up, chain), f"catch-up {chain}")
-                await wait_first(self._stop, self._finished)
-                if not self._finished.is_set():
-                    await self._drain(shutdown.grace)
-                for task in (*consumers, watcher, *self._actions):
-                    task.cancel()
-        except BaseExceptionGroup as group:
-            raise first_error(group) from None
-        finally:
-            self._tg = None
+
+        def start(supervisor: Supervisor) -> None:
+            for chain in self.settings.chains if self.settings.catch_up else ():
+                supervisor.spawn(partial(self.catch_up, chain), f"catch-up on {chain}")
+
+        supervisor = await self.supervise(shutdown, stop_note="no new bounties are taken", start=start)
         self._log_unfinished()
-        if self.settings.testing and self.report.declined and self._finished.is_set():
+        if self.settings.testing and self.report.declined and supervisor.finished:
             reasons = "; ".join(f"{guid}: {why}" for guid, why in self.report.declined.items())
             raise PolyswarmError(f"the arbiter declined {len(self.report.declined)} bounty(ies): {reasons}")
         return self.report
 
-    async def _watch(self, shutdown: Shutdown) -> None:
-        await stop_on_request(shutdown, self._stop, log, "arbiter stopping; no new bounties are taken")
-
-    async def _drain(self, grace: float) -> None:
-        unfinished = sum(1 for b in self.bounties.values() if b.phase not in FINAL)
-        await drain(self._idle, unfinished, bool(self._actions), grace, log)
+    def _done(self) -> int:
+        return len(self.bounties) - self.unfinished()
 
     def _log_unfinished(self) -> None:
         for state in self.bounties.values():
@@ -299,21 +269,13 @@ class Arbiter:
         await self.client.stake_deposit(shortfall, chain)
 
     async def _pause(self, seconds: float, shutdown: Shutdown | None) -> bool:
-        """Sleep; True when a stop was requested meanwhile (before the TaskGroup's watcher runs)."""
+        """Sleep; True when a stop was requested meanwhile."""
         if shutdown is None:
-            return await sleep_unless(self._stop, seconds)
-        try:
-            await asyncio.wait_for(shutdown.wait(), seconds)
-        except TimeoutError:
+            await asyncio.sleep(seconds)
             return False
-        return True
+        return await shutdown.wait(seconds)
 
     # --- events ---------------------------------------------------------------------------------
-
-    async def _consume(self, chain: str) -> None:
-        await consume(
-            self.client, chain, self.dispatch, log, finished=lambda: self._stop.is_set() or self._finished.is_set()
-        )
 
     def dispatch(self, event: Event) -> None:
         """Route one event. Every branch is idempotent (events repeat after re-connects)."""
@@ -333,12 +295,12 @@ class Arbiter:
                     "%s event stream re-connected; catching up on bounties posted meanwhile", event.chain
                 )
                 if self.settings.catch_up:
-                    self._spawn(partial(self.catch_up, event.chain), f"catch-up {event.chain}")
+                    self.supervisor.spawn(partial(self.catch_up, event.chain), f"catch-up on {event.chain}")
             case _:
                 pass
 
     def _accepting(self) -> bool:
-        if self._stop.is_set():
+        if self.supervisor.stopping:
             return False
         return not (self.settings.testing and len(self.bounties) >= self.settings.testing)
 
@@ -354,16 +316,14 @@ class Arbiter:
             return
         state = BountyState(guid=guid, chain=chain, expiration=expiration, uri=uri)
         self.bounties[guid] = state
-        self._idle.clear()
         log.info("new bounty %s on %s, expires at block %d", guid, chain, expiration)
-        self._spawn(partial(self._assess, state, artifact_type, metadata), guid, state)
+        self._spawn_for(state, partial(self._assess, state, artifact_type, metadata), "assessment")
 
     def on_block(self, chain: str, number: int) -> None:
-        if number <= self._latest_block.get(chain, -1):
+        if not self.newer_block(chain, number):
             return
-        self._latest_block[chain] = number
         if any(s.chain == chain and s.phase in (Phase.READY, Phase.VOTED) for s in self.bounties.values()):
-            self._spawn(partial(self._advance, chain, number), f"block {number}")
+            self.supervisor.spawn(partial(self._advance, chain, number), f"block {number} on {chain}")
 
     async def _advance(self, chain: str, number: int) -> None:
         params = await self.client.bounty_parameters(chain)
@@ -375,7 +335,7 @@ class Arbiter:
                 status = vote_status(number, state.expiration, r, v)
                 if status is VoteStatus.OPEN:
                     state.phase = Phase.VOTING
-                    self._spawn(partial(self._vote, state), state.guid, state)
+                    self._spawn_for(state, partial(self._vote, state), "vote")
                 elif status is VoteStatus.MISSED:
                     self._decline(
                         state,
@@ -383,7 +343,7 @@ class Arbiter:
                     )
             elif state.phase is Phase.VOTED and settle_due(number, state.expiration, r, v):
                 state.phase = Phase.SETTLING
-                self._spawn(partial(self._settle, state), state.guid, state)
+                self._spawn_for(state, partial(self._settle, state), "settle")
 
     # --- per-bounty actions -------------------------------------------------------------------------
 
@@ -461,27 +421,20 @@ class Arbiter:
         self.report.voted.append(state.guid)
 
     async def _settle(self, state: BountyState) -> None:
-        log.info("settling bounty %s", state.guid)
-        await self.client.settle(state.guid, state.chain)
-        state.phase = Phase.SETTLED
-        self.report.settled.append(state.guid)
-        self._finish(state)
+        await self.settle(state)
+        self._finish()
 
     def _decline(self, state: BountyState, reason: str) -> None:
         log.error("giving up bounty %s: %s", state.guid, reason)
         state.phase = Phase.DECLINED
         state.reason = reason
         self.report.declined[state.guid] = reason
-        self._finish(state)
+        self._finish()
 
-    def _finish(self, state: BountyState) -> None:
-        if all(s.phase in FINAL for s in self.bounties.values()):
-            self._idle.set()
-        if self.settings.testing:
-            done = sum(1 for s in self.bounties.values() if s.phase in FINAL)
-            if done >= self.settings.testing:
-                log.info("testing: %d bounty(ies) done; stopping", done)
-                self._finished.set()
+    def _finish(self) -> None:
+        if self.settings.testing and (done := self._done()) >= self.settings.testing:
+            log.info("testing: %d bounty(ies) done; stopping", done)
+            self.supervisor.finish()
 
     # --- catch-up -------------------------------------------------------------------------------
 
@@ -514,32 +467,11 @@ class Arbiter:
 
     # --- task ownership -------------------------------------------------------------------------
 
-    def _spawn(
-        self, work: Callable[[], Awaitable[None]], label: str, state: BountyState | None = None
-    ) -> None:
-        """Run ``work`` in the service's TaskGroup behind a per-bounty error boundary."""
-        assert self._tg is not None, "Arbiter.run() owns the tasks"
-        task = self._tg.create_task(self._guarded(work, label, state))
-        self._actions.add(task)
-        task.add_done_callback(self._actions.discard)
+    def _spawn_for(self, state: BountyState, work: Callable[[], Awaitable[None]], step: str) -> None:
+        """Run one step of a bounty; an error gives the bounty up (the arbiter goes on, unless testing)."""
 
-    async def _guarded(
-        self, work: Callable[[], Awaitable[None]], label: str, state: BountyState | None
-    ) -> None:
-        """The per-bounty error boundary: log, give the bounty up, keep the arbiter running.
-
-        In testing mode every error is fatal instead, so a broken run exits non-zero.
-        """
-        try:
-            await work()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if isinstance(exc, PolyswarmError):
-                log.error("%s: %s", label, exc)
-            else:
-                log.exception("%s: unexpected error", label)
-            if state is not None and state.phase not in FINAL:
+        def give_up(exc: Exception) -> None:
+            if state.phase not in FINAL:
                 self._decline(state, f"{type(exc).__name__}: {exc}")
-            if self.settings.testing:
-                raise
+
+        self.supervisor.spawn(work, f"{step} of bounty {state.guid}", on_error=give_up)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 
 class Shutdown:
@@ -26,5 +27,12 @@ class Shutdown:
     def requested(self) -> bool:
         return self._event.is_set()
 
-    async def wait(self) -> None:
-        await self._event.wait()
+    async def wait(self, within: float | None = None) -> bool:
+        """Wait for a stop request, at most ``within`` seconds; True when one was made."""
+        if within is None:
+            await self._event.wait()
+        else:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(within):
+                    await self._event.wait()
+        return self.requested
