@@ -5,7 +5,8 @@ Never float. Parsing is exact to the 18 decimals of NCT and refuses zero, negati
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal, InvalidOperation, localcontext
 
 NCT_DECIMALS = 18
 WEI_PER_NCT = 10**NCT_DECIMALS
@@ -13,6 +14,12 @@ WEI_PER_NCT = 10**NCT_DECIMALS
 #: The denominations ``--denomination`` accepts, as decimal places below one NCT.
 DENOMINATIONS: dict[str, int] = {"nct": 18, "nct-gwei": 9, "nct-wei": 0}
 
+
+#: The largest amount a contract can hold, in wei.
+MAX_UINT256 = 2**256 - 1
+#: Digits with at most one decimal point: no sign, no exponent, no "NaN" or "Infinity".
+_MAX_DIGITS = 100
+_PLAIN = re.compile(r"^(\d+(\.\d*)?|\.\d+)$", re.ASCII)
 
 #: Ether has 18 decimals too, but it is not NCT: gas costs are parsed and shown with their own names.
 ETHER_DECIMALS = 18
@@ -40,19 +47,26 @@ def format_ether(wei: int) -> str:
 
 
 def _parse_decimal(text: str, places: int, denomination: str, *, allow_zero: bool) -> int:
-    try:
-        value = Decimal(text.strip())
-    except (InvalidOperation, AttributeError):
-        raise ValueError(f"{text!r} is not a number") from None
-    if not value.is_finite():
-        raise ValueError(f"{text!r} is not a finite number")
-    if value < 0:
+    stripped = text.strip() if isinstance(text, str) else ""
+    if stripped.startswith("-") and _PLAIN.match(stripped[1:]):
         raise ValueError(f"{text} is negative; amounts must be positive")
+    if not _PLAIN.match(stripped):
+        raise ValueError(f"{text!r} is not a number (digits with at most one '.': no exponent, NaN or Infinity)")
+    if len(stripped) > _MAX_DIGITS:
+        raise ValueError(f"{text[:20]}... is out of range (more than any token amount can be)")
+    with localcontext() as exact:
+        exact.prec = _MAX_DIGITS + places  # scaleb rounds to the context precision: never let it
+        try:
+            value = Decimal(stripped)
+        except InvalidOperation:
+            raise ValueError(f"{text!r} is not a number") from None
+        scaled = value.scaleb(places)
     if value == 0 and not allow_zero:
         raise ValueError("amount must be greater than 0")
-    scaled = value.scaleb(places)
     if scaled != scaled.to_integral_value():
         raise ValueError(f"{text} has more than {places} decimal places, the precision of {denomination}")
+    if scaled > MAX_UINT256:
+        raise ValueError(f"{text} {denomination} is out of range (more than any token amount can be)")
     return int(scaled)
 
 

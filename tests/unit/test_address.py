@@ -72,10 +72,14 @@ def test_api_key_over_https_is_fine() -> None:
         "https://h:notaport",
         "https://h/p?x=1",
         "https://h/#f",
+        "local host:31337",
+        "localhost\n:31337",
+        "host\tname:1",
+        "bad!host:1",
     ],
 )
 def test_bad_addresses_are_config_errors(addr: str) -> None:
-    """Empty, unsupported-scheme, host-less, bad-port and query-carrying addresses are refused."""
+    """Empty, unsupported-scheme, host-less, bad-port, query-carrying, spaced and ill-named addresses are refused."""
     with pytest.raises(ConfigError):
         parse_address(addr)
 
@@ -106,3 +110,14 @@ def test_unknown_chain_is_refused() -> None:
 def test_one_server_has_one_base_url_whatever_the_spelling(addr: str, base: str) -> None:
     """Host case and an empty port do not change the base URL (the key contract pins are stored under)."""
     assert parse_address(addr).base == base
+
+
+@pytest.mark.parametrize("addr", ["localhost:31337", "127.0.0.1:31337", "LOCALHOST:31337/", "[::1]:31337"])
+def test_every_name_of_this_machine_shares_one_pin_key(addr: str) -> None:
+    """localhost, 127.0.0.1 and ::1 are one server for the contract pins, so none starts trusting afresh."""
+    assert parse_address(addr, insecure_transport=True).pin_key == "http://localhost:31337"
+
+
+def test_other_hosts_keep_their_base_url_as_pin_key() -> None:
+    """A remote server's pins stay under its own base URL."""
+    assert parse_address("api.example/v1/").pin_key == "https://api.example/v1"

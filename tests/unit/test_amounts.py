@@ -27,7 +27,9 @@ def test_denominations_scale_correctly() -> None:
         ("-1", "negative"),
         ("1.0000000000000000001", "decimal places"),
         ("abc", "not a number"),
-        ("nan", "finite"),
+        ("nan", "not a number"),
+        ("1e999", "no exponent"),
+        ("1" * 90, "out of range"),
     ],
 )
 def test_bad_amounts_are_refused_with_a_reason(text: str, message: str) -> None:
@@ -49,3 +51,10 @@ def test_format_round_trips() -> None:
     assert format_amount(nct(3)) == "3"
     assert format_amount(0) == "0"
     assert parse_amount(format_amount(123456789123456789123)) == 123456789123456789123
+
+
+def test_long_amounts_are_exact_beyond_the_default_decimal_precision() -> None:
+    """An amount with more than 28 significant digits is converted exactly, never rounded."""
+    assert parse_amount("12345678901234567890123456789012345.123456789012345678") == (
+        12345678901234567890123456789012345123456789012345678
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from polyswarmclient.client.pins import PinStore
-from polyswarmclient.errors import PinMismatch, StateError, VerificationError
+from polyswarmclient.errors import ConfigError, PinMismatch, StateError, VerificationError
 from tests.helpers import EVIL, REGISTRY, TOKEN
 
 SERVER = "https://api.example/v1/default"
@@ -134,3 +134,21 @@ def test_two_processes_learning_at_once_keep_both_pins(tmp_path: Path) -> None:
     store = PinStore.in_state_dir(tmp_path)
     assert store.pinned(SERVER, "side")["contracts"] == {"bounty_registry": REGISTRY}
     assert store.pinned(SERVER, "home")["contracts"] == {"nectar_token": TOKEN}
+
+
+def test_validate_makes_the_state_directory_and_reads_the_pins(tmp_path: Path) -> None:
+    """At start: a missing state directory is created; a damaged pin file is a configuration error (exit 2)."""
+    store = PinStore.in_state_dir(tmp_path / "new" / "state")
+    store.validate()
+    assert (tmp_path / "new" / "state").is_dir()
+    store.path.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        store.validate()
+
+
+def test_a_state_directory_that_cannot_be_made_is_a_configuration_error(tmp_path: Path) -> None:
+    """--state-dir under a file cannot be created: one ConfigError naming --state-dir."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="--state-dir"):
+        PinStore.in_state_dir(blocker / "state").validate()

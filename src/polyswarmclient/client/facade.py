@@ -119,9 +119,9 @@ class PolyswarmClient:
             allow_key_over_http=config.allow_key_over_http,
         )
         self._http = HttpTransport(self._addr, api_key, config.http)
-        self._pipeline = TransactionPipeline(
-            self._http, signer, PinStore.in_state_dir(config.state_dir), config.transactions
-        )
+        pins = PinStore.in_state_dir(config.state_dir)
+        pins.validate()
+        self._pipeline = TransactionPipeline(self._http, signer, pins, config.transactions)
         self._bounty_parameters: dict[str, BountyParameters] = {}
 
     def __repr__(self) -> str:

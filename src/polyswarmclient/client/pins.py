@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from polyswarmclient.errors import PinMismatch, StateError, VerificationError
+from polyswarmclient.errors import ConfigError, PinMismatch, StateError, VerificationError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,21 @@ class PinStore:
 
     def __repr__(self) -> str:
         return f"PinStore({self.path})"
+
+    def validate(self) -> None:
+        """Check at start that the state directory can be made and the pins read, so a damaged file or an
+        unusable --state-dir is a configuration error before anything runs (:class:`ConfigError`, exit 2)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the state directory {self.path.parent}: {exc.strerror or exc}; "
+                "check --state-dir (STATE_DIR)"
+            ) from None
+        try:
+            self._load()
+        except StateError as exc:
+            raise ConfigError(str(exc)) from None
 
     def pinned(self, server: str, chain: str) -> dict[str, Any]:
         """``{"chain_id": int | None, "contracts": {role: address}}`` for one server and chain."""

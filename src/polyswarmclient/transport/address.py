@@ -26,6 +26,9 @@ from polyswarmclient.errors import ConfigError
 CHAINS = ("home", "side")
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_HOST = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?$")
+#: Host names that all mean this machine: one pin entry for them (see ``PolyswarmdAddress.pin_key``).
+_LOOPBACK = re.compile(r"^(localhost|127(\.\d{1,3}){3}|::1)$")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,17 @@ class PolyswarmdAddress:
         check_chain(chain)
         return "ws" + self.base[len("http") :] + f"/events/?chain={chain}"
 
+    @property
+    def pin_key(self) -> str:
+        """The key of this server's contract pins: the base URL, with every name of this machine
+        (``localhost``, ``127.0.0.1``, ``[::1]``) spelled ``localhost``, so one server is one entry."""
+        parts = urlsplit(self.base)
+        host = parts.hostname or ""
+        if not _LOOPBACK.match(host):
+            return self.base
+        netloc = "localhost" + (f":{parts.port}" if parts.port is not None else "")
+        return f"{parts.scheme}://{netloc}{parts.path}"
+
     def __str__(self) -> str:
         return self.base
 
@@ -71,6 +85,10 @@ def parse_address(
     if not text:
         raise ConfigError(
             "the polyswarmd address is empty; pass --polyswarmd-addr (POLYSWARMD_ADDR), e.g. localhost:31337"
+        )
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise ConfigError(
+            f"--polyswarmd-addr {addr!r} contains a space or a control character; use host:port or a URL"
         )
     match = _SCHEME.match(text)
     authority = text[match.end() if match else 0 :].split("/", 1)[0]
@@ -109,6 +127,10 @@ def parse_address(
     # Rebuild the authority from its parts: the host in lower case (urlsplit lowers it), IPv6 in
     # brackets, no empty port. One server then has one base URL, which keys its contract pins.
     host = parts.hostname
+    if ":" not in host and not _HOST.match(host):
+        raise ConfigError(
+            f"--polyswarmd-addr {addr!r}: {host!r} is not a host name (letters, digits, '-', '.' and '_')"
+        )
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:
         netloc += f":{port}"

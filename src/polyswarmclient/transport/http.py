@@ -353,7 +353,7 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int, what: str, op
     """The body, decompressed here in bounded steps; :class:`ReplyTooLarge` once it passes ``cap`` bytes."""
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
-        raise MalformedResponse(f"{what}: polyswarmd answered in content encoding {encoding!r}, which was not asked for")
+        raise MalformedResponse(f"{what}: polyswarmd answered in content encoding {encoding!r}, not asked for")
     inflater = None
     if encoding in ("gzip", "x-gzip"):
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
