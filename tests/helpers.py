@@ -177,6 +177,24 @@ def chain_routes(
     return node
 
 
+def scripted_action(
+    m: aioresponses.aioresponses,
+    base: str,
+    account: str,
+    path: str,
+    *txs: dict[str, Any],
+    chain: str = "side",
+    rebuilds: bool = False,
+    nonce: int | None = 0,
+    pending: Iterable[int] = (),
+) -> Node:
+    """Script on ``m`` a polyswarmd that builds ``txs`` for ``account`` at ``POST path`` (once or, with
+    ``rebuilds``, every time) and serves the :func:`chain_routes` after it; returns their :class:`Node`."""
+    build = url(base, path, account=account, chain=chain, base_nonce=0)
+    m.post(build, payload=built(*txs), repeat=rebuilds)
+    return chain_routes(m, base, account, chain, nonce=nonce, pending=pending)
+
+
 def unused_port() -> int:
     """A TCP port nothing listens on (bound and released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -234,7 +252,7 @@ def options_at_connect(
     connect, and return the parsed options it would connect with; nothing connects."""
     seen: dict[str, Any] = {}
 
-    def fake_connect(options: dict[str, Any]) -> None:
+    def fake_connect(options: dict[str, Any], *declared: Any) -> None:
         seen.update(options)
         raise SystemExit(0)
 

@@ -394,6 +394,12 @@ class Devnet:
                 return item
         return None
 
+    def assertion_of(self, guid: str, who: str) -> dict[str, Any]:
+        """``who``'s assertion on ``guid``; fails the test, listing the assertions there are, if it has none."""
+        found = self.assertion_by(guid, who)
+        assert found is not None, f"{who} has no assertion on bounty {guid}: {self.assertions(guid)}"
+        return found
+
     def settlement(self, guid: str) -> Settlement:
         """What settling ``guid`` pays each party, by the reference's rules, from the API's data."""
         params = self.parameters()
@@ -742,6 +748,25 @@ _POSTED = re.compile(r"posted bounty ([0-9a-f-]{36})")
 def posted_guids(ambassador: Process) -> list[str]:
     """The GUIDs the ambassador logged as posted, in order."""
     return [m.group(1) for m in _POSTED.finditer(ambassador.output())]
+
+
+def assert_paid_as_the_only_right_expert(devnet: Devnet, guid: str, keystore: str, before: Balances) -> None:
+    """``keystore`` revealed "malicious" on the one-artifact EICAR bounty ``guid``, was its only expert, and
+    so was paid its bid back plus the whole amount: its side balance rose by exactly that, less what it
+    paid."""
+    mine = devnet.assertion_of(guid, keystore)
+    assert mine["nonce"] != "0" and mine["verdicts"] == [True], f"not revealed as malicious: {mine}"
+    settlement = devnet.settlement(guid)
+    assert settlement.payout(keystore) == int(mine["bid"][0]) + int(devnet.bounty(guid)["amount"])
+    gained = devnet.nct(keystore) - before.side
+    assert gained == settlement.net(keystore) > 0, f"{keystore} gained {nct_text(gained)}"
+
+
+def assert_asserted_revealed_settled(engine: Process, guid: str) -> None:
+    """The engine's log shows each step of its work on the EICAR bounty ``guid``."""
+    log = engine.output()
+    for step in ("asserting verdicts=[malicious]", "revealed verdicts=[malicious]", "settled"):
+        assert f"bounty {guid}: {step}" in log, f"{engine.name} never logged {step!r} for {guid}"
 
 
 def state_records(state_dir: Path) -> list[dict[str, Any]]:

@@ -17,8 +17,9 @@ from tests.e2e.harness import (
     PASSWORD,
     Cli,
     Devnet,
-    DevnetOptions,
     Process,
+    assert_asserted_revealed_settled,
+    assert_paid_as_the_only_right_expert,
     command,
     nct_text,
     posted_guids,
@@ -26,8 +27,9 @@ from tests.e2e.harness import (
     wait_until,
 )
 
-#: The reveal window (12 blocks, 3 s when idle) is long enough for a killed engine to restart inside it.
-DEVNET_OPTIONS = DevnetOptions(block_time=0.25, reveal_window=12, vote_window=8)
+# The devnet runs with the default DevnetOptions: its reveal window (12 blocks, 3 s when idle) is long
+# enough for a killed engine to restart inside it.
+
 #: Blocks from posting to expiration: enough for the engines to fetch, scan and commit.
 DURATION = 12
 WRONG = "tests.fixtures.wrong_engine:WrongScanner"
@@ -39,18 +41,22 @@ def _only_guid(ambassador: Process) -> str:
     return guids[0]
 
 
-def _assertion(devnet: Devnet, guid: str, keystore: str) -> dict[str, Any]:
-    found = devnet.assertion_by(guid, keystore)
-    assert found is not None, f"{keystore} has no assertion on bounty {guid}: {devnet.assertions(guid)}"
-    return found
-
-
 def _committed(state_dir: Path) -> dict[str, Any] | None:
     """The engine's durable record once its assertion is mined (status asserted, index known)."""
     for record in state_records(state_dir):
         if record["status"] == "asserted" and record["index"] is not None:
             return record
     return None
+
+
+def _wait_committed(engine: Process, state_dir: Path) -> dict[str, Any]:
+    """Wait until ``engine``'s state file shows its assertion committed, and return that record."""
+    return wait_until(
+        lambda: _committed(state_dir),
+        timeout=60,
+        what=f"{engine.name}'s state file to show its assertion committed",
+        watch=[engine],
+    )
 
 
 def test_done_criterion_eicar_engine_asserts_reveals_settles_and_is_paid(
@@ -80,22 +86,11 @@ def test_done_criterion_eicar_engine_asserts_reveals_settles_and_is_paid(
     ambassador.expect_exit(0, timeout=60)
 
     guid = _only_guid(ambassador)
-    log = engine.output()
-    for step in ("asserting verdicts=[malicious]", "revealed verdicts=[malicious]", "settled"):
-        assert f"bounty {guid}: {step}" in log, f"the engine never logged {step!r} for {guid}"
-    mine = _assertion(devnet, guid, "microengine_keyfile")
-    assert mine["nonce"] != "0" and mine["verdicts"] == [True], mine
+    assert_asserted_revealed_settled(engine, guid)
     [record] = state_records(tmp_path / ".polyswarm-state")
     assert (record["guid"], record["status"]) == (guid, "settled")
-
-    settlement = devnet.settlement(guid)
-    bid = int(mine["bid"][0])
-    amount = int(devnet.bounty(guid)["amount"])
-    assert settlement.payout("microengine_keyfile") == bid + amount  # the only (and correct) expert
-    after = devnet.balances("microengine_keyfile")
-    gained = after.side - before.side
-    assert gained == settlement.net("microengine_keyfile") > 0, nct_text(gained)
-    assert after.home == before.home
+    assert_paid_as_the_only_right_expert(devnet, guid, "microengine_keyfile", before)
+    assert devnet.balances("microengine_keyfile").home == before.home
 
 
 def test_engine_that_always_answers_wrong_loses_its_bids_and_fee(devnet: Devnet, arbiter: Process, cli: Cli) -> None:
@@ -110,7 +105,7 @@ def test_engine_that_always_answers_wrong_loses_its_bids_and_fee(devnet: Devnet,
 
     guid = _only_guid(ambassador)
     assert f"bounty {guid}: settled" in engine.output()
-    mine = _assertion(devnet, guid, "spare1_keyfile")
+    mine = devnet.assertion_of(guid, "spare1_keyfile")
     # the demo corpus alternates EICAR and benign samples: the first bounty holds one of each
     assert mine["nonce"] != "0" and mine["verdicts"] == [False, True], mine
     assert [v["votes"] for v in devnet.votes(guid)] == [[True, False]]
@@ -135,25 +130,20 @@ def test_engine_killed_after_commit_forfeits_its_bid_to_the_engine_that_reveals(
     cli.ready(honest, ENGINE_READY)
     ambassador = cli.ambassador(bounties=1, duration=DURATION)
 
-    record = wait_until(
-        lambda: _committed(killed_state),
-        timeout=60,
-        what="engine-killed's state file to show its assertion committed",
-        watch=[killed],
-    )
+    record = _wait_committed(killed, killed_state)
     guid = record["guid"]
     killed.kill()
     assert devnet.block() < record["expiration"], "the kill came too late to precede the reveal window"
-    assert _assertion(devnet, guid, "spare2_keyfile")["nonce"] == "0"
+    assert devnet.assertion_of(guid, "spare2_keyfile")["nonce"] == "0"
 
     honest.expect_exit(0, timeout=90)
     ambassador.expect_exit(0, timeout=60)
     assert _only_guid(ambassador) == guid
 
-    never = _assertion(devnet, guid, "spare2_keyfile")
+    never = devnet.assertion_of(guid, "spare2_keyfile")
     assert never["nonce"] == "0", f"the killed engine's assertion was revealed: {never}"
     assert "revealed" not in killed.output()
-    honest_assertion = _assertion(devnet, guid, "spare3_keyfile")
+    honest_assertion = devnet.assertion_of(guid, "spare3_keyfile")
     assert honest_assertion["nonce"] != "0"
 
     killed_bid = int(never["bid"][0])
@@ -179,12 +169,7 @@ def test_engine_restarted_with_same_state_dir_reveals_and_is_paid(
     cli.ready(first, ENGINE_READY)
     ambassador = cli.ambassador(bounties=1, duration=DURATION)
 
-    record = wait_until(
-        lambda: _committed(state),
-        timeout=60,
-        what="the engine's state file to show its assertion committed",
-        watch=[first],
-    )
+    record = _wait_committed(first, state)
     guid, expiration = record["guid"], record["expiration"]
     first.kill()
     assert devnet.block() < expiration, "the kill came too late to precede the reveal window"
@@ -195,7 +180,7 @@ def test_engine_restarted_with_same_state_dir_reveals_and_is_paid(
         what=f"block {expiration} (the reveal window opening)",
         watch=[devnet.process],
     )
-    assert _assertion(devnet, guid, "spare4_keyfile")["nonce"] == "0"
+    assert devnet.assertion_of(guid, "spare4_keyfile")["nonce"] == "0"
 
     second = cli.engine("spare4_keyfile", state_dir=state, testing=None, name="engine-restarted")
     wait_until(
@@ -211,13 +196,7 @@ def test_engine_restarted_with_same_state_dir_reveals_and_is_paid(
     assert f"bounty {guid}: resuming from state (asserted)" in log
     assert f"bounty {guid}: revealed verdicts=[malicious]" in log
     assert "revealed" not in first.output()
-    mine = _assertion(devnet, guid, "spare4_keyfile")
-    assert mine["nonce"] != "0" and mine["verdicts"] == [True], mine
-
-    settlement = devnet.settlement(guid)
-    assert settlement.payout("spare4_keyfile") == int(mine["bid"][0]) + int(devnet.bounty(guid)["amount"])
-    gained = devnet.nct("spare4_keyfile") - before.side
-    assert gained == settlement.net("spare4_keyfile") > 0, nct_text(gained)
+    assert_paid_as_the_only_right_expert(devnet, guid, "spare4_keyfile", before)
 
 
 def test_three_engines_on_one_bounty_are_paid_by_bid_and_correctness(
@@ -242,9 +221,9 @@ def test_three_engines_on_one_bounty_are_paid_by_bid_and_correctness(
 
     params = devnet.parameters()
     minimum, maximum = params["assertion_bid_minimum"], params["assertion_bid_maximum"]
-    bids = {k: [int(b) for b in _assertion(devnet, guid, k)["bid"]] for k in (low, high, wrong)}
+    bids = {k: [int(b) for b in devnet.assertion_of(guid, k)["bid"]] for k in (low, high, wrong)}
     assert bids == {low: [minimum, minimum], high: [maximum, maximum], wrong: [maximum, maximum]}
-    assert all(_assertion(devnet, guid, k)["nonce"] != "0" for k in (low, high, wrong))
+    assert all(devnet.assertion_of(guid, k)["nonce"] != "0" for k in (low, high, wrong))
 
     settlement = devnet.settlement(guid)
     amount_per_artifact = int(devnet.bounty(guid)["amount"]) // 2

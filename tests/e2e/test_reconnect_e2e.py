@@ -14,7 +14,6 @@ still find it on chain and reveal.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -23,15 +22,16 @@ from tests.e2e.harness import (
     Balances,
     Cli,
     Devnet,
-    DevnetOptions,
     Process,
     TcpProxy,
-    nct_text,
+    assert_asserted_revealed_settled,
+    assert_paid_as_the_only_right_expert,
     posted_guids,
     wait_until,
 )
 
-DEVNET_OPTIONS = DevnetOptions(block_time=0.25, reveal_window=12, vote_window=8)
+# The devnet runs with the default DevnetOptions: a block every 0.25 s, 12-block reveal and 8-block vote windows.
+
 #: Blocks (~15 s idle) from posting to expiration for the bounty posted during the outage. The engine
 #: retries the websocket with jittered, doubling delays (0.5-1 s, 1-2 s, 2-4 s, 4-8 s, ...): after an
 #: outage of a few seconds its next attempt can come up to ~8 s after the proxy is back, and it must
@@ -66,20 +66,16 @@ def _line_index(process: Process, text: str) -> int:
     raise AssertionError(f"{process.name} never logged {text!r}")
 
 
-def _assert_asserted_revealed_settled_and_paid(
-    devnet: Devnet, engine: Process, guid: str, keystore: str, before: Balances
-) -> None:
-    log = engine.output()
-    for step in ("asserting verdicts=[malicious]", "revealed verdicts=[malicious]", "settled"):
-        assert f"bounty {guid}: {step}" in log, f"{engine.name} never logged {step!r} for {guid}"
-    mine: dict[str, Any] | None = devnet.assertion_by(guid, keystore)
-    assert mine is not None, f"{keystore} has no assertion on bounty {guid}: {devnet.assertions(guid)}"
-    assert mine["nonce"] != "0" and mine["verdicts"] == [True], f"not revealed as malicious: {mine}"
-    settlement = devnet.settlement(guid)
-    # the only expert, and right: its bid back plus the whole amount
-    assert settlement.payout(keystore) == int(mine["bid"][0]) + int(devnet.bounty(guid)["amount"])
-    gained = devnet.nct(keystore) - before.side
-    assert gained == settlement.net(keystore) > 0, f"{keystore} gained {nct_text(gained)}"
+def _engine_behind(proxy: TcpProxy, cli: Cli, keystore: str, name: str) -> Process:
+    """A microengine with ``keystore`` that reaches the devnet only through ``proxy``, caught up and ready."""
+    engine = cli.engine(keystore, addr=proxy.addr, name=name)
+    cli.ready(engine, ENGINE_READY)
+    return engine
+
+
+def _worked_and_paid(devnet: Devnet, engine: Process, guid: str, keystore: str, before: Balances) -> None:
+    assert_asserted_revealed_settled(engine, guid)
+    assert_paid_as_the_only_right_expert(devnet, guid, keystore, before)
 
 
 def test_bounty_posted_while_the_engine_is_cut_off_is_caught_up_and_paid(
@@ -88,8 +84,7 @@ def test_bounty_posted_while_the_engine_is_cut_off_is_caught_up_and_paid(
     """Every connection dropped and refused while a bounty is posted: on reconnect the engine takes it."""
     keystore = "spare1_keyfile"
     before = devnet.balances(keystore)
-    engine = cli.engine(keystore, addr=proxy.addr, name="engine-behind-proxy")
-    cli.ready(engine, ENGINE_READY)
+    engine = _engine_behind(proxy, cli, keystore, "engine-behind-proxy")
     assert proxy.websocket_connections() == 1, proxy.requests
 
     proxy.cut()
@@ -140,7 +135,7 @@ def test_bounty_posted_while_the_engine_is_cut_off_is_caught_up_and_paid(
     asserted = _line_index(engine, f"bounty {guid}: asserting")
     assert dropped < reconnected < asserted, (dropped, reconnected, asserted)
     assert reconnected < caught_up
-    _assert_asserted_revealed_settled_and_paid(devnet, engine, guid, keystore, before)
+    _worked_and_paid(devnet, engine, guid, keystore, before)
 
 
 def test_engine_started_after_a_bounty_was_posted_takes_it_on_its_first_connect(
@@ -166,7 +161,7 @@ def test_engine_started_after_a_bounty_was_posted_takes_it_on_its_first_connect(
     assert posted_guids(ambassador) == [guid]
     assert _line_index(engine, CATCH_UP_FOUND_ONE) < _line_index(engine, f"bounty {guid}: asserting")
     assert "reconnected" not in engine.output()
-    _assert_asserted_revealed_settled_and_paid(devnet, engine, guid, keystore, before)
+    _worked_and_paid(devnet, engine, guid, keystore, before)
 
 
 def test_assertion_mined_while_its_receipt_and_event_were_lost_is_still_revealed_and_paid(
@@ -175,10 +170,10 @@ def test_assertion_mined_while_its_receipt_and_event_were_lost_is_still_revealed
     """The outage starts once the assertion is mined: no receipt, no event, yet the engine reveals and is paid."""
     keystore = "spare3_keyfile"
     before = devnet.balances(keystore)
-    engine = cli.engine(keystore, addr=proxy.addr, name="engine-receipt-lost")
-    cli.ready(engine, ENGINE_READY)
-    # the engine's first action is its assertion: approve, then postAssertion, one POST /transactions each
+    # armed before the engine starts: its first action is its assertion (approve, then postAssertion, one
+    # POST /transactions each), and the cut comes right after the second
     proxy.cut_after("POST /transactions", occurrence=2)
+    engine = _engine_behind(proxy, cli, keystore, "engine-receipt-lost")
     ambassador = cli.ambassador(bounties=1, duration=DURATION_RECEIPT_LOST)
     wait_until(
         lambda: proxy.triggered,
@@ -209,4 +204,4 @@ def test_assertion_mined_while_its_receipt_and_event_were_lost_is_still_revealed
     engine.expect_exit(0, timeout=90)
     ambassador.expect_exit(0, timeout=60)
     assert "was never confirmed" not in engine.output()
-    _assert_asserted_revealed_settled_and_paid(devnet, engine, guid, keystore, before)
+    _worked_and_paid(devnet, engine, guid, keystore, before)

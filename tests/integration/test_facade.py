@@ -32,10 +32,9 @@ from tests.helpers import (
     RELAY,
     TOKEN,
     URI,
-    built,
-    chain_routes,
     fail,
     ok,
+    scripted_action,
     signer,
     unsigned,
     unused_port,
@@ -71,9 +70,12 @@ async def client(tmp_path: Path) -> AsyncIterator[PolyswarmClient]:
         yield c
 
 
-def mock_chain(m: aioresponses, chain: str = "side", events: dict[str, Any] | None = None) -> Node:
-    """Nonces from 0, every post accepted (the returned Node records them), and ``events`` as the receipts."""
-    node = chain_routes(m, BASE, ACCOUNT, chain)
+def mock_action(
+    m: aioresponses, path: str, *txs: dict[str, Any], chain: str = "side", events: dict[str, Any] | None = None
+) -> Node:
+    """polyswarmd builds ``txs`` at ``path``; nonces from 0, every post accepted (the returned Node records
+    them), and ``events`` as the receipts."""
+    node = scripted_action(m, BASE, ACCOUNT, path, *txs, chain=chain)
     receipts = ok({**(events or {}), "errors": []})
     m.get(url(BASE, "/transactions", account=ACCOUNT, chain=chain), payload=receipts, repeat=True)
     return node
@@ -232,11 +234,11 @@ async def test_artifacts_list_fetch_and_upload(client: PolyswarmClient) -> None:
 # --- actions ---------------------------------------------------------------------------------------
 
 
-def assertion_build(fee: int, bids: list[int]) -> dict[str, Any]:
-    return built(
+def assertion_txs(fee: int, bids: list[int]) -> list[dict[str, Any]]:
+    return [
         unsigned(TOKEN, APPROVE.encode(REGISTRY, sum(bids) + fee)),
         unsigned(REGISTRY, POST_ASSERTION.encode(guid_to_int(GUID), bids, 0b101, 77)),
-    )
+    ]
 
 
 async def test_post_assertion_happy_path(client: PolyswarmClient) -> None:
@@ -252,11 +254,8 @@ async def test_post_assertion_happy_path(client: PolyswarmClient) -> None:
     }
     with aioresponses() as m:
         m.get(url(BASE, "/bounties/parameters", **q()), payload=ok(PARAMETERS))
-        m.post(
-            url(BASE, f"/bounties/{GUID}/assertions", **q(base_nonce=0)),
-            payload=assertion_build(PARAMETERS["assertion_fee"], bids),
-        )
-        node = mock_chain(m, events={"assertions": [event]})
+        txs = assertion_txs(PARAMETERS["assertion_fee"], bids)
+        node = mock_action(m, f"/bounties/{GUID}/assertions", *txs, events={"assertions": [event]})
         index = await client.post_assertion(GUID, bids, [True, False, True], 77)
         build = m.requests[("POST", url(BASE, f"/bounties/{GUID}/assertions", **q(base_nonce=0)))][0]
     assert index == 4
@@ -277,10 +276,7 @@ async def test_post_assertion_uses_fees_patched_by_events(client: PolyswarmClien
         m.get(url(BASE, "/bounties/parameters", **q()), payload=ok(PARAMETERS))
         await client.bounty_parameters()
         client.apply_event(FeeUpdate(bounty_fee=1, assertion_fee=5, chain="side"))
-        m.post(
-            url(BASE, f"/bounties/{GUID}/assertions", **q(base_nonce=0)),
-            payload=assertion_build(PARAMETERS["assertion_fee"], bids),
-        )
+        mock_action(m, f"/bounties/{GUID}/assertions", *assertion_txs(PARAMETERS["assertion_fee"], bids))
         with pytest.raises(VerificationError, match="value"):
             await client.post_assertion(GUID, bids, [True, False, True], 77)
 
@@ -318,14 +314,13 @@ async def test_post_bounty_returns_the_verified_guid(client: PolyswarmClient) ->
             payload=ok({**PARAMETERS, "bounty_amount_minimum": 10**18}),
         )
         m.get(url(BASE, f"/artifacts/{URI}"), payload=ok(listing))
-        m.post(
-            url(BASE, "/bounties", **q(base_nonce=0)),
-            payload=built(
-                unsigned(TOKEN, APPROVE.encode(REGISTRY, amount + PARAMETERS["bounty_fee"])),
-                unsigned(REGISTRY, POST_BOUNTY.encode(guid_to_int(GUID), 0, amount, URI, 2, 20, bloom, "")),
-            ),
+        node = mock_action(
+            m,
+            "/bounties",
+            unsigned(TOKEN, APPROVE.encode(REGISTRY, amount + PARAMETERS["bounty_fee"])),
+            unsigned(REGISTRY, POST_BOUNTY.encode(guid_to_int(GUID), 0, amount, URI, 2, 20, bloom, "")),
+            events={"bounties": [bounty_event]},
         )
-        node = mock_chain(m, events={"bounties": [bounty_event]})
         assert await client.post_bounty(amount, URI, 20) == GUID
     assert len(node.posted) == 2
 
@@ -336,15 +331,11 @@ async def test_post_bounty_with_a_foreign_bloom_is_refused(client: PolyswarmClie
     with aioresponses() as m:
         m.get(url(BASE, "/bounties/parameters", **q()), payload=ok(PARAMETERS))
         m.get(url(BASE, f"/artifacts/{URI}"), payload=ok([{"name": "", "hash": URI}]))
-        m.post(
-            url(BASE, "/bounties", **q(base_nonce=0)),
-            payload=built(
-                unsigned(TOKEN, APPROVE.encode(REGISTRY, amount + PARAMETERS["bounty_fee"])),
-                unsigned(
-                    REGISTRY,
-                    POST_BOUNTY.encode(guid_to_int(GUID), 0, amount, URI, 1, 20, bloom_words(["QmX"]), ""),
-                ),
-            ),
+        mock_action(
+            m,
+            "/bounties",
+            unsigned(TOKEN, APPROVE.encode(REGISTRY, amount + PARAMETERS["bounty_fee"])),
+            unsigned(REGISTRY, POST_BOUNTY.encode(guid_to_int(GUID), 0, amount, URI, 1, 20, bloom_words(["QmX"]), "")),
         )
         with pytest.raises(VerificationError, match="bloom"):
             await client.post_bounty(amount, URI, 20)
@@ -353,15 +344,12 @@ async def test_post_bounty_with_a_foreign_bloom_is_refused(client: PolyswarmClie
 
 async def test_relay_deposit_goes_to_the_home_relay(client: PolyswarmClient, tmp_path: Path) -> None:
     """A deposit is a verified transfer to the home relay, signed for the home chain id, and pinned."""
-    home = {"account": ACCOUNT, "chain": "home"}
     with aioresponses() as m:
         m.get(url(BASE, "/relay/fees", **q()), payload=ok({"fees": 0}))
-        m.post(
-            url(BASE, "/relay/deposit", **home, base_nonce=0),
-            payload=built(unsigned(TOKEN, TRANSFER.encode(RELAY, 10**18), chain_id=HOME_CHAIN_ID)),
-        )
-        node = mock_chain(
+        node = mock_action(
             m,
+            "/relay/deposit",
+            unsigned(TOKEN, TRANSFER.encode(RELAY, 10**18), chain_id=HOME_CHAIN_ID),
             chain="home",
             events={"transfers": [{"from": ACCOUNT, "to": RELAY, "value": str(10**18)}]},
         )

@@ -10,7 +10,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aioresponses import CallbackResult, aioresponses
-from yarl import URL
 
 from polyswarmclient.client.pins import PinStore
 from polyswarmclient.client.transactions import Action, TransactionPipeline, TransactionSettings
@@ -33,10 +32,9 @@ from tests.helpers import (
     SIDE_CHAIN_ID,
     TOKEN,
     Node,
-    built,
-    chain_routes,
     fail,
     ok,
+    scripted_action,
     signer,
     unsigned,
     url,
@@ -101,7 +99,7 @@ def refused(text: str) -> Callable[[dict[str, Any]], CallbackResult]:
 def polyswarmd(
     m: aioresponses,
     *txs: dict[str, Any],
-    build: URL = BUILD_SETTLE,
+    path: str = SETTLE_PATH,
     rebuilds: bool = False,
     nonce: int | None = 0,
     pending: Sequence[int] = (),
@@ -109,13 +107,13 @@ def polyswarmd(
 ) -> Node:
     """Script polyswarmd for one action and return the :class:`Node` that records what is posted.
 
-    It builds ``txs`` (our settle by default) at ``build``, once or, with ``rebuilds``, every time; it
+    It builds ``txs`` (our settle by default) at ``path``, once or, with ``rebuilds``, every time; it
     reports ``nonce`` and the ``pending`` pool (no nonce routes when ``nonce`` is None); and the node
     answers the first posts with ``replies``, then accepts. POST /transactions answers registered before
     this call come first.
     """
-    m.post(build, payload=built(*(txs or [settle_tx()])), repeat=rebuilds)
-    node = chain_routes(m, BASE, ACCOUNT, nonce=nonce, pending=pending)
+    txs = txs or (settle_tx(),)
+    node = scripted_action(m, BASE, ACCOUNT, path, *txs, rebuilds=rebuilds, nonce=nonce, pending=pending)
     node.replies = list(replies)
     return node
 
@@ -145,7 +143,7 @@ async def pipeline(tmp_path: Path) -> AsyncIterator[TransactionPipeline]:
 async def test_assertion_happy_path_signs_for_our_account(pipeline: TransactionPipeline, tmp_path: Path) -> None:
     """Two verified txs are signed by our key with fresh nonces, posted one per request, and confirmed."""
     with aioresponses() as m:
-        node = polyswarmd(m, *assertion_txs(), build=BUILD_ASSERT, nonce=7)
+        node = polyswarmd(m, *assertion_txs(), path=ASSERT_PATH, nonce=7)
         m.get(GET_TX, payload=ok(ASSERTION_EVENTS))
         outcome = await pipeline.run(assertion_action())
         get_body = m.requests[("GET", GET_TX)][0].kwargs["json"]
@@ -181,7 +179,7 @@ TAMPERED = {
 async def test_tampered_transactions_are_never_signed(pipeline: TransactionPipeline, txs: list[dict[str, Any]]) -> None:
     """Any deviation from the request raises VerificationError and nothing reaches POST /transactions."""
     with aioresponses() as m:
-        node = polyswarmd(m, *txs, build=BUILD_ASSERT)
+        node = polyswarmd(m, *txs, path=ASSERT_PATH)
         with pytest.raises(VerificationError):
             await pipeline.run(assertion_action())
     assert node.posted == []
