@@ -207,24 +207,18 @@ class AmbassadorReport(Report):
     failed: dict[str, str] = field(default_factory=dict)
 
 
-class Ambassador(Role[PostedBounty]):
+class Ambassador(Role[PostedBounty, AmbassadorClient, AmbassadorSettings, AmbassadorReport]):
     """``await Ambassador(client, corpus, settings).run(shutdown)``; embeddable next to other services.
 
     ``corpus`` supplies the artifacts (the devnet's ``Corpus.for_bounties(artifacts_per_bounty)``); it is
     a parameter because services do not import the devnet package.
     """
 
-    final_phases = FINAL
-    settled_phase = Phase.SETTLED
-    log = logging.getLogger("ambassador")
-    client: AmbassadorClient
-    settings: AmbassadorSettings
-    report: AmbassadorReport
-
     def __init__(
         self, client: AmbassadorClient, corpus: SampleSource, settings: AmbassadorSettings | None = None
     ) -> None:
-        super().__init__(client, settings or AmbassadorSettings(), AmbassadorReport())
+        report, settings = AmbassadorReport(), settings or AmbassadorSettings()
+        super().__init__(client, settings, report, log=log, final=FINAL, settled=Phase.SETTLED)
         self.corpus = corpus
         self._amount: dict[str, int] = {}
         self._posted_count: dict[str, int] = dict.fromkeys(self.settings.chains, 0)

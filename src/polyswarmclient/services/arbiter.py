@@ -174,18 +174,12 @@ class ArbiterReport(Report):
     declined: dict[str, str] = field(default_factory=dict)
 
 
-class Arbiter(Role[BountyState]):
+class Arbiter(Role[BountyState, ArbiterClient, ArbiterSettings, ArbiterReport]):
     """``await Arbiter(client, backend, settings).run(shutdown)``; embeddable next to other services."""
 
-    final_phases = FINAL
-    settled_phase = Phase.SETTLED
-    log = logging.getLogger("arbiter")
-    client: ArbiterClient
-    settings: ArbiterSettings
-    report: ArbiterReport
-
     def __init__(self, client: ArbiterClient, backend: Scanner, settings: ArbiterSettings | None = None) -> None:
-        super().__init__(client, settings or ArbiterSettings(), ArbiterReport())
+        settings = settings or ArbiterSettings()
+        super().__init__(client, settings, ArbiterReport(), log=log, final=FINAL, settled=Phase.SETTLED)
         self.backend = backend
 
     # --- lifecycle ------------------------------------------------------------------------------

@@ -8,11 +8,10 @@ run exits non-zero.
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from polyswarmclient.services.lifecycle import Shutdown
 from polyswarmclient.services.supervision import FatalErrors, Supervisor
@@ -41,25 +40,35 @@ class RoleSettings(Protocol):
     def testing(self) -> int: ...
 
 
+class RoleClient(Protocol):
+    """What every role needs from the client facade."""
+
+    async def settle(self, guid: str, chain: str = ...) -> Any: ...
+    def events(self, chain: str) -> Any: ...
+
+
 B = TypeVar("B", bound=Tracked)
+C = TypeVar("C", bound=RoleClient)
+S = TypeVar("S", bound=RoleSettings)
+R = TypeVar("R", bound=Report)
 
 
-class Role(Generic[B]):
-    """Base of the roles: ``bounties`` by GUID, the newest block per chain, and the supervisor of a run."""
+class Role(Generic[B, C, S, R]):
+    """Base of the roles: ``bounties`` by GUID, the newest block per chain, and the supervisor of a run.
 
-    #: Phases after which a bounty needs nothing more from the role.
-    final_phases: ClassVar[tuple[enum.Enum, ...]]
-    #: The phase of a bounty this role has settled.
-    settled_phase: ClassVar[enum.Enum]
-    log: ClassVar[logging.Logger]
-    client: Any
-    settings: RoleSettings
-    report: Report
+    ``final`` are the phases after which a bounty needs nothing more from the role; ``settled`` is the
+    phase of a bounty it has settled.
+    """
 
-    def __init__(self, client: Any, settings: RoleSettings, report: Report) -> None:
+    def __init__(
+        self, client: C, settings: S, report: R, *, log: logging.Logger, final: tuple[Any, ...], settled: Any
+    ) -> None:
         self.client = client
         self.settings = settings
         self.report = report
+        self.log = log
+        self.final_phases = final
+        self.settled_phase = settled
         self.bounties: dict[str, B] = {}
         self._latest_block: dict[str, int] = {}
         self._supervisor: Supervisor | None = None

@@ -1,20 +1,11 @@
 """The balance manager: keep enough NCT on the side chain, and not too much.
 
-``policy`` is the pure core (:func:`decide`); ``service`` holds the async shells (one-shot
-transfers, the balance view and the block-driven :class:`BalanceManager`).
+``policy`` is the pure core (:func:`decide` answers :class:`Deposit`, :class:`Withdraw` or :class:`Wait`
+for a :class:`~.policy.BalanceView`); ``service`` holds the async shells (one-shot transfers, the
+balance view and the block-driven :class:`BalanceManager`).
 """
 
-from polyswarmclient.services.balancemanager.policy import (
-    RELAY_LEEWAY,
-    BalanceView,
-    Deposit,
-    InFlightDeposit,
-    Policy,
-    Wait,
-    WaitKind,
-    Withdraw,
-    decide,
-)
+from polyswarmclient.services.balancemanager.policy import Deposit, Policy, Wait, WaitKind, Withdraw, decide
 from polyswarmclient.services.balancemanager.service import (
     BalanceClient,
     BalanceManager,
@@ -25,13 +16,10 @@ from polyswarmclient.services.balancemanager.service import (
 )
 
 __all__ = [
-    "RELAY_LEEWAY",
     "BalanceClient",
     "BalanceManager",
-    "BalanceView",
     "Balances",
     "Deposit",
-    "InFlightDeposit",
     "Policy",
     "Transfer",
     "Wait",

@@ -206,13 +206,18 @@ class Decision:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Deposit(Decision):
+class Move(Decision):
+    """Move ``amount`` NCT-wei between the chains through a relay."""
+
     amount: int
 
 
-@dataclass(frozen=True, kw_only=True)
-class Withdraw(Decision):
-    amount: int
+class Deposit(Move):
+    """Home to side: the side balance is below the minimum."""
+
+
+class Withdraw(Move):
+    """Side to home: the side balance is above the maximum."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,11 +6,10 @@ leaves every choice to :func:`~polyswarmclient.services.balancemanager.policy.de
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal, Protocol
 
 from polyswarmclient.errors import (
@@ -36,6 +35,7 @@ from polyswarmclient.services.balancemanager.policy import (
     show_nct,
 )
 from polyswarmclient.services.lifecycle import Shutdown
+from polyswarmclient.services.supervision import FatalErrors, Supervisor
 from polyswarmclient.wire.events import Block, Event
 
 log = logging.getLogger("balancemanager")
@@ -223,22 +223,22 @@ class BalanceManager:
             bounds += f", --maximum {show(self.policy.maximum)}"
             bounds += f", --withdraw-target {show(self.policy.withdraw_target)}"
         log.info("maintaining the side balance of %s: %s", self.client.address, bounds)
-        events = aiter(self.client.events("home"))
-        try:
-            while not self.done:
-                event = await _next_event(events, shutdown)
-                if event is None:
-                    log.info("stopping: %s", shutdown.reason or "shutdown requested")
-                    break
-                if isinstance(event, Block) and (self.last_block is None or event.number > self.last_block):
-                    self.last_block = event.number
-                    await self.step(event.number)
-        finally:
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
+        # step() retries what can be retried, and says so; whatever it lets through stops maintain.
+        supervisor = Supervisor(log, shutdown, FatalErrors(always=(Exception,)), stop_note="no further steps")
+        async with supervisor:
+            supervisor.consume(self.client, ["home"], partial(self._on_event, supervisor))
+            await supervisor.serve()
         return self.transfers
+
+    async def _on_event(self, supervisor: Supervisor, event: Event) -> None:
+        """One step per new home block; none once a stop was requested (never half a step)."""
+        if supervisor.stopping or not isinstance(event, Block):
+            return
+        if self.last_block is None or event.number > self.last_block:
+            self.last_block = event.number
+            await self.step(event.number)
+            if self.done:
+                supervisor.finish()
 
     @property
     def done(self) -> bool:
@@ -370,28 +370,3 @@ class BalanceManager:
             raise InsufficientFunds(f"{wait.reason} (testing mode: giving up)")
         if wait.kind is WaitKind.STUCK and wait.overdue_by >= self.policy.window:
             raise TransactionError(f"{wait.reason} (testing mode: giving up)")
-
-
-async def _next_event(events: AsyncIterator[Event], shutdown: Shutdown) -> Event | None:
-    """The next event, or ``None`` once a shutdown is requested (never in the middle of a step)."""
-    if shutdown.requested:
-        return None
-
-    async def pull() -> Event:
-        return await anext(events)
-
-    nxt = asyncio.create_task(pull())
-    stop = asyncio.create_task(shutdown.wait())
-    try:
-        await asyncio.wait({nxt, stop}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.cancel()
-        if not nxt.done():
-            nxt.cancel()
-    if not nxt.done() or nxt.cancelled():
-        await asyncio.wait({nxt})  # let the cancelled pull unwind; a cancel of our own task still propagates
-        return None
-    try:
-        return nxt.result()
-    except StopAsyncIteration:
-        raise TransportError("the home-chain event stream ended; polyswarmd may have shut down") from None

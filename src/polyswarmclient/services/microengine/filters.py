@@ -144,36 +144,27 @@ class ConfidenceModifier:
 
 def parse_filters(rules: Iterable[Sequence[str]]) -> BountyFilter:
     """``[("accept", "mimetype", "startswith", "text/"), ...]`` -> :class:`BountyFilter`."""
-    accept: list[Filter] = []
-    reject: list[Filter] = []
-    for rule in rules:
-        action, key, op, target = _four(rule, "--filter")
-        filt = Filter.parse(key, op, target)
-        match action.lower():
-            case "accept":
-                accept.append(filt)
-            case "reject":
-                reject.append(filt)
-            case _:
-                raise ConfigError(f"--filter action must be accept or reject, not {action!r}")
-    return BountyFilter(tuple(accept), tuple(reject))
+    return BountyFilter(*_sorted_rules(rules, "--filter", ("accept", "reject")))
 
 
 def parse_confidence(rules: Iterable[Sequence[str]]) -> ConfidenceModifier:
     """``[("favor", "mimetype", "==", "text/plain"), ...]`` -> :class:`ConfidenceModifier`."""
-    favor: list[Filter] = []
-    penalize: list[Filter] = []
+    return ConfidenceModifier(*_sorted_rules(rules, "--confidence", ("favor", "penalize")))
+
+
+def _sorted_rules(
+    rules: Iterable[Sequence[str]], flag: str, actions: tuple[str, str]
+) -> tuple[tuple[Filter, ...], tuple[Filter, ...]]:
+    """``ACTION KEY OP VALUE`` rules -> (filters of the first action, filters of the second)."""
+    chosen: dict[str, list[Filter]] = {action: [] for action in actions}
     for rule in rules:
-        action, key, op, target = _four(rule, "--confidence")
+        action, key, op, target = _four(rule, flag)
         filt = Filter.parse(key, op, target)
-        match action.lower():
-            case "favor":
-                favor.append(filt)
-            case "penalize":
-                penalize.append(filt)
-            case _:
-                raise ConfigError(f"--confidence action must be favor or penalize, not {action!r}")
-    return ConfidenceModifier(tuple(favor), tuple(penalize))
+        if action.lower() not in chosen:
+            raise ConfigError(f"{flag} action must be {actions[0]} or {actions[1]}, not {action!r}")
+        chosen[action.lower()].append(filt)
+    first, second = (tuple(chosen[action]) for action in actions)
+    return first, second
 
 
 def _four(rule: Sequence[str], flag: str) -> tuple[str, str, str, str]:

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -87,31 +87,26 @@ class AssertionRecord:
     def from_json(cls, data: Any) -> AssertionRecord:
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        names = {f.name for f in fields(cls)}
-        missing = names - set(data) - {"status", "index", "updated"}
+        missing = {f.name for f in fields(cls)} - set(data) - _OPTIONAL
         if missing:
             raise ValueError(f"missing fields: {', '.join(sorted(missing))}")
-        status = data.get("status", COMMITTING)
-        if status not in STATUSES:
-            raise ValueError(f"unknown status {status!r}")
-        index = data.get("index")
-        return cls(
-            guid=str(data["guid"]),
-            chain=str(data["chain"]),
-            address=str(data["address"]),
-            nonce=int(data["nonce"]),
-            commitment=int(data["commitment"]),
-            verdicts=tuple(bool(v) for v in data["verdicts"]),
-            mask=tuple(bool(v) for v in data["mask"]),
-            bids=tuple(int(b) for b in data["bids"]),
-            metadata=str(data["metadata"]),
-            expiration=int(data["expiration"]),
-            reveal_window=int(data["reveal_window"]),
-            vote_window=int(data["vote_window"]),
-            status=status,
-            index=None if index is None else int(index),
-            updated=float(data.get("updated", 0.0)),
-        )
+        if data.get("status", COMMITTING) not in STATUSES:
+            raise ValueError(f"unknown status {data['status']!r}")
+        # Each field from its JSON value, converted by its declared type (absent optional ones: the default).
+        return cls(**{f.name: _FROM_JSON[str(f.type)](data[f.name]) for f in fields(cls) if f.name in data})
+
+
+#: Fields an older record may lack.
+_OPTIONAL = {"status", "index", "updated"}
+#: How a record field of each declared type is read back (big integers arrive as decimal strings).
+_FROM_JSON: dict[str, Callable[[Any], Any]] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "int | None": lambda value: None if value is None else int(value),
+    "tuple[bool, ...]": lambda values: tuple(bool(v) for v in values),
+    "tuple[int, ...]": lambda values: tuple(int(v) for v in values),
+}
 
 
 class StateStore:
