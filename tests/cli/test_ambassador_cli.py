@@ -19,7 +19,7 @@ invoke = cli_invoker(cli, "ambassador", clear=[o.envvar for o in OPTIONS if o.en
         ("abc", "is not a number"),
         ("0", "greater than 0"),
         ("0.0000000000000000001", "more than 18 decimal places"),
-        ("nan", "not a finite number"),
+        ("nan", "no exponent, NaN or Infinity"),
     ],
 )
 def test_bad_bounty_amount_is_a_usage_error(amount: str, message: str) -> None:
