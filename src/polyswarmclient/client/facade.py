@@ -151,10 +151,17 @@ class PolyswarmClient:
         return await self._http.request("GET", path, params=self._params(chain, **extra))
 
     async def _run(
-        self, name: str, path: str, chain: str, expected: list[expect.Call], body: Any = NO_BODY
+        self,
+        name: str,
+        path: str,
+        chain: str,
+        expected: list[expect.Call],
+        body: Any = NO_BODY,
+        *,
+        urgent: bool = False,
     ) -> Outcome:
         return await self._pipeline.run(
-            Action(name=name, path=path, chain=chain, expected=tuple(expected), body=body)
+            Action(name=name, path=path, chain=chain, expected=tuple(expected), body=body, urgent=urgent)
         )
 
     # --- server and parameters ------------------------------------------------------------------
@@ -427,9 +434,8 @@ class PolyswarmClient:
         expected = expect.expect_reveal(
             guid=guid, index=index, nonce=nonce, verdicts=bools_to_int(verdicts), metadata=metadata
         )
-        outcome = await self._run(
-            "reveal assertion", f"/bounties/{guid}/assertions/{index}/reveal", chain, expected, body
-        )
+        path = f"/bounties/{guid}/assertions/{index}/reveal"
+        outcome = await self._run("reveal assertion", path, chain, expected, body, urgent=True)
         outcome.require(
             "reveals",
             bounty_guid=guid,
@@ -450,7 +456,7 @@ class PolyswarmClient:
     async def settle(self, guid: str, chain: str = "side") -> None:
         """Settle; success shows only as a mined transaction (``SettledBounty`` is not reported)."""
         guid = _check_guid(guid)
-        await self._run("settle", f"/bounties/{guid}/settle", chain, expect.expect_settle(guid=guid))
+        await self._run("settle", f"/bounties/{guid}/settle", chain, expect.expect_settle(guid=guid), urgent=True)
 
     async def _relay(self, name: str, path: str, chain: str, paying_chain: str, amount: int) -> None:
         _check_amount(amount)

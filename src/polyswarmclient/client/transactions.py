@@ -43,6 +43,7 @@ from polyswarmclient.eth.keys import Signer
 from polyswarmclient.eth.verify import Call, Verified, verify
 from polyswarmclient.transport.backoff import Backoff
 from polyswarmclient.transport.http import NO_BODY, HttpTransport
+from polyswarmclient.transport.ratelimit import NORMAL, URGENT
 from polyswarmclient.wire.bits import bools_to_int
 from polyswarmclient.wire.models import UnsignedTransaction, parse_transactions
 from polyswarmclient.wire.transactions import PostResult, TransactionEvents
@@ -65,6 +66,12 @@ class Action:
     chain: str
     expected: tuple[Call, ...]
     body: Any = NO_BODY
+    #: Its block window closes (reveal, settle): its requests go first after a rate-limit pause.
+    urgent: bool = False
+
+    @property
+    def priority(self) -> int:
+        return URGENT if self.urgent else NORMAL
 
 
 def _is_decimal(text: str) -> bool:
@@ -224,6 +231,7 @@ class TransactionPipeline:
             params={**self._params(action.chain), "base_nonce": "0"},
             json=action.body,
             idempotent=True,  # building signs nothing
+            priority=action.priority,
         )
         return parse_transactions(result, f"POST {action.path}")
 
@@ -259,6 +267,7 @@ class TransactionPipeline:
                     params=self._params(action.chain),
                     json={"transactions": [raw.hex()]},
                     idempotent=False,
+                    priority=action.priority,
                 )
                 results = PostResult.parse_list(result)
             except ConnectionLost as exc:
@@ -334,6 +343,7 @@ class TransactionPipeline:
                     params=self._params(action.chain),
                     json={"transactions": list(hashes)},
                     time_limit=self._http.settings.receipt_timeout,
+                    priority=action.priority,
                 )
                 events = TransactionEvents.from_json(result)
             except ApiError as exc:

@@ -4,8 +4,9 @@ One :class:`aiohttp.ClientSession` for the client's whole life. Every status cod
 exception becomes a package exception here, and nowhere else:
 
 * 401 -> :class:`Unauthorized` (fatal; retrying cannot help);
-* 429 -> every request of this transport pauses (one shared gate) with jittered backoff, then the
-  request is retried; after ``rate_limit_retries`` pauses -> :class:`RateLimited`. A 429 means the
+* 429 -> every request of this transport waits at one gate (:mod:`.ratelimit`: Retry-After honoured,
+  one escalation per burst, gradual release, reveals and settles first), then the request is
+  retried; after ``rate_limit_retries`` pauses -> :class:`RateLimited`. A 429 means the
   gateway refused the request, so retrying is safe for any method;
 * connection refused / DNS / connect timeout (the request never left) -> retried for any method;
 * 5xx and broken connections after the request was sent -> retried only for idempotent requests
@@ -41,6 +42,7 @@ from polyswarmclient.errors import (
 )
 from polyswarmclient.transport.address import PolyswarmdAddress
 from polyswarmclient.transport.backoff import Backoff
+from polyswarmclient.transport.ratelimit import NORMAL, RateGate
 from polyswarmclient.wire.envelope import parse_body
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ class HttpSettings:
     rate_limit_base: float = 2.0
     rate_limit_cap: float = 30.0
     rate_limit_retries: int = 6
+    #: After a 429 pause, waiting requests are let through one per this many seconds.
+    rate_limit_spacing: float = 0.05
     #: Most bytes of one answer, decompressed: JSON envelopes are small, so a bigger one is hostile.
     max_reply_bytes: int = 8 * 2**20
     #: Most bytes of one artifact, decompressed (polyswarmd's own default cap is 10 MiB).
@@ -107,10 +111,12 @@ class HttpTransport:
         self._headers: dict[str, str] = {"Authorization": api_key} if api_key else {}
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
-        self._rate_backoff = Backoff(
-            self.settings.rate_limit_base, self.settings.rate_limit_cap, rng=self._rng
+        self._gate = RateGate(
+            self.settings.rate_limit_base,
+            self.settings.rate_limit_cap,
+            self.settings.rate_limit_spacing,
+            rng=self._rng,
         )
-        self._resume_at = 0.0
 
     def __repr__(self) -> str:
         key = "set" if self._headers else "none"
@@ -154,10 +160,21 @@ class HttpTransport:
         json: Any = NO_BODY,
         idempotent: bool | None = None,
         time_limit: float | None = None,
+        priority: int = NORMAL,
     ) -> Any:
-        """Send one request and return the envelope's ``result`` (or raise)."""
+        """Send one request and return the envelope's ``result`` (or raise).
+
+        ``priority`` orders requests waiting out a rate limit: :data:`URGENT` ones (reveals and settles,
+        whose windows close) go first.
+        """
         status, body = await self._exchange(
-            method, path, params=params, json=json, idempotent=idempotent, time_limit=time_limit
+            method,
+            path,
+            params=params,
+            json=json,
+            idempotent=idempotent,
+            time_limit=time_limit,
+            priority=priority,
         )
         return parse_body(status, body, what=f"{method} {path}")
 
@@ -204,30 +221,6 @@ class HttpTransport:
     def _timeout(self, total: float) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=total, sock_connect=self.settings.connect_timeout)
 
-    async def _wait_for_gate(self) -> None:
-        loop = asyncio.get_running_loop()
-        # A loop, not an Event: another 429 may push the deadline further while we sleep.
-        while (wait := self._resume_at - loop.time()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(wait)
-
-    def _pause_everything(self, retry_after: str | None, what: str) -> None:
-        delay = self._rate_backoff.delay()
-        if retry_after is not None:
-            try:
-                delay = max(delay, min(float(retry_after), self.settings.rate_limit_cap))
-            except ValueError:
-                pass
-        loop = asyncio.get_running_loop()
-        resume = loop.time() + delay
-        if resume > self._resume_at:
-            self._resume_at = resume
-            log.warning(
-                "rate limited (HTTP 429 on %s); pausing all requests to %s for %.1f s",
-                what,
-                self.address,
-                delay,
-            )
-
     def _unauthorized(self, what: str) -> Unauthorized:
         if self._headers:
             return Unauthorized(
@@ -258,6 +251,7 @@ class HttpTransport:
         time_limit: float | None = None,
         limit: int | None = None,
         limit_option: str | None = None,
+        priority: int = NORMAL,
     ) -> tuple[int, bytes]:
         if self._session is None:
             raise RuntimeError("the HTTP transport is not open; use `async with PolyswarmClient(...)`")
@@ -270,7 +264,7 @@ class HttpTransport:
         failures = 0
         rate_limited = 0
         while True:
-            await self._wait_for_gate()
+            await self._gate.wait(priority)
             kwargs: dict[str, Any] = {
                 "params": dict(params or {}),
                 "headers": self._headers,
@@ -313,9 +307,9 @@ class HttpTransport:
                             f"after {rate_limited - 1} pauses; lower the request rate or ask the operator "
                             "for a higher limit"
                         )
-                    self._pause_everything(retry_after, what)
+                    self._gate.limited(retry_after, what, self.address)
                     continue
-                self._rate_backoff.reset()
+                self._gate.passed()
                 if status in RETRYABLE_STATUS and safe_to_repeat and failures < self.settings.max_retries:
                     failures += 1
                     delay = backoff.delay()
