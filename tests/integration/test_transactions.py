@@ -331,3 +331,18 @@ def test_event_matching_survives_unicode_digit_strings() -> None:
 
     assert matches({"metadata": "12²", "index": "3"}, {"metadata": "12²", "index": 3})
     assert not matches({"metadata": "12²"}, {"metadata": "12"})
+
+
+async def test_a_priced_transaction_on_a_chain_pinned_free_is_refused(
+    pipeline: TransactionPipeline, tmp_path: Path
+) -> None:
+    """The side chain was free (gas price 0) at first contact: a settle priced in ether is never signed."""
+    PinStore.in_state_dir(tmp_path).check_and_learn(
+        BASE, "side", SIDE_CHAIN_ID, {"bounty_registry": REGISTRY}, gas_price=0
+    )
+    priced = {**settle_tx(), "gasPrice": 10**9, "gas": 100_000}
+    with aioresponses() as m:
+        node = polyswarmd(m, priced, nonce=None)
+        with pytest.raises(PinMismatch, match="was free"):
+            await pipeline.run(settle_action())
+    assert node.posted == []

@@ -152,3 +152,22 @@ def test_a_state_directory_that_cannot_be_made_is_a_configuration_error(tmp_path
     blocker.write_text("")
     with pytest.raises(ConfigError, match="--state-dir"):
         PinStore.in_state_dir(blocker / "state").validate()
+
+
+def test_a_chain_first_seen_free_stays_free(tmp_path: Path) -> None:
+    """Gas price 0 at first contact is pinned; a later non-zero price is refused before signing."""
+    store = PinStore.in_state_dir(tmp_path)
+    store.check_and_learn(SERVER, "side", 1338, {"bounty_registry": REGISTRY}, gas_price=0)
+    store.check_and_learn(SERVER, "side", 1338, {"bounty_registry": REGISTRY}, gas_price=0)
+    with pytest.raises(PinMismatch, match="was free"):
+        store.check_and_learn(SERVER, "side", 1338, {"bounty_registry": REGISTRY}, gas_price=1)
+
+
+def test_a_paid_chain_price_may_vary_but_not_soar(tmp_path: Path) -> None:
+    """On a paid chain the price may move within 10x of the pinned one; beyond that it is refused."""
+    store = PinStore.in_state_dir(tmp_path)
+    store.check_and_learn(SERVER, "home", 1337, {}, gas_price=10**9)
+    store.check_and_learn(SERVER, "home", 1337, {}, gas_price=5 * 10**9)
+    with pytest.raises(PinMismatch, match="more than 10x"):
+        store.check_and_learn(SERVER, "home", 1337, {}, gas_price=11 * 10**9)
+    assert json.loads(store.path.read_text())["servers"][SERVER]["home"]["gas_price"] == 10**9

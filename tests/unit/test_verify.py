@@ -222,3 +222,15 @@ def test_gas_cost_above_the_fee_cap_is_refused() -> None:
         verify(pricey, expected_assertion(), action="post assertion", max_fee=5 * 10**16)
     affordable = [dataclasses.replace(t, gas=500_000, gas_price=10**11) for t in free]  # exactly 0.05 ETH
     verify(affordable, expected_assertion(), action="post assertion", max_fee=5 * 10**16)
+
+
+def test_gas_is_bounded_per_function_where_it_costs_ether() -> None:
+    """On a paid chain a call asking for far more gas than it needs is refused; free chains may ask for the
+    block gas limit (that is what polyswarmd does there)."""
+    import dataclasses
+
+    free = [dataclasses.replace(t, gas=50_000_000) for t in assertion_txs()]
+    verify(free, expected_assertion(), action="post assertion")
+    greedy = [dataclasses.replace(t, gas=50_000_000, gas_price=1) for t in assertion_txs()]
+    with pytest.raises(VerificationError, match="never needs more than 2000000"):
+        verify(greedy, expected_assertion(), action="post assertion")

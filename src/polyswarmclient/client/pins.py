@@ -35,6 +35,8 @@ from polyswarmclient.errors import ConfigError, PinMismatch, StateError, Verific
 log = logging.getLogger(__name__)
 
 FILENAME = "known_contracts.json"
+#: How far the gas price of a paid chain may rise above the price pinned at first contact.
+GAS_PRICE_GROWTH = 10
 VERSION = 1
 
 
@@ -69,12 +71,26 @@ class PinStore:
         entry = self._load()["servers"].get(server, {}).get(chain, {})
         return {"chain_id": entry.get("chain_id"), "contracts": dict(entry.get("contracts", {}))}
 
-    def check_and_learn(self, server: str, chain: str, chain_id: int, contracts: Mapping[str, str]) -> None:
-        """Raise :class:`PinMismatch` if anything differs from the pins; pin what is new."""
-        with self._locked():
-            self._check_and_learn(server, chain, chain_id, contracts)
+    def check_and_learn(
+        self,
+        server: str,
+        chain: str,
+        chain_id: int,
+        contracts: Mapping[str, str],
+        gas_price: int | None = None,
+    ) -> None:
+        """Raise :class:`PinMismatch` if anything differs from the pins; pin what is new.
 
-    def _check_and_learn(self, server: str, chain: str, chain_id: int, contracts: Mapping[str, str]) -> None:
+        ``gas_price`` (the highest of the action's transactions) is pinned at first contact too: a chain
+        first seen free (price 0) must stay free, and elsewhere the price may not rise above
+        :data:`GAS_PRICE_GROWTH` times the pinned one.
+        """
+        with self._locked():
+            self._check_and_learn(server, chain, chain_id, contracts, gas_price)
+
+    def _check_and_learn(
+        self, server: str, chain: str, chain_id: int, contracts: Mapping[str, str], gas_price: int | None
+    ) -> None:
         data = self._load()
         entry = data["servers"].setdefault(server, {}).setdefault(chain, {})
         pinned_contracts: dict[str, str] = entry.setdefault("contracts", {})
@@ -82,6 +98,18 @@ class PinStore:
             f"If the community really changed it, delete the {chain!r} entry under {server!r} in {self.path} "
             "(or the whole file) to trust the new value."
         )
+        pinned_price = entry.get("gas_price")
+        if gas_price is not None and pinned_price is not None:
+            if pinned_price == 0 and gas_price > 0:
+                raise PinMismatch(
+                    f"the {chain} chain of {server} was free (gas price 0) when first seen, but polyswarmd now "
+                    f"prices gas at {gas_price} wei. Nothing was signed. {reset}"
+                )
+            if gas_price > pinned_price * GAS_PRICE_GROWTH:
+                raise PinMismatch(
+                    f"polyswarmd prices gas on the {chain} chain of {server} at {gas_price} wei, more than "
+                    f"{GAS_PRICE_GROWTH}x the {pinned_price} wei first seen. Nothing was signed. {reset}"
+                )
         old_id = entry.get("chain_id")
         if old_id is not None and old_id != chain_id:
             raise PinMismatch(
@@ -106,9 +134,13 @@ class PinStore:
                         "but that is "
                         f"the pinned {other}; refusing to sign"
                     )
-        if old_id is not None and not learned:
+        new_price = gas_price is not None and pinned_price is None
+        if old_id is not None and not learned and not new_price:
             return
         entry["chain_id"] = chain_id
+        if new_price:
+            entry["gas_price"] = gas_price
+            log.info("pinned the gas price of the %s chain of %s: %d wei (in %s)", chain, server, gas_price, self.path)
         pinned_contracts.update(learned)
         for role, address in learned.items():
             log.info(
@@ -190,9 +222,9 @@ def _well_formed(servers: object) -> bool:
         for entry in chains.values():
             if not isinstance(entry, dict):
                 return False
-            chain_id = entry.get("chain_id")
-            if chain_id is not None and (isinstance(chain_id, bool) or not isinstance(chain_id, int)):
-                return False
+            for number in (entry.get("chain_id"), entry.get("gas_price")):
+                if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
+                    return False
             contracts = entry.get("contracts", {})
             if not isinstance(contracts, dict) or not all(isinstance(a, str) for a in contracts.values()):
                 return False

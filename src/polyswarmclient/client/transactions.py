@@ -196,7 +196,11 @@ class TransactionPipeline:
             txs = await self._build(action)
             verified = verify(txs, action.expected, action=action.name, max_fee=self._max_fee)
             self._pins.check_and_learn(
-                self._http.address.pin_key, action.chain, verified.chain_id, verified.contracts
+                self._http.address.pin_key,
+                action.chain,
+                verified.chain_id,
+                verified.contracts,
+                gas_price=max(tx.gas_price for tx in txs),
             )
             try:
                 hashes = await self._sign_and_post(action, txs, nonces)

@@ -116,6 +116,11 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
+#: Most gas a call may ask for where gas costs ether (free chains set gas to the block gas limit, at price 0).
+DEFAULT_MAX_GAS = 2_000_000
+MAX_GAS = {"settleBounty": 10_000_000}
+
+
 def verify(
     txs: Sequence[UnsignedTransaction], expected: Sequence[Call], *, action: str, max_fee: int | None = None
 ) -> Verified:
@@ -163,6 +168,12 @@ def verify(
         if tx.value != 0:
             raise VerificationError(
                 f"{action}: {label} sends {tx.value} wei of ether; expected 0; refusing to sign"
+            )
+        gas_cap = MAX_GAS.get(fn.name, DEFAULT_MAX_GAS)
+        if tx.gas_price > 0 and tx.gas > gas_cap:
+            raise VerificationError(
+                f"{action}: {label} asks for {tx.gas} gas at a price of {tx.gas_price} wei; {fn.name} never "
+                f"needs more than {gas_cap}; refusing to sign"
             )
         if max_fee is not None and tx.gas * tx.gas_price > max_fee:
             raise VerificationError(
