@@ -22,7 +22,7 @@ from polyswarmclient.errors import ApiError, ConnectionFailed, ConnectionLost, I
 from polyswarmclient.eth.commitment import commitment
 from polyswarmclient.services.lifecycle import Shutdown
 from polyswarmclient.services.microengine import EngineConfig, Microengine
-from polyswarmclient.services.microengine import engine as engine_module
+from polyswarmclient.services.microengine import catchup as engine_module
 from polyswarmclient.services.microengine.filters import parse_filters
 from polyswarmclient.services.microengine.state import FORFEITED, SETTLED, StateStore
 from polyswarmclient.wire.bits import bools_to_int
@@ -573,7 +573,7 @@ async def test_deprecation_settles_finished_bounties(fake, tmp_path):
     fake.push(bounty)
     await wait_until(lambda: bounty.guid in fake.assertions)
     engine.schedule.done(bounty.guid, "reveal")  # as if revealed
-    engine._heads["side"] = E + 40  # the head moved on while no block event reached us
+    engine.heads["side"] = E + 40  # the head moved on while no block event reached us
     fake.push(Deprecated(rollover=False))
     await wait_until(lambda: fake.settles == [bounty.guid])
     stop.request("done")
@@ -861,7 +861,7 @@ async def test_failing_catch_up_does_not_hold_up_shutdown(fake, tmp_path):
     engine, store = make_engine(fake, tmp_path, shutdown=stop)
     run = asyncio.create_task(engine.run())
     fake.push(Reconnected(chain="side"))
-    await wait_until(lambda: engine._catch_up_running == {"side"})
+    await wait_until(lambda: engine.catch_up.running == {"side"})
     await asyncio.sleep(0.05)
     stop.request("done")
     await asyncio.wait_for(run, 2)

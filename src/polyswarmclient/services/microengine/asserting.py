@@ -1,0 +1,149 @@
+"""Asserting on one open bounty: scan it, plan the assertion, commit to it, post it.
+
+In order: give up when too few blocks are left to scan and post; scan within the time the deadline
+leaves (:mod:`.scanning`); plan bids, mask and verdicts (:mod:`.planning`, pure); check the NCT balance
+covers bids and fee (in ``--testing`` mode a shortfall is fatal); check the scan did not run past the
+last useful block; write the nonce and verdicts behind the commitment to the state directory; then post
+the assertion and schedule its reveal and settle.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from polyswarmclient.amounts import format_amount
+from polyswarmclient.backends import Backend
+from polyswarmclient.errors import InsufficientFunds
+from polyswarmclient.eth.commitment import commitment, new_nonce
+from polyswarmclient.services.microengine import bidding
+from polyswarmclient.services.microengine.book import Book
+from polyswarmclient.services.microengine.config import EngineClient, EngineConfig, EngineStats
+from polyswarmclient.services.microengine.planning import (
+    Assert,
+    Judgement,
+    OpenBounty,
+    Skip,
+    judge,
+    nct_text,
+    plan,
+    verdict_text,
+)
+from polyswarmclient.services.microengine.scanning import Scanner
+from polyswarmclient.services.microengine.schedule import scan_timeout, still_open
+from polyswarmclient.services.microengine.state import ASSERTED, COMMITTING, AssertionRecord
+from polyswarmclient.wire.bits import bools_to_int
+from polyswarmclient.wire.models import BountyParameters
+
+log = logging.getLogger("microengine")
+
+
+@dataclass(eq=False)
+class Asserting:
+    """The assertion step for the bounties the engine takes."""
+
+    client: EngineClient
+    backend: Backend
+    book: Book
+    config: EngineConfig
+    stats: EngineStats
+
+    def __post_init__(self) -> None:
+        self.scanner = Scanner(self.client, self.backend, self.config.bounty_filter, self.config.max_concurrent_scans)
+        self._strategy = bidding.strategy(self.config.bid_strategy)
+
+    async def run(self, bounty: OpenBounty) -> bool:
+        """Assert on ``bounty`` if we can; True once the assertion is mined."""
+        head = max(self.book.heads.get(bounty.chain, 0), bounty.seen_at)
+        budget = scan_timeout(bounty.expiration, head, self.config.block_time, self.config.scan_timeout)
+        if budget is None:
+            return self._skip(bounty, f"expires at block {bounty.expiration}, too late to assert at block {head}")
+        params = await self.client.bounty_parameters(bounty.chain)
+        scanned = await self.scanner.scan(bounty, budget)
+        if not scanned.results:
+            return self._skip(bounty, f"no artifacts at {bounty.uri}")
+        decision = await self._plan(bounty, judge(scanned.results, scanned.metadata, self.config.confidence), params)
+        if isinstance(decision, Skip):
+            return self._skip(bounty, decision.reason)
+        if not await self._affordable(bounty, decision):
+            return False
+        now = max(self.book.heads.get(bounty.chain, 0), head)
+        if not still_open(bounty.expiration, now):
+            reason = f"scanning took until block {now}, too late to assert before {bounty.expiration}"
+            return self._skip(bounty, reason, logging.WARNING)
+        await self._post(bounty, decision, params)
+        return True
+
+    def _skip(self, bounty: OpenBounty, reason: str, level: int = logging.INFO) -> bool:
+        self.stats.skipped += 1
+        log.log(level, "bounty %s: %s", bounty.guid, reason)
+        return False
+
+    async def _plan(self, bounty: OpenBounty, judged: Judgement, params: BountyParameters) -> Assert | Skip:
+        custom = None
+        if judged.asserts_anything:  # an engine's own bid() sees what we would assert
+            custom = await self.backend.custom_bid(
+                bounty.guid,
+                list(judged.mask),
+                list(judged.verdicts),
+                list(judged.confidences),
+                list(judged.notes),
+                bounty.chain,
+            )
+        return plan(judged, params, self._strategy, custom)
+
+    async def _affordable(self, bounty: OpenBounty, decision: Assert) -> bool:
+        balance = await self.client.nct_balance(bounty.chain)
+        if balance >= decision.cost:
+            return True
+        shortfall = (
+            f"NCT balance {format_amount(balance)} on {bounty.chain} is below the {format_amount(decision.cost)} "
+            "NCT this assertion needs (bids + assertion fee); deposit NCT with `balancemanager deposit`"
+        )
+        if self.config.testing:
+            raise InsufficientFunds(f"bounty {bounty.guid}: {shortfall}")
+        return self._skip(bounty, f"{shortfall}; skipped", logging.WARNING)
+
+    async def _post(self, bounty: OpenBounty, decision: Assert, params: BountyParameters) -> None:
+        guid, chain, address = bounty.guid, bounty.chain, self.client.address
+        nonce = new_nonce()
+        record = AssertionRecord(
+            guid=guid,
+            chain=chain,
+            address=address,
+            nonce=nonce,
+            commitment=commitment(nonce, bools_to_int(decision.verdicts), address),
+            verdicts=decision.verdicts,
+            mask=decision.mask,
+            bids=decision.bids,
+            metadata=decision.metadata,
+            expiration=bounty.expiration,
+            reveal_window=params.assertion_reveal_window,
+            vote_window=params.arbiter_vote_window,
+            status=COMMITTING,
+        )
+        record = await self.book.commit(record)  # durable before the commitment goes out
+        bids = list(decision.bids)
+        log.info(
+            "bounty %s: asserting verdicts=%s bids=%s", guid, verdict_text(record.mask, record.verdicts), nct_text(bids)
+        )
+        try:
+            index = await self.client.post_assertion(guid, bids, list(decision.mask), record.commitment, chain=chain)
+        except Exception:
+            # The transaction may still be mined: keep the record, and let its NewAssertion event tell us.
+            self.book.schedule.track(guid, chain, record.deadlines, asserted=False)
+            raise
+        current = self.book.get(guid) or record
+        if current.index is None:
+            current = self.book.save(current, index=index, status=ASSERTED)
+        self.book.asserted(current)
+        self.stats.assertions += 1
+        d = record.deadlines
+        log.info(
+            "bounty %s: assertion %d mined; reveal after block %d (before %d), settle from block %d",
+            guid,
+            index,
+            d.expiration,
+            d.reveal_end,
+            d.settle_from,
+        )

@@ -1,0 +1,144 @@
+"""Our book of bounties: the assertions we made (durable records plus their schedule), and what we saw.
+
+It also holds the newest block seen on each chain, which drives the schedule.
+
+The records live in the state directory (:class:`~.state.StateStore`) and, while a bounty is in play, in
+memory; the :class:`~.schedule.Schedule` hands out their reveals and settles. The book keeps the three in
+step, so the steps (:mod:`.steps`) and the engine never update one without the others. It also remembers
+the GUIDs of bounties we have handled, so a bounty delivered twice (or caught up after a reconnect) is
+handled once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from typing import Any
+
+from polyswarmclient.services.microengine.schedule import Schedule
+from polyswarmclient.services.microengine.state import (
+    ASSERTED,
+    COMMITTING,
+    FORFEITED,
+    REVEALED,
+    AssertionRecord,
+    StateStore,
+)
+
+log = logging.getLogger("microengine")
+
+
+class Book:
+    """The engine's memory of its bounties, in memory and in the state directory."""
+
+    def __init__(self, store: StateStore, seen_cache_size: int) -> None:
+        self.store = store
+        self.schedule = Schedule()
+        #: The newest block seen per chain.
+        self.heads: dict[str, int] = {}
+        self._records: dict[str, AssertionRecord] = {}
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen_cache_size = seen_cache_size
+
+    # --- bounties seen ---------------------------------------------------------------------------
+
+    def remember(self, guid: str) -> None:
+        self._seen[guid] = None
+        self._seen.move_to_end(guid)
+        while len(self._seen) > self._seen_cache_size:
+            self._seen.popitem(last=False)
+
+    def known(self, chain: str, guid: str) -> bool:
+        """Handled already: seen recently, in play, or in the state directory."""
+        return guid in self._seen or guid in self._records or self.store.has(chain, guid)
+
+    # --- our assertions ----------------------------------------------------------------------------
+
+    def __contains__(self, guid: object) -> bool:
+        return guid in self._records
+
+    def __bool__(self) -> bool:
+        return bool(self._records)
+
+    def get(self, guid: str) -> AssertionRecord | None:
+        return self._records.get(guid)
+
+    def on_chain(self, chain: str) -> list[AssertionRecord]:
+        return [r for r in self._records.values() if r.chain == chain]
+
+    def unconfirmed(self, chain: str) -> list[AssertionRecord]:
+        """Assertions on ``chain`` that may have been posted but whose index we never learned."""
+        return [r for r in self.on_chain(chain) if r.index is None]
+
+    def resume(self, chains: tuple[str, ...]) -> list[AssertionRecord]:
+        """Load the pending records of ``chains`` and put their reveals and settles back on the schedule."""
+        pruned = self.store.prune()
+        if pruned:
+            log.debug("removed %d finished bounty record(s) from the state directory", pruned)
+        resumed = []
+        for record in self.store.pending():
+            if record.chain not in chains:
+                log.warning(
+                    "bounty %s on chain %s has a pending %s in the state directory, but that chain is not in "
+                    "--chains; add it to finish the bounty",
+                    record.guid,
+                    record.chain,
+                    "reveal" if record.status in (COMMITTING, ASSERTED) else "settle",
+                )
+                continue
+            self._records[record.guid] = record
+            self.remember(record.guid)
+            self.schedule.track(
+                record.guid,
+                record.chain,
+                record.deadlines,
+                asserted=record.index is not None,
+                revealed=record.status == REVEALED,
+                reveal_closed=record.status == FORFEITED,
+            )
+            resumed.append(record)
+        return resumed
+
+    async def commit(self, record: AssertionRecord) -> AssertionRecord:
+        """Write ``record`` durably; call it before the assertion transaction goes out (spec pitfall 13)."""
+        record = await asyncio.to_thread(self.store.save, record)
+        self._records[record.guid] = record
+        return record
+
+    def save(self, record: AssertionRecord, **changes: Any) -> AssertionRecord:
+        updated = self.store.update(record, **changes)
+        self._records[record.guid] = updated
+        return updated
+
+    def confirm(self, guid: str, index: int, commitment: int, seen: str) -> bool:
+        """Our assertion on ``guid`` is at ``index`` (``seen``: "by its event", "on chain", ...).
+
+        Learns the index of a record that lacks it, when the commitment is ours; True when it did.
+        """
+        record = self._records.get(guid)
+        if record is None or record.index is not None or commitment != record.commitment:
+            return False
+        self.asserted(self.save(record, index=index, status=ASSERTED))
+        log.info("bounty %s: assertion %d confirmed %s", guid, index, seen)
+        return True
+
+    def asserted(self, record: AssertionRecord) -> None:
+        """Its index is known: the reveal and the settle are scheduled."""
+        self.schedule.track(record.guid, record.chain, record.deadlines, asserted=True)
+        self.schedule.mark_asserted(record.guid)
+
+    def set_windows(self, chain: str, reveal_window: int, vote_window: int) -> None:
+        """The contract reads the windows when a step is checked, so pending deadlines move with them."""
+        self.schedule.set_windows(chain, reveal_window, vote_window)
+        for record in self.on_chain(chain):
+            self.save(record, reveal_window=reveal_window, vote_window=vote_window)
+
+    def close(self, record: AssertionRecord, status: str) -> None:
+        """Nothing more to do for this bounty: out of memory, ``status`` in the state directory."""
+        self._records.pop(record.guid, None)
+        self.store.update(record, status=status)
+
+    def drop(self, guid: str) -> AssertionRecord | None:
+        """Out of memory only: the state directory keeps its status, so the next start tries again."""
+        return self._records.pop(guid, None)

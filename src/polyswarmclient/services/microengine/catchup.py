@@ -1,0 +1,141 @@
+"""Catching up on what the event stream may have hidden: on the first connect, after every reconnect.
+
+One pass, per chain: refresh the bounty parameters, look on chain for our own assertions whose index we
+never learned, learn the head, check our bounties for quorum, then page ``GET /bounties`` for bounties
+still open that we never saw and hand each to the engine as an :class:`~.planning.OpenBounty`. A pass
+that fails, or could not read some bounty, runs again after a jittered, doubling delay: a bounty it
+misses has no other way back to us. Pages only grow at the end, so a pass starts from the last page the
+previous one read in full, and a long-lived engine pages the history once, not on every reconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from functools import partial
+from typing import Protocol
+
+from polyswarmclient.services.microengine.book import Book
+from polyswarmclient.services.microengine.config import EngineClient
+from polyswarmclient.services.microengine.planning import OpenBounty
+from polyswarmclient.services.microengine.schedule import still_open
+from polyswarmclient.services.microengine.steps import Steps
+from polyswarmclient.services.supervision import Supervisor
+from polyswarmclient.transport.backoff import Backoff
+
+log = logging.getLogger("microengine")
+
+#: Delays (seconds, jittered and doubling up to the cap) before a failed catch-up runs again.
+CATCH_UP_RETRY_BASE = 1.0
+CATCH_UP_RETRY_CAP = 30.0
+
+
+class Host(Protocol):
+    """Where a catch-up reports what it finds (the engine)."""
+
+    def on_block(self, chain: str, number: int) -> None: ...
+    def on_quorum(self, guid: str) -> None: ...
+    def take(self, bounty: OpenBounty) -> None: ...
+
+
+class CatchUp:
+    """Catch-up passes per chain, one at a time; a reconnect during a pass asks for one more."""
+
+    def __init__(self, client: EngineClient, book: Book, steps: Steps, host: Host, cache_size: int) -> None:
+        self.client = client
+        self.book = book
+        self.steps = steps
+        self.host = host
+        self.running: set[str] = set()
+        self._again: set[str] = set()
+        self._page: dict[str, int] = {}  # per chain: the last GET /bounties page fully read
+        self._closed: OrderedDict[str, None] = OrderedDict()  # GUIDs found already expired
+        self._closed_cache_size = cache_size * 5
+
+    def start(self, chain: str, supervisor: Supervisor) -> None:
+        if chain in self.running:
+            self._again.add(chain)  # reconnected again meanwhile: run once more when done
+            return
+        self.running.add(chain)
+        supervisor.spawn(partial(self._until_done, chain, supervisor), f"catch-up on {chain}")
+
+    async def _until_done(self, chain: str, supervisor: Supervisor) -> None:
+        """Run passes until one succeeds (and none was asked for meanwhile), or the engine stops."""
+        backoff = Backoff(CATCH_UP_RETRY_BASE, CATCH_UP_RETRY_CAP)
+        try:
+            while True:
+                self._again.discard(chain)
+                try:
+                    unread = await self.once(chain)
+                except Exception as exc:
+                    if supervisor.is_fatal(exc):
+                        raise
+                    problem = f"failed ({exc})"
+                else:
+                    problem = f"could not read {unread} bounty(ies)" if unread else ""
+                if not problem:
+                    backoff.reset()
+                else:
+                    delay = backoff.delay()
+                    log.warning("catch-up on %s %s; trying again in %.1f s", chain, problem, delay)
+                    if await supervisor.wait_for_stop(delay):
+                        return
+                    self._again.add(chain)
+                if chain not in self._again:
+                    return
+        finally:
+            self.running.discard(chain)
+
+    async def once(self, chain: str) -> int:
+        """One pass; returns how many bounties could not be read (so the pass runs again)."""
+        await self.client.bounty_parameters(chain, refresh=True)
+        await self.steps.recover_indexes(chain)
+        await self.refresh(chain)
+        found = unread = 0
+        start = self._page.get(chain, 0)  # read again: it may have grown
+        async for page, guids in self.client.iter_bounty_pages(chain, start_page=start):
+            found_here, unread_here = await self._open_among(chain, guids)
+            found, unread = found + found_here, unread + unread_here
+            if not unread:
+                self._page[chain] = page
+        log.info("catch-up on %s done: %d open bounty(ies) had been missed", chain, found)
+        return unread
+
+    async def after_restart(self, chains: tuple[str, ...]) -> None:
+        """Learn each head and which stored bounties reached quorum; what is due then runs."""
+        for chain in chains:
+            await self.refresh(chain)
+
+    async def refresh(self, chain: str) -> None:
+        """Learn ``chain``'s head and which of our bounties reached quorum (also run on start)."""
+        self.host.on_block(chain, await self.client.block_number(chain))
+        for record in self.book.on_chain(chain):
+            try:
+                bounty = await self.client.get_bounty(record.guid, chain)
+            except Exception as exc:
+                log.debug("bounty %s: could not refresh its status: %s", record.guid, exc)
+                continue
+            if bounty.quorum_reached:
+                self.host.on_quorum(record.guid)
+
+    async def _open_among(self, chain: str, guids: list[str]) -> tuple[int, int]:
+        """Hand the still-open bounties among ``guids`` to the engine; returns (found, could not be read)."""
+        found = unread = 0
+        for guid in guids:
+            if self.book.known(chain, guid) or guid in self._closed:
+                continue
+            try:
+                bounty = await self.client.get_bounty(guid, chain)
+            except Exception as exc:
+                log.debug("catch-up: bounty %s could not be read: %s", guid, exc)
+                unread += 1
+                continue
+            head = self.book.heads.get(chain, 0)
+            if not still_open(bounty.expiration, head):
+                self._closed[guid] = None
+                while len(self._closed) > self._closed_cache_size:
+                    self._closed.popitem(last=False)
+                continue
+            found += 1
+            self.host.take(OpenBounty.listed(bounty, chain, head))
+        return found, unread
