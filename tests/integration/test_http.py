@@ -26,9 +26,7 @@ from tests.helpers import fail, ok, unused_port, url
 
 BASE = "https://polyswarmd.test/v1/default"
 KEY = "0123456789abcdef0123456789abcdef"
-FAST = HttpSettings(
-    retry_base=0.001, retry_cap=0.002, rate_limit_base=0.01, rate_limit_cap=0.02, max_retries=3
-)
+FAST = HttpSettings(retry_base=0.001, retry_cap=0.002, rate_limit_base=0.01, rate_limit_cap=0.02, max_retries=3)
 
 
 @pytest.fixture
@@ -93,9 +91,7 @@ async def test_429_pauses_every_request_then_retries() -> None:
             arrivals[name].append(loop.time())
             if status == 429:
                 limited.set()
-            return CallbackResult(
-                status=status, payload=ok(name) if status == 200 else None, body="slow down"
-            )
+            return CallbackResult(status=status, payload=ok(name) if status == 200 else None, body="slow down")
 
         return callback
 
@@ -194,9 +190,7 @@ async def test_connection_refused_names_the_address_and_flags() -> None:
         ({"status": 404, "payload": {"message": "Not Found"}}, ApiError),
     ],
 )
-async def test_malformed_answers_are_typed_errors(
-    http: HttpTransport, kwargs: dict[str, Any], error: type
-) -> None:
+async def test_malformed_answers_are_typed_errors(http: HttpTransport, kwargs: dict[str, Any], error: type) -> None:
     """Non-JSON and non-envelope answers raise MalformedResponse, framework 404s ApiError."""
     with aioresponses() as m:
         m.get(url(BASE, "/status"), **kwargs)

@@ -35,9 +35,7 @@ def plugin_module(tmp_path, monkeypatch):
     def fake_entry_points(**kwargs):
         found = list(real(**kwargs))
         if kwargs.get("group") == loader.GROUP:
-            found.append(
-                importlib.metadata.EntryPoint("thirdparty", "thirdparty_engine:Plugin", loader.GROUP)
-            )
+            found.append(importlib.metadata.EntryPoint("thirdparty", "thirdparty_engine:Plugin", loader.GROUP))
             found.append(importlib.metadata.EntryPoint("broken", "broken_engine:Plugin", loader.GROUP))
         return found
 

@@ -13,10 +13,7 @@ HASH = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
 
 def test_commitment_vector_one() -> None:
     """nonce 1, verdicts 0b101 gives the published commitment."""
-    assert (
-        keccak((1).to_bytes(32, "big")).hex()
-        == "b10e2d527612073b26eecdfd717e6a320cf44b4afac2b0732d9fcbe2b7fa0cf6"
-    )
+    assert keccak((1).to_bytes(32, "big")).hex() == "b10e2d527612073b26eecdfd717e6a320cf44b4afac2b0732d9fcbe2b7fa0cf6"
     expected = 0x2077E73AB2DB249DF38A21EE7A377AF80B78FFDC7FD1609DACDBDA0B575F1FB2
     assert commitment(1, 0b101, SENDER) == expected
 
@@ -24,10 +21,7 @@ def test_commitment_vector_one() -> None:
 def test_commitment_vector_two() -> None:
     """nonce 0x0102..1f20, verdicts 1 gives the published commitment."""
     nonce = int.from_bytes(bytes(range(1, 33)), "big")
-    assert (
-        keccak(nonce.to_bytes(32, "big")).hex()
-        == "52b3f53ff196a28e7d2d01283ef9427070bda64128fb5630b97b6ab17a8ff0a8"
-    )
+    assert keccak(nonce.to_bytes(32, "big")).hex() == "52b3f53ff196a28e7d2d01283ef9427070bda64128fb5630b97b6ab17a8ff0a8"
     assert commitment(nonce, 1, SENDER) == 0x176C1AA3589C8CDF57A03768296D1FA0FF3D5B85B90F79FD232F0E16753DFE2A
 
 

@@ -43,9 +43,7 @@ async def test_engine_template_package_loads_by_module_colon_class(repo_on_path)
     """`--backend tests.fixtures.acme_eicar:Microengine` loads the same engine by module path."""
     cls = load_backend_class("tests.fixtures.acme_eicar:Microengine")
     backend = create_backend(cls)
-    assert (
-        await backend.scan("g", ArtifactType.URL, "http://x/" + EICAR.decode(), {}, "side")
-    ).verdict is True
+    assert (await backend.scan("g", ArtifactType.URL, "http://x/" + EICAR.decode(), {}, "side")).verdict is True
 
 
 async def test_template_scanner_called_directly_like_its_own_tests(repo_on_path):

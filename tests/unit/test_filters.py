@@ -15,9 +15,7 @@ TEXT = {"mimetype": "text/plain", "filesize": 120, "filename": "readme.txt"}
 EXE = {"mimetype": "application/x-dosexec", "filesize": "40000", "filename": "setup.exe"}
 
 
-@pytest.mark.parametrize(
-    ("symbol", "word"), [("<", "lt"), ("<=", "lte"), ("==", "eq"), (">=", "gte"), (">", "gt")]
-)
+@pytest.mark.parametrize(("symbol", "word"), [("<", "lt"), ("<=", "lte"), ("==", "eq"), (">=", "gte"), (">", "gt")])
 def test_symbols_and_words_are_the_same_operator(symbol, word):
     """`--filter accept size gt 100` works like `... > 100` (polyswarm-client advertised, refused words)."""
     assert Filter.parse("filesize", symbol, "120").op == Filter.parse("filesize", word.upper(), "120").op
@@ -62,9 +60,7 @@ def test_accept_and_reject():
 
 def test_confidence_favor_penalize_and_clamp():
     """favor x1.2, penalize x0.8, both cancel, and the result never exceeds 1.0."""
-    mod = parse_confidence(
-        [("favor", "mimetype", "startswith", "text/"), ("penalize", "filesize", ">", "100")]
-    )
+    mod = parse_confidence([("favor", "mimetype", "startswith", "text/"), ("penalize", "filesize", ">", "100")])
     assert mod.apply(0.5, {"mimetype": "text/x"}) == pytest.approx(0.6)
     assert mod.apply(0.5, {"filesize": 500}) == pytest.approx(0.4)
     assert mod.apply(0.5, TEXT) == pytest.approx(0.5)
