@@ -58,7 +58,8 @@ class Book:
     def __contains__(self, guid: object) -> bool:
         return guid in self._records
 
-    def __bool__(self) -> bool:
+    def active(self) -> bool:
+        """Some assertion of ours still has a reveal or a settle to do."""
         return bool(self._records)
 
     def get(self, guid: str) -> AssertionRecord | None:

@@ -119,7 +119,7 @@ class Microengine:
             if self.quota.complete:
                 supervisor.finish()
             supervisor.consume(self.client, chains, self.dispatch)
-            if self.book:
+            if self.book.active():
                 supervisor.spawn(partial(self.catch_up.after_restart, chains), "start-up catch-up")
             left = await supervisor.serve()
         if left:
