@@ -73,9 +73,7 @@ def resolve_bounty_amount(requested: int | None, minimum_per_artifact: int, arti
 def check_duration(duration: int, max_duration: int) -> None:
     """Raise :class:`ConfigError` unless ``1 <= duration <= max_duration`` (blocks)."""
     if duration < 1 or duration > max_duration:
-        raise ConfigError(
-            f"--duration {duration} is out of range: polyswarmd accepts 1 to {max_duration} blocks"
-        )
+        raise ConfigError(f"--duration {duration} is out of range: polyswarmd accepts 1 to {max_duration} blocks")
 
 
 def check_artifacts_per_bounty(count: int) -> None:
@@ -314,9 +312,7 @@ class Ambassador(Role[PostedBounty, AmbassadorClient, AmbassadorSettings, Ambass
             except TransactionError as exc:
                 if self.settings.testing:
                     raise
-                log.error(
-                    "the bounty transaction on %s failed: %s; trying again in %.0f s", chain, exc, delay
-                )
+                log.error("the bounty transaction on %s failed: %s; trying again in %.0f s", chain, exc, delay)
             if await self.supervisor.wait_for_stop(delay):
                 return None
             delay = min(delay * 2, MAX_RETRY_DELAY)
@@ -395,9 +391,7 @@ class Ambassador(Role[PostedBounty, AmbassadorClient, AmbassadorSettings, Ambass
                 else:
                     self._settle_now(self.bounties[guid], quorum=True)
             case Reconnected():
-                log.warning(
-                    "%s event stream re-connected; checking our bounties for missed quorums", event.chain
-                )
+                log.warning("%s event stream re-connected; checking our bounties for missed quorums", event.chain)
                 self.supervisor.spawn(partial(self._recheck, event.chain), f"quorum check on {event.chain}")
             case _:
                 pass

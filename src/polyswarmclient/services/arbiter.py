@@ -188,9 +188,7 @@ class Arbiter(Role[BountyState, ArbiterClient, ArbiterSettings, ArbiterReport]):
         """Stake, then vote and settle until ``shutdown`` (or, with ``testing=N``, N bounties are done)."""
         setup = getattr(self.backend, "setup", None)
         if setup is not None and await maybe_await(setup()) is False:
-            raise ScanError(
-                f"the arbiter backend {type(self.backend).__name__} refused to start (setup() failed)"
-            )
+            raise ScanError(f"the arbiter backend {type(self.backend).__name__} refused to start (setup() failed)")
         try:
             return await self._run(shutdown)
         finally:
@@ -285,9 +283,7 @@ class Arbiter(Role[BountyState, ArbiterClient, ArbiterSettings, ArbiterReport]):
             case SettledBounty(bounty_guid=guid, settler=settler) if guid in self.bounties:
                 log.debug("bounty %s settled by %s", guid, settler)
             case Reconnected():
-                log.warning(
-                    "%s event stream re-connected; catching up on bounties posted meanwhile", event.chain
-                )
+                log.warning("%s event stream re-connected; catching up on bounties posted meanwhile", event.chain)
                 if self.settings.catch_up:
                     self.supervisor.spawn(partial(self.catch_up, event.chain), f"catch-up on {event.chain}")
             case _:
@@ -298,9 +294,7 @@ class Arbiter(Role[BountyState, ArbiterClient, ArbiterSettings, ArbiterReport]):
             return False
         return not (self.settings.testing and len(self.bounties) >= self.settings.testing)
 
-    def on_bounty(
-        self, guid: str, chain: str, expiration: int, uri: str, artifact_type: Any, metadata: Any
-    ) -> None:
+    def on_bounty(self, guid: str, chain: str, expiration: int, uri: str, artifact_type: Any, metadata: Any) -> None:
         if guid in self.bounties:
             return
         if chain not in self.settings.chains:
@@ -367,9 +361,7 @@ class Arbiter(Role[BountyState, ArbiterClient, ArbiterSettings, ArbiterReport]):
             if latest is not None:
                 await self._advance(state.chain, latest)
 
-    async def _scan_one(
-        self, state: BountyState, index: int, artifact_type: Any, metadata: Any
-    ) -> bool | None:
+    async def _scan_one(self, state: BountyState, index: int, artifact_type: Any, metadata: Any) -> bool | None:
         try:
             content = await self.client.fetch_artifact(state.uri, index)
         except PolyswarmError as exc:
@@ -451,9 +443,7 @@ class Arbiter(Role[BountyState, ArbiterClient, ArbiterSettings, ArbiterReport]):
             if guid in self.bounties or not self._accepting():
                 continue
             bounty = await self.client.get_bounty(guid, chain)
-            status = vote_status(
-                block, bounty.expiration, params.assertion_reveal_window, params.arbiter_vote_window
-            )
+            status = vote_status(block, bounty.expiration, params.assertion_reveal_window, params.arbiter_vote_window)
             if status is VoteStatus.MISSED:
                 continue
             log.info("catching up on bounty %s", guid)

@@ -77,13 +77,9 @@ class Policy:
         if self.confirmations < 0:
             raise ConfigError(f"--confirmations must be 0 or more, not {self.confirmations}")
         if self.maximum is not None and self.withdraw_target is None:
-            raise ConfigError(
-                "--maximum needs --withdraw-target (the side balance to leave after a withdrawal)"
-            )
+            raise ConfigError("--maximum needs --withdraw-target (the side balance to leave after a withdrawal)")
         if self.withdraw_target is not None and self.maximum is None:
-            raise ConfigError(
-                "--withdraw-target needs --maximum (the side balance that triggers a withdrawal)"
-            )
+            raise ConfigError("--withdraw-target needs --maximum (the side balance that triggers a withdrawal)")
         if self.maximum is None or self.withdraw_target is None:
             return
         if self.maximum <= 0 or self.withdraw_target <= 0:
@@ -94,9 +90,7 @@ class Policy:
                 "every withdrawal would be followed by a deposit; raise --withdraw-target"
             )
         if self.maximum < self.minimum:
-            raise ConfigError(
-                f"--maximum {show(self.maximum)} is below MINIMUM {show(self.minimum)}; raise --maximum"
-            )
+            raise ConfigError(f"--maximum {show(self.maximum)} is below MINIMUM {show(self.minimum)}; raise --maximum")
         if self.maximum <= self.withdraw_target:
             raise ConfigError(
                 f"--maximum {show(self.maximum)} must be greater than --withdraw-target "

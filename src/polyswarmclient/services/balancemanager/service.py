@@ -254,15 +254,11 @@ class BalanceManager:
         except Unauthorized:
             raise
         except TransportError as exc:
-            log.warning(
-                "cannot read balances at home block %d (%s); trying again at the next block", block, exc
-            )
+            log.warning("cannot read balances at home block %d (%s); trying again at the next block", block, exc)
             return
         if self.in_flight is not None:
             self.in_flight = self.in_flight.observe(side)
-        decision = decide(
-            BalanceView(block=block, side=side, home=home, in_flight=self.in_flight), self.policy
-        )
+        decision = decide(BalanceView(block=block, side=side, home=home, in_flight=self.in_flight), self.policy)
         show = self.policy.show
         if decision.arrived is not None:
             sent = decision.arrived
@@ -309,8 +305,7 @@ class BalanceManager:
         except PolyswarmError as exc:
             # The transaction may have been posted: count it as in flight so it is never sent twice.
             log.error(
-                "deposit of %s may or may not have been sent (%s); treating it as in flight so it is never "
-                "sent twice",
+                "deposit of %s may or may not have been sent (%s); treating it as in flight so it is never sent twice",
                 show(amount),
                 exc,
             )
@@ -339,16 +334,12 @@ class BalanceManager:
             raise
         except PolyswarmError as exc:
             # Safe to retry: the next block re-reads the side balance, which shows whether it went through.
-            log.error(
-                "withdrawal of %s failed: %s; the next home block checks the balance again", show(amount), exc
-            )
+            log.error("withdrawal of %s failed: %s; the next home block checks the balance again", show(amount), exc)
             if self.testing:
                 raise
             return
         self.transfers += 1
-        log.info(
-            "withdrew %s to the home chain (the homechain relay deducts its fee on payout)", show(amount)
-        )
+        log.info("withdrew %s to the home chain (the homechain relay deducts its fee on payout)", show(amount))
 
     async def _home_block(self, fallback: int) -> int:
         """The home block after a deposit was mined (the event we acted on may be several blocks old)."""

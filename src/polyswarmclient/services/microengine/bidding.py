@@ -93,9 +93,7 @@ def bids(
     return [bid_for(strat, confidences[i], minimum, maximum) for i, bit in enumerate(mask) if bit]
 
 
-def normalize_custom(
-    value: int | Sequence[int], mask: Sequence[bool], minimum: int, maximum: int
-) -> list[int]:
+def normalize_custom(value: int | Sequence[int], mask: Sequence[bool], minimum: int, maximum: int) -> list[int]:
     """Turn an engine's own ``bid()`` answer into a valid bid list.
 
     A single int (the 1.x API) is used for every set bit; a list must have one entry per set bit. Each

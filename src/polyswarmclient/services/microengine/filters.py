@@ -88,13 +88,7 @@ class Filter:
                 "gte": left >= right,
                 "gt": left > right,
             }[self.op]
-        text = (
-            value
-            if isinstance(value, str)
-            else json.dumps(value)
-            if isinstance(value, dict | list)
-            else str(value)
-        )
+        text = value if isinstance(value, str) else json.dumps(value) if isinstance(value, dict | list) else str(value)
         match self.op:
             case "eq":
                 return text == self.target
@@ -169,9 +163,7 @@ def _sorted_rules(
 
 def _four(rule: Sequence[str], flag: str) -> tuple[str, str, str, str]:
     if len(rule) != 4:
-        raise ConfigError(
-            f"{flag} takes four values (ACTION KEY OP VALUE), got {len(rule)}: {' '.join(rule)}"
-        )
+        raise ConfigError(f"{flag} takes four values (ACTION KEY OP VALUE), got {len(rule)}: {' '.join(rule)}")
     return str(rule[0]), str(rule[1]), str(rule[2]), str(rule[3])
 
 

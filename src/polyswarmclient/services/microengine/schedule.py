@@ -142,9 +142,7 @@ class Schedule:
             entry.revealed = entry.revealed or revealed
             entry.reveal_closed = entry.reveal_closed or reveal_closed
             return
-        self._entries[guid] = _Entry(
-            guid, chain, deadlines, asserted, revealed=revealed, reveal_closed=reveal_closed
-        )
+        self._entries[guid] = _Entry(guid, chain, deadlines, asserted, revealed=revealed, reveal_closed=reveal_closed)
 
     def set_windows(self, chain: str, reveal_window: int, vote_window: int) -> None:
         """``WindowsUpdated``: the contract reads the current windows, so every pending deadline moves."""

@@ -143,8 +143,7 @@ class StateStore:
         except OSError:
             os.close(fd)
             raise StateError(
-                f"another microengine is using {self.directory}; "
-                "give each engine its own --state-dir (STATE_DIR)"
+                f"another microengine is using {self.directory}; give each engine its own --state-dir (STATE_DIR)"
             ) from None
         self._lock_fd = fd
         return self
@@ -187,9 +186,7 @@ class StateStore:
                 tmp.unlink(missing_ok=True)
             except OSError:
                 pass
-            raise StateError(
-                f"cannot write {path}: {exc.strerror or exc}; check --state-dir (STATE_DIR)"
-            ) from None
+            raise StateError(f"cannot write {path}: {exc.strerror or exc}; check --state-dir (STATE_DIR)") from None
         return record
 
     def load(self, chain: str, guid: str) -> AssertionRecord | None:
