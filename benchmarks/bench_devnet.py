@@ -22,9 +22,7 @@ from polyswarmclient.eth import abi
 NCT = 10**18
 
 
-def _signed_transfers(
-    key: bytes, token: str, to: str, chain_id: int, start_nonce: int, count: int
-) -> list[bytes]:
+def _signed_transfers(key: bytes, token: str, to: str, chain_id: int, start_nonce: int, count: int) -> list[bytes]:
     data = abi.TRANSFER.encode(to, 1)
     out = []
     for i in range(count):
@@ -53,8 +51,7 @@ def bench_raw(count: int) -> None:
         side.send_raw_transaction(raw)
     elapsed = time.perf_counter() - started
     print(
-        f"raw EmbeddedChain.send_raw_transaction: {count} NCT transfers in {elapsed:.2f} s "
-        f"= {count / elapsed:.0f} tx/s"
+        f"raw EmbeddedChain.send_raw_transaction: {count} NCT transfers in {elapsed:.2f} s = {count / elapsed:.0f} tx/s"
     )
 
 
@@ -79,9 +76,7 @@ async def bench_http(count: int, concurrency: int) -> None:
             while not queue.empty():
                 raw = queue.get_nowait()
                 body = json.dumps({"transactions": [raw.hex()]})
-                async with session.post(
-                    url, data=body, headers={"Content-Type": "application/json"}
-                ) as response:
+                async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
                     if response.status != 200:
                         errors += 1
 

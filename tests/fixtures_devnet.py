@@ -124,9 +124,7 @@ class DevnetApi:
         params = {"chain": chain, "account": signer.address, "base_nonce": nonce}
         return await self.request("POST", path, params=params, body=body if body is not None else {})
 
-    async def post_signed(
-        self, signer: Signer, txs: list[dict[str, Any]], *, chain: str = "side"
-    ) -> list[str]:
+    async def post_signed(self, signer: Signer, txs: list[dict[str, Any]], *, chain: str = "side") -> list[str]:
         """Sign each unsigned tx and POST it alone; returns the tx hashes (asserts acceptance)."""
         hashes = []
         for tx in txs:
@@ -149,9 +147,7 @@ class DevnetApi:
             body={"transactions": hashes},
         )
 
-    async def transact(
-        self, path: str, signer: Signer, body: Any = None, *, chain: str = "side"
-    ) -> dict[str, Any]:
+    async def transact(self, path: str, signer: Signer, body: Any = None, *, chain: str = "side") -> dict[str, Any]:
         """Build, sign, post and confirm; returns the decoded events of ``GET /transactions``."""
         built = (await self.build(path, signer, body, chain=chain)).result
         hashes = await self.post_signed(signer, built["transactions"], chain=chain)

@@ -52,17 +52,11 @@ class AbstractMicroengine:
         if self.scanner is not None and hasattr(self.scanner, "teardown"):
             await maybe_await(self.scanner.teardown())
 
-    async def scan(
-        self, guid: str, artifact_type: Any, content: bytes | str, metadata: Any, chain: str
-    ) -> ScanResult:
+    async def scan(self, guid: str, artifact_type: Any, content: bytes | str, metadata: Any, chain: str) -> ScanResult:
         """Scan one artifact. The default delegates to ``self.scanner``; override to scan here instead."""
         if self.scanner is None:
-            raise NotImplementedError(
-                f"{type(self).__name__} has no scanner: pass scanner= or override scan()"
-            )
-        return await call_scan(
-            self.scanner.scan, guid, ArtifactType.coerce(artifact_type), content, metadata, chain
-        )
+            raise NotImplementedError(f"{type(self).__name__} has no scanner: pass scanner= or override scan()")
+        return await call_scan(self.scanner.scan, guid, ArtifactType.coerce(artifact_type), content, metadata, chain)
 
     async def bid(
         self,

@@ -61,9 +61,7 @@ class ScanResult:
                 confidence=float(getattr(value, "confidence", 1.0)),
                 metadata=_metadata_text(getattr(value, "metadata", "")),
             )
-        raise TypeError(
-            f"a scan must return a ScanResult or (bit, verdict, metadata), got {type(value).__name__}"
-        )
+        raise TypeError(f"a scan must return a ScanResult or (bit, verdict, metadata), got {type(value).__name__}")
 
 
 def _metadata_text(value: Any) -> str:
@@ -99,9 +97,7 @@ class AbstractScanner:
     async def teardown(self) -> None:
         """Release what :meth:`setup` took."""
 
-    async def scan(
-        self, guid: str, artifact_type: Any, content: bytes | str, metadata: Any, chain: str
-    ) -> ScanResult:
+    async def scan(self, guid: str, artifact_type: Any, content: bytes | str, metadata: Any, chain: str) -> ScanResult:
         if self.mode is ScanMode.SYNC:
             result = await asyncio.to_thread(self.scan_sync, guid, artifact_type, content, metadata, chain)
         else:
@@ -111,16 +107,10 @@ class AbstractScanner:
     async def scan_async(
         self, guid: str, artifact_type: Any, content: bytes | str, metadata: Any, chain: str
     ) -> ScanResult:
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement scan_async (or scan_sync with ScanMode.SYNC)"
-        )
+        raise NotImplementedError(f"{type(self).__name__} must implement scan_async (or scan_sync with ScanMode.SYNC)")
 
-    def scan_sync(
-        self, guid: str, artifact_type: Any, content: bytes | str, metadata: Any, chain: str
-    ) -> ScanResult:
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement scan_sync (or scan_async with ScanMode.ASYNC)"
-        )
+    def scan_sync(self, guid: str, artifact_type: Any, content: bytes | str, metadata: Any, chain: str) -> ScanResult:
+        raise NotImplementedError(f"{type(self).__name__} must implement scan_sync (or scan_async with ScanMode.ASYNC)")
 
     async def __aenter__(self) -> AbstractScanner:
         if await maybe_await(self.setup()) is False:

@@ -132,14 +132,10 @@ class Env:
         total = sum(bids) + self.config.assertion_fee
         self.ok(who, "NectarToken", "approve", self.addr("BountyRegistry"), total)
 
-    def assert_on(
-        self, who: User, guid: int, bids: list[int], mask: int, verdicts: int, nonce: int = 7
-    ) -> int:
+    def assert_on(self, who: User, guid: int, bids: list[int], mask: int, verdicts: int, nonce: int = 7) -> int:
         """Approve + postAssertion with a real commitment; returns the assertion index."""
         self.approve_assertion(who, bids)
-        self.ok(
-            who, "BountyRegistry", "postAssertion", guid, bids, mask, commitment(nonce, verdicts, who.address)
-        )
+        self.ok(who, "BountyRegistry", "postAssertion", guid, bids, mask, commitment(nonce, verdicts, who.address))
         return int(self.call("BountyRegistry", "getNumberOfAssertions", guid)) - 1
 
     def reveal(self, who: User, guid: int, index: int, verdicts: int, nonce: int = 7) -> Receipt:

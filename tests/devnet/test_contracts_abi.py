@@ -85,7 +85,13 @@ def test_event_argument_names_match_the_1_6_abi() -> None:
     assert names[("NectarToken", "Transfer")] == ["from", "to", "value"]
     assert names[("ArbiterStaking", "NewDeposit")] == ["from", "value"]
     assert names[("BountyRegistry", "NewBounty")] == [
-        "guid", "artifactType", "author", "amount", "artifactURI", "expirationBlock", "metadata"
+        "guid",
+        "artifactType",
+        "author",
+        "amount",
+        "artifactURI",
+        "expirationBlock",
+        "metadata",
     ]
     assert names[("BountyRegistry", "NewVote")] == ["bountyGuid", "votes", "numArtifacts", "voter"]
 
@@ -111,14 +117,27 @@ def test_view_outputs_have_the_1_6_shapes() -> None:
     assertion = find_function(abi, "assertionsByGuid")
     assert function_signature(assertion) == "assertionsByGuid(uint128,uint256)"
     assert [o["type"] for o in assertion["outputs"]] == [
-        "address", "uint256", "uint256", "uint256", "uint256", "string"
+        "address",
+        "uint256",
+        "uint256",
+        "uint256",
+        "uint256",
+        "string",
     ]
     assert [o["type"] for o in find_function(abi, "votesByGuid")["outputs"]] == ["address", "uint256", "bool"]
     assert [o["type"] for o in find_function(abi, "getBids")["outputs"]] == ["uint256[]"]
     assert [o["type"] for o in find_function(abi, "getBountyGuids")["outputs"]] == ["uint128[]"]
     for view in (
-        "PAGE_SIZE", "bountyFee", "assertionFee", "assertionRevealWindow", "arbiterVoteWindow",
-        "BOUNTY_AMOUNT_MINIMUM", "ASSERTION_BID_ARTIFACT_MINIMUM", "ASSERTION_BID_ARTIFACT_MAXIMUM",
-        "MAX_DURATION", "ARBITER_LOOKBACK_RANGE", "deprecatedBlock",
+        "PAGE_SIZE",
+        "bountyFee",
+        "assertionFee",
+        "assertionRevealWindow",
+        "arbiterVoteWindow",
+        "BOUNTY_AMOUNT_MINIMUM",
+        "ASSERTION_BID_ARTIFACT_MINIMUM",
+        "ASSERTION_BID_ARTIFACT_MAXIMUM",
+        "MAX_DURATION",
+        "ARBITER_LOOKBACK_RANGE",
+        "deprecatedBlock",
     ):
         assert find_function(abi, view)["stateMutability"] == "view"

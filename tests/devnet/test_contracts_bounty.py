@@ -67,7 +67,12 @@ def test_reveal_commitment_check_uses_the_spec_formula(env) -> None:
         "BountyRegistry", "assertionsByGuid", guid, 0
     )
     assert (author, mask, commitment, stored_nonce, stored_verdicts, metadata) == (
-        expert.address, 0b101, c, nonce, verdicts, "meta"
+        expert.address,
+        0b101,
+        c,
+        nonce,
+        verdicts,
+        "meta",
     )
 
 
@@ -94,7 +99,18 @@ def test_post_bounty_escrows_amount_plus_fee_and_records_fields(env) -> None:
     assert env.balance(env.addr("BountyRegistry")) == 4 * NCT + env.config.bounty_fee
     fields = env.call("BountyRegistry", "bountiesByGuid", guid)
     assert fields == (
-        guid, 1, poster.address, 4 * NCT, APPENDIX_BLOOM_URI, 2, expiration, "0x" + "0" * 40, False, 0, 0, "m"
+        guid,
+        1,
+        poster.address,
+        4 * NCT,
+        APPENDIX_BLOOM_URI,
+        2,
+        expiration,
+        "0x" + "0" * 40,
+        False,
+        0,
+        0,
+        "m",
     )
     logs = env.chain.get_logs(0, env.chain.block_number(), address=env.addr("BountyRegistry"))
     new_bounty = "9131922187c384daa13e81999a6b48e917a94eab0fb8f64e3e749c22aa3cd54d"

@@ -18,10 +18,26 @@ SENDER = Account.from_key(KEY).address
 OTHER = Account.from_key(keccak(b"test evm other")).address
 
 
-def _raw(nonce: int, *, to: str = OTHER, value: int = 0, gas: int = 21_000, gas_price: int = 0,
-         chain_id: int = CHAIN_ID, data: bytes = b"", key: bytes = KEY) -> bytes:
-    tx = {"nonce": nonce, "gasPrice": gas_price, "gas": gas, "to": to, "value": value, "data": data,
-          "chainId": chain_id}
+def _raw(
+    nonce: int,
+    *,
+    to: str = OTHER,
+    value: int = 0,
+    gas: int = 21_000,
+    gas_price: int = 0,
+    chain_id: int = CHAIN_ID,
+    data: bytes = b"",
+    key: bytes = KEY,
+) -> bytes:
+    tx = {
+        "nonce": nonce,
+        "gasPrice": gas_price,
+        "gas": gas,
+        "to": to,
+        "value": value,
+        "data": data,
+        "chainId": chain_id,
+    }
     return bytes(Account.sign_transaction(tx, key).raw_transaction)
 
 
@@ -164,8 +180,17 @@ def test_concurrent_senders_are_serialised(chain) -> None:
 
 def test_typed_eip1559_transaction_is_accepted(chain) -> None:
     """A type-2 transaction with zero fees for this chain id is mined like a legacy one."""
-    tx = {"type": 2, "nonce": 0, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0, "gas": 21_000,
-          "to": OTHER, "value": 0, "data": b"", "chainId": CHAIN_ID}
+    tx = {
+        "type": 2,
+        "nonce": 0,
+        "maxFeePerGas": 0,
+        "maxPriorityFeePerGas": 0,
+        "gas": 21_000,
+        "to": OTHER,
+        "value": 0,
+        "data": b"",
+        "chainId": CHAIN_ID,
+    }
     h = chain.send_raw_transaction(bytes(Account.sign_transaction(tx, KEY).raw_transaction))
     assert chain.get_receipt(h).status == 1
     wrong = dict(tx, nonce=1, chainId=1)

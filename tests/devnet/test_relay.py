@@ -55,9 +55,7 @@ async def test_deposit_arrives_on_side_after_confirmations(api: DevnetApi, net: 
     await asyncio.sleep(0.5)
     assert await api.nct(who, "side") == side_before  # not confirmed yet
     await net.mine_to(mined_in + CONFIRMATIONS, "home")
-    assert (
-        await _wait_balance(api, who, "side", side_before + 100 * NCT - fee) == side_before + 100 * NCT - fee
-    )
+    assert await _wait_balance(api, who, "side", side_before + 100 * NCT - fee) == side_before + 100 * NCT - fee
 
 
 async def test_withdrawal_arrives_on_home_minus_the_home_fee(api: DevnetApi, net: RunningDevnet) -> None:

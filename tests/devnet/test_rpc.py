@@ -135,12 +135,7 @@ async def test_receipts_and_logs_are_mapped(node: FakeNode) -> None:
     node.handlers["eth_getLogs"] = lambda p: [log]
     chain = await _chain(node)
     receipt = await asyncio.to_thread(chain.get_receipt, bytes.fromhex(TX_HASH[2:]))
-    assert (
-        receipt is not None
-        and receipt.status == 0
-        and receipt.block_number == 3
-        and receipt.gas_used == 21000
-    )
+    assert receipt is not None and receipt.status == 0 and receipt.block_number == 3 and receipt.gas_used == 21000
     assert receipt.logs[0].topics == [bytes.fromhex("33" * 32)] and receipt.logs[0].log_index == 1
     assert await asyncio.to_thread(chain.get_receipt, b"\x99" * 32) is None
     logs = await asyncio.to_thread(chain.get_logs, 1, 3, topic0=bytes.fromhex("33" * 32))

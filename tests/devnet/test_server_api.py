@@ -113,9 +113,7 @@ async def test_parameters_are_json_integers(api: DevnetApi) -> None:
     assert result["bounty_fee"] > 2**53
 
 
-async def test_post_bounty_builds_approve_then_post_with_a_v4_guid(
-    api: DevnetApi, net: RunningDevnet
-) -> None:
+async def test_post_bounty_builds_approve_then_post_with_a_v4_guid(api: DevnetApi, net: RunningDevnet) -> None:
     """``POST /bounties`` returns [approve(amount+fee), postBounty] with exact keys, gas limit, a v4 GUID."""
     uri = await api.upload(b"a", b"b", b"c")
     body = {"amount": str(6 * NCT), "uri": uri, "duration": 5, "artifact_type": "url"}

@@ -44,9 +44,7 @@ ACCOUNT = signer("spare1").address
 async def test_missing_or_wrong_key_is_401(anon: DevnetApi) -> None:
     """Without a valid key a protected route answers 401 ``Unauthorized``."""
     assert await anon.get("/bounties/parameters", account=ACCOUNT) == UNAUTHORIZED
-    wrong = await anon.request(
-        "GET", "/nonce", params={"account": ACCOUNT}, headers={"Authorization": "nope"}
-    )
+    wrong = await anon.request("GET", "/nonce", params={"account": ACCOUNT}, headers={"Authorization": "nope"})
     assert wrong == UNAUTHORIZED
 
 
@@ -63,13 +61,9 @@ async def test_whitelisted_routes_work_without_a_key(anon: DevnetApi) -> None:
     """``/status`` (with an ``auth`` section), ``/relay/withdrawal`` and ``/transactions`` need no key."""
     status = (await anon.get("/status/")).result
     assert status["auth"] == {"reachable": True}
-    withdrawal = await anon.request(
-        "POST", "/relay/withdrawal", params={"account": ACCOUNT}, body={"amount": "5"}
-    )
+    withdrawal = await anon.request("POST", "/relay/withdrawal", params={"account": ACCOUNT}, body={"amount": "5"})
     assert withdrawal.status == 200
-    confirm = await anon.request(
-        "GET", "/transactions", params={"account": ACCOUNT}, body={"transactions": []}
-    )
+    confirm = await anon.request("GET", "/transactions", params={"account": ACCOUNT}, body={"transactions": []})
     assert confirm == (200, {"status": "OK", "result": {"errors": []}})
 
 
@@ -81,9 +75,7 @@ async def test_options_wallets_follows_polyswarmd_auth_order(anon: DevnetApi, ke
 
 async def _signed_withdrawal(api: DevnetApi, who: str, amount: int) -> str:
     s = signer(who)
-    nonce = (
-        await api.request("GET", "/nonce", params={"account": s.address}, headers={"Authorization": KEY})
-    ).result
+    nonce = (await api.request("GET", "/nonce", params={"account": s.address}, headers={"Authorization": KEY})).result
     built = await api.request(
         "POST",
         "/relay/withdrawal",
@@ -95,9 +87,7 @@ async def _signed_withdrawal(api: DevnetApi, who: str, amount: int) -> str:
 
 
 async def _post(api: DevnetApi, account: str, raws: list[str]) -> Any:
-    return await api.request(
-        "POST", "/transactions", params={"account": account}, body={"transactions": raws}
-    )
+    return await api.request("POST", "/transactions", params={"account": account}, body={"transactions": raws})
 
 
 async def test_anonymous_post_takes_exactly_one_transaction(anon: DevnetApi) -> None:
@@ -117,9 +107,7 @@ async def test_anonymous_withdrawal_is_accepted(anon: DevnetApi) -> None:
 async def test_anonymous_non_withdrawal_is_refused(anon: DevnetApi, keyed: DevnetApi) -> None:
     """Without a key any other transaction (here a staking approve+deposit) is refused per entry."""
     s = signer("spare1")
-    built = await keyed.request(
-        "POST", "/staking/deposit", params={"account": s.address}, body={"amount": "5"}
-    )
+    built = await keyed.request("POST", "/staking/deposit", params={"account": s.address}, body={"amount": "5"})
     raw, _ = s.sign(UnsignedTransaction.from_json(built.result["transactions"][0]))
     reply = await _post(anon, s.address, [raw.hex()])
     assert reply.status == 400 and reply.body["errors"][0]["is_error"] is True
@@ -132,9 +120,7 @@ async def test_anonymous_non_withdrawal_uses_polyswarmds_wording_before_the_send
     """Without a key a non-withdrawal is refused as ``Invalid transaction for tx <h>: only withdrawals
     allowed without an API key``, checked before the sender (as polyswarmd does)."""
     s = signer("spare1")
-    built = await keyed.request(
-        "POST", "/staking/deposit", params={"account": s.address}, body={"amount": "5"}
-    )
+    built = await keyed.request("POST", "/staking/deposit", params={"account": s.address}, body={"amount": "5"})
     raw, tx_hash = s.sign(UnsignedTransaction.from_json(built.result["transactions"][0]))
     other = signer("spare2").address  # a wrong sender too: the withdrawal check still comes first
     reply = await _post(anon, other, [raw.hex()])

@@ -116,9 +116,7 @@ async def test_default_page_size_serves_2_13_3s_count_of_75(api: DevnetApi) -> N
 # --- reads of a bounty that does not exist --------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "suffix", ["/assertions", "/assertions/0", "/votes", "/votes/0", "/bloom"]
-)
+@pytest.mark.parametrize("suffix", ["/assertions", "/assertions/0", "/votes", "/votes/0", "/bloom"])
 async def test_sub_routes_of_a_missing_bounty_are_404_bounty_not_found(api: DevnetApi, suffix: str) -> None:
     """polyswarmd answers 404 ``Bounty not found`` (not ``[]`` or zero blooms) for a bounty that does not exist."""
     reply = await api.get(f"/bounties/{uuid.uuid4()}{suffix}", account=ACCOUNT)

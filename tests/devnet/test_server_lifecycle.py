@@ -71,9 +71,7 @@ async def test_full_bounty_lifecycle(net: RunningDevnet, api: DevnetApi) -> None
             (assertion,) = events["assertions"]
             assert assertion["bid"] == bids and assertion["mask"] == [True, True]
 
-            listed = (
-                await api.get(f"/bounties/{guid}/assertions", chain="side", account=engine.address)
-            ).result
+            listed = (await api.get(f"/bounties/{guid}/assertions", chain="side", account=engine.address)).result
             assert listed[0]["verdicts"] == [None, None] and listed[0]["nonce"] == "0"
 
             details = (await api.get(f"/bounties/{guid}", chain="side", account=engine.address)).result
@@ -127,9 +125,7 @@ async def test_full_bounty_lifecycle(net: RunningDevnet, api: DevnetApi) -> None
     }
 
 
-async def test_server_side_commitment_returns_a_nonce_that_reveals(
-    net: RunningDevnet, api: DevnetApi
-) -> None:
+async def test_server_side_commitment_returns_a_nonce_that_reveals(net: RunningDevnet, api: DevnetApi) -> None:
     """Asserting with ``verdicts`` returns an integer ``nonce`` whose reveal the contract accepts."""
     ambassador, engine = signer("ambassador"), signer("spare1")
     uri = await api.upload(b"one lonely artifact")
@@ -196,9 +192,7 @@ async def test_fee_and_window_updates_reach_the_stream(net: RunningDevnet, api: 
             await asyncio.sleep(0.1)
             for data in (
                 registry.encode_call("setFees", params["bounty_fee"], params["assertion_fee"]),
-                registry.encode_call(
-                    "setWindows", params["assertion_reveal_window"], params["arbiter_vote_window"]
-                ),
+                registry.encode_call("setWindows", params["assertion_reveal_window"], params["arbiter_vote_window"]),
             ):
                 receipt = await side.run(
                     side.chain.transact,

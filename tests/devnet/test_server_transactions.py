@@ -24,9 +24,7 @@ async def net() -> AsyncIterator[RunningDevnet]:
         yield running
 
 
-async def _transfer_tx(
-    api: DevnetApi, who: str, amount: int = 10**18, *, chain: str = "side"
-) -> dict[str, Any]:
+async def _transfer_tx(api: DevnetApi, who: str, amount: int = 10**18, *, chain: str = "side") -> dict[str, Any]:
     """An unsigned NCT transfer to the relay, built by the server with the account's current nonce."""
     s = signer(who)
     reply = await api.build(
@@ -87,9 +85,7 @@ async def test_recipient_must_be_a_community_contract(api: DevnetApi) -> None:
     tx["to"] = "0x" + "66" * 20
     raw, tx_hash = _sign("spare3", tx)
     reply = await _post(api, signer("spare3").address, [raw])
-    assert reply.body["errors"][0]["message"].startswith(
-        f"Invalid transaction recipient for tx {tx_hash}: 0x6666"
-    )
+    assert reply.body["errors"][0]["message"].startswith(f"Invalid transaction recipient for tx {tx_hash}: 0x6666")
 
 
 async def test_one_bad_entry_fails_the_whole_list(api: DevnetApi) -> None:
@@ -97,9 +93,7 @@ async def test_one_bad_entry_fails_the_whole_list(api: DevnetApi) -> None:
     s = signer("spare3")
     tx = await _transfer_tx(api, "spare3")
     good, good_hash = _sign("spare3", tx)
-    stale, _ = _sign(
-        "spare3", {**tx, "nonce": tx["nonce"] - 1 if tx["nonce"] else tx["nonce"], "data": tx["data"]}
-    )
+    stale, _ = _sign("spare3", {**tx, "nonce": tx["nonce"] - 1 if tx["nonce"] else tx["nonce"], "data": tx["data"]})
     reply = await _post(api, s.address, [good, stale])
     assert reply.status == 400
     first, second = reply.body["errors"]

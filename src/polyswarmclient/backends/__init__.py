@@ -38,9 +38,7 @@ class Backend:
         if setup is None:
             return
         if await maybe_await(setup()) is False:
-            raise ScanError(
-                f"backend {self.name!r}: setup() reported failure; check its configuration and logs"
-            )
+            raise ScanError(f"backend {self.name!r}: setup() reported failure; check its configuration and logs")
 
     async def teardown(self) -> None:
         teardown = getattr(self.impl, "teardown", None)
@@ -74,9 +72,7 @@ class Backend:
         if _positional_arity(bid) == 2:
             result = await maybe_await(bid(guid, chain))
         else:
-            result = await maybe_await(
-                bid(guid, list(mask), list(verdicts), list(confidences), list(metadatas), chain)
-            )
+            result = await maybe_await(bid(guid, list(mask), list(verdicts), list(confidences), list(metadatas), chain))
         return result  # type: ignore[no-any-return]
 
 

@@ -7,7 +7,7 @@ import platform
 from typing import Any
 
 from polyswarmclient import __version__
-from polyswarmclient.abstractscanner import AbstractScanner, ScanMode, ScanResult
+from polyswarmclient.abstractscanner import AbstractScanner, ScanResult
 from polyswarmclient.artifacts import ArtifactType
 
 # Assembled at import time so that this source file does not itself look like the test file to a scanner.
@@ -32,9 +32,6 @@ def verdict_metadata(malicious: bool) -> str:
 
 class EicarScanner(AbstractScanner):
     """Asserts on every artifact it can read; verdict malicious iff EICAR is a substring."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(ScanMode.ASYNC)
 
     async def scan_async(
         self, guid: str, artifact_type: Any, content: bytes | str, metadata: Any, chain: str

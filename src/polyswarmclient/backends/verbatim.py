@@ -24,8 +24,7 @@ class VerbatimArbiter(AbstractScanner):
     def __init__(self, truth: Mapping[str, bool] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._truth: dict[str, bool] = {
-            key.lower(): value
-            for key, value in (truth if truth is not None else ground_truth_by_sha256()).items()
+            key.lower(): value for key, value in (truth if truth is not None else ground_truth_by_sha256()).items()
         }
 
     def verdict(self, content: bytes) -> ScanResult:

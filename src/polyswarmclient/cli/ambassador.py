@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from polyswarmclient.cli.common import guard, serve
-from polyswarmclient.cli.options import CHAINS, CONNECTION, LOGGING, TESTING, Option, apply, build, unique
+from polyswarmclient.cli.options import CHAINS, CONNECTION, LOGGING, TESTING, Option, apply, build, setting, unique
 from polyswarmclient.cli.role_options import CONTEXT_SETTINGS, NCT_AMOUNT, connect
 from polyswarmclient.samples import Corpus
 from polyswarmclient.services.ambassador import Ambassador, AmbassadorReport, AmbassadorSettings
@@ -17,51 +17,46 @@ from polyswarmclient.wire.bits import MAX_ARTIFACTS
 
 log = logging.getLogger("ambassador")
 
-BOUNTY_AMOUNT = Option(
-    "--bounty-amount",
-    "BOUNTY_AMOUNT",
-    "NCT offered per bounty, an exact decimal. "
-    "Default: the contract minimum per artifact x --artifacts-per-bounty.",
+BOUNTY_AMOUNT = setting(
+    AmbassadorSettings,
+    "bounty_amount",
+    "NCT offered per bounty, an exact decimal. Default: the contract minimum per artifact x --artifacts-per-bounty.",
     type=NCT_AMOUNT,
     metavar="NCT",
-    target=(AmbassadorSettings, "bounty_amount"),
 )
-DURATION = Option(
-    "--duration",
-    "DURATION",
+DURATION = setting(
+    AmbassadorSettings,
+    "duration",
     "Blocks until each bounty expires; at most polyswarmd's max_duration.",
     type=click.IntRange(min=1),
     metavar="BLOCKS",
-    target=(AmbassadorSettings, "duration"),
 )
-ARTIFACTS_PER_BOUNTY = Option(
-    "--artifacts-per-bounty",
-    "ARTIFACTS_PER_BOUNTY",
+ARTIFACTS_PER_BOUNTY = setting(
+    AmbassadorSettings,
+    "artifacts_per_bounty",
     "Artifacts in each bounty, uploaded together in one request.",
     type=click.IntRange(min=1, max=MAX_ARTIFACTS),
-    target=(AmbassadorSettings, "artifacts_per_bounty"),
 )
-SUBMISSION_RATE = Option(
-    "--submission-rate",
-    "SUBMISSION_RATE",
+SUBMISSION_RATE = setting(
+    AmbassadorSettings,
+    "submission_rate",
     "Seconds to wait after posting a bounty before posting the next (0 = as fast as --max-in-flight allows).",
     type=click.FloatRange(min=0),
     metavar="SECONDS",
-    target=(AmbassadorSettings, "submission_rate"),
 )
-MAX_IN_FLIGHT = Option(
-    "--max-in-flight",
-    "MAX_IN_FLIGHT",
+MAX_IN_FLIGHT = setting(
+    AmbassadorSettings,
+    "max_in_flight",
     "Bounties posted but not yet settled, at most; posting pauses at the limit.",
     type=click.IntRange(min=1),
-    target=(AmbassadorSettings, "max_in_flight"),
 )
-NO_METADATA = Option(
-    "--no-metadata",
-    "NO_BOUNTY_METADATA",
+NO_METADATA = setting(
+    AmbassadorSettings,
+    "metadata",
     "Do not post bounty metadata (file names, sizes, mimetypes, hashes) with each bounty.",
+    flag="--no-metadata",
+    envvar="NO_BOUNTY_METADATA",
     is_flag=True,
-    target=(AmbassadorSettings, "metadata"),
     convert=operator.not_,
     show=operator.not_,
 )

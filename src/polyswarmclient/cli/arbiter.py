@@ -48,9 +48,7 @@ def make_backend(slug: str) -> Any:
     try:
         return cls()
     except Exception as exc:
-        raise ConfigError(
-            f"arbiter backend {slug!r} could not be created: {exc.__class__.__name__}: {exc}"
-        ) from None
+        raise ConfigError(f"arbiter backend {slug!r} could not be created: {exc.__class__.__name__}: {exc}") from None
 
 
 @click.command("arbiter", context_settings=CONTEXT_SETTINGS)

@@ -55,9 +55,7 @@ DENOMINATION = Option(
     type=click.Choice(list(DENOMINATIONS)),
     default="nct",
 )
-ALL = Option(
-    "--all", None, "Transfer the whole NCT balance of the source chain instead of AMOUNT.", is_flag=True
-)
+ALL = Option("--all", None, "Transfer the whole NCT balance of the source chain instead of AMOUNT.", is_flag=True)
 MAXIMUM = Option(
     "--maximum",
     "MAXIMUM",
@@ -125,9 +123,7 @@ def cli() -> None:
 # --- deposit / withdraw -----------------------------------------------------------------------------
 
 
-def _transfer_command(
-    direction: Direction, amount_text: str | None, all_: bool, options: dict[str, Any]
-) -> None:
+def _transfer_command(direction: Direction, amount_text: str | None, all_: bool, options: dict[str, Any]) -> None:
     if amount_text is None and not all_:
         raise click.UsageError(f"give an AMOUNT to {direction}, or --all for the whole balance")
     if amount_text is not None and all_:
@@ -200,9 +196,7 @@ def maintain(minimum: str, refill_amount: str, **options: Any) -> None:
     policy = Policy(
         minimum=_amount(minimum, denomination, "MINIMUM"),
         refill=_amount(refill_amount, denomination, "REFILL_AMOUNT"),
-        maximum=None
-        if options["maximum"] is None
-        else _amount(options["maximum"], denomination, "--maximum"),
+        maximum=None if options["maximum"] is None else _amount(options["maximum"], denomination, "--maximum"),
         withdraw_target=(
             None
             if options["withdraw_target"] is None

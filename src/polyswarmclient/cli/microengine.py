@@ -60,59 +60,62 @@ ARTIFACT_TYPE = Option(
     convert=lambda names: options.unique(ArtifactType.from_string(name) for name in names),
     show=lambda kinds: tuple(ArtifactType.to_string(kind) for kind in kinds),
 )
-BID_STRATEGY = Option(
-    "--bid-strategy",
-    "BID_STRATEGY",
+BID_STRATEGY = options.setting(
+    EngineConfig,
+    "bid_strategy",
     "How to bid per artifact: default (minimum to maximum by confidence), conservative (always the minimum), "
     "aggressive (from 8x the minimum).",
     type=click.Choice(list(STRATEGIES)),
-    target=(EngineConfig, "bid_strategy"),
 )
-FILTER = Option(
+
+
+def _metadata_rules(path: str, actions: tuple[str, str], help: str, convert: Any, flag: str) -> Option:
+    """A repeatable ``ACTION KEY OP VALUE`` rule on bounty metadata; no rules by default."""
+    return options.setting(
+        EngineConfig,
+        path,
+        f"{help} {'|'.join(actions)} KEY OP VALUE (repeatable). {_OPS_HELP}.",
+        flag=flag,
+        type=(click.Choice(list(actions), case_sensitive=False), str, _OPS, str),
+        multiple=True,
+        metavar="ACTION KEY OP VALUE",
+        convert=convert,
+        show=lambda _: (),
+    )
+
+
+FILTER = _metadata_rules(
+    "bounty_filter",
+    ("accept", "reject"),
+    "Only scan artifacts whose bounty metadata passes:",
+    parse_filters,
     "--filter",
-    "FILTER",
-    "Only scan artifacts whose bounty metadata passes: accept|reject KEY OP VALUE (repeatable). "
-    + _OPS_HELP
-    + ".",
-    type=(click.Choice(["accept", "reject"], case_sensitive=False), str, _OPS, str),
-    multiple=True,
-    metavar="ACTION KEY OP VALUE",
-    target=(EngineConfig, "bounty_filter"),
-    convert=parse_filters,
-    show=lambda _: (),  # the default filter has no rules
 )
-CONFIDENCE = Option(
+CONFIDENCE = _metadata_rules(
+    "confidence",
+    ("favor", "penalize"),
+    "Raise (favor, x1.2) or lower (penalize, x0.8) confidence when bounty metadata matches:",
+    parse_confidence,
     "--confidence",
-    "CONFIDENCE",
-    "Raise (favor, x1.2) or lower (penalize, x0.8) confidence when bounty metadata matches: "
-    "favor|penalize KEY OP VALUE (repeatable). " + _OPS_HELP + ".",
-    type=(click.Choice(["favor", "penalize"], case_sensitive=False), str, _OPS, str),
-    multiple=True,
-    metavar="ACTION KEY OP VALUE",
-    target=(EngineConfig, "confidence"),
-    convert=parse_confidence,
-    show=lambda _: (),  # the default modifier has no rules
 )
-MAX_CONCURRENT_SCANS = Option(
-    "--max-concurrent-scans",
-    "MAX_CONCURRENT_SCANS",
+_SECONDS = click.FloatRange(min=0, min_open=True)
+MAX_CONCURRENT_SCANS = options.setting(
+    EngineConfig,
+    "max_concurrent_scans",
     "Most artifacts fetched and scanned at the same time, across bounties.",
     type=click.IntRange(min=1),
-    target=(EngineConfig, "max_concurrent_scans"),
 )
-SCAN_TIMEOUT = Option(
-    "--scan-timeout",
-    "SCAN_TIMEOUT",
+SCAN_TIMEOUT = options.setting(
+    EngineConfig,
+    "scan_timeout",
     "Cap, in seconds, on one bounty's fetch and scan; the bounty's block deadline usually ends it sooner.",
-    type=click.FloatRange(min=0, min_open=True),
-    target=(EngineConfig, "scan_timeout"),
+    type=_SECONDS,
 )
-BLOCK_TIME = Option(
-    "--block-time",
-    "BLOCK_TIME",
+BLOCK_TIME = options.setting(
+    EngineConfig,
+    "block_time",
     "Assumed seconds per sidechain block, to turn blocks left before expiration into a scan timeout.",
-    type=click.FloatRange(min=0, min_open=True),
-    target=(EngineConfig, "block_time"),
+    type=_SECONDS,
 )
 DEVNET = Option(
     "--devnet",

@@ -158,6 +158,15 @@ def _construct(settings: type[S], changes: Mapping[str, Any]) -> S:
     return settings(**flat)
 
 
+def setting(settings: type, path: str, help: str, *, flag: str | None = None, **kw: Any) -> Option:
+    """The option that sets ``settings.<path>``: its flag and env var are named after the field
+    (``max_in_flight`` -> ``--max-in-flight``, ``MAX_IN_FLIGHT``) unless given, its default is the field's."""
+    name = path.rsplit(".", 1)[-1]
+    flag = flag or "--" + name.replace("_", "-")
+    envvar = kw.pop("envvar", flag.lstrip("-").replace("-", "_").upper())
+    return Option(flag, envvar, help, target=(settings, path), **kw)
+
+
 def _api_key(value: str | None) -> str | None:
     return value or None
 
@@ -173,52 +182,39 @@ LOG = Option("--log", "LOG_LEVEL", "Log level.", type=LOG_LEVELS, default="WARNI
 LOG_FORMAT = Option(
     "--log-format", "LOG_FORMAT", "Log line format.", type=click.Choice(["text", "json"]), default="text"
 )
-POLYSWARMD_ADDR = Option(
-    "--polyswarmd-addr",
-    "POLYSWARMD_ADDR",
-    "polyswarmd address: host:port or a full URL with an optional path prefix.",
-    target=(ClientConfig, "polyswarmd_addr"),
+POLYSWARMD_ADDR = setting(
+    ClientConfig, "polyswarmd_addr", "polyswarmd address: host:port or a full URL with an optional path prefix."
 )
 KEYFILE = Option(
     "--keyfile", "KEYFILE", "Path to the geth v3 keystore that signs transactions.", type=click.Path(path_type=Path)
 )
-PASSWORD = Option(
-    "--password", "PASSWORD", "Keystore password (prefer --password-file or a TTY prompt).", secret=True
-)
+PASSWORD = Option("--password", "PASSWORD", "Keystore password (prefer --password-file or a TTY prompt).", secret=True)
 PASSWORD_FILE = Option(
     "--password-file",
     "PASSWORD_FILE",
     "File whose first line is the keystore password.",
     type=click.Path(path_type=Path),
 )
-API_KEY = Option(
-    "--api-key",
-    "API_KEY",
-    "polyswarmd API key, sent as the Authorization header.",
-    secret=True,
-    target=(ClientConfig, "api_key"),
-    convert=_api_key,
+API_KEY = setting(
+    ClientConfig, "api_key", "polyswarmd API key, sent as the Authorization header.", secret=True, convert=_api_key
 )
-INSECURE_TRANSPORT = Option(
-    "--insecure-transport",
-    "INSECURE_TRANSPORT",
+INSECURE_TRANSPORT = setting(
+    ClientConfig,
+    "insecure_transport",
     "Use http:// and ws:// when the address has no scheme (local devnets only).",
     is_flag=True,
-    target=(ClientConfig, "insecure_transport"),
 )
-ALLOW_KEY_OVER_HTTP = Option(
-    "--allow-key-over-http",
-    "ALLOW_KEY_OVER_HTTP",
+ALLOW_KEY_OVER_HTTP = setting(
+    ClientConfig,
+    "allow_key_over_http",
     "Allow sending the API key over plain http (it can be read by anyone on the path).",
     is_flag=True,
-    target=(ClientConfig, "allow_key_over_http"),
 )
-STATE_DIR = Option(
-    "--state-dir",
-    "STATE_DIR",
+STATE_DIR = setting(
+    ClientConfig,
+    "state_dir",
     "Directory for durable state: pending reveals and settles, pinned contract addresses.",
     type=click.Path(path_type=Path),
-    target=(ClientConfig, "state_dir"),
     convert=Path,
 )
 
@@ -254,23 +250,23 @@ DEVNET_BLOCK_TIME = Option(
     default=1.0,
 )
 
-MAX_TX_FEE = Option(
-    "--max-tx-fee",
-    "MAX_TX_FEE",
+MAX_TX_FEE = setting(
+    ClientConfig,
+    "transactions.max_fee",
     "Most ether one transaction may cost in gas (gas x gasPrice, in ETH); polyswarmd's transactions above it "
     "are refused unsigned. Free sidechains cost 0.",
-    target=(ClientConfig, "transactions.max_fee"),
+    flag="--max-tx-fee",
     convert=lambda text: parse_ether(str(text)),
     show=format_ether,
 )
 
-MAX_ARTIFACT_SIZE = Option(
-    "--max-artifact-size",
-    "MAX_ARTIFACT_SIZE",
+MAX_ARTIFACT_SIZE = setting(
+    ClientConfig,
+    "http.max_artifact_bytes",
     "Most bytes of one artifact to download (after decompression); a bigger artifact is skipped with a log line.",
+    flag="--max-artifact-size",
     type=click.IntRange(min=1),
     metavar="BYTES",
-    target=(ClientConfig, "http.max_artifact_bytes"),
 )
 
 #: Options every networked command shares, in --help order.

@@ -241,9 +241,7 @@ class PolyswarmClient:
         """The bounty's on-chain bloom (spec §5.7)."""
         return Bloom.from_json(await self._get(f"/bounties/{_check_guid(guid)}/bloom", chain))
 
-    async def list_bounty_guids(
-        self, chain: str = "side", *, page: int = 0, count: int | None = None
-    ) -> list[str]:
+    async def list_bounty_guids(self, chain: str = "side", *, page: int = 0, count: int | None = None) -> list[str]:
         extra: dict[str, Any] = {"page": page}
         if count is not None:
             extra["count"] = count
@@ -324,9 +322,7 @@ class PolyswarmClient:
     async def staking_balance(
         self, chain: str = "side", *, withdrawable: bool = False, address: str | None = None
     ) -> int:
-        return await self._balance(
-            address, "staking/withdrawable" if withdrawable else "staking/total", chain
-        )
+        return await self._balance(address, "staking/withdrawable" if withdrawable else "staking/total", chain)
 
     async def relay_fees(self, chain: str) -> int:
         result = await self._get("/relay/fees", chain)
@@ -349,9 +345,7 @@ class PolyswarmClient:
         """Post a bounty; returns the GUID polyswarmd chose (checked to be the one we signed)."""
         _check_amount(amount)
         if artifact_type not in expect.ARTIFACT_TYPES:
-            raise InvalidRequest(
-                f"artifact_type must be one of {sorted(expect.ARTIFACT_TYPES)}, not {artifact_type!r}"
-            )
+            raise InvalidRequest(f"artifact_type must be one of {sorted(expect.ARTIFACT_TYPES)}, not {artifact_type!r}")
         params = await self.bounty_parameters(chain)
         if not 1 <= duration <= params.max_duration:
             raise InvalidRequest(f"duration must be 1..{params.max_duration} blocks, not {duration}")
@@ -408,9 +402,7 @@ class PolyswarmClient:
         for bid in bids:
             _check_amount(bid, "a bid")
             if not low <= bid <= high:
-                raise InvalidRequest(
-                    f"bid {bid} is outside the allowed range [{low}, {high}] NCT-wei per artifact"
-                )
+                raise InvalidRequest(f"bid {bid} is outside the allowed range [{low}, {high}] NCT-wei per artifact")
         body = {"bid": [str(b) for b in bids], "mask": list(mask), "commitment": str(commitment)}
         expected = expect.expect_post_assertion(
             guid=guid, bids=bids, mask=mask_bits, commitment=commitment, assertion_fee=params.assertion_fee
@@ -483,17 +475,13 @@ class PolyswarmClient:
     async def stake_deposit(self, amount: int, chain: str = "side") -> None:
         _check_amount(amount)
         expected = expect.expect_stake_deposit(amount=amount)
-        outcome = await self._run(
-            "stake deposit", "/staking/deposit", chain, expected, {"amount": str(amount)}
-        )
+        outcome = await self._run("stake deposit", "/staking/deposit", chain, expected, {"amount": str(amount)})
         outcome.require("deposits", value=amount, **{"from": self.address})
 
     async def stake_withdraw(self, amount: int, chain: str = "side") -> None:
         _check_amount(amount)
         expected = expect.expect_stake_withdraw(amount=amount)
-        outcome = await self._run(
-            "stake withdrawal", "/staking/withdraw", chain, expected, {"amount": str(amount)}
-        )
+        outcome = await self._run("stake withdrawal", "/staking/withdraw", chain, expected, {"amount": str(amount)})
         outcome.require("withdrawals", value=amount, to=self.address)
 
     # --- events ---------------------------------------------------------------------------------
@@ -505,6 +493,4 @@ class PolyswarmClient:
         keeps its cached parameters current from the events it yields (:meth:`apply_event`), so
         consumers need not.
         """
-        return EventStream(
-            self._addr.ws_url(chain), chain, self.config.stream, observe=self.apply_event
-        )
+        return EventStream(self._addr.ws_url(chain), chain, self.config.stream, observe=self.apply_event)

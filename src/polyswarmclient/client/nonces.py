@@ -100,9 +100,7 @@ class NonceManager:
                     self._needs_sync = True
                     raise
                 self._next, self._taken = resync_state(low, pending, in_flight | self._in_flight)
-                log.debug(
-                    "%s: nonces resynced: next %d, taken %s", self._label, self._next, sorted(self._taken)
-                )
+                log.debug("%s: nonces resynced: next %d, taken %s", self._label, self._next, sorted(self._taken))
             nonces = allocate(self._next, self._taken, n)
             self._next = nonces[-1] + 1
             self._in_flight.update(nonces)

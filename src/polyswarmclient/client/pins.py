@@ -143,13 +143,9 @@ class PinStore:
             log.info("pinned the gas price of the %s chain of %s: %d wei (in %s)", chain, server, gas_price, self.path)
         pinned_contracts.update(learned)
         for role, address in learned.items():
-            log.info(
-                "pinned the %s of the %s chain of %s: %s (in %s)", role, chain, server, address, self.path
-            )
+            log.info("pinned the %s of the %s chain of %s: %s (in %s)", role, chain, server, address, self.path)
         if old_id is None:
-            log.info(
-                "pinned the chain id of the %s chain of %s: %d (in %s)", chain, server, chain_id, self.path
-            )
+            log.info("pinned the chain id of the %s chain of %s: %d (in %s)", chain, server, chain_id, self.path)
         self._save(data)
 
     # --- file -----------------------------------------------------------------------------------

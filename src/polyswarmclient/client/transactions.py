@@ -142,9 +142,7 @@ class _HttpNonceSource:
         if not isinstance(result, list) or not all(
             not isinstance(v, bool) and isinstance(v, int | str) and _is_decimal(str(v)) for v in result
         ):
-            raise MalformedResponse(
-                f"GET /pending: expected a list of decimal nonces, got {str(result)[:200]}"
-            )
+            raise MalformedResponse(f"GET /pending: expected a list of decimal nonces, got {str(result)[:200]}")
         return sorted(int(v) for v in result)
 
 
@@ -283,16 +281,12 @@ class TransactionPipeline:
                 if isinstance(exc.errors, list):
                     results = PostResult.parse_list(exc.errors)
                 elif exc.status >= 500:
-                    log.warning(
-                        "%s: %s; posting the same signed transaction %s again", action.name, exc, tx_hash
-                    )
+                    log.warning("%s: %s; posting the same signed transaction %s again", action.name, exc, tx_hash)
                     resent = True
                     last = exc
                     continue
                 else:
-                    raise TransactionError(
-                        f"{action.name}: polyswarmd refused transaction {tx_hash}: {exc}"
-                    ) from exc
+                    raise TransactionError(f"{action.name}: polyswarmd refused transaction {tx_hash}: {exc}") from exc
             self._classify(action, results, tx_hash, resent)
             return
         assert last is not None
@@ -335,9 +329,7 @@ class TransactionPipeline:
             raise _NonceTrouble(result.message)
         raise TransactionError(f"{action.name}: polyswarmd rejected transaction {tx_hash}: {result.message}")
 
-    async def _confirm(
-        self, action: Action, hashes: Sequence[str], nonces: NonceManager
-    ) -> TransactionEvents:
+    async def _confirm(self, action: Action, hashes: Sequence[str], nonces: NonceManager) -> TransactionEvents:
         waiting: list[str] = []
         for poll in range(self._receipt_polls + 1):
             try:
@@ -366,9 +358,7 @@ class TransactionPipeline:
                 raise TransactionError(f"{action.name}: GET /transactions reported: {'; '.join(others)}")
             if not waiting:
                 return events
-            log.warning(
-                "%s: %s (poll %d of %d)", action.name, "; ".join(waiting), poll + 1, self._receipt_polls + 1
-            )
+            log.warning("%s: %s (poll %d of %d)", action.name, "; ".join(waiting), poll + 1, self._receipt_polls + 1)
         nonces.mark_resync()
         raise ReceiptTimeout(
             f"{action.name}: no receipt for {', '.join(hashes)} ({'; '.join(waiting)}). The transaction may "

@@ -94,9 +94,7 @@ class _Directory:
 class ArtifactStore:
     """Thread-safe in-memory store. ``max_file_size`` and ``max_files`` are the upload limits."""
 
-    def __init__(
-        self, *, max_file_size: int = DEFAULT_MAX_FILE_SIZE, max_files: int = DEFAULT_MAX_FILES
-    ) -> None:
+    def __init__(self, *, max_file_size: int = DEFAULT_MAX_FILE_SIZE, max_files: int = DEFAULT_MAX_FILES) -> None:
         if not 1 <= max_files <= 256:
             raise ValueError("max_files must be between 1 and 256")
         self.max_file_size = max_file_size

@@ -29,9 +29,7 @@ class ChainLike(Protocol):
 
     def transact(self, private_key: bytes, to: str | None, data: bytes, value: int = 0) -> Any: ...
 
-    def call(
-        self, to: str, data: bytes, *, sender: str | None = None, block: int | None = None
-    ) -> bytes: ...
+    def call(self, to: str, data: bytes, *, sender: str | None = None, block: int | None = None) -> bytes: ...
 
     def fund(self, address: str, wei: int) -> None: ...
 
@@ -257,9 +255,7 @@ def deploy_chain(chain: ChainLike, config: CommunityConfig, *, home: bool) -> Ch
     if home:
         contract_transact(chain, deployer_key, token, "NectarToken", "mint", deployer, config.nct_supply)
         if config.home_relay_liquidity:
-            contract_transact(
-                chain, deployer_key, token, "NectarToken", "transfer", relay, config.home_relay_liquidity
-            )
+            contract_transact(chain, deployer_key, token, "NectarToken", "transfer", relay, config.home_relay_liquidity)
     else:
         contract_transact(chain, deployer_key, token, "NectarToken", "mint", relay, config.nct_supply)
     return ChainContracts(
@@ -316,6 +312,4 @@ def fund_account(
 
 def register_arbiter(chain: ChainLike, contracts: ChainContracts, address: str) -> None:
     """Whitelist ``address`` as an arbiter of that chain's BountyRegistry (owner call)."""
-    contract_transact(
-        chain, devnet_key("deployer"), contracts.bounty_registry, "BountyRegistry", "addArbiter", address
-    )
+    contract_transact(chain, devnet_key("deployer"), contracts.bounty_registry, "BountyRegistry", "addArbiter", address)

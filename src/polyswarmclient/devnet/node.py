@@ -202,9 +202,7 @@ class Devnet:
 
     async def _tick(self) -> None:
         """Wall-clock blocks: an empty block every ``block_time`` on each embedded chain."""
-        nodes = [
-            n for n, rpc in ((self.home, self.config.home_rpc), (self.side, self.config.side_rpc)) if not rpc
-        ]
+        nodes = [n for n, rpc in ((self.home, self.config.home_rpc), (self.side, self.config.side_rpc)) if not rpc]
         if not nodes or self.config.block_time <= 0:
             return
         loop = asyncio.get_running_loop()

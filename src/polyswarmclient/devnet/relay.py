@@ -115,9 +115,7 @@ class RelayDaemon:
         data = contract_abi("ERC20Relay").encode_call(
             "approveWithdrawal", sender, amount, tx_hash, bytes(block_hash), int(entry.block_number)
         )
-        receipt = await dest.run(
-            dest.chain.transact, self._key, dest.addresses.erc20_relay, data, mutating=True
-        )
+        receipt = await dest.run(dest.chain.transact, self._key, dest.addresses.erc20_relay, data, mutating=True)
         if receipt.status != 1:
             reason = await dest.run(dest.chain.revert_reason, receipt.tx_hash)
             log.error(
@@ -127,9 +125,7 @@ class RelayDaemon:
                 tx_hash.hex(),
                 reason or "no reason",
             )
-            self.history.append(
-                RelayedTransfer(source.name, tx_hash, sender, amount, False, reason or "reverted")
-            )
+            self.history.append(RelayedTransfer(source.name, tx_hash, sender, amount, False, reason or "reverted"))
             return
         log.info(
             "relay %s->%s: paid %d (minus fee %d) to %s for 0x%s",

@@ -162,9 +162,7 @@ class RpcChain:
             logs=[self._log(entry) for entry in item.get("logs", [])],
             to=to_checksum_address(item["to"]) if item.get("to") else None,
             sender=to_checksum_address(item["from"]),
-            contract_address=to_checksum_address(item["contractAddress"])
-            if item.get("contractAddress")
-            else None,
+            contract_address=to_checksum_address(item["contractAddress"]) if item.get("contractAddress") else None,
         )
 
     def revert_reason(self, tx_hash: bytes) -> str | None:
@@ -217,12 +215,8 @@ class RpcChain:
                 continue
         accounts = self.request("eth_accounts", []) or []
         if not accounts:
-            raise ChainError(
-                f"{self.url} has no dev funding API and no unlocked account; fund {target} yourself"
-            )
-        tx_hash = self.request(
-            "eth_sendTransaction", [{"from": accounts[0], "to": target, "value": _hex(wei)}]
-        )
+            raise ChainError(f"{self.url} has no dev funding API and no unlocked account; fund {target} yourself")
+        tx_hash = self.request("eth_sendTransaction", [{"from": accounts[0], "to": target, "value": _hex(wei)}])
         deadline = time.monotonic() + self.receipt_timeout
         while self.get_receipt(_bytes(tx_hash)) is None:
             if time.monotonic() > deadline:

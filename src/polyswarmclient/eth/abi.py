@@ -23,7 +23,9 @@ def _named(names: tuple[str, ...], types: tuple[str, ...], values: Any) -> dict[
 
 
 @dataclass(frozen=True)
-class Function:
+class _Signature:
+    """A named argument list, as a function or an event declares it."""
+
     name: str
     arg_names: tuple[str, ...]
     arg_types: tuple[str, ...]
@@ -32,6 +34,9 @@ class Function:
     def signature(self) -> str:
         return f"{self.name}({','.join(self.arg_types)})"
 
+
+@dataclass(frozen=True)
+class Function(_Signature):
     @property
     def selector(self) -> bytes:
         return keccak(text=self.signature)[:4]
@@ -98,15 +103,8 @@ FUNCTIONS = (
 
 
 @dataclass(frozen=True)
-class EventSig:
-    name: str
-    arg_names: tuple[str, ...]
-    arg_types: tuple[str, ...]
+class EventSig(_Signature):
     indexed: tuple[bool, ...]
-
-    @property
-    def signature(self) -> str:
-        return f"{self.name}({','.join(self.arg_types)})"
 
     @property
     def topic(self) -> bytes:

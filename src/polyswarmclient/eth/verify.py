@@ -80,9 +80,7 @@ class Call:
         if self.to not in ROLES:
             raise ValueError(f"unknown contract role {self.to!r}")
         if set(self.args) != set(self.function.arg_names):
-            raise ValueError(
-                f"{self.function.signature}: expectations must cover exactly {self.function.arg_names}"
-            )
+            raise ValueError(f"{self.function.signature}: expectations must cover exactly {self.function.arg_names}")
 
 
 @dataclass(frozen=True)
@@ -166,9 +164,7 @@ def verify(
         fn = call.function
         label = f"transaction {position} ({fn.name})"
         if tx.value != 0:
-            raise VerificationError(
-                f"{action}: {label} sends {tx.value} wei of ether; expected 0; refusing to sign"
-            )
+            raise VerificationError(f"{action}: {label} sends {tx.value} wei of ether; expected 0; refusing to sign")
         gas_cap = MAX_GAS.get(fn.name, DEFAULT_MAX_GAS)
         if tx.gas_price > 0 and tx.gas > gas_cap:
             raise VerificationError(
@@ -185,17 +181,13 @@ def verify(
         try:
             decoded = fn.decode(tx.data)
         except ValueError as exc:
-            raise VerificationError(
-                f"{action}: {label} is not the expected call: {exc}; refusing to sign"
-            ) from None
+            raise VerificationError(f"{action}: {label} is not the expected call: {exc}; refusing to sign") from None
         observe(call.to, to, f"the contract {label} calls")
         for name in fn.arg_names:
             want = call.args[name]
             got = decoded[name]
             if isinstance(want, Role):
-                observe(
-                    want.name, _address(got, f"{action}: {label} argument {name}"), f"{label} argument {name}"
-                )
+                observe(want.name, _address(got, f"{action}: {label} argument {name}"), f"{label} argument {name}")
             elif isinstance(want, ServerChosenGuid):
                 if not is_v4_guid(got):
                     raise VerificationError(
@@ -209,8 +201,7 @@ def verify(
                     )
             elif want != got:
                 raise VerificationError(
-                    f"{action}: {label} argument {name}: expected {_show(want)}, got {got!r}; "
-                    "refusing to sign"
+                    f"{action}: {label} argument {name}: expected {_show(want)}, got {got!r}; refusing to sign"
                 )
         decoded_calls.append(decoded)
     return Verified(chain_id=chain_id, contracts=dict(seen), calls=tuple(decoded_calls))

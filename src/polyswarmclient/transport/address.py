@@ -87,16 +87,13 @@ def parse_address(
             "the polyswarmd address is empty; pass --polyswarmd-addr (POLYSWARMD_ADDR), e.g. localhost:31337"
         )
     if any(ch.isspace() or not ch.isprintable() for ch in text):
-        raise ConfigError(
-            f"--polyswarmd-addr {addr!r} contains a space or a control character; use host:port or a URL"
-        )
+        raise ConfigError(f"--polyswarmd-addr {addr!r} contains a space or a control character; use host:port or a URL")
     match = _SCHEME.match(text)
     authority = text[match.end() if match else 0 :].split("/", 1)[0]
     if "@" in authority:
         # Never echo the address here: it may hold a password.
         raise ConfigError(
-            "--polyswarmd-addr must not carry credentials (user:password@); "
-            "pass the API key with --api-key (API_KEY)"
+            "--polyswarmd-addr must not carry credentials (user:password@); pass the API key with --api-key (API_KEY)"
         )
     if match is None:
         scheme = "http" if insecure_transport else "https"

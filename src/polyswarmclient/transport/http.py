@@ -28,7 +28,7 @@ import random
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 
 import aiohttp
 
@@ -85,6 +85,21 @@ class HttpSettings:
     max_reply_bytes: int = 8 * 2**20
     #: Most bytes of one artifact, decompressed (polyswarmd's own default cap is 10 MiB).
     max_artifact_bytes: int = 10 * 2**20
+
+
+class RequestOptions(TypedDict, total=False):
+    """What a caller may say about one request besides its method and path."""
+
+    #: The query string.
+    params: Mapping[str, str] | None
+    #: The JSON body (``NO_BODY`` for none).
+    json: Any
+    #: Safe to send again after a failure that may have reached the server (default: by method).
+    idempotent: bool | None
+    #: Seconds the whole request may take (default ``request_timeout``).
+    time_limit: float | None
+    #: Order among requests waiting out a rate limit: ``URGENT`` (reveals, settles) go first.
+    priority: int
 
 
 @dataclass(frozen=True)
@@ -151,31 +166,9 @@ class HttpTransport:
 
     # --- the calls ------------------------------------------------------------------------------
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json: Any = NO_BODY,
-        idempotent: bool | None = None,
-        time_limit: float | None = None,
-        priority: int = NORMAL,
-    ) -> Any:
-        """Send one request and return the envelope's ``result`` (or raise).
-
-        ``priority`` orders requests waiting out a rate limit: :data:`URGENT` ones (reveals and settles,
-        whose windows close) go first.
-        """
-        status, body = await self._exchange(
-            method,
-            path,
-            params=params,
-            json=json,
-            idempotent=idempotent,
-            time_limit=time_limit,
-            priority=priority,
-        )
+    async def request(self, method: str, path: str, **options: Unpack[RequestOptions]) -> Any:
+        """Send one request and return the envelope's ``result`` (or raise). See :class:`RequestOptions`."""
+        status, body = await self._exchange(method, path, **options)
         return parse_body(status, body, what=f"{method} {path}")
 
     async def fetch_bytes(self, path: str, *, params: Mapping[str, str] | None = None) -> bytes | None:
@@ -196,9 +189,7 @@ class HttpTransport:
         status, _ = await self._exchange(method, path, params=params)
         return status
 
-    async def upload(
-        self, path: str, files: Sequence[Upload], *, params: Mapping[str, str] | None = None
-    ) -> Any:
+    async def upload(self, path: str, files: Sequence[Upload], *, params: Mapping[str, str] | None = None) -> Any:
         """ONE multipart POST with every file as a part named ``file``; returns ``result``."""
         if not files:
             raise ValueError("nothing to upload")
@@ -206,9 +197,7 @@ class HttpTransport:
         def form() -> aiohttp.FormData:
             data = aiohttp.FormData()
             for item in files:
-                data.add_field(
-                    "file", item.content, filename=item.filename, content_type="application/octet-stream"
-                )
+                data.add_field("file", item.content, filename=item.filename, content_type="application/octet-stream")
             return data
 
         status, body = await self._exchange(
@@ -228,8 +217,7 @@ class HttpTransport:
                 "Check --api-key (API_KEY): it must be a valid key for this community"
             )
         return Unauthorized(
-            f"polyswarmd at {self.address} requires an API key (HTTP 401 on {what}). "
-            "Pass --api-key or set API_KEY"
+            f"polyswarmd at {self.address} requires an API key (HTTP 401 on {what}). Pass --api-key or set API_KEY"
         )
 
     def _unreachable(self, what: str, exc: BaseException, attempts: int) -> ConnectionFailed:

@@ -36,9 +36,7 @@ class RateGate:
     """``await gate.wait(priority)`` before each request; report each answer with :meth:`limited` or
     :meth:`passed`."""
 
-    def __init__(
-        self, base: float, cap: float, spacing: float = 0.05, *, rng: random.Random | None = None
-    ) -> None:
+    def __init__(self, base: float, cap: float, spacing: float = 0.05, *, rng: random.Random | None = None) -> None:
         self._backoff = Backoff(base, cap, rng=rng)
         self._cap = cap
         self._spacing = spacing

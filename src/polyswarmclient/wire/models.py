@@ -71,7 +71,6 @@ class BountyParameters(_Integers):
     arbiter_vote_window: int
 
 
-
 @dataclass(frozen=True)
 class StakingParameters(_Integers):
     """``GET /staking/parameters``: stake bounds in NCT-wei and the vote ratio."""
@@ -82,7 +81,6 @@ class StakingParameters(_Integers):
     maximum_stake: int
     vote_ratio_numerator: int
     vote_ratio_denominator: int
-
 
 
 @dataclass(frozen=True)
@@ -165,7 +163,9 @@ class Assertion:
         for index, item in enumerate(data):
             entry = f"{what} entry {index}"
             d = _require(item, entry)
-            out.append(cls(index=index, author=_str(d, "author", entry), commitment=_decimal_field(d, "commitment", entry)))
+            out.append(
+                cls(index=index, author=_str(d, "author", entry), commitment=_decimal_field(d, "commitment", entry))
+            )
         return out
 
 

@@ -86,9 +86,7 @@ def compile_source(name: str) -> dict[str, Any]:
     from vyper.compiler.settings import OptimizationLevel, Settings
 
     if vyper.__version__ != VYPER_VERSION:
-        raise RuntimeError(
-            f"vyper {VYPER_VERSION} required for reproducible output, found {vyper.__version__}"
-        )
+        raise RuntimeError(f"vyper {VYPER_VERSION} required for reproducible output, found {vyper.__version__}")
     path = _source_dir() / f"{name}.vy"
     source = path.read_text(encoding="utf-8")
     settings = Settings(evm_version=EVM_VERSION, optimize=OptimizationLevel.GAS)
