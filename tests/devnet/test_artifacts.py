@@ -106,7 +106,8 @@ def test_unknown_and_invalid_hashes() -> None:
 @pytest.fixture
 async def api() -> AsyncIterator[DevnetApi]:
     """Only the artifact routes are exercised, so the context has no chains."""
-    ctx = ServerContext(home=None, side=None, artifacts=ArtifactStore(max_file_size=64, max_files=3))  # type: ignore[arg-type]
+    store = ArtifactStore(max_file_size=64, max_files=3, max_upload_size=100, max_store_size=250)
+    ctx = ServerContext(home=None, side=None, artifacts=store)  # type: ignore[arg-type]
     ctx.max_artifact_size = 64
     runner = web.AppRunner(create_app(ctx))
     await runner.setup()
@@ -180,3 +181,23 @@ async def test_http_upload_errors(api: DevnetApi) -> None:
         400,
         {"status": "FAIL", "errors": "No artifacts"},
     )
+
+
+async def test_http_uploads_are_capped_per_upload_and_in_total(api: DevnetApi) -> None:
+    """An upload whose files together pass the upload cap, or that would overfill the store, is a clear 413;
+    nothing of it is stored."""
+    assert await _upload(api, b"a" * 60, b"b" * 60) == (413, {"status": "FAIL", "errors": "Upload too large"})
+    for n in range(4):
+        assert (await _upload(api, bytes([65 + n]) * 60)).status == 200
+    assert await _upload(api, b"z" * 60) == (413, {"status": "FAIL", "errors": "Artifact store full"})
+    assert (await _upload(api, b"y" * 10)).status == 200  # what still fits is accepted
+
+
+def test_the_store_counts_each_distinct_file_once() -> None:
+    """Uploading the same content again does not use more of the store."""
+    store = ArtifactStore(max_store_size=10)
+    store.upload([b"12345"])
+    store.upload([b"12345"])
+    assert store.stored_bytes == 5
+    with pytest.raises(ArtifactError, match="store full"):
+        store.upload([b"abcdefgh"])

@@ -19,6 +19,10 @@ _B58_INDEX = {c: i for i, c in enumerate(_B58_ALPHABET)}
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 DEFAULT_MAX_FILES = 256
+#: Most bytes one upload may carry, all its files together.
+DEFAULT_MAX_UPLOAD_SIZE = 64 * 1024 * 1024
+#: Most bytes the whole (in-memory) store may hold; uploads past it answer 413 until the devnet restarts.
+DEFAULT_MAX_STORE_SIZE = 512 * 1024 * 1024
 #: polyswarmd accepts URIs shorter than this (spec §6)
 MAX_URI_LENGTH = 100
 _DIR_PREFIX = b"polyswarm-kit devnet directory v1\x00"
@@ -92,15 +96,31 @@ class _Directory:
 
 
 class ArtifactStore:
-    """Thread-safe in-memory store. ``max_file_size`` and ``max_files`` are the upload limits."""
+    """Thread-safe in-memory store. ``max_file_size``, ``max_files`` and ``max_upload_size`` limit one
+    upload; ``max_store_size`` limits what all uploads together may hold."""
 
-    def __init__(self, *, max_file_size: int = DEFAULT_MAX_FILE_SIZE, max_files: int = DEFAULT_MAX_FILES) -> None:
+    def __init__(
+        self,
+        *,
+        max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+        max_files: int = DEFAULT_MAX_FILES,
+        max_upload_size: int = DEFAULT_MAX_UPLOAD_SIZE,
+        max_store_size: int = DEFAULT_MAX_STORE_SIZE,
+    ) -> None:
         if not 1 <= max_files <= 256:
             raise ValueError("max_files must be between 1 and 256")
         self.max_file_size = max_file_size
         self.max_files = max_files
+        self.max_upload_size = max_upload_size
+        self.max_store_size = max_store_size
         self._objects: dict[str, _File | _Directory] = {}
+        self._stored = 0  # bytes of file content held
         self._lock = threading.Lock()
+
+    @property
+    def stored_bytes(self) -> int:
+        with self._lock:
+            return self._stored
 
     # --- writing ----------------------------------------------------------------------------------
 
@@ -109,7 +129,9 @@ class ArtifactStore:
         digest = hashlib.sha256(content).digest()
         key = cid_v0(digest)
         with self._lock:
-            self._objects.setdefault(key, _File(bytes(content)))
+            if key not in self._objects:
+                self._objects[key] = _File(bytes(content))
+                self._stored += len(content)
         return key
 
     def add_directory(self, entries: list[tuple[str, str]]) -> str:
@@ -141,6 +163,12 @@ class ArtifactStore:
                 raise ArtifactError(413, "Artifact too large")
             if not content:
                 raise ArtifactError(400, "Artifact empty")
+        total = sum(len(content) for content in files)
+        if total > self.max_upload_size:
+            raise ArtifactError(413, "Upload too large")
+        with self._lock:
+            if self._stored + total > self.max_store_size:
+                raise ArtifactError(413, "Artifact store full")
         hashes = [self.add_file(content) for content in files]
         return self.add_directory([(f"{i:06d}", h) for i, h in enumerate(hashes)])
 

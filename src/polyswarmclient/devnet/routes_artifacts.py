@@ -16,6 +16,7 @@ routes = Routes()
 async def upload(request: web.Request) -> web.Response:
     store = request.app[CTX].artifacts
     files: list[bytes] = []
+    total = 0
     if not request.content_type.startswith("multipart/"):
         raise ApiFailure(400, "No artifacts")
     try:
@@ -33,8 +34,13 @@ async def upload(request: web.Request) -> web.Response:
         content = bytearray()
         while chunk := await part.read_chunk(_CHUNK):
             content.extend(chunk)
+            total += len(chunk)
             if len(content) > store.max_file_size:
                 raise ApiFailure(413, "Artifact too large")
+            if total > store.max_upload_size:
+                raise ApiFailure(413, "Upload too large")
+            if store.stored_bytes + total > store.max_store_size:
+                raise ApiFailure(413, "Artifact store full")
         files.append(bytes(content))
     try:
         return ok(store.upload(files))

@@ -75,7 +75,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     request[AUTHENTICATED] = authenticated
     if path in AUTH_EXEMPT:
         return await handler(request)
-    limit = ctx.max_artifact_size * 256
+    limit = ctx.artifacts.max_upload_size + 1024 * 1024  # multipart framing on top of the files
     if request.content_length is not None and request.content_length > limit:
         return fail("Payload too large", 413)
     if not authenticated and path not in AUTH_WHITELIST:
@@ -90,7 +90,7 @@ ROUTE_MODULES = (routes_chain, routes_bounties, routes_accounts, routes_artifact
 def create_app(ctx: ServerContext) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
-        client_max_size=ctx.max_artifact_size * ctx.artifacts.max_files + 1024 * 1024,
+        client_max_size=ctx.artifacts.max_upload_size + 1024 * 1024,
     )
     app[CTX] = ctx
     for module in ROUTE_MODULES:
