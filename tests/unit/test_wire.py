@@ -19,7 +19,7 @@ from polyswarmclient.wire.events import (
     parse_event,
     to_message,
 )
-from polyswarmclient.wire.models import BountyParameters, UnsignedTransaction, parse_transactions
+from polyswarmclient.wire.models import Assertion, BountyParameters, UnsignedTransaction, parse_transactions
 from polyswarmclient.wire.transactions import PostResult, TransactionEvents
 from tests.helpers import GUID, PARAMETERS, TOKEN, fail, ok, unsigned
 
@@ -205,3 +205,49 @@ def test_non_ascii_digits_in_a_number_field_are_malformed_not_a_crash() -> None:
     data["max_duration"] = "²"
     with pytest.raises(MalformedResponse, match="max_duration"):
         BountyParameters.from_json(data)
+
+
+AUTHOR = "0x34E583cf9C1789c3141538EeC77D9F0B8F7E89f2"
+
+
+def _assertion_json(nonce: Any, verdicts: Any) -> dict[str, Any]:
+    return {"author": AUTHOR, "bid": ["1"], "mask": [True, True], "commitment": str(BIG), "nonce": nonce,
+            "verdicts": verdicts, "metadata": ""}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("nonce", "verdicts", "revealed", "seen"),
+    [
+        ("0", [None, None], False, None),  # HEAD list route, unrevealed
+        ("0", [False, False], False, None),  # seed, or the single-item route: stored bits mean nothing yet
+        (str(BIG), [True, False], True, (True, False)),  # revealed (a nonce above 2**53, kept exact)
+        (7, [False, False], True, (False, False)),  # a revealed all-benign answer, nonce as a JSON number
+        (None, [None, None], False, None),  # no nonce: the nulls say unrevealed
+        (None, [True, False], True, (True, False)),  # no nonce: real verdicts say revealed
+    ],
+)
+def test_assertions_tell_revealed_from_unrevealed_in_every_shape(
+    nonce: Any, verdicts: Any, revealed: bool, seen: tuple[bool, ...] | None
+) -> None:
+    """The nonce (non-zero once revealed) decides; without one, HEAD's ``[null]*n`` verdicts mean unrevealed."""
+    data = _assertion_json(nonce, verdicts)
+    if nonce is None:
+        del data["nonce"]
+    [assertion] = Assertion.list_from_json([data])
+    assert (assertion.revealed, assertion.verdicts) == (revealed, seen)
+    assert (assertion.index, assertion.author, assertion.commitment) == (0, AUTHOR, BIG)
+
+
+def test_assertions_without_nonce_or_verdicts_read_as_unrevealed() -> None:
+    """An entry with only author and commitment (an older or sparse server) is an unrevealed assertion."""
+    [assertion] = Assertion.list_from_json([{"author": AUTHOR, "commitment": "5"}])
+    assert assertion == Assertion(0, AUTHOR, 5) and not assertion.revealed
+
+
+@pytest.mark.parametrize(
+    "bad", [{"nonce": "-1", "verdicts": [True]}, {"nonce": "1", "verdicts": "yes"}, {"nonce": "1", "verdicts": [1]}]
+)
+def test_malformed_assertion_nonce_or_verdicts_raise_malformed_response(bad: dict[str, Any]) -> None:
+    """A nonce that is not a non-negative decimal, or verdicts that are not booleans/nulls, are refused."""
+    with pytest.raises(MalformedResponse):
+        Assertion.list_from_json([{"author": AUTHOR, "commitment": "5", **bad}])

@@ -148,25 +148,52 @@ def _decimal_field(data: dict[str, Any], key: str, what: str) -> int:
 
 @dataclass(frozen=True)
 class Assertion:
-    """One entry of ``GET /bounties/<guid>/assertions``; ``index`` is its position in that list."""
+    """One entry of ``GET /bounties/<guid>/assertions``; ``index`` is its position in that list.
+
+    ``nonce`` is the revealed nonce: ``0`` until the reveal is mined (the contract refuses a reveal with
+    nonce 0), ``None`` when the server did not say. ``verdicts`` are the revealed verdicts, ``None`` while
+    unrevealed (HEAD's list route sends ``[null]*n`` then; the seed and the single-item route send the
+    stored, all-false bits with nonce ``"0"``) or when absent.
+    """
 
     index: int
     author: str
     commitment: int
+    nonce: int | None = None
+    verdicts: tuple[bool, ...] | None = None
+
+    @property
+    def revealed(self) -> bool:
+        """The reveal of this assertion is on chain (a non-zero nonce; without one, verdicts that are not null)."""
+        if self.nonce is not None:
+            return self.nonce != 0
+        return self.verdicts is not None
+
+    @classmethod
+    def from_json(cls, index: int, data: Any, what: str) -> Assertion:
+        d = _require(data, what)
+        nonce = None if d.get("nonce") is None else _decimal_field(d, "nonce", what)
+        raw = d.get("verdicts")
+        if raw is not None and (not isinstance(raw, list) or not all(isinstance(v, bool) or v is None for v in raw)):
+            raise MalformedResponse(f"{what}: field 'verdicts' is not a list of booleans or nulls")
+        if nonce == 0 or raw is None or any(v is None for v in raw):
+            verdicts = None  # unrevealed: whatever bits are stored mean nothing yet
+        else:
+            verdicts = tuple(raw)
+        return cls(
+            index=index,
+            author=_str(d, "author", what),
+            commitment=_decimal_field(d, "commitment", what),
+            nonce=nonce,
+            verdicts=verdicts,
+        )
 
     @classmethod
     def list_from_json(cls, data: Any) -> list[Assertion]:
         what = "GET /bounties/<guid>/assertions"
         if not isinstance(data, list):
             raise MalformedResponse(f"{what}: expected a list of assertions")
-        out: list[Assertion] = []
-        for index, item in enumerate(data):
-            entry = f"{what} entry {index}"
-            d = _require(item, entry)
-            out.append(
-                cls(index=index, author=_str(d, "author", entry), commitment=_decimal_field(d, "commitment", entry))
-            )
-        return out
+        return [cls.from_json(index, item, f"{what} entry {index}") for index, item in enumerate(data)]
 
 
 @dataclass(frozen=True)
