@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
+import logging
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -12,7 +14,7 @@ from contextlib import asynccontextmanager
 import pytest
 from aiohttp import web
 
-from polyswarmclient.errors import MalformedResponse, ReplyTooLarge
+from polyswarmclient.errors import ConnectionFailed, MalformedResponse, ReplyTooLarge
 from polyswarmclient.transport.address import parse_address
 from polyswarmclient.transport.http import HttpSettings, HttpTransport
 
@@ -116,3 +118,40 @@ async def test_an_encoding_we_did_not_ask_for_is_refused() -> None:
     async with serving({"/status": handler}) as http:
         with pytest.raises(MalformedResponse, match="'br'"):
             await http.request("GET", "/status")
+
+
+async def test_a_server_that_drips_its_answer_is_bounded_in_all_and_said_aloud(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An answer sent a byte at a time ends the request within the total budget, retries included, with a
+    WARNING on the way (visible at the default log level) and one error naming the address."""
+
+    attempts = 0
+
+    async def drip(request: web.Request) -> web.StreamResponse:
+        nonlocal attempts
+        attempts += 1
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        for _ in range(100):
+            await response.write(b" ")
+            await asyncio.sleep(0.05)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/status", drip)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    settings = HttpSettings(request_timeout=0.3, total_timeout=1.0, max_retries=10, retry_base=0.01, retry_cap=0.02)
+    http = HttpTransport(parse_address(f"127.0.0.1:{port}", insecure_transport=True), None, settings)
+    try:
+        async with http:
+            with caplog.at_level(logging.WARNING), pytest.raises(ConnectionFailed, match="did not answer GET /status"):
+                await http.request("GET", "/status")
+    finally:
+        await runner.cleanup()
+    assert any(r.levelno == logging.WARNING and "retrying" in r.getMessage() for r in caplog.records)
+    assert attempts <= 5  # the 1 s budget ends it, not the 11 attempts max_retries would allow

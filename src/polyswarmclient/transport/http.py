@@ -81,6 +81,9 @@ class HttpSettings:
     rate_limit_retries: int = 6
     #: After a 429 pause, waiting requests are let through one per this many seconds.
     rate_limit_spacing: float = 0.05
+    #: Seconds one request may take in all, retries included (at least its own time limit); a server
+    #: that answers a byte at a time cannot keep a command silent for longer.
+    total_timeout: float = 60.0
     #: Most bytes of one answer, decompressed: JSON envelopes are small, so a bigger one is hostile.
     max_reply_bytes: int = 8 * 2**20
     #: Most bytes of one artifact, decompressed (polyswarmd's own default cap is 10 MiB).
@@ -247,16 +250,27 @@ class HttpTransport:
         what = f"{method} {path}"
         url = self.address.url(path)
         safe_to_repeat = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
-        client_timeout = self._timeout(time_limit or self.settings.request_timeout)
+        per_attempt = time_limit or self.settings.request_timeout
+        loop = asyncio.get_running_loop()
+        # The whole request, retries included, ends by this time (rate-limit pauses do not count).
+        budget = max(self.settings.total_timeout, per_attempt)
+        deadline = loop.time() + budget
         backoff = Backoff(self.settings.retry_base, self.settings.retry_cap, rng=self._rng)
         failures = 0
         rate_limited = 0
         while True:
             await self._gate.wait(priority)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ConnectionFailed(
+                    f"polyswarmd at {self.address} did not answer {what} within {budget:.0f} s "
+                    f"({failures + 1} attempt(s)); check that it is healthy and that --polyswarmd-addr "
+                    "(POLYSWARMD_ADDR) is right"
+                )
             kwargs: dict[str, Any] = {
                 "params": dict(params or {}),
                 "headers": self._headers,
-                "timeout": client_timeout,
+                "timeout": self._timeout(min(per_attempt, remaining)),
             }
             if json is not NO_BODY:
                 kwargs["json"] = json
@@ -316,7 +330,11 @@ class HttpTransport:
                 raise self._unreachable(what, problem, failures + 1) from problem
             failures += 1
             delay = backoff.delay()
-            log.info(
+            slow = isinstance(problem, TimeoutError) and not isinstance(problem, aiohttp.ConnectionTimeoutError)
+            # A server that accepted the request but is slow to answer is worth a word at the default level;
+            # a refused connection is retried quietly and reported once, if it never comes back.
+            log.log(
+                logging.WARNING if slow else logging.INFO,
                 "%s to %s failed (%s); retrying in %.1f s (retry %d of %d)",
                 what,
                 self.address,
