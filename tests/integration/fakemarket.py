@@ -28,7 +28,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from polyswarmclient.amounts import nct
-from polyswarmclient.errors import InsufficientFunds, TransactionFailed
+from polyswarmclient.errors import ConnectionLost, InsufficientFunds, TransactionFailed
 from polyswarmclient.eth.bloom import bloom_words
 from polyswarmclient.eth.commitment import commitment
 from polyswarmclient.services.lifecycle import Shutdown
@@ -97,6 +97,9 @@ class Posted:
     bids: list[int]
     mask: list[bool]
     commitment: int
+    #: Set by the reveal (the contract's state): nonce 0 and no verdicts until then.
+    nonce: int = 0
+    verdicts: list[bool] | None = None
 
 
 @dataclass
@@ -132,6 +135,8 @@ class Market:
     #: Seconds a relay transaction takes to be mined.
     relay_tx_time: float = 0.0
     landings: list[tuple[int, str, int]] = field(default_factory=list)  # (home block, address, amount)
+    #: Relay transfers posted to either chain, by hash: "mined" or "reverted" (``GET /transactions``).
+    transactions: dict[str, str] = field(default_factory=dict)
     #: Called after each home block, to script a scenario.
     on_home_block: Callable[[Market], None] | None = None
     subscribers: list[_Subscription] = field(default_factory=list)
@@ -139,6 +144,12 @@ class Market:
     server: Server | None = None
     #: Called with (method name, args) before each fake call; may raise to script a failure.
     hook: Callable[[str, tuple[Any, ...]], None] | None = None
+    #: Transactions (``post_assertion``, ``reveal_assertion``, ``settle``) that never go out: the call waits
+    #: forever, as a process killed right before sending it would (kill the service while it waits).
+    never_sent: set[str] = field(default_factory=set)
+    #: Transactions mined whose answer is lost: they take effect on chain, then the call raises
+    #: :class:`ConnectionLost` (the receipt was never read, e.g. the process died meanwhile).
+    answer_lost: set[str] = field(default_factory=set)
 
     # --- events -----------------------------------------------------------------------------------
 
@@ -333,7 +344,10 @@ class FakeClient:
     async def list_assertions(self, guid: str, chain: str = "side") -> list[Assertion]:
         self._record("list_assertions", guid)
         posted = self.market.assertions.get(guid)
-        return [] if posted is None else [Assertion(posted.index, posted.author, posted.commitment)]
+        if posted is None:
+            return []
+        verdicts = None if posted.verdicts is None else tuple(posted.verdicts)
+        return [Assertion(posted.index, posted.author, posted.commitment, posted.nonce, verdicts)]
 
     async def iter_bounty_pages(
         self, chain: str = "side", *, start_page: int = 0
@@ -397,29 +411,60 @@ class FakeClient:
         self._spend(amount + self.market.params.bounty_fee, "bounty")
         return self.market.open_bounty(self.address, amount, uri, duration, metadata).guid
 
+    async def _send(self, name: str) -> None:
+        """A transaction about to go out: one of :attr:`Market.never_sent` never does."""
+        if name in self.market.never_sent:
+            await asyncio.Event().wait()
+
+    def _answer(self, name: str) -> None:
+        """A transaction was mined: one of :attr:`Market.answer_lost` loses its answer."""
+        if name in self.market.answer_lost:
+            raise ConnectionLost(f"{name}: the connection broke while waiting for the receipt")
+
+    def _reverted(self, reason: str) -> TransactionFailed:
+        """A mined transaction that reverted, worded as polyswarmd's ``GET /transactions`` reports it."""
+        return TransactionFailed(
+            f"transaction failed at block {self.market.block + 1}, error: {reason} (the transaction was mined "
+            "but reverted)"
+        )
+
     async def post_assertion(
         self, guid: str, bids: list[int], mask: list[bool], commitment: int, chain: str = "side"
     ) -> int:
         self._record("post_assertion", guid, list(bids), list(mask))
+        await self._send("post_assertion")
         low, high = self.market.params.assertion_bid_minimum, self.market.params.assertion_bid_maximum
         if len(bids) != sum(mask) or not all(low <= b <= high for b in bids):
             raise TransactionFailed(f"bids {bids} do not fit mask {mask} and [{low}, {high}]")
+        if self.market.block + 1 >= self.market.bounties[guid].expiration:
+            raise self._reverted("Bounty inactive")
+        if guid in self.market.assertions:
+            raise self._reverted("Duplicate assertion")
         self._spend(sum(bids) + self.market.params.assertion_fee, "assertion")
         self.market.assertions[guid] = Posted(self.address, 0, list(bids), list(mask), commitment)
+        self._answer("post_assertion")
         return 0
 
     async def reveal_assertion(
         self, guid: str, index: int, nonce: int, verdicts: list[bool], metadata: str, chain: str = "side"
     ) -> None:
         self._record("reveal_assertion", guid, index)
+        await self._send("reveal_assertion")
         r, posted = self.market.bounties[guid], self.market.assertions[guid]
-        # The contract's checks: in the reveal window, and matching this sender's nonce and verdicts.
+        # The contract's checks, with its revert reasons: in the reveal window, once, and matching this
+        # sender's nonce and verdicts.
         landing = self.market.block + 1
-        if not r.expiration <= landing < r.expiration + self.market.params.assertion_reveal_window:
-            raise TransactionFailed(f"reveal landed in block {landing}, outside the reveal window")
+        if landing < r.expiration:
+            raise self._reverted("Bounty still active")
+        if landing >= r.expiration + self.market.params.assertion_reveal_window:
+            raise self._reverted("Reveal window closed")
+        if posted.nonce != 0:
+            raise self._reverted("Assertion already revealed")
         if commitment(nonce, bools_to_int(verdicts), self.address) != posted.commitment:
-            raise TransactionFailed("reveal does not match the commitment")
+            raise self._reverted("Commitment mismatch")
+        posted.nonce, posted.verdicts = nonce, list(verdicts)
         self.market.reveals.append(Revealed(guid, index, list(verdicts), metadata))
+        self._answer("reveal_assertion")
 
     async def vote(self, guid: str, votes: list[bool], valid_bloom: bool, chain: str = "side") -> None:
         self._record("vote", guid, list(votes), valid_bloom, self.market.block)
@@ -455,18 +500,37 @@ class FakeClient:
         self.market.nct[self.address] -= amount
         self.market.stake[self.address] = self.market.stake.get(self.address, 0) + amount
 
-    async def relay_deposit(self, amount: int) -> None:
-        """Home to side: mined after ``relay_tx_time``; lands ``relay_delay`` home blocks later, less the fee."""
+    def _sign(self, on_signed: Callable[[str], None] | None) -> str:
+        """The hash of the next signed transaction, handed to ``on_signed`` before it is posted."""
+        tx_hash = "0x" + hashlib.sha256(f"{self.address}/{len(self.market.transactions)}".encode()).hexdigest()
+        if on_signed is not None:
+            on_signed(tx_hash)
+        return tx_hash
+
+    async def relay_deposit(self, amount: int, *, on_signed: Callable[[str], None] | None = None) -> tuple[str, ...]:
+        """Home to side: signed, posted and mined at once (a process killed while it waits ``relay_tx_time``
+        for the receipt has still sent it); lands ``relay_delay`` home blocks later, less the fee."""
         self._record("relay_deposit", amount)
-        await asyncio.sleep(self.market.relay_tx_time)
+        tx_hash = self._sign(on_signed)
+        self.market.transactions[tx_hash] = "mined"
         self.market.home_nct[self.address] -= amount
         if self.market.relay_delay is not None:
             due = self.market.home_block + self.market.relay_delay
             self.market.landings.append((due, self.address, amount - self.market.relay_fees["side"]))
+        await asyncio.sleep(self.market.relay_tx_time)
+        return (tx_hash,)
 
-    async def relay_withdraw(self, amount: int) -> None:
+    async def relay_withdraw(self, amount: int, *, on_signed: Callable[[str], None] | None = None) -> tuple[str, ...]:
         self._record("relay_withdraw", amount)
+        tx_hash = self._sign(on_signed)
+        self.market.transactions[tx_hash] = "mined"
         self.market.nct[self.address] -= amount
+        return (tx_hash,)
+
+    async def transaction_status(self, chain: str, tx_hash: str) -> str:
+        """What ``GET /transactions`` says: "mined", "reverted", or "missing" (never posted)."""
+        self._record("transaction_status", chain, tx_hash)
+        return self.market.transactions.get(tx_hash, "missing")
 
     # events
     def events(self, chain: str) -> Any:

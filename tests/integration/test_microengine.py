@@ -373,15 +373,148 @@ async def test_lost_assertion_receipt_recovered_from_event(market, client, tmp_p
         assert market.reveals[0].index == 4
 
 
-async def test_reverted_reveal_is_fatal_in_testing_mode(market, client, tmp_path):
-    """In --testing mode a reverted transaction ends the run with an error (exit 1)."""
-    market.hook = failing("reveal_assertion", TransactionFailed("transaction failed: reveal reverted"), None)
+async def test_reveal_that_keeps_reverting_is_forfeited_and_fatal_in_testing_mode(market, client, tmp_path):
+    """A reveal reverting for no known reason is tried on each block; given up, --testing ends with an error."""
+    market.hook = failing("reveal_assertion", TransactionFailed("transaction failed, check parameters"), None)
+    async with microengine(client, tmp_path, testing=1) as e:
+        guid = post(market)
+        await until(lambda: guid in market.assertions)
+        for attempt in range(1, 6):
+            market.jump_to(E + attempt)
+            await until(lambda n=attempt: len(client.called("reveal_assertion")) >= n)
+        with pytest.raises(TransactionFailed):
+            await e.run.ended()
+    assert store_status(tmp_path, guid) == FORFEITED
+
+
+async def test_reveal_reverted_for_another_reason_is_retried_next_block(market, client, tmp_path, caplog):
+    """A revert that is neither "already revealed" nor a closed window is tried again, and the bid is kept."""
+    market.hook = failing("reveal_assertion", TransactionFailed("transaction failed at block 121, check parameters"))
     async with microengine(client, tmp_path, testing=1) as e:
         guid = post(market)
         await until(lambda: guid in market.assertions)
         market.jump_to(E + 1)
-        with pytest.raises(TransactionFailed):
-            await e.run.ended()
+        await until(lambda: client.called("reveal_assertion"))
+        market.jump_to(E + 2)
+        await until(lambda: market.reveals)
+        market.jump_to(E + 30)
+        await e.run.ended()
+    assert store_status(tmp_path, guid) == SETTLED and "forfeited" not in caplog.text
+
+
+async def test_reveal_reverted_because_the_window_closed_is_forfeited_at_once(market, client, tmp_path, caplog):
+    """ "Reveal window closed" is final: no retry on later blocks, the bid is forfeited, the bounty still settles."""
+    closed = TransactionFailed("transaction failed at block 130, error: Reveal window closed")
+    market.hook = failing("reveal_assertion", closed, None)
+    async with microengine(client, tmp_path) as e:
+        guid = post(market)
+        await until(lambda: guid in market.assertions)
+        market.jump_to(E + 1)
+        await until(lambda: e.store.load("side", guid).status == FORFEITED)
+        market.jump_to(E + 2)
+        market.jump_to(E + 30)
+        await until(lambda: settle_calls(client) == [guid])
+    assert len(client.called("reveal_assertion")) == 1 and "reveal forfeited" in caplog.text
+
+
+async def test_reveal_mined_whose_answer_was_lost_is_done_not_forfeited(market, client, tmp_path, caplog):
+    """The retry of a reveal that was mined unheard reverts "already revealed": revealed, settled, --testing exits 0."""
+    market.answer_lost = {"reveal_assertion"}
+    async with microengine(client, tmp_path, testing=1) as e:
+        guid = post(market)
+        await until(lambda: guid in market.assertions)
+        market.jump_to(E + 1)
+        await until(lambda: market.reveals)
+        market.jump_to(E + 2)
+        await until(lambda: len(client.called("reveal_assertion")) == 2)
+        market.jump_to(E + 30)
+        await e.run.ended()  # no TransactionFailed: nothing was lost
+    assert settle_calls(client) == [guid] and len(market.reveals) == 1
+    assert e.engine.stats.forfeits == 0 and "forfeited" not in caplog.text
+
+
+async def test_restart_after_the_reveal_was_sent_settles_without_revealing_again(market, client, tmp_path, caplog):
+    """Killed after posting its reveal, before reading the receipt: the restart reads the reveal on chain and
+    settles (--testing exits 0) instead of revealing again into "Assertion already revealed" and forfeiting."""
+    market.answer_lost = {"reveal_assertion"}
+    async with microengine(client, tmp_path, testing=1) as e:
+        guid = post(market)
+        await until(lambda: guid in market.assertions)
+        market.jump_to(E + 1)
+        await until(lambda: market.reveals)
+        await e.run.kill()
+    assert store_status(tmp_path, guid) == "asserted"  # the process never learned its reveal went through
+
+    market.answer_lost = set()
+    market.block = E + 3  # still inside the reveal window
+    reveals_before = len(client.called("reveal_assertion"))
+    async with microengine(client, tmp_path, testing=1) as e:
+        assert e.store.load("side", guid).status == "revealed"
+        market.jump_to(E + 4)
+        market.jump_to(E + 30)
+        await e.run.ended()
+    assert len(client.called("reveal_assertion")) == reveals_before  # not revealed a second time
+    assert settle_calls(client) == [guid] and store_status(tmp_path, guid) == SETTLED
+    assert "forfeited" not in caplog.text
+
+
+async def test_catch_up_learns_a_reveal_mined_unheard(market, client, tmp_path):
+    """A reveal whose answer was lost is taken as done by the next catch-up (no second reveal needed)."""
+    market.answer_lost = {"reveal_assertion"}
+    async with microengine(client, tmp_path) as e:
+        guid = post(market)
+        await until(lambda: guid in market.assertions)
+        market.jump_to(E + 1)
+        await until(lambda: market.reveals)
+        market.broadcast(Reconnected(chain="side"))
+        await until(lambda: e.store.load("side", guid).status == "revealed")
+        market.jump_to(E + 30)
+        await until(lambda: settle_calls(client) == [guid])
+    assert len(client.called("reveal_assertion")) == 1
+
+
+async def test_restart_of_an_engine_killed_before_its_assertion_went_out_posts_it(market, client, tmp_path):
+    """Killed after writing its record but before sending the assertion: restarted while the bounty is open,
+    it posts the stored commitment, then reveals (the market checks the nonce) and settles."""
+    market.never_sent = {"post_assertion"}
+    async with microengine(client, tmp_path, testing=1) as e:
+        guid = post(market)
+        await until(lambda: e.store.has("side", guid) and bool(client.called("post_assertion")))
+        await e.run.kill()
+    record = StateStore(tmp_path / "state", ENGINE).load("side", guid)
+    assert record is not None and record.status == "committing" and guid not in market.assertions
+
+    market.never_sent = set()
+    market.block = E - 10
+    async with microengine(client, tmp_path, testing=1) as e:
+        await until(lambda: guid in market.assertions)
+        assert market.assertions[guid].commitment == record.commitment
+        assert market.assertions[guid].bids == list(record.bids)
+        await until(lambda: e.store.load("side", guid).status == "asserted")
+        market.jump_to(E + 1)
+        await until(lambda: market.reveals)
+        market.jump_to(E + 30)
+        await e.run.ended()
+    assert settle_calls(client) == [guid] and store_status(tmp_path, guid) == SETTLED
+
+
+async def test_restart_of_an_engine_killed_before_its_assertion_went_out_abandons_after_expiration(
+    market, client, tmp_path
+):
+    """The same record found only after the bounty expired is not posted (it would revert): abandoned."""
+    market.never_sent = {"post_assertion"}
+    async with microengine(client, tmp_path) as e:
+        guid = post(market)
+        await until(lambda: e.store.has("side", guid) and bool(client.called("post_assertion")))
+        await e.run.kill()
+
+    market.never_sent = set()
+    market.block = E
+    posts_before = len(client.called("post_assertion"))
+    async with microengine(client, tmp_path) as e:
+        market.jump_to(E + 1)
+        await until(lambda: e.store.load("side", guid).status == "abandoned")
+    assert len(client.called("post_assertion")) == posts_before and guid not in market.assertions
 
 
 class SlowScanner(AbstractScanner):

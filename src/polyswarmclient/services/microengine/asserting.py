@@ -5,6 +5,10 @@ leaves (:mod:`.scanning`); plan bids, mask and verdicts (:mod:`.planning`, pure)
 covers bids and fee (in ``--testing`` mode a shortfall is fatal); check the scan did not run past the
 last useful block; write the nonce and verdicts behind the commitment to the state directory; then post
 the assertion and schedule its reveal and settle.
+
+A record written by an engine that died before its assertion went out (status committing, not on chain)
+is posted again after a restart, with the stored commitment, while the bounty is still open
+(:meth:`Asserting.resend`).
 """
 
 from __future__ import annotations
@@ -133,6 +137,30 @@ class Asserting:
             # The transaction may still be mined: keep the record, and let its NewAssertion event tell us.
             self.book.schedule.track(guid, chain, record.deadlines, asserted=False)
             raise
+        self._mined(record, index)
+
+    async def resend(self, record: AssertionRecord) -> None:
+        """Post the stored commitment of ``record`` (an earlier process died before it went out).
+
+        On failure the record stays committing: the caller asks the chain, and the schedule abandons it
+        only once expiration passes without it on chain.
+        """
+        log.info(
+            "bounty %s: our assertion was written but never reached the chain; posting it again before "
+            "expiration %d, verdicts=%s bids=%s",
+            record.guid,
+            record.expiration,
+            verdict_text(record.mask, record.verdicts),
+            nct_text(list(record.bids)),
+        )
+        index = await self.client.post_assertion(
+            record.guid, list(record.bids), list(record.mask), record.commitment, chain=record.chain
+        )
+        self._mined(record, index)
+
+    def _mined(self, record: AssertionRecord, index: int) -> None:
+        """Our assertion on ``record``'s bounty is mined at ``index``: recorded, reveal and settle scheduled."""
+        guid = record.guid
         current = self.book.get(guid) or record
         if current.index is None:
             current = self.book.save(current, index=index, status=ASSERTED)

@@ -72,6 +72,10 @@ class Book:
         """Assertions on ``chain`` that may have been posted but whose index we never learned."""
         return [r for r in self.on_chain(chain) if r.index is None]
 
+    def unrevealed(self, chain: str) -> list[AssertionRecord]:
+        """Assertions on ``chain`` whose reveal we do not know to be on chain (the chain may know better)."""
+        return [r for r in self.on_chain(chain) if r.status in (COMMITTING, ASSERTED, FORFEITED)]
+
     def resume(self, chains: tuple[str, ...]) -> list[AssertionRecord]:
         """Load the pending records of ``chains`` and put their reveals and settles back on the schedule."""
         pruned = self.store.prune()
@@ -128,6 +132,17 @@ class Book:
         """Its index is known: the reveal and the settle are scheduled."""
         self.schedule.track(record.guid, record.chain, record.deadlines, asserted=True)
         self.schedule.mark_asserted(record.guid)
+
+    def revealed(self, record: AssertionRecord, seen: str) -> AssertionRecord:
+        """Our reveal of ``record`` is on chain (``seen``: how we know): recorded, and the settle is next."""
+        current = self._records.get(record.guid)
+        if current is None:  # closed meanwhile: nothing left to record
+            return record
+        if current.status != REVEALED:
+            current = self.save(current, status=REVEALED)
+            log.info("bounty %s: the reveal is on chain (%s)", record.guid, seen)
+        self.schedule.mark_revealed(record.guid)
+        return current
 
     def set_windows(self, chain: str, reveal_window: int, vote_window: int) -> None:
         """The contract reads the windows when a step is checked, so pending deadlines move with them."""

@@ -31,7 +31,7 @@ from polyswarmclient.services.microengine.config import EngineClient, EngineConf
 from polyswarmclient.services.microengine.planning import OpenBounty, combine_metadata
 from polyswarmclient.services.microengine.quota import TestingQuota
 from polyswarmclient.services.microengine.schedule import Action, Schedule
-from polyswarmclient.services.microengine.state import StateStore
+from polyswarmclient.services.microengine.state import AssertionRecord, StateStore
 from polyswarmclient.services.microengine.steps import Steps
 from polyswarmclient.services.supervision import FatalErrors, Supervisor
 from polyswarmclient.wire.events import (
@@ -109,8 +109,9 @@ class Microengine:
         for chain in chains:
             await self.client.bounty_parameters(chain)
         self._resume()
-        for chain in chains:  # before any block can declare an unconfirmed assertion abandoned
-            await self.steps.recover_indexes(chain)
+        unsent: list[AssertionRecord] = []
+        for chain in chains:  # before any block can forfeit a reveal or abandon an assertion: ask the chain
+            unsent += await self.steps.recover_indexes(chain)
         supervisor = Supervisor(
             log, self.shutdown, self.is_fatal, stop_note="no new bounties, finishing in-flight work"
         )
@@ -119,6 +120,8 @@ class Microengine:
             if self.quota.complete:
                 supervisor.finish()
             supervisor.consume(self.client, chains, self.dispatch)
+            for record in unsent:
+                supervisor.spawn(partial(self._resend, record), f"assertion on bounty {record.guid}")
             if self.book.active():
                 supervisor.spawn(partial(self.catch_up.after_restart, chains), "start-up catch-up")
             left = await supervisor.serve()
@@ -198,6 +201,30 @@ class Microengine:
                     self.steps.forfeit(action.guid)
                 case "abandon":
                     spawn(partial(self._check_mined, action.guid, action.chain), f"check of bounty {action.guid}")
+
+    async def _resend(self, record: AssertionRecord) -> None:
+        """A record written before a restart whose assertion never reached the chain: post it while the
+        bounty is open (else the schedule abandons it after expiration)."""
+        head = await self.client.block_number(record.chain)
+        if head + 1 >= record.expiration:
+            log.warning(
+                "bounty %s: our assertion never reached the chain and the bounty expires at block %d (now %d); "
+                "too late to post it",
+                record.guid,
+                record.expiration,
+                head,
+            )
+            return
+        try:
+            await self.asserting.resend(record)
+        except Exception:
+            try:  # an earlier transaction may have been mined meanwhile: the chain decides
+                found = await self.steps.find_own_assertion(record)
+            except Exception:
+                found = False
+            if not found:
+                raise
+        self._due_now(record.chain)
 
     async def _check_mined(self, guid: str, chain: str) -> None:
         if await self.steps.abandon_unless_mined(guid):

@@ -155,6 +155,12 @@ class Schedule:
         if entry:
             entry.asserted = True
 
+    def mark_revealed(self, guid: str) -> None:
+        """The chain shows our reveal (we never heard back from it, or a restart lost the news)."""
+        entry = self._entries.get(guid)
+        if entry:
+            entry.revealed = True
+
     def forget(self, guid: str) -> None:
         self._entries.pop(guid, None)
 

@@ -2,8 +2,13 @@
 
 The schedule (:mod:`.schedule`) decides when each step is due; a step here sends its transaction, tells
 the schedule how it went (done, retry on the next block, or given up), and records the outcome in the
-book and the state directory. A reverted transaction is final. In ``--testing`` mode a failed
-transaction is fatal (reference §2.13), and a refused API key always is.
+book and the state directory. In ``--testing`` mode a failed transaction is fatal (reference §2.13),
+and a refused API key always is.
+
+A reverted reveal is judged by its reason and, when that is not conclusive, by the chain itself: already
+revealed (an earlier reveal was mined and its receipt lost, say across a restart) is done; a closed reveal
+window is a forfeit; anything else is tried again on the next block while the window is open. A reverted
+settle is final.
 """
 
 from __future__ import annotations
@@ -22,8 +27,16 @@ from polyswarmclient.services.microengine.config import EngineClient, EngineStat
 from polyswarmclient.services.microengine.planning import verdict_text
 from polyswarmclient.services.microengine.quota import TestingQuota
 from polyswarmclient.services.microengine.schedule import Kind
-from polyswarmclient.services.microengine.state import ABANDONED, FORFEITED, REVEALED, SETTLED, AssertionRecord
+from polyswarmclient.services.microengine.state import (
+    ABANDONED,
+    COMMITTING,
+    FORFEITED,
+    REVEALED,
+    SETTLED,
+    AssertionRecord,
+)
 from polyswarmclient.services.supervision import FatalErrors
+from polyswarmclient.wire.models import Assertion
 
 log = logging.getLogger("microengine")
 
@@ -31,6 +44,17 @@ log = logging.getLogger("microengine")
 MAX_REVEAL_METADATA = 1024
 #: Seconds we wait for ``POST /bounties/metadata`` before revealing with the raw string instead.
 METADATA_UPLOAD_TIMEOUT = 10.0
+#: Revert reasons (lower case) meaning our reveal is already on chain: the devnet's contract says
+#: "Assertion already revealed"; polyswarmd passes the reason on after "transaction failed ... error:".
+ALREADY_REVEALED = ("already revealed",)
+#: Revert reasons meaning the reveal window has passed ("Reveal window closed" on the devnet).
+WINDOW_CLOSED = ("reveal window closed", "window closed", "reveal window has closed", "reveal window passed")
+
+
+def revert_says(error: Exception, reasons: tuple[str, ...]) -> bool:
+    """Does the text of a reverted transaction name one of ``reasons`` (case-insensitive)?"""
+    text = str(error).lower()
+    return any(reason in text for reason in reasons)
 
 
 class Failure(NamedTuple):
@@ -65,9 +89,9 @@ class Steps:
         self.book.schedule.done(guid, kind)
         return None
 
-    def _raise_if_fatal(self, failure: Failure) -> None:
-        if self.is_fatal(failure.error):
-            raise failure.error
+    def _raise_if_fatal(self, error: Exception) -> None:
+        if self.is_fatal(error):
+            raise error
 
     # --- reveal ----------------------------------------------------------------------------------
 
@@ -86,19 +110,57 @@ class Steps:
             metadata,
             chain=record.chain,
         )
-        failure = await self._attempt(guid, "reveal", reveal)
-        if failure is None:
-            self.book.save(record, status=REVEALED)
-            self.stats.reveals += 1
-            log.info("bounty %s: revealed verdicts=%s", guid, verdict_text(record.mask, record.verdicts))
+        try:
+            await reveal()
+        except TransactionFailed as exc:
+            await self._reveal_reverted(record, exc)
             return
-        if failure.reverted:
-            self._forfeited(record, f"the reveal transaction reverted ({failure.error})")
-        elif failure.retry:
-            log.warning("bounty %s: reveal failed (%s); retrying on the next block", guid, failure.error)
+        except Exception as exc:
+            if self.book.schedule.failed(guid, "reveal"):
+                log.warning("bounty %s: reveal failed (%s); retrying on the next block", guid, exc)
+            else:
+                self._forfeited(record, f"the reveal kept failing ({exc})")
+            self._raise_if_fatal(exc)
+            return
+        self.book.schedule.done(guid, "reveal")
+        self.book.save(record, status=REVEALED)
+        self.stats.reveals += 1
+        log.info("bounty %s: revealed verdicts=%s", guid, verdict_text(record.mask, record.verdicts))
+
+    async def _reveal_reverted(self, record: AssertionRecord, error: TransactionFailed) -> None:
+        """The reveal was mined and reverted: revealed already, too late, or worth another try."""
+        guid = record.guid
+        if revert_says(error, ALREADY_REVEALED) or await self._revealed_on_chain(record):
+            self.book.schedule.done(guid, "reveal")
+            self.book.revealed(record, "an earlier reveal was mined; its answer was lost")
+            return
+        head = await self._head(record.chain)
+        if revert_says(error, WINDOW_CLOSED) or record.deadlines.reveal_closed(head + 1):
+            self.book.schedule.failed(guid, "reveal", final=True)
+            self._forfeited(record, f"the reveal transaction reverted after the window closed ({error})")
+        elif self.book.schedule.failed(guid, "reveal"):
+            log.warning("bounty %s: the reveal reverted (%s); retrying on the next block", guid, error)
+            return
         else:
-            self._forfeited(record, f"the reveal kept failing ({failure.error})")
-        self._raise_if_fatal(failure)
+            self._forfeited(record, f"the reveal kept reverting ({error})")
+        self._raise_if_fatal(error)
+
+    async def _revealed_on_chain(self, record: AssertionRecord) -> bool:
+        """Ask the chain whether our reveal of ``record`` is there; False when it cannot tell."""
+        try:
+            mine = await self.own_assertion(record)
+        except Exception as exc:
+            log.warning("bounty %s: could not read our assertion back from the chain: %s", record.guid, exc)
+            return False
+        return mine is not None and mine.revealed
+
+    async def _head(self, chain: str) -> int:
+        """The newest block we know of on ``chain`` (asking the server, when it answers)."""
+        head = self.book.heads.get(chain, 0)
+        try:
+            return max(head, await self.client.block_number(chain))
+        except Exception:
+            return head
 
     async def _reveal_metadata(self, record: AssertionRecord) -> str:
         text = record.metadata
@@ -149,7 +211,7 @@ class Steps:
             log.error("bounty %s: settle kept failing (%s); giving up until the next start", guid, failure.error)
             self.book.drop(guid)
             self.quota.finished(guid)
-        self._raise_if_fatal(failure)
+        self._raise_if_fatal(failure.error)
 
     def _settled(self, record: AssertionRecord, problem: str | None) -> None:
         self.book.close(record, SETTLED)
@@ -196,19 +258,33 @@ class Steps:
             self.quota.finished(guid)
         return mined
 
-    async def find_own_assertion(self, record: AssertionRecord) -> bool:
-        """Look on chain for the assertion behind ``record``; learn its index if it is there."""
+    async def own_assertion(self, record: AssertionRecord) -> Assertion | None:
+        """Our assertion behind ``record`` as the chain has it (our address and commitment), or None."""
         for assertion in await self.client.list_assertions(record.guid, record.chain):
             if assertion.author.lower() == record.address.lower() and assertion.commitment == record.commitment:
-                self.book.confirm(record.guid, assertion.index, assertion.commitment, "on chain")
-                return True
-        return False
+                return assertion
+        return None
 
-    async def recover_indexes(self, chain: str) -> None:
-        """Find on chain any assertion whose index we never learned (we died while it was being mined,
-        or its receipt and its event were both lost while the connection was down)."""
-        for record in self.book.unconfirmed(chain):
+    async def find_own_assertion(self, record: AssertionRecord) -> bool:
+        """Look on chain for the assertion behind ``record``: learn its index, and whether it is revealed."""
+        assertion = await self.own_assertion(record)
+        if assertion is None:
+            return False
+        self.book.confirm(record.guid, assertion.index, assertion.commitment, "on chain")
+        if assertion.revealed:
+            self.book.revealed(record, "read back from the chain")
+        return True
+
+    async def recover_indexes(self, chain: str) -> list[AssertionRecord]:
+        """Bring what we know of our unrevealed assertions on ``chain`` in line with the chain (on start and
+        in every catch-up): learn an index we never heard (we died while it was being mined, or its receipt
+        and event were lost in an outage), and take a reveal that is on chain as done (we died before its
+        receipt was read). Returns the records still committing whose assertion is not on chain."""
+        missing = []
+        for record in self.book.unrevealed(chain):
             try:
-                await self.find_own_assertion(record)
+                if not await self.find_own_assertion(record) and record.status == COMMITTING:
+                    missing.append(record)
             except Exception as exc:
                 log.warning("bounty %s: could not look for our assertion: %s", record.guid, exc)
+        return missing
