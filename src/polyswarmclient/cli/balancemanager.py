@@ -20,6 +20,7 @@ from polyswarmclient.cli.common import guard, serve
 from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
 from polyswarmclient.cli.role_options import connect
 from polyswarmclient.client import PolyswarmClient
+from polyswarmclient.services.balancemanager.journal import Direction, TransferJournal
 from polyswarmclient.services.balancemanager.policy import (
     DEFAULT_CONFIRMATIONS,
     RELAY_LEEWAY,
@@ -29,8 +30,7 @@ from polyswarmclient.services.balancemanager.policy import (
 )
 from polyswarmclient.services.balancemanager.service import (
     BalanceManager,
-    Direction,
-    Transfer,
+    Transfers,
     read_balances,
     transfer,
 )
@@ -56,6 +56,13 @@ DENOMINATION = Option(
     default="nct",
 )
 ALL = Option("--all", None, "Transfer the whole NCT balance of the source chain instead of AMOUNT.", is_flag=True)
+AGAIN = Option(
+    "--again",
+    "AGAIN",
+    "Send the transfer even though an interrupted earlier run of this command already sent one (recorded "
+    "in --state-dir and mined); without it, that transfer is reported and not repeated.",
+    is_flag=True,
+)
 MAXIMUM = Option(
     "--maximum",
     "MAXIMUM",
@@ -123,7 +130,9 @@ def cli() -> None:
 # --- deposit / withdraw -----------------------------------------------------------------------------
 
 
-def _transfer_command(direction: Direction, amount_text: str | None, all_: bool, options: dict[str, Any]) -> None:
+def _transfer_command(
+    direction: Direction, amount_text: str | None, all_: bool, again: bool, options: dict[str, Any]
+) -> None:
     if amount_text is None and not all_:
         raise click.UsageError(f"give an AMOUNT to {direction}, or --all for the whole balance")
     if amount_text is not None and all_:
@@ -135,12 +144,29 @@ def _transfer_command(direction: Direction, amount_text: str | None, all_: bool,
     amount = None if amount_text is None else _amount(amount_text, denomination, "AMOUNT")
     show = _shower(denomination)
     client = connect(options)
+    journal = TransferJournal.open(client.config.state_dir, client.address)
 
-    async def body(client: PolyswarmClient, shutdown: Shutdown) -> list[Transfer]:
-        return await transfer(client, direction, amount, times=max(1, testing), show=show, shutdown=shutdown)
+    async def body(client: PolyswarmClient, shutdown: Shutdown) -> Transfers:
+        return await transfer(
+            client,
+            direction,
+            amount,
+            times=max(1, testing),
+            show=show,
+            shutdown=shutdown,
+            journal=journal,
+            again=again,
+        )
 
-    done = serve(client, body)
-    for item in done:
+    result = serve(client, body)
+    for record in result.earlier:
+        hashes = ", ".join(record.tx_hashes)
+        click.echo(
+            f"a {direction} of {show(record.amount)} sent by an interrupted earlier run is already mined "
+            f"(tx {hashes}, home block {record.home_block}): "
+            + ("sent another as --again asks" if again else "not sending it again (--again sends another)")
+        )
+    for item in result.sent:
         if direction == "deposit":
             click.echo(
                 f"deposited {show(item.amount)} from home to side; the sidechain relay pays it out "
@@ -155,24 +181,29 @@ def _transfer_command(direction: Direction, amount_text: str | None, all_: bool,
 
 @cli.command()
 @click.argument("amount", required=False, metavar="[AMOUNT]")
-@apply((ALL, *COMMON))
+@apply((ALL, AGAIN, *COMMON))
 @guard
 def deposit(amount: str | None, **options: Any) -> None:
-    """Send AMOUNT NCT (or --all) from the home chain to the side chain through the relay."""
-    _transfer_command("deposit", amount, options.pop("all"), options)
+    """Send AMOUNT NCT (or --all) from the home chain to the side chain through the relay.
+
+    The transfer is recorded in --state-dir before it is posted; a rerun after a crash reports a transfer
+    that already went out instead of sending it again (--again sends another).
+    """
+    _transfer_command("deposit", amount, options.pop("all"), options.pop("again"), options)
 
 
 @cli.command()
 @click.argument("amount", required=False, metavar="[AMOUNT]")
-@apply((ALL, *COMMON))
+@apply((ALL, AGAIN, *COMMON))
 @guard
 def withdraw(amount: str | None, **options: Any) -> None:
     """Send AMOUNT NCT (or --all) from the side chain back to the home chain through the relay.
 
     The homechain relay deducts its fee when it pays out; a withdrawal that does not exceed the fee is
-    refused, because it would never be paid out.
+    refused, because it would never be paid out. As with deposit, a rerun after a crash does not repeat
+    a withdrawal that already went out unless --again is given.
     """
-    _transfer_command("withdraw", amount, options.pop("all"), options)
+    _transfer_command("withdraw", amount, options.pop("all"), options.pop("again"), options)
 
 
 # --- maintain ---------------------------------------------------------------------------------------
@@ -187,10 +218,11 @@ def maintain(minimum: str, refill_amount: str, **options: Any) -> None:
     """Keep the side-chain NCT balance at least MINIMUM by depositing REFILL_AMOUNT from the home chain.
 
     Checked at every home-chain block. A deposit is given --confirmations + 5 home blocks to arrive and is
-    never repeated while it is in flight; if it does not arrive, an ERROR is logged and nothing more is
-    deposited until it does (restart to forget it). With --maximum and --withdraw-target, a side balance
-    above the maximum is withdrawn down to the target. Stop with SIGTERM or Ctrl-C: the current step
-    finishes and the process exits 0.
+    never repeated while it is in flight, across restarts too: every transfer is recorded in --state-dir
+    before it is posted and checked with the chain on start. If it does not arrive, an ERROR is logged
+    and nothing more is deposited until it does (move the journal file away to forget it). With
+    --maximum and --withdraw-target, a side balance above the maximum is withdrawn down to the target.
+    Stop with SIGTERM or Ctrl-C: the current step finishes and the process exits 0.
     """
     denomination = options["denomination"]
     policy = Policy(
@@ -207,9 +239,10 @@ def maintain(minimum: str, refill_amount: str, **options: Any) -> None:
     )
     testing = options["testing"]
     client = connect(options)
+    journal = TransferJournal.open(client.config.state_dir, client.address)
 
     async def body(client: PolyswarmClient, shutdown: Shutdown) -> int:
-        return await BalanceManager(client, policy, testing=testing).run(shutdown)
+        return await BalanceManager(client, policy, testing=testing, journal=journal).run(shutdown)
 
     transfers = serve(client, body)
     if testing:

@@ -13,14 +13,14 @@ import dataclasses
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from polyswarmclient.client.pins import PinStore
 from polyswarmclient.client.transactions import Action, Outcome, TransactionPipeline, TransactionSettings
-from polyswarmclient.errors import ConfigError, InvalidRequest, MalformedResponse, TransportError
+from polyswarmclient.errors import ApiError, ConfigError, InvalidRequest, MalformedResponse, TransportError
 from polyswarmclient.eth import verify as expect
 from polyswarmclient.eth.abi import int_to_guid
 from polyswarmclient.eth.bloom import bloom_words
@@ -39,10 +39,15 @@ from polyswarmclient.wire.models import (
     StakingParameters,
     Status,
 )
+from polyswarmclient.wire.transactions import TransactionEvents
 
 log = logging.getLogger(__name__)
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+#: Called with a transaction's hash once it is signed, before it is posted.
+OnSigned = Callable[[str], None]
+#: What ``GET /transactions`` says of one hash.
+TxStatus = Literal["mined", "reverted", "missing"]
 _URI = re.compile(r"^[A-Za-z0-9]{1,99}$")
 
 
@@ -450,7 +455,9 @@ class PolyswarmClient:
         guid = _check_guid(guid)
         await self._run("settle", f"/bounties/{guid}/settle", chain, expect.expect_settle(guid=guid), urgent=True)
 
-    async def _relay(self, name: str, path: str, chain: str, paying_chain: str, amount: int) -> None:
+    async def _relay(
+        self, name: str, path: str, chain: str, paying_chain: str, amount: int, on_signed: OnSigned | None
+    ) -> tuple[str, ...]:
         _check_amount(amount)
         fees = await self.relay_fees(paying_chain)
         if amount <= fees:
@@ -459,18 +466,52 @@ class PolyswarmClient:
                 f"the {paying_chain} relay charges {fees}; "
                 "send more than the fee"
             )
-        outcome = await self._run(
-            name, path, chain, expect.expect_relay_transfer(amount=amount), {"amount": str(amount)}
+        action = Action(
+            name=name,
+            path=path,
+            chain=chain,
+            expected=tuple(expect.expect_relay_transfer(amount=amount)),
+            body={"amount": str(amount)},
+            on_signed=on_signed,
         )
+        outcome = await self._pipeline.run(action)
         outcome.require("transfers", value=amount, **{"from": self.address})
+        return outcome.tx_hashes
 
-    async def relay_deposit(self, amount: int) -> None:
-        """Move NCT home -> side: a transfer to the homechain relay (paid out, minus fees, on side)."""
-        await self._relay("relay deposit", "/relay/deposit", "home", "side", amount)
+    async def relay_deposit(self, amount: int, *, on_signed: OnSigned | None = None) -> tuple[str, ...]:
+        """Move NCT home -> side: a transfer to the homechain relay (paid out, minus fees, on side).
 
-    async def relay_withdraw(self, amount: int) -> None:
+        ``on_signed(tx_hash)`` runs once the transaction is signed, before it is posted; returns the hashes.
+        """
+        return await self._relay("relay deposit", "/relay/deposit", "home", "side", amount, on_signed)
+
+    async def relay_withdraw(self, amount: int, *, on_signed: OnSigned | None = None) -> tuple[str, ...]:
         """Move NCT side -> home: a transfer to the sidechain relay (paid out, minus fees, on home)."""
-        await self._relay("relay withdrawal", "/relay/withdrawal", "side", "home", amount)
+        return await self._relay("relay withdrawal", "/relay/withdrawal", "side", "home", amount, on_signed)
+
+    async def transaction_status(self, chain: str, tx_hash: str) -> TxStatus:
+        """``mined``, ``reverted`` or ``missing`` (no receipt within polyswarmd's wait): ``GET /transactions``."""
+        try:
+            result = await self._http.request(
+                "GET",
+                "/transactions",
+                params=self._params(chain),
+                json={"transactions": [tx_hash]},
+                time_limit=self._http.settings.receipt_timeout,
+            )
+            events = TransactionEvents.from_json(result)
+        except ApiError as exc:
+            if not isinstance(exc.errors, dict):
+                raise
+            events = TransactionEvents.from_json(exc.errors)
+        errors = [e.lower() for e in events.errors]
+        if any("transaction failed" in e or "out of gas" in e for e in errors):
+            return "reverted"
+        if any("receipt" in e for e in errors):
+            return "missing"
+        if errors:
+            raise MalformedResponse(f"GET /transactions for {tx_hash}: {'; '.join(events.errors)}")
+        return "mined"
 
     async def stake_deposit(self, amount: int, chain: str = "side") -> None:
         _check_amount(amount)

@@ -23,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from polyswarmclient.client.nonces import NonceManager
@@ -68,6 +68,8 @@ class Action:
     body: Any = NO_BODY
     #: Its block window closes (reveal, settle): its requests go first after a rate-limit pause.
     urgent: bool = False
+    #: Called with each transaction's hash once it is signed, before it is posted (to record it durably).
+    on_signed: Callable[[str], None] | None = field(default=None, compare=False)
 
     @property
     def priority(self) -> int:
@@ -245,6 +247,8 @@ class TransactionPipeline:
         try:
             for tx, nonce in zip(txs, reserved, strict=True):
                 raw, tx_hash = self._signer.sign(replace(tx, nonce=nonce))
+                if action.on_signed is not None:
+                    action.on_signed(tx_hash)
                 await self._post(action, raw, tx_hash)
                 hashes.append(tx_hash)
         except BaseException:

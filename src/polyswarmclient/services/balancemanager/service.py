@@ -7,21 +7,30 @@ leaves every choice to :func:`~polyswarmclient.services.balancemanager.policy.de
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Literal, Protocol
+from typing import Protocol
 
 from polyswarmclient.errors import (
     ConfigError,
     InsufficientFunds,
     InvalidRequest,
     PolyswarmError,
+    StateError,
     TransactionError,
     TransactionFailed,
     TransportError,
     Unauthorized,
     VerificationError,
+)
+from polyswarmclient.services.balancemanager.journal import (
+    Direction,
+    Origin,
+    TransferJournal,
+    TransferRecord,
+    TxStatus,
+    reconcile,
 )
 from polyswarmclient.services.balancemanager.policy import (
     BalanceView,
@@ -43,8 +52,6 @@ log = logging.getLogger("balancemanager")
 #: A stuck deposit is reported again after this many home blocks (and whenever its news changes).
 REMIND_EVERY = 100
 
-Direction = Literal["deposit", "withdraw"]
-
 
 class BalanceClient(Protocol):
     """What the balance manager needs from ``PolyswarmClient``."""
@@ -58,9 +65,15 @@ class BalanceClient(Protocol):
 
     async def relay_fees(self, chain: str) -> int: ...
 
-    async def relay_deposit(self, amount: int) -> None: ...
+    async def relay_deposit(
+        self, amount: int, *, on_signed: Callable[[str], None] | None = None
+    ) -> tuple[str, ...]: ...
 
-    async def relay_withdraw(self, amount: int) -> None: ...
+    async def relay_withdraw(
+        self, amount: int, *, on_signed: Callable[[str], None] | None = None
+    ) -> tuple[str, ...]: ...
+
+    async def transaction_status(self, chain: str, tx_hash: str) -> TxStatus: ...
 
     async def block_number(self, chain: str) -> int: ...
 
@@ -91,11 +104,89 @@ async def read_balances(client: BalanceClient) -> Balances:
     )
 
 
-# --- deposit / withdraw ---------------------------------------------------------------------------
+# --- the journal: record, then post; reconcile on start ----------------------------------------------
 
 _SOURCE = {"deposit": "home", "withdraw": "side"}
 #: The relay that pays a transfer out, and so charges the fee (spec §5.14).
 _PAYER = {"deposit": "side", "withdraw": "home"}
+
+
+async def send(
+    client: BalanceClient,
+    journal: TransferJournal,
+    direction: Direction,
+    amount: int,
+    *,
+    origin: Origin,
+    side_before: int,
+    home_block: int | None = None,
+) -> TransferRecord:
+    """Record the transfer in ``journal``, then post it; the hash is written once signed, before posting.
+
+    Returns the record ``mined`` (a deposit by ``maintain``, which waits for it to arrive) or ``done``.
+    On an error the record is ``failed`` when nothing can have gone out (nothing signed, or mined but
+    reverted), else left ``posting`` for the next start to reconcile with the chain; the error propagates.
+    """
+    if home_block is None:
+        home_block = await client.block_number("home")
+    record = journal.begin(
+        direction,
+        amount,
+        origin=origin,
+        home_block=home_block,
+        side_block=await client.block_number("side"),
+        side_before=side_before,
+    )
+
+    def signed(tx_hash: str) -> None:
+        journal.add_hash(record.seq, tx_hash)
+
+    post = client.relay_deposit if direction == "deposit" else client.relay_withdraw
+    try:
+        await post(amount, on_signed=signed)
+    except TransactionFailed:
+        journal.finish(record.seq, "failed", "mined but reverted: nothing moved")
+        raise
+    except BaseException:
+        if not journal.records[record.seq].tx_hashes:
+            journal.finish(record.seq, "failed", "never signed, so never posted")
+        raise
+    waits = direction == "deposit" and origin == "maintain"
+    mined_at = await _home_block(client, home_block)
+    return journal.finish(record.seq, "mined" if waits else "done", mined_at=mined_at)
+
+
+async def _home_block(client: BalanceClient, fallback: int) -> int:
+    """The home block now (the event we acted on may be several blocks old); ``fallback`` if unknown."""
+    try:
+        return max(fallback, await client.block_number("home"))
+    except PolyswarmError:
+        return fallback
+
+
+async def recover(client: BalanceClient, journal: TransferJournal, show: ShowFn) -> list[TransferRecord]:
+    """Reconcile every ``posting`` record with the chain (``GET /transactions``); the unfinished ones after.
+
+    Runs before anything new is decided. A transport error propagates: the journal is left as it was,
+    and the next start asks again.
+    """
+    home_block = 0
+    for record in journal.unfinished():
+        if record.state != "posting":
+            continue
+        statuses: dict[str, TxStatus] = {}
+        for tx_hash in record.tx_hashes:
+            statuses[tx_hash] = await client.transaction_status(record.chain, tx_hash)
+        home_block = home_block or await _home_block(client, 0)
+        settled = journal.put(reconcile(record, statuses, home_block))
+        if settled.state == "failed":
+            log.warning("%s from an earlier run never went out (%s)", settled.describe(show), settled.note)
+        else:
+            log.info("%s from an earlier run was mined", settled.describe(show))
+    return journal.unfinished()
+
+
+# --- deposit / withdraw ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -111,6 +202,15 @@ class Transfer:
     @property
     def destination(self) -> str:
         return _PAYER[self.direction]
+
+
+@dataclass(frozen=True)
+class Transfers:
+    """What a one-shot command did: transfers sent now, and ones an interrupted earlier run had sent."""
+
+    sent: list[Transfer] = field(default_factory=list)
+    #: Mined transfers of an earlier, interrupted ``deposit``/``withdraw`` (not sent again).
+    earlier: list[TransferRecord] = field(default_factory=list)
 
 
 class ShowFn(Protocol):
@@ -137,19 +237,30 @@ async def transfer(
     times: int = 1,
     show: ShowFn = show_nct,
     shutdown: Shutdown | None = None,
-) -> list[Transfer]:
+    journal: TransferJournal | None = None,
+    again: bool = False,
+) -> Transfers:
     """Move ``amount`` NCT-wei (``None``: the whole balance) home→side or side→home, ``times`` times.
 
     Refuses before sending anything when the amount does not exceed the paying relay's fee
-    (:class:`ConfigError`) or the source balance is short (:class:`InsufficientFunds`). Returns the
-    transfers made; stops early between repetitions when ``shutdown`` is requested.
+    (:class:`ConfigError`) or the source balance is short (:class:`InsufficientFunds`). Each transfer is
+    recorded in ``journal`` before it is posted. A transfer in this direction that an interrupted earlier
+    run sent (and the chain mined) is reported in ``earlier`` and not repeated, unless ``again``.
+    Stops early between repetitions when ``shutdown`` is requested.
     """
     if amount is not None and amount <= 0:
         raise ValueError("amount must be positive")
+    journal = journal if journal is not None else TransferJournal.in_memory()
     source = _SOURCE[direction]
     fee = await client.relay_fees(_PAYER[direction])
     if amount is not None:
         _check_fee(direction, amount, fee, show)
+    unfinished = await recover(client, journal, show)
+    earlier = [r for r in unfinished if r.direction == direction and r.origin == "once"]
+    for record in earlier:  # reported once, by this run: a later run sends again
+        journal.finish(record.seq, "done", "mined; reported by the next run")
+    if earlier and not again:
+        return Transfers(earlier=earlier)
     done: list[Transfer] = []
     for _ in range(max(1, times)):
         if shutdown is not None and shutdown.requested:
@@ -164,12 +275,10 @@ async def transfer(
         if balance < want:
             raise InsufficientFunds(f"insufficient NCT on {source}: have {show(balance)}, need {show(want)}")
         log.info("%s of %s from %s: sending", direction, show(want), source)
-        if direction == "deposit":
-            await client.relay_deposit(want)
-        else:
-            await client.relay_withdraw(want)
+        side = balance if source == "side" else await client.nct_balance("side")
+        await send(client, journal, direction, want, origin="once", side_before=side)
         done.append(Transfer(direction, want, fee))
-    return done
+    return Transfers(sent=done, earlier=earlier if again else [])
 
 
 # --- maintain -------------------------------------------------------------------------------------
@@ -191,16 +300,28 @@ class BalanceManager:
     side chain, withdrawals mined) when ``testing`` of them are done or a shutdown is requested.
 
     A deposit that never arrives is never repeated: the manager keeps waiting and logs an ERROR
-    (again every ``REMIND_EVERY`` blocks). The in-flight deposit lives only in memory, so restarting
-    the process is how an operator forgets it once the relay is fixed or the NCT is recovered.
+    (again every ``REMIND_EVERY`` blocks). Every transfer is recorded in ``journal`` (the state
+    directory) before it is posted, and on start each unfinished record is reconciled with the chain
+    first: a deposit mined by an earlier run is in flight again, so a restart never repeats it. To
+    forget a stuck deposit once the relay is fixed or the NCT recovered, move the journal file away.
     """
 
-    def __init__(self, client: BalanceClient, policy: Policy, *, testing: int = 0) -> None:
+    def __init__(
+        self,
+        client: BalanceClient,
+        policy: Policy,
+        *,
+        testing: int = 0,
+        journal: TransferJournal | None = None,
+    ) -> None:
         self.client = client
         self.policy = policy
         self.testing = testing
+        self.journal = journal if journal is not None else TransferJournal.in_memory()
         self.transfers = 0
         self.in_flight: InFlightDeposit | None = None
+        #: The journal records behind ``in_flight``.
+        self._in_flight_records: list[int] = []
         self.last_block: int | None = None
         self._reported: tuple[object, ...] | None = None
         self._reported_at = 0
@@ -214,6 +335,29 @@ class BalanceManager:
         self.policy = self.policy.with_fees(withdraw_fee=withdraw_fee, deposit_fee=deposit_fee)
         for warning in self.policy.warnings():
             log.warning("%s", warning)
+        await self.resume()
+
+    async def resume(self) -> None:
+        """Reconcile the journal with the chain; a deposit an earlier run got mined is in flight again."""
+        show = self.policy.show
+        deposits: list[TransferRecord] = []
+        for record in await recover(self.client, self.journal, show):
+            if record.state == "mined" and record.direction == "deposit":
+                deposits.append(record)
+            elif record.state == "mined":  # withdrawals are not waited on
+                self.journal.finish(record.seq, "done")
+        if not deposits:
+            return
+        self._in_flight_records = [r.seq for r in deposits]
+        self.in_flight = InFlightDeposit(
+            amount=sum(r.amount for r in deposits),
+            sent_at_block=max(r.sent_at for r in deposits),
+            side_before=min(r.side_before for r in deposits),
+        )
+        log.info(
+            "%s from an earlier run is in flight: no new deposit until the side balance shows it",
+            "; ".join(r.describe(show) for r in deposits),
+        )
 
     async def run(self, shutdown: Shutdown) -> int:
         await self.prepare()
@@ -268,7 +412,9 @@ class BalanceManager:
                 sent.sent_at_block,
                 show(side),
             )
-            self.in_flight = None
+            for seq in self._in_flight_records:
+                self.journal.finish(seq, "arrived")
+            self.in_flight, self._in_flight_records = None, []
             self.transfers += 1
             if self.done:
                 return
@@ -289,9 +435,12 @@ class BalanceManager:
             show(amount),
             show(home),
         )
+        record: TransferRecord | None = None
         try:
-            await self.client.relay_deposit(amount)
-        except (VerificationError, Unauthorized, ConfigError):
+            record = await send(
+                self.client, self.journal, "deposit", amount, origin="maintain", side_before=side, home_block=block
+            )
+        except (VerificationError, Unauthorized, ConfigError, StateError):
             raise
         except (TransactionFailed, InsufficientFunds, InvalidRequest) as exc:
             log.error(
@@ -303,6 +452,15 @@ class BalanceManager:
                 raise
             return
         except PolyswarmError as exc:
+            if not self._unsettled():
+                log.error(
+                    "deposit of %s failed before anything was signed: %s; trying again at the next home block",
+                    show(amount),
+                    exc,
+                )
+                if self.testing:
+                    raise
+                return
             # The transaction may have been posted: count it as in flight so it is never sent twice.
             log.error(
                 "deposit of %s may or may not have been sent (%s); treating it as in flight so it is never sent twice",
@@ -311,8 +469,11 @@ class BalanceManager:
             )
             if self.testing:
                 raise
-        sent_at = await self._home_block(block)
+        if record is None:
+            record = self._unsettled()[-1]
+        sent_at = record.mined_at or await _home_block(self.client, block)
         self.in_flight = InFlightDeposit(amount=amount, sent_at_block=sent_at, side_before=side)
+        self._in_flight_records = [record.seq]
         log.info(
             "deposit of %s sent at home block %d; expecting it on the side chain within %d home blocks",
             show(amount),
@@ -329,8 +490,8 @@ class BalanceManager:
             show(amount),
         )
         try:
-            await self.client.relay_withdraw(amount)
-        except (VerificationError, Unauthorized, ConfigError):
+            await send(self.client, self.journal, "withdraw", amount, origin="maintain", side_before=side)
+        except (VerificationError, Unauthorized, ConfigError, StateError):
             raise
         except PolyswarmError as exc:
             # Safe to retry: the next block re-reads the side balance, which shows whether it went through.
@@ -341,12 +502,13 @@ class BalanceManager:
         self.transfers += 1
         log.info("withdrew %s to the home chain (the homechain relay deducts its fee on payout)", show(amount))
 
-    async def _home_block(self, fallback: int) -> int:
-        """The home block after a deposit was mined (the event we acted on may be several blocks old)."""
-        try:
-            return max(fallback, await self.client.block_number("home"))
-        except PolyswarmError:
-            return fallback
+    def _unsettled(self) -> list[TransferRecord]:
+        """Deposits of this run still ``posting`` (sent, maybe posted, outcome unknown)."""
+        return [
+            r
+            for r in self.journal.unfinished("deposit")
+            if r.state == "posting" and r.origin == "maintain" and r.seq not in self._in_flight_records
+        ]
 
     def _report(self, wait: Wait, block: int) -> None:
         news = wait.key != self._reported
