@@ -26,7 +26,7 @@ from polyswarmclient.artifacts import ArtifactType
 
 log = logging.getLogger("polyswarmclient.scanner")
 
-__all__ = ["AbstractScanner", "ArtifactType", "ScanMode", "ScanResult", "call_scan", "maybe_await"]
+__all__ = ["AbstractScanner", "ArtifactType", "ScanMode", "ScanResult", "call_scan", "maybe_await", "scan_args"]
 
 
 @dataclass
@@ -145,6 +145,21 @@ def _positional_arity(func: Callable[..., Any]) -> int | None:
     return count
 
 
+def scan_args(
+    scan: Callable[..., Any],
+    guid: str,
+    artifact_type: ArtifactType,
+    content: bytes | str,
+    metadata: Any,
+    chain: str,
+) -> tuple[Any, ...]:
+    """The arguments ``scan`` takes: three positional parameters means the 1.x ``scan(guid, content,
+    chain)``; anything else gets the 2.x ``scan(guid, artifact_type, content, metadata, chain)``."""
+    if _positional_arity(scan) == 3:
+        return (guid, content, chain)
+    return (guid, artifact_type, content, metadata, chain)
+
+
 async def call_scan(
     scan: Callable[..., Any],
     guid: str,
@@ -153,15 +168,12 @@ async def call_scan(
     metadata: Any,
     chain: str,
 ) -> ScanResult:
-    """Call a ``scan`` method of any supported style and return a :class:`ScanResult`.
+    """Call a ``scan`` method of any supported style (see :func:`scan_args`) and return a :class:`ScanResult`.
 
-    Three positional parameters means the 1.x ``scan(guid, content, chain)``; anything else gets the
-    2.x ``scan(guid, artifact_type, content, metadata, chain)``. Sync functions run in a thread.
+    Sync functions run in a thread. (The microengine does not call this on its own loop: its
+    :class:`~polyswarmclient.backends.Backend` runs it on the backend's loop, in the backend's thread.)
     """
-    if _positional_arity(scan) == 3:
-        args: tuple[Any, ...] = (guid, content, chain)
-    else:
-        args = (guid, artifact_type, content, metadata, chain)
+    args = scan_args(scan, guid, artifact_type, content, metadata, chain)
     if inspect.iscoroutinefunction(scan) or inspect.iscoroutinefunction(getattr(scan, "__func__", None)):
         result = await scan(*args)
     else:
