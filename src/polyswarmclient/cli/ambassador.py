@@ -93,7 +93,9 @@ def cli(**options: Any) -> None:
     settings = settings_from(options)
     corpus = Corpus.for_bounties(settings.artifacts_per_bounty)
     report: AmbassadorReport = serve(
-        connect(options), lambda client, shutdown: Ambassador(client, corpus, settings).run(shutdown)
+        connect(options),
+        lambda client, shutdown: Ambassador(client, corpus, settings).run(shutdown),
+        learn=("assertion",),
     )
     counts = map(len, (report.posted, report.settled, report.failed))
     log.info("ambassador done: %d posted, %d settled, %d failed", *counts)

@@ -66,7 +66,9 @@ def cli(**options: Any) -> None:
     backend = make_backend(options["backend"])
     settings = build(ArbiterSettings, OPTIONS, options)
     report: ArbiterReport = serve(
-        connect(options, OPTIONS), lambda client, shutdown: Arbiter(client, backend, settings).run(shutdown)
+        connect(options, OPTIONS),
+        lambda client, shutdown: Arbiter(client, backend, settings).run(shutdown),
+        learn=("assertion", "staking"),
     )
     counts = map(len, (report.voted, report.settled, report.declined))
     log.info("arbiter done: %d voted, %d settled, %d declined", *counts)

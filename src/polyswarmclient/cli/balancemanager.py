@@ -158,7 +158,7 @@ def _transfer_command(
             again=again,
         )
 
-    result = serve(client, body)
+    result = serve(client, body, learn=("relay",))
     for record in result.earlier:
         hashes = ", ".join(record.tx_hashes)
         click.echo(
@@ -244,7 +244,7 @@ def maintain(minimum: str, refill_amount: str, **options: Any) -> None:
     async def body(client: PolyswarmClient, shutdown: Shutdown) -> int:
         return await BalanceManager(client, policy, testing=testing, journal=journal).run(shutdown)
 
-    transfers = serve(client, body)
+    transfers = serve(client, body, learn=("relay",))
     if testing:
         log.info("testing mode: %d transfer(s) completed", transfers)
 

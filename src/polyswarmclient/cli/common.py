@@ -136,12 +136,18 @@ def run(main: Callable[[Shutdown], Awaitable[T]], *, grace: float = 30.0) -> T:
         fail(f"internal error: {exc.__class__.__name__}: {exc} (run with --log DEBUG for details)", EXIT_RUNTIME)
 
 
-def serve(client: PolyswarmClient, work: Callable[[PolyswarmClient, Shutdown], Awaitable[T]]) -> T:
-    """Open ``client``, check it reaches classic polyswarmd, and run ``work(client, shutdown)`` under :func:`run`."""
+def serve(
+    client: PolyswarmClient,
+    work: Callable[[PolyswarmClient, Shutdown], Awaitable[T]],
+    learn: Sequence[str] = (),
+) -> T:
+    """Open ``client``, check it reaches classic polyswarmd, pin the contracts behind ``learn`` (first
+    contact, see :meth:`PolyswarmClient.learn_contracts`), and run ``work(client, shutdown)`` under :func:`run`."""
 
     async def main(shutdown: Shutdown) -> T:
         async with client:
             await client.check_server()
+            await client.learn_contracts(learn)
             return await work(client, shutdown)
 
     return run(main)

@@ -218,7 +218,7 @@ def cli(**params: Any) -> None:
         await make_engine(client, backend_class, params["backend"], store, config, shutdown).run()
 
     with store:
-        serve(client, work)
+        serve(client, work, learn=("assertion",))
 
 
 def main() -> None:

@@ -131,7 +131,8 @@ def field_default(settings: type, path: str) -> Any:
 def build(settings: type[S], declared: Iterable[Option], values: Mapping[str, Any]) -> S:
     """``settings`` made from the values of the ``declared`` options that target it, converted.
 
-    Fields no option targets keep their defaults, and so do those of repeatable options given no value;
+    Fields no option targets keep their defaults, and so do those of options missing from ``values`` and of
+    repeatable options given no value;
     nested settings dataclasses are filled the same way.
     """
     changes = {
@@ -139,6 +140,7 @@ def build(settings: type[S], declared: Iterable[Option], values: Mapping[str, An
         for option in declared
         if option.target is not None
         and option.target[0] is settings
+        and option.name in values
         and not (option.multiple and not values[option.name])  # none given (an empty env var): the default
     }
     return _construct(settings, changes)
@@ -250,6 +252,16 @@ DEVNET_BLOCK_TIME = Option(
     default=1.0,
 )
 
+CONTRACTS = setting(
+    ClientConfig,
+    "contracts_file",
+    "JSON file with the community's published contract addresses and chain ids, "
+    '{"side": {"chain_id": N, "contracts": {"bounty_registry": "0x..", ...}}, "home": {...}}; '
+    "they win over trust on first use, and anything polyswarmd builds that disagrees is refused.",
+    flag="--contracts",
+    type=click.Path(path_type=Path),
+    convert=lambda value: Path(value) if value else None,
+)
 MAX_TX_FEE = setting(
     ClientConfig,
     "transactions.max_fee",
@@ -279,6 +291,7 @@ CONNECTION: tuple[Option, ...] = (
     INSECURE_TRANSPORT,
     ALLOW_KEY_OVER_HTTP,
     STATE_DIR,
+    CONTRACTS,
     MAX_TX_FEE,
 )
 LOGGING: tuple[Option, ...] = (LOG, LOG_FORMAT)

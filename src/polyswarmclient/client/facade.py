@@ -13,14 +13,21 @@ import dataclasses
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from polyswarmclient.client.pins import PinStore
+from polyswarmclient.client.pins import PinStore, load_expected
 from polyswarmclient.client.transactions import Action, Outcome, TransactionPipeline, TransactionSettings
-from polyswarmclient.errors import ApiError, ConfigError, InvalidRequest, MalformedResponse, TransportError
+from polyswarmclient.errors import (
+    ApiError,
+    ConfigError,
+    InvalidRequest,
+    MalformedResponse,
+    TransportError,
+    VerificationError,
+)
 from polyswarmclient.eth import verify as expect
 from polyswarmclient.eth.abi import int_to_guid
 from polyswarmclient.eth.bloom import bloom_words
@@ -44,6 +51,9 @@ from polyswarmclient.wire.transactions import TransactionEvents
 log = logging.getLogger(__name__)
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+#: What :meth:`PolyswarmClient.learn_contracts` can learn: assertion (the side token and bounty
+#: registry), relay (both tokens and relays), staking (the side token and arbiter staking).
+FIRST_CONTACT = ("assertion", "relay", "staking")
 #: Called with a transaction's hash once it is signed, before it is posted.
 OnSigned = Callable[[str], None]
 #: What ``GET /transactions`` says of one hash.
@@ -61,6 +71,8 @@ class ClientConfig:
     allow_key_over_http: bool = False
     #: Pinned contract addresses and chain ids live here.
     state_dir: Path = Path(".polyswarm-state")
+    #: The community's published contract addresses and chain ids (JSON); they win over first use.
+    contracts_file: Path | None = None
     http: HttpSettings = field(default_factory=HttpSettings)
     stream: StreamSettings = field(default_factory=StreamSettings)
     transactions: TransactionSettings = field(default_factory=TransactionSettings)
@@ -124,8 +136,10 @@ class PolyswarmClient:
             allow_key_over_http=config.allow_key_over_http,
         )
         self._http = HttpTransport(self._addr, api_key, config.http)
-        pins = PinStore.in_state_dir(config.state_dir)
+        expected = load_expected(config.contracts_file) if config.contracts_file is not None else None
+        pins = PinStore.in_state_dir(config.state_dir, expected)
         pins.validate()
+        self._pins = pins
         self._pipeline = TransactionPipeline(self._http, signer, pins, config.transactions)
         self._bounty_parameters: dict[str, BountyParameters] = {}
 
@@ -217,6 +231,66 @@ class PolyswarmClient:
                     assertion_reveal_window=event.assertion_reveal_window,
                     arbiter_vote_window=event.arbiter_vote_window,
                 )
+
+    async def learn_contracts(self, kinds: Iterable[str]) -> None:
+        """First contact: pin every contract and chain id the role will use, at once.
+
+        polyswarmd has no route that lists its contracts, so it is asked to build (never post) one
+        transaction of each ``kind`` (see :data:`FIRST_CONTACT`); the answers are verified like any other,
+        must agree with one another, and are then checked against the pins (and ``--contracts``) and
+        pinned together, instead of one role at a time, months apart, whenever it is first used.
+        """
+        learned: dict[str, tuple[int, dict[str, str], int]] = {}
+        for kind in kinds:
+            for action in await self._probes(kind):
+                try:
+                    verified, gas_price = await self._pipeline.inspect(action)
+                except ApiError as exc:
+                    log.warning(
+                        "could not learn the contracts behind %s at first contact (%s); they are pinned on first use",
+                        action.name,
+                        exc,
+                    )
+                    continue
+                chain_id, contracts, price = learned.setdefault(action.chain, (verified.chain_id, {}, gas_price))
+                if verified.chain_id != chain_id:
+                    raise VerificationError(
+                        f"polyswarmd builds {action.chain} transactions for two chain ids, {chain_id} and "
+                        f"{verified.chain_id}; refusing to trust it"
+                    )
+                for role, address in verified.contracts.items():
+                    if contracts.setdefault(role, address).lower() != address.lower():
+                        raise VerificationError(
+                            f"polyswarmd names two {role} contracts on the {action.chain} chain, "
+                            f"{contracts[role]} and {address}; refusing to trust it"
+                        )
+                learned[action.chain] = (chain_id, contracts, max(price, gas_price))
+        for chain, (chain_id, contracts, price) in learned.items():
+            self._pins.check_and_learn(self._addr.pin_key, chain, chain_id, contracts, gas_price=price)
+
+    async def _probes(self, kind: str) -> list[Action]:
+        """The never-posted actions that show the contracts behind ``kind``."""
+        match kind:
+            case "assertion":
+                params = await self.bounty_parameters("side")
+                guid, bid = str(uuid.uuid4()), params.assertion_bid_minimum
+                expected = expect.expect_post_assertion(
+                    guid=guid, bids=[bid], mask=1, commitment=1, assertion_fee=params.assertion_fee
+                )
+                body = {"bid": [str(bid)], "mask": [True], "commitment": "1"}
+                return [
+                    Action("first contact (assertion)", f"/bounties/{guid}/assertions", "side", tuple(expected), body)
+                ]
+            case "relay":
+                transfer = tuple(expect.expect_relay_transfer(amount=1))
+                return [
+                    Action("first contact (relay deposit)", "/relay/deposit", "home", transfer, {"amount": "1"}),
+                    Action("first contact (relay withdrawal)", "/relay/withdrawal", "side", transfer, {"amount": "1"}),
+                ]
+            case "staking":
+                stake = tuple(expect.expect_stake_deposit(amount=1))
+                return [Action("first contact (staking)", "/staking/deposit", "side", stake, {"amount": "1"})]
+        raise ValueError(f"unknown first-contact kind {kind!r}; use one of {', '.join(FIRST_CONTACT)}")
 
     async def staking_parameters(self, chain: str = "side") -> StakingParameters:
         return StakingParameters.from_json(await self._get("/staking/parameters", chain))

@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -41,12 +42,16 @@ VERSION = 1
 
 
 class PinStore:
-    def __init__(self, path: Path) -> None:
+    """The pins in ``path``; ``expected`` (from :func:`load_expected`) are the operator's own values, which
+    win over trust on first use: a chain id or contract that differs from them is refused."""
+
+    def __init__(self, path: Path, expected: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.path = Path(path)
+        self.expected = dict(expected or {})
 
     @classmethod
-    def in_state_dir(cls, state_dir: Path) -> PinStore:
-        return cls(Path(state_dir) / FILENAME)
+    def in_state_dir(cls, state_dir: Path, expected: Mapping[str, Mapping[str, Any]] | None = None) -> PinStore:
+        return cls(Path(state_dir) / FILENAME, expected)
 
     def __repr__(self) -> str:
         return f"PinStore({self.path})"
@@ -98,6 +103,7 @@ class PinStore:
             f"If the community really changed it, delete the {chain!r} entry under {server!r} in {self.path} "
             "(or the whole file) to trust the new value."
         )
+        self._check_expected(server, chain, chain_id, contracts)
         pinned_price = entry.get("gas_price")
         if gas_price is not None and pinned_price is not None:
             if pinned_price == 0 and gas_price > 0:
@@ -147,6 +153,25 @@ class PinStore:
         if old_id is None:
             log.info("pinned the chain id of the %s chain of %s: %d (in %s)", chain, server, chain_id, self.path)
         self._save(data)
+
+    def _check_expected(self, server: str, chain: str, chain_id: int, contracts: Mapping[str, str]) -> None:
+        given = self.expected.get(chain)
+        if given is None:
+            return
+        where = f"the {chain} chain of {server}"
+        want_id = given.get("chain_id")
+        if want_id is not None and want_id != chain_id:
+            raise PinMismatch(
+                f"polyswarmd builds transactions for chain id {chain_id} on {where}, but --contracts says "
+                f"{want_id}. Nothing was signed. Check --contracts (CONTRACTS) and --polyswarmd-addr"
+            )
+        for role, address in contracts.items():
+            want = given.get("contracts", {}).get(role)
+            if want is not None and want.lower() != address.lower():
+                raise PinMismatch(
+                    f"polyswarmd uses {address} as the {role} on {where}, but --contracts says {want}. "
+                    "Nothing was signed. Check --contracts (CONTRACTS) and --polyswarmd-addr"
+                )
 
     # --- file -----------------------------------------------------------------------------------
 
@@ -206,6 +231,33 @@ class PinStore:
                 raise
         except OSError as exc:
             raise StateError(f"cannot write the contract pins to {self.path}: {exc.strerror or exc}") from exc
+
+
+def load_expected(path: Path) -> dict[str, dict[str, Any]]:
+    """The operator's contract file: ``{"home"|"side": {"chain_id": int?, "contracts": {role: address}?}}``
+    (the shape of one server's entry in the pin file, so a pin file's entry can be copied in).
+
+    Raises :class:`ConfigError` naming the file when it cannot be read or has another shape.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read --contracts file {path}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise ConfigError(f"--contracts file {path} is not valid JSON") from None
+    if not isinstance(data, dict) or not set(data) <= {"home", "side"} or not _well_formed({"file": data}):
+        raise ConfigError(
+            f'--contracts file {path} must look like {{"side": {{"chain_id": 1338, "contracts": '
+            '{"bounty_registry": "0x...", "nectar_token": "0x..."}}, "home": {...}}'
+        )
+    for chain, entry in data.items():
+        for role, address in entry.get("contracts", {}).items():
+            if not _ADDRESS.match(address):
+                raise ConfigError(f"--contracts file {path}: the {chain} {role} {address!r} is not an address")
+    return data
+
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
 def _well_formed(servers: object) -> bool:

@@ -189,6 +189,15 @@ class TransactionPipeline:
             manager = self._nonces[chain] = NonceManager(source, label=f"{chain}/{self.account}")
         return manager
 
+    async def inspect(self, action: Action) -> tuple[Verified, int]:
+        """Have polyswarmd build ``action`` and verify it, without pinning, signing or posting anything.
+
+        Returns what the transactions showed and their highest gas price (first contact learns from it).
+        """
+        txs = await self._build(action)
+        verified = verify(txs, action.expected, action=action.name, max_fee=self._max_fee)
+        return verified, max(tx.gas_price for tx in txs)
+
     async def run(self, action: Action) -> Outcome:
         nonces = self.nonce_manager(action.chain)
         problem = ""

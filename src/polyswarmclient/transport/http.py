@@ -270,7 +270,8 @@ class HttpTransport:
             kwargs: dict[str, Any] = {
                 "params": dict(params or {}),
                 "headers": self._headers,
-                "timeout": self._timeout(min(per_attempt, remaining)),
+                # The first attempt gets its whole time limit; retries get what is left of the budget.
+                "timeout": self._timeout(per_attempt if not failures else min(per_attempt, remaining)),
             }
             if json is not NO_BODY:
                 kwargs["json"] = json
