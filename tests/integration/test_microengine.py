@@ -8,6 +8,7 @@ each reveal against its commitment and its window the way the contract does.
 import asyncio
 import json
 import logging
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -521,7 +522,7 @@ class SlowScanner(AbstractScanner):
     def __init__(self, delay):
         super().__init__()
         self.delay = delay
-        self.started = asyncio.Event()
+        self.started = threading.Event()  # set on the backend's own thread
 
     async def scan_async(self, guid, artifact_type, content, metadata, chain):
         self.started.set()
@@ -550,7 +551,7 @@ async def test_shutdown_drains_an_in_flight_scan(market, client, tmp_path):
     backend = slow_backend(0.2)
     async with microengine(client, tmp_path, backend=backend, grace=5.0) as e:
         guid = post(market, "QmOne")
-        await asyncio.wait_for(backend.impl.started.wait(), 5)
+        assert await asyncio.to_thread(backend.impl.started.wait, 5)
         e.run.shutdown.request("SIGTERM received")
         post(market, "QmOne")  # too late
         await e.run.ended()
@@ -580,7 +581,7 @@ async def test_shutdown_gives_up_after_the_grace_period(market, client, tmp_path
     backend = slow_backend(30.0)
     async with microengine(client, tmp_path, backend=backend, grace=0.2) as e:
         post(market, "QmOne")
-        await asyncio.wait_for(backend.impl.started.wait(), 5)
+        assert await asyncio.to_thread(backend.impl.started.wait, 5)
         await e.run.stop("SIGTERM received", within=3)
     assert market.assertions == {} and "grace period" in caplog.text
 
