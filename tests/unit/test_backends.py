@@ -1,12 +1,17 @@
-"""Backends: found by slug through entry points or module:Class, with helpful errors; built-in verdicts."""
+"""Backends: found by slug through entry points or module:Class, with helpful errors; built-in verdicts; run
+off the caller's event loop."""
 
+import asyncio
 import importlib.metadata
 import json
 import sys
 import textwrap
+import threading
 
 import pytest
 
+from polyswarmclient.abstractmicroengine import AbstractMicroengine
+from polyswarmclient.abstractscanner import AbstractScanner, ScanMode, ScanResult
 from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.backends import create_backend, list_backends, load_backend_class, loader
 from polyswarmclient.backends.eicar import EICAR, EicarScanner
@@ -179,3 +184,171 @@ def test_eicar_string_is_not_stored_whole_in_the_source():
 
     with open(module.__file__, "rb") as f:
         assert EICAR not in f.read()
+
+
+# --- where backend code runs -----------------------------------------------------------------------
+
+
+class Recording(AbstractScanner):
+    """Notes the thread and event loop each of its calls runs on; ``gate`` holds a scan of b"block"."""
+
+    def __init__(self, mode=ScanMode.ASYNC):
+        super().__init__(mode)
+        self.seen: dict[str, tuple[threading.Thread, asyncio.AbstractEventLoop | None]] = {}
+        self.gate = threading.Event()
+        self.connection: object | None = None
+
+    def _note(self, what):
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        self.seen[what] = (threading.current_thread(), loop)
+
+    async def setup(self):
+        self._note("setup")
+        self.connection = object()  # state kept from setup to every scan
+        return True
+
+    async def teardown(self):
+        self._note("teardown")
+
+    def _answer(self, content):
+        if content == b"block":
+            self.gate.wait(5)  # blocks whatever runs it, never yields
+        return ScanResult(bit=True, verdict=self.connection is not None)
+
+    async def scan_async(self, guid, artifact_type, content, metadata, chain):
+        self._note("scan")
+        return self._answer(content)
+
+    def scan_sync(self, guid, artifact_type, content, metadata, chain):
+        self._note("scan")
+        return self._answer(content)
+
+
+def recording(mode):
+    class InMode(Recording):
+        def __init__(self):
+            super().__init__(mode)
+
+    return InMode
+
+
+async def test_async_backend_runs_on_its_own_loop_from_setup_to_teardown():
+    """setup, scan_async and teardown all run on one loop of the backend's own thread, never the caller's."""
+    backend = create_backend(Recording, name="recording")
+    async with backend:
+        assert (await backend.scan("g", ArtifactType.FILE, b"x", {}, "side")).verdict is True
+    seen = backend.impl.seen
+    threads = {thread for thread, _ in seen.values()}
+    loops = {loop for _, loop in seen.values()}
+    assert set(seen) == {"setup", "scan", "teardown"}
+    assert len(threads) == 1 and threading.current_thread() not in threads
+    assert len(loops) == 1 and asyncio.get_running_loop() not in loops
+    assert not next(iter(threads)).is_alive()  # stopped at teardown
+
+
+async def test_sync_scan_runs_in_a_worker_thread_not_on_any_loop():
+    """A ScanMode.SYNC backend's scan_sync runs in a thread of its own, with no event loop to block."""
+    backend = create_backend(recording(ScanMode.SYNC), name="sync")
+    async with backend:
+        await backend.scan("g", ArtifactType.FILE, b"x", {}, "side")
+    (scan_thread, scan_loop), (setup_thread, _) = backend.impl.seen["scan"], backend.impl.seen["setup"]
+    assert scan_loop is None and scan_thread not in (threading.current_thread(), setup_thread)
+
+
+@pytest.mark.parametrize("mode", [ScanMode.ASYNC, ScanMode.SYNC])
+async def test_a_scan_that_never_yields_still_times_out(mode):
+    """The caller's timeout fires on time although the backend blocks; the caller's loop keeps running."""
+    backend = create_backend(recording(mode), name="blocking")
+    async with backend:
+        loop = asyncio.get_running_loop()
+        ticks = 0
+
+        async def tick():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await backend.scan("g", ArtifactType.FILE, b"block", {}, "side")
+        elapsed = loop.time() - started
+        ticker.cancel()
+        backend.impl.gate.set()
+    assert elapsed < 1.0 and ticks >= 5
+
+
+async def test_an_abandoned_scan_says_when_it_really_ends():
+    """A scan given up on keeps running; its job says so, and calls back on the caller's loop when it returns."""
+    backend = create_backend(recording(ScanMode.SYNC), name="blocking")
+    job = backend.start_scan("g", ArtifactType.FILE, b"block", {}, "side")
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await job.result()
+    assert not job.finished
+    ended = asyncio.Event()
+    job.when_finished(ended.set)
+    backend.impl.gate.set()
+    await asyncio.wait_for(ended.wait(), 5)
+    assert job.finished
+    await backend.teardown()
+
+
+async def test_scan_errors_reach_the_caller():
+    """An exception raised by backend code on its loop or thread is raised to the caller."""
+
+    class Broken(AbstractScanner):
+        async def scan_async(self, guid, artifact_type, content, metadata, chain):
+            raise ValueError("no rules loaded")
+
+    async with create_backend(Broken) as backend:
+        with pytest.raises(ValueError, match="no rules loaded"):
+            await backend.scan("g", ArtifactType.FILE, b"x", {}, "side")
+
+
+class FakeEngineClient:
+    """A client whose coroutine methods only work on the loop it was made for (like an aiohttp session)."""
+
+    def __init__(self):
+        self.loop = asyncio.get_running_loop()
+        self.address = "0xabc"
+
+    async def nct_balance(self, chain, address=None):
+        assert asyncio.get_running_loop() is self.loop, "called on a foreign loop"
+        return 42
+
+
+async def test_backend_awaits_the_client_on_the_engine_loop():
+    """An engine that awaits self.client from its own loop gets the answer computed on the engine's loop."""
+
+    class UsesClient(AbstractMicroengine):
+        async def scan(self, guid, artifact_type, content, metadata, chain):
+            balance = await self.client.nct_balance(chain)
+            return ScanResult(bit=True, verdict=False, metadata=f"{self.client.address} {balance}")
+
+    async with create_backend(UsesClient, client=FakeEngineClient()) as backend:
+        result = await backend.scan("g", ArtifactType.FILE, b"x", {}, "side")
+    assert result.metadata == "0xabc 42"
+
+
+async def test_a_bid_that_blocks_falls_back_to_the_strategy(monkeypatch, caplog):
+    """An engine's bid() that does not answer in time is ignored (None: --bid-strategy decides), with a warning."""
+    import polyswarmclient.backends as backends
+
+    gate = threading.Event()
+
+    class SlowBid(AbstractMicroengine):
+        async def bid(self, guid, chain):
+            gate.wait(5)
+            return 7
+
+    monkeypatch.setattr(backends, "BID_TIMEOUT", 0.1)
+    async with create_backend(SlowBid, name="slowbid") as backend:
+        assert await backend.custom_bid("guid-1", [True], [True], [1.0], [""], "side") is None
+        gate.set()
+    assert "slowbid" in caplog.text and "guid-1" in caplog.text and "bid-strategy" in caplog.text
