@@ -31,12 +31,37 @@ async def test_engine_template_package_loads_by_module_slug(acme_on_path):
     assert cls.__name__ == "Microengine" and issubclass(cls, AbstractMicroengine)
     backend = create_backend(cls, name="acme_eicar", client=object(), testing=2, chains=("side",))
     assert backend.impl.testing == 2 and backend.impl.chains == {"side"}
-    await backend.setup()
-    bad = await backend.scan("g", ArtifactType.FILE, b"xx" + EICAR, {}, "side")
-    good = await backend.scan("g", ArtifactType.FILE, b"just text", {}, "side")
-    await backend.teardown()
+    async with backend:
+        bad = await backend.scan("g", ArtifactType.FILE, b"xx" + EICAR, {}, "side")
+        good = await backend.scan("g", ArtifactType.FILE, b"just text", {}, "side")
     assert (bad.bit, bad.verdict) == (True, True)
     assert (good.bit, good.verdict) == (True, False)
+
+
+async def test_engine_template_scan_sync_runs_in_a_worker_thread(acme_on_path, monkeypatch):
+    """The template's Microengine -> Scanner(ScanMode.SYNC).scan_sync chain runs in a worker thread, and
+    its setup on the backend's own loop: neither can block the engine's loop."""
+    import threading
+
+    import acme_eicar
+
+    threads = {}
+    real_scan_sync = acme_eicar.Scanner.scan_sync
+
+    def scan_sync(self, *args):
+        threads["scan"] = threading.current_thread()
+        return real_scan_sync(self, *args)
+
+    async def setup(self):
+        threads["setup"] = threading.current_thread()
+        return True
+
+    monkeypatch.setattr(acme_eicar.Scanner, "scan_sync", scan_sync)
+    monkeypatch.setattr(acme_eicar.Scanner, "setup", setup, raising=False)
+    async with create_backend(acme_eicar.Microengine, name="acme_eicar", client=object()) as backend:
+        assert (await backend.scan("g", ArtifactType.FILE, EICAR, {}, "side")).verdict is True
+    assert threading.current_thread() not in threads.values()
+    assert threads["scan"] is not threads["setup"]
 
 
 async def test_engine_template_package_loads_by_module_colon_class(repo_on_path):
