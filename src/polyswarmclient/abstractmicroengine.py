@@ -21,8 +21,9 @@ __all__ = ["AbstractMicroengine", "ScanResult"]
 class AbstractMicroengine:
     """Base class for engines written the polyswarm-client way.
 
-    ``client`` is the running :class:`~polyswarmclient.client.facade.PolyswarmClient` (or ``None`` when the
-    engine is built outside the service, e.g. in a unit test).
+    ``client`` is the running :class:`~polyswarmclient.client.facade.PolyswarmClient` as the backend's own
+    loop sees it (a :class:`~polyswarmclient.backends.isolation.EngineClientProxy`: awaited coroutine
+    methods run on the engine's loop), or ``None`` when the engine is built outside the service.
     """
 
     def __init__(
