@@ -20,6 +20,8 @@ from click.testing import Result
 
 from polyswarmclient.amounts import nct
 from polyswarmclient.cli.balancemanager import cli
+from polyswarmclient.eth.keys import load_keyfile
+from polyswarmclient.services.balancemanager.journal import TransferJournal
 from tests.helpers import KEYFILES, cli_invoker, unused_port
 
 KEYFILE = KEYFILES / "balancemanager_keyfile"
@@ -216,6 +218,7 @@ class FakePolyswarmd:
     relay_reply: Any = None  # a result for POST /relay/*: unsigned transactions built by this "server"
     raw_balance: bytes | None = None  # a non-JSON body for every balance read
     signed: list[Any] = field(default_factory=list)  # whatever reached POST /transactions
+    mined: set[str] = field(default_factory=set)  # hashes GET /transactions reports as mined
 
     def app(self) -> web.Application:
         def ok(result: Any) -> web.Response:
@@ -247,6 +250,12 @@ class FakePolyswarmd:
             return web.json_response({"status": "FAIL", "errors": "not in this fake"}, status=400)
 
         async def transactions(request: web.Request) -> web.Response:
+            if request.method == "GET":
+                hashes = (await request.json())["transactions"]
+                if all(h in self.mined for h in hashes):
+                    return ok({"transfers": [], "errors": []})
+                errors = [f"transaction {h}: timeout during wait for receipt" for h in hashes]
+                return web.json_response({"status": "FAIL", "errors": {"errors": errors}}, status=400)
             self.signed.append(await request.json())
             return web.json_response({"status": "FAIL", "errors": "not in this fake"}, status=400)
 
@@ -326,7 +335,7 @@ def test_withdraw_not_above_the_home_relay_fee_is_refused(polyswarmd: tuple[Fake
     assert result.exit_code == 2
     line = error_line(result)
     assert "314.5 NCT" in line and "fee" in line and "never pay it out" in line
-    assert fake.posted == []
+    assert fake.signed == []  # first contact builds the relay transfers, but nothing is signed
 
 
 def test_deposit_with_too_little_home_nct_exits_1(polyswarmd: tuple[FakePolyswarmd, str]) -> None:
@@ -336,7 +345,7 @@ def test_deposit_with_too_little_home_nct_exits_1(polyswarmd: tuple[FakePolyswar
     result = invoke("deposit", "3", *connect_args(addr))
     assert result.exit_code == 1
     assert "insufficient NCT on home: have 2.5 NCT, need 3 NCT" in error_line(result)
-    assert fake.posted == []
+    assert fake.signed == []  # first contact builds the relay transfers, but nothing is signed
 
 
 def test_view_balance_prints_exact_amounts(polyswarmd: tuple[FakePolyswarmd, str]) -> None:
@@ -379,7 +388,7 @@ def test_maintain_testing_mode_stops_when_home_cannot_refill(polyswarmd: tuple[F
     assert result.exit_code == 1
     line = error_line(result)
     assert "side balance 5 NCT" in line and "home balance 7.5 NCT" in line and "REFILL_AMOUNT 8 NCT" in line
-    assert fake.posted == []
+    assert fake.signed == []  # first contact builds the relay transfers, but nothing is signed
 
 
 def test_sigterm_stops_maintain_with_exit_0(polyswarmd: tuple[FakePolyswarmd, str], tmp_path: Path) -> None:
@@ -453,7 +462,9 @@ def test_a_tampered_deposit_is_never_signed(
     result = invoke("deposit", "10", *connect_args(addr), "--state-dir", str(tmp_path))
     assert result.exit_code == 1, result.output
     line = error_line(result)
-    assert line.startswith("Error: relay deposit:") and line.endswith("refusing to sign") and why in line, line
+    # Refused at first contact, where the deposit is first built (never posted) to learn the relay.
+    assert line.startswith("Error: first contact (relay deposit):") and line.endswith("refusing to sign"), line
+    assert why in line, line
     assert fake.posted == ["/relay/deposit"]
     assert fake.signed == []  # nothing reached POST /transactions
 
@@ -466,3 +477,57 @@ def test_a_malformed_reply_is_one_clear_line(polyswarmd: tuple[FakePolyswarmd, s
     assert result.exit_code == 1
     line = error_line(result)
     assert "not JSON" in line and "/balances/" in line
+
+
+# --- reruns after a crash -------------------------------------------------------------------------
+
+TX = "0x" + "ab" * 32
+
+
+def interrupted(state_dir: Path, direction: str, *hashes: str) -> None:
+    """The journal an interrupted one-shot ``direction`` of 10 NCT leaves: recorded, signed, never answered."""
+    address = load_keyfile(KEYFILE, "password").address
+    journal = TransferJournal.open(state_dir, address)
+    record = journal.begin(direction, nct(10), origin="once", home_block=7, side_block=9, side_before=nct(1))  # type: ignore[arg-type]
+    for tx_hash in hashes:
+        journal.add_hash(record.seq, tx_hash)
+
+
+@pytest.mark.parametrize("command", ["deposit", "withdraw"])
+def test_a_rerun_reports_the_mined_transfer_and_does_not_repeat_it(
+    polyswarmd: tuple[FakePolyswarmd, str], tmp_path: Path, command: str
+) -> None:
+    """After a crash, the same command says in one line that the transfer already went out, and sends nothing."""
+    fake, addr = polyswarmd
+    fake.balances.update({("home", "nct"): nct(100), ("side", "nct"): nct(100)})
+    fake.mined.add(TX)
+    interrupted(tmp_path, command, TX)
+
+    result = invoke(command, "10", *connect_args(addr), "--state-dir", str(tmp_path))
+
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line]
+    assert len(lines) == 1, result.stdout
+    assert "already mined" in lines[0] and TX in lines[0] and "--again" in lines[0]
+    assert fake.posted == []  # nothing built, nothing signed
+
+
+def test_a_rerun_sends_when_the_earlier_transfer_never_went_out(
+    polyswarmd: tuple[FakePolyswarmd, str], tmp_path: Path
+) -> None:
+    """A recorded deposit the chain never saw is not "in flight": the rerun goes on to send the deposit."""
+    fake, addr = polyswarmd
+    fake.balances.update({("home", "nct"): nct(100), ("side", "nct"): nct(100)})
+    interrupted(tmp_path, "deposit", TX)  # not in fake.mined: no receipt
+
+    result = invoke("deposit", "10", *connect_args(addr), "--state-dir", str(tmp_path))
+
+    assert fake.posted == ["/relay/deposit"]  # it tried to build a new one (this fake builds nothing)
+    assert "already mined" not in result.stdout
+
+
+@pytest.mark.parametrize("command", ["deposit", "withdraw"])
+def test_again_is_an_option_with_an_env_var(command: str) -> None:
+    """--again (env AGAIN) is offered to repeat a transfer an interrupted run already sent."""
+    text = " ".join(invoke(command, "--help").output.split())
+    assert "--again" in text and "env var: AGAIN" in text

@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from polyswarmclient.amounts import nct
 from polyswarmclient.errors import InsufficientFunds, TransactionError
 from polyswarmclient.services.balancemanager import BalanceManager, Policy
+from polyswarmclient.services.balancemanager.journal import TransferJournal
 from polyswarmclient.services.lifecycle import Shutdown
-from tests.integration.fakemarket import MANAGER, FakeClient, Market
+from tests.integration.fakemarket import MANAGER, FakeClient, Market, running, until
 
 TICK = 0.01  # seconds per home block
 Connect = Callable[[Market], Awaitable[FakeClient]]
@@ -187,3 +189,50 @@ async def test_shutdown_while_idle_returns_promptly(home_chain: Connect) -> None
 
     assert await asyncio.wait_for(task, timeout=2) == 0
     assert sent(client) == []
+
+
+# --- restarts: the journal in the state directory -------------------------------------------------
+
+
+async def test_a_restart_after_a_posted_deposit_does_not_deposit_again(home_chain: Connect, tmp_path: Path) -> None:
+    """Killed while its deposit waits for the receipt, restarted on the same state dir: one deposit in all."""
+    devnet = devnet_of(side=nct(50), home=nct(1000), relay_delay=6)
+    devnet.relay_tx_time = 60.0  # the receipt never comes back before the kill
+    client = await home_chain(devnet)
+    policy = Policy(minimum=nct(100), refill=nct(60), confirmations=2)
+    first = BalanceManager(client, policy, journal=TransferJournal.open(tmp_path, MANAGER))
+    async with running(first.run) as run:
+        await until(lambda: bool(devnet.transactions))
+        await run.kill()
+    devnet.relay_tx_time = 0.0
+
+    second = BalanceManager(client, policy, testing=1, journal=TransferJournal.open(tmp_path, MANAGER))
+    transfers = await asyncio.wait_for(second.run(Shutdown()), timeout=15)
+
+    assert transfers == 1
+    assert sent(client) == [("deposit", nct(60))]
+    assert devnet.home_nct[MANAGER] == nct(940) and devnet.nct[MANAGER] == nct(110)
+    journal = TransferJournal.open(tmp_path, MANAGER)
+    assert [(r.direction, r.state) for r in journal.records.values()] == [("deposit", "arrived")]
+
+
+async def test_a_deposit_that_never_went_out_is_failed_and_sent_again(home_chain: Connect, tmp_path: Path) -> None:
+    """A record whose transaction the chain never saw is marked failed on start, and the refill is sent."""
+    devnet = devnet_of(side=nct(50), home=nct(1000))
+    client = await home_chain(devnet)
+    journal = TransferJournal.open(tmp_path, MANAGER)
+    lost = journal.begin("deposit", nct(60), origin="maintain", home_block=90, side_block=90, side_before=nct(50))
+    journal.add_hash(lost.seq, "0x" + "9" * 64)  # signed, never posted
+
+    policy = Policy(minimum=nct(100), refill=nct(60), confirmations=2)
+    transfers = await maintain_with(client, policy, TransferJournal.open(tmp_path, MANAGER))
+
+    assert transfers == 1
+    assert sent(client) == [("deposit", nct(60))]
+    states = {r.seq: r.state for r in TransferJournal.open(tmp_path, MANAGER).records.values()}
+    assert states == {lost.seq: "failed", lost.seq + 1: "arrived"}
+
+
+async def maintain_with(client: FakeClient, policy: Policy, journal: TransferJournal) -> int:
+    manager = BalanceManager(client, policy, testing=1, journal=journal)
+    return await asyncio.wait_for(manager.run(Shutdown()), timeout=15)

@@ -119,7 +119,7 @@ def _hash(value: Any) -> str:
 # --- the decision on start (pure) -----------------------------------------------------------------
 
 
-def reconcile(record: TransferRecord, statuses: Mapping[str, TxStatus], home_block: int) -> TransferRecord:
+def reconcile(record: TransferRecord, statuses: Mapping[str, TxStatus]) -> TransferRecord:
     """``record`` after learning what the chain says of each of its hashes (``statuses``).
 
     No hash: nothing was signed, so nothing was posted (failed). Any hash mined: the transfer went
@@ -132,7 +132,9 @@ def reconcile(record: TransferRecord, statuses: Mapping[str, TxStatus], home_blo
     if not record.tx_hashes:
         return replace(record, state="failed", note="never signed, so never posted")
     if any(statuses.get(h) == "mined" for h in record.tx_hashes):
-        return replace(record, state="mined", mined_at=record.mined_at or home_block)
+        # When it was mined is not known: the relay's wait counts from the block it was recorded at, so
+        # a deposit is looked for no later than it would have been (a late one is reported, never resent).
+        return replace(record, state="mined")
     if all(statuses.get(h) == "reverted" for h in record.tx_hashes):
         return replace(record, state="failed", note="mined but reverted: nothing moved")
     return replace(record, state="failed", note="no such transaction on chain after polyswarmd's receipt wait")

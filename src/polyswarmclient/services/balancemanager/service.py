@@ -170,15 +170,13 @@ async def recover(client: BalanceClient, journal: TransferJournal, show: ShowFn)
     Runs before anything new is decided. A transport error propagates: the journal is left as it was,
     and the next start asks again.
     """
-    home_block = 0
     for record in journal.unfinished():
         if record.state != "posting":
             continue
         statuses: dict[str, TxStatus] = {}
         for tx_hash in record.tx_hashes:
             statuses[tx_hash] = await client.transaction_status(record.chain, tx_hash)
-        home_block = home_block or await _home_block(client, 0)
-        settled = journal.put(reconcile(record, statuses, home_block))
+        settled = journal.put(reconcile(record, statuses))
         if settled.state == "failed":
             log.warning("%s from an earlier run never went out (%s)", settled.describe(show), settled.note)
         else:
