@@ -9,7 +9,8 @@ The rules (reference §3.2 with defects #10 and #29 fixed):
 * While a deposit is in flight there is never a second one. It is given ``RELAY_LEEWAY + confirmations``
   home blocks; after that it has arrived once the side balance rose above the lowest balance seen since
   it was sent by more than half of what the side relay pays out. Until then it is *stuck*: we keep
-  waiting and say so. Restarting the process is how an operator forgets a stuck deposit.
+  waiting and say so, across restarts too (the service journals it in the state directory); moving
+  that journal away is how an operator forgets a stuck deposit.
 * A side balance above ``maximum`` is withdrawn down to ``withdraw_target``.
 * A side balance below ``minimum`` is refilled with ``refill`` NCT-wei, if the home balance covers it.
 * Bounds that cannot work are refused up front (:class:`~polyswarmclient.errors.ConfigError`).
@@ -251,7 +252,7 @@ def decide(view: BalanceView, policy: Policy) -> Deposit | Withdraw | Wait:
                     f"deposit of {show(pending.amount)} sent at block {pending.sent_at_block} has not "
                     f"arrived after {waited} blocks; the relay may be down (side balance "
                     f"{show(view.side)}, was {show(pending.side_before)}). No further deposit until it "
-                    "arrives; restart balancemanager to forget it"
+                    "arrives; to forget it, move the balancemanager journal in --state-dir away and restart"
                 ),
                 overdue_by=waited - policy.window,
                 key=(WaitKind.STUCK, pending.sent_at_block),
