@@ -335,7 +335,7 @@ def test_withdraw_not_above_the_home_relay_fee_is_refused(polyswarmd: tuple[Fake
     assert result.exit_code == 2
     line = error_line(result)
     assert "314.5 NCT" in line and "fee" in line and "never pay it out" in line
-    assert fake.posted == []
+    assert fake.signed == []  # first contact builds the relay transfers, but nothing is signed
 
 
 def test_deposit_with_too_little_home_nct_exits_1(polyswarmd: tuple[FakePolyswarmd, str]) -> None:
@@ -345,7 +345,7 @@ def test_deposit_with_too_little_home_nct_exits_1(polyswarmd: tuple[FakePolyswar
     result = invoke("deposit", "3", *connect_args(addr))
     assert result.exit_code == 1
     assert "insufficient NCT on home: have 2.5 NCT, need 3 NCT" in error_line(result)
-    assert fake.posted == []
+    assert fake.signed == []  # first contact builds the relay transfers, but nothing is signed
 
 
 def test_view_balance_prints_exact_amounts(polyswarmd: tuple[FakePolyswarmd, str]) -> None:
@@ -388,7 +388,7 @@ def test_maintain_testing_mode_stops_when_home_cannot_refill(polyswarmd: tuple[F
     assert result.exit_code == 1
     line = error_line(result)
     assert "side balance 5 NCT" in line and "home balance 7.5 NCT" in line and "REFILL_AMOUNT 8 NCT" in line
-    assert fake.posted == []
+    assert fake.signed == []  # first contact builds the relay transfers, but nothing is signed
 
 
 def test_sigterm_stops_maintain_with_exit_0(polyswarmd: tuple[FakePolyswarmd, str], tmp_path: Path) -> None:
@@ -462,7 +462,9 @@ def test_a_tampered_deposit_is_never_signed(
     result = invoke("deposit", "10", *connect_args(addr), "--state-dir", str(tmp_path))
     assert result.exit_code == 1, result.output
     line = error_line(result)
-    assert line.startswith("Error: relay deposit:") and line.endswith("refusing to sign") and why in line, line
+    # Refused at first contact, where the deposit is first built (never posted) to learn the relay.
+    assert line.startswith("Error: first contact (relay deposit):") and line.endswith("refusing to sign"), line
+    assert why in line, line
     assert fake.posted == ["/relay/deposit"]
     assert fake.signed == []  # nothing reached POST /transactions
 
