@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -243,3 +244,45 @@ async def test_votes_over_a_real_websocket_event_stream() -> None:
         await market.close()
     assert a.client.called("vote")[0][1:3] == ([True, False], True)
     assert report.settled == [guid]
+
+
+class Sleepy(VerbatimArbiter):
+    """A backend that blocks its thread (time.sleep) on the first scan, then answers as the verbatim one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[str] = []
+
+    async def scan_async(self, guid: str, artifact_type: Any, content: Any, metadata: Any, chain: str) -> Any:
+        import threading
+        import time
+
+        self.threads.append(threading.current_thread().name)
+        if len(self.threads) == 1:
+            time.sleep(0.5)  # noqa: ASYNC251 - on purpose: it blocks whatever loop runs it
+        return await super().scan_async(guid, artifact_type, content, metadata, chain)
+
+
+async def test_a_blocking_backend_runs_off_the_arbiters_loop() -> None:
+    """Scans run in the backend's own thread: a backend that blocks cannot stop the arbiter's event loop."""
+    backend = Sleepy()
+    async with arbitrating(backend=backend, testing=1, catch_up=False) as a:
+        samples = Corpus().pick(0, 1)
+        guid = post(a.market, [(s.name, s.content) for s in samples])
+        loop = asyncio.get_running_loop()
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = loop.create_task(tick())
+        await until(lambda: a.scanned(guid))
+        ticker.cancel()
+        expiration = a.market.bounties[guid].expiration
+        await a.market.mine(expiration + R + V + 1 - a.market.block)
+        await a.run.ended()
+    assert backend.threads and all(name != threading.main_thread().name for name in backend.threads)
+    assert ticks >= 10  # the loop kept running while the scan slept half a second

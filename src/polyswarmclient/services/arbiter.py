@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from polyswarmclient.abstractscanner import call_scan, maybe_await
+from polyswarmclient.abstractscanner import maybe_await
 from polyswarmclient.amounts import format_amount
 from polyswarmclient.artifacts import ArtifactType
+from polyswarmclient.backends import Backend
 from polyswarmclient.errors import InsufficientFunds, PolyswarmError, ScanError
 from polyswarmclient.eth.bloom import bloom_value, from_words
 from polyswarmclient.services.lifecycle import Shutdown
@@ -40,6 +41,8 @@ from polyswarmclient.wire.events import Block, Event, NewBounty, QuorumReached, 
 from polyswarmclient.wire.models import ArtifactEntry, Bloom, Bounty, BountyParameters, StakingParameters
 
 log = logging.getLogger("arbiter")
+#: Seconds one artifact's scan may take; past it the arbiter declines to vote on the bounty.
+SCAN_TIMEOUT = 60.0
 
 #: How many of the newest bounties a catch-up looks at.
 CATCH_UP_WINDOW = 256
@@ -181,20 +184,31 @@ class Arbiter(Role[BountyState, ArbiterClient, ArbiterSettings, ArbiterReport]):
         settings = settings or ArbiterSettings()
         super().__init__(client, settings, ArbiterReport(), log=log, final=FINAL, settled=Phase.SETTLED)
         self.backend = backend
+        self._isolated: Backend | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
+    def _scanner(self) -> Backend:
+        """The isolated backend (made on first use when :meth:`run` did not start it, as in unit tests)."""
+        if self._isolated is None:
+            self._isolated = Backend(type(self.backend).__name__, self.backend)
+        return self._isolated
+
     async def run(self, shutdown: Shutdown) -> ArbiterReport:
         """Stake, then vote and settle until ``shutdown`` (or, with ``testing=N``, N bounties are done)."""
-        setup = getattr(self.backend, "setup", None)
-        if setup is not None and await maybe_await(setup()) is False:
-            raise ScanError(f"the arbiter backend {type(self.backend).__name__} refused to start (setup() failed)")
+        # The backend runs on its own loop in a worker thread, never on this one (see backends/isolation.py).
+        self._isolated = Backend(type(self.backend).__name__, self.backend)
+        try:
+            await self._isolated.setup()
+        except ScanError:
+            await self._isolated.teardown()
+            raise ScanError(
+                f"the arbiter backend {type(self.backend).__name__} refused to start (setup() failed)"
+            ) from None
         try:
             return await self._run(shutdown)
         finally:
-            teardown = getattr(self.backend, "teardown", None)
-            if teardown is not None:
-                await maybe_await(teardown())
+            await self._isolated.teardown()
 
     async def _run(self, shutdown: Shutdown) -> ArbiterReport:
         for chain in self.settings.chains:
@@ -372,7 +386,17 @@ class Arbiter(Role[BountyState, ArbiterClient, ArbiterSettings, ArbiterReport]):
             return None
         try:
             kind = ArtifactType.coerce(artifact_type or "file")
-            result = await call_scan(self.backend.scan, state.guid, kind, content, metadata, state.chain)
+            async with asyncio.timeout(SCAN_TIMEOUT):
+                result = await self._scanner().scan(state.guid, kind, content, metadata, state.chain)
+        except TimeoutError:
+            log.error(
+                "bounty %s: the backend %s did not finish artifact %d within %.0f s",
+                state.guid,
+                type(self.backend).__name__,
+                index,
+                SCAN_TIMEOUT,
+            )
+            return None
         except Exception as exc:
             log.error(
                 "bounty %s: the backend failed on artifact %d: %s: %s",
