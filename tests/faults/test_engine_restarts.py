@@ -1,0 +1,31 @@
+"""A ``microengine`` SIGKILLed at each moment of a bounty's life, and restarted, loses nothing on chain.
+
+For each moment (:data:`~tests.faults.harness.ENGINE_KILLS`) the fault proxy kills the engine once per
+bounty; the harness restarts it on the same state directory. On chain, afterwards: every bounty carries
+one assertion of the engine's, revealed (no bid forfeited), and the engine's side balance changed by
+exactly what the settlements pay it, to the wei.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.harness import Cli, Devnet, Process
+from tests.faults.harness import DEVNET_OPTIONS, ENGINE_KEYSTORES, ENGINE_KILLS, KillAt, run_engine
+
+__all__ = ["DEVNET_OPTIONS"]  # the module's devnet settings, read by the devnet fixture
+
+#: Bounties per moment: each is killed for once, so two bounties mean two kills and two restarts.
+BOUNTIES = 2
+
+
+@pytest.mark.parametrize("kill", ENGINE_KILLS, ids=[k.name.replace(" ", "-") for k in ENGINE_KILLS])
+def test_engine_killed_and_restarted_misses_nothing_and_forfeits_nothing(
+    devnet: Devnet, arbiter: Process, cli: Cli, kill: KillAt
+) -> None:
+    """Killed at the moment, restarted: every bounty asserted and revealed once, balance exact to the wei."""
+    keystore = ENGINE_KEYSTORES[ENGINE_KILLS.index(kill) % len(ENGINE_KEYSTORES)]
+    outcome = run_engine(devnet, cli, bounties=BOUNTIES, keystore=keystore, kill=kill)
+    assert outcome.problems == [], "\n".join(outcome.problems)
+    assert outcome.kills == BOUNTIES
+    assert (outcome.posted, outcome.asserted, outcome.revealed, outcome.forfeited) == (BOUNTIES, BOUNTIES, BOUNTIES, 0)
