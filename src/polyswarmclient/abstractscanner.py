@@ -145,35 +145,22 @@ def _positional_arity(func: Callable[..., Any]) -> int | None:
     return count
 
 
-def scan_args(
-    scan: Callable[..., Any],
-    guid: str,
-    artifact_type: ArtifactType,
-    content: bytes | str,
-    metadata: Any,
-    chain: str,
-) -> tuple[Any, ...]:
-    """The arguments ``scan`` takes: three positional parameters means the 1.x ``scan(guid, content,
-    chain)``; anything else gets the 2.x ``scan(guid, artifact_type, content, metadata, chain)``."""
+def scan_args(scan: Callable[..., Any], *request: Any) -> tuple[Any, ...]:
+    """The arguments ``scan`` takes, from the 2.x ``request`` ``(guid, artifact_type, content, metadata,
+    chain)``: three positional parameters means the 1.x ``scan(guid, content, chain)``."""
+    guid, _artifact_type, content, _metadata, chain = request
     if _positional_arity(scan) == 3:
         return (guid, content, chain)
-    return (guid, artifact_type, content, metadata, chain)
+    return request
 
 
-async def call_scan(
-    scan: Callable[..., Any],
-    guid: str,
-    artifact_type: ArtifactType,
-    content: bytes | str,
-    metadata: Any,
-    chain: str,
-) -> ScanResult:
+async def call_scan(scan: Callable[..., Any], *request: Any) -> ScanResult:
     """Call a ``scan`` method of any supported style (see :func:`scan_args`) and return a :class:`ScanResult`.
 
     Sync functions run in a thread. (The microengine does not call this on its own loop: its
     :class:`~polyswarmclient.backends.Backend` runs it on the backend's loop, in the backend's thread.)
     """
-    args = scan_args(scan, guid, artifact_type, content, metadata, chain)
+    args = scan_args(scan, *request)
     if inspect.iscoroutinefunction(scan) or inspect.iscoroutinefunction(getattr(scan, "__func__", None)):
         result = await scan(*args)
     else:

@@ -17,13 +17,12 @@ transaction after polyswarmd's receipt wait). Finished records are pruned to the
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from polyswarmclient.client.pins import write_json_atomically
 from polyswarmclient.errors import StateError
 
 Direction = Literal["deposit", "withdraw"]
@@ -250,37 +249,11 @@ class TransferJournal:
         if self.path is None:
             return
         data = {"version": VERSION, "transfers": [r.to_json() for r in sorted(self.records.values(), key=_seq)]}
-        directory = self.path.parent
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(data, handle, indent=2)
-                    handle.write("\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            _fsync_dir(directory)
+            write_json_atomically(self.path, data)
         except OSError as exc:
             raise StateError(f"cannot write the transfer journal {self.path}: {exc.strerror or exc}") from exc
 
 
 def _seq(record: TransferRecord) -> int:
     return record.seq
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # not every platform opens directories
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
