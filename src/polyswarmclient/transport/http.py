@@ -105,6 +105,14 @@ class RequestOptions(TypedDict, total=False):
     priority: int
 
 
+class _ExchangeOptions(RequestOptions, total=False):
+    #: A multipart body, made afresh for each attempt.
+    form: Callable[[], aiohttp.FormData] | None
+    #: Most bytes of the answer (default ``max_reply_bytes``) and the option that raises it.
+    limit: int | None
+    limit_option: str | None
+
+
 @dataclass(frozen=True)
 class Upload:
     """One part of a multipart upload."""
@@ -230,27 +238,15 @@ class HttpTransport:
             "a server speaking plain http needs --insecure-transport"
         )
 
-    async def _exchange(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json: Any = NO_BODY,
-        form: Callable[[], aiohttp.FormData] | None = None,
-        idempotent: bool | None = None,
-        time_limit: float | None = None,
-        limit: int | None = None,
-        limit_option: str | None = None,
-        priority: int = NORMAL,
-    ) -> tuple[int, bytes]:
+    async def _exchange(self, method: str, path: str, **options: Unpack[_ExchangeOptions]) -> tuple[int, bytes]:
         if self._session is None:
             raise RuntimeError("the HTTP transport is not open; use `async with PolyswarmClient(...)`")
         method = method.upper()
         what = f"{method} {path}"
         url = self.address.url(path)
+        idempotent, priority = options.get("idempotent"), options.get("priority", NORMAL)
         safe_to_repeat = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
-        per_attempt = time_limit or self.settings.request_timeout
+        per_attempt = options.get("time_limit") or self.settings.request_timeout
         loop = asyncio.get_running_loop()
         # The whole request, retries included, ends by this time (rate-limit pauses do not count).
         budget = max(self.settings.total_timeout, per_attempt)
@@ -268,20 +264,20 @@ class HttpTransport:
                     "(POLYSWARMD_ADDR) is right"
                 )
             kwargs: dict[str, Any] = {
-                "params": dict(params or {}),
+                "params": dict(options.get("params") or {}),
                 "headers": self._headers,
                 # The first attempt gets its whole time limit; retries get what is left of the budget.
                 "timeout": self._timeout(per_attempt if not failures else min(per_attempt, remaining)),
             }
-            if json is not NO_BODY:
-                kwargs["json"] = json
-            if form is not None:
+            if (payload := options.get("json", NO_BODY)) is not NO_BODY:
+                kwargs["json"] = payload
+            if (form := options.get("form")) is not None:
                 kwargs["data"] = form()
             problem: BaseException
             try:
                 async with self._session.request(method, url, **kwargs) as response:
-                    cap = limit if limit is not None else self.settings.max_reply_bytes
-                    body = await _read_capped(response, cap, what, limit_option)
+                    cap = options.get("limit") or self.settings.max_reply_bytes
+                    body = await _read_capped(response, cap, what, options.get("limit_option"))
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
             except aiohttp.ClientSSLError as exc:
