@@ -33,7 +33,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Self, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYFILES = ROOT / "keyfiles-testing"
@@ -294,6 +294,11 @@ class DevnetOptions:
         ]  # fmt: skip
 
 
+#: For the tests that kill an engine and restart it: a reveal window of 40 blocks (~10 s idle) leaves room
+#: for a cold restart (~1-2 s) inside it.
+RESTART_OPTIONS = DevnetOptions(reveal_window=40)
+
+
 _BANNER = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
 
 
@@ -428,7 +433,60 @@ class Balances:
 # --- a network outage on demand ------------------------------------------------------------------------
 
 
-class TcpProxy:
+class LoopbackServer:
+    """A server on an ephemeral port of 127.0.0.1 whose asyncio event loop runs in a daemon helper thread.
+
+    A subclass implements ``_listen()`` (bind, set :attr:`port`) and ``_shutdown()`` (drop every
+    connection, stop serving); :meth:`start` and :meth:`close` run them in the loop from the test's
+    thread, and a ``with`` block does both.
+    """
+
+    #: Seconds :meth:`close` gives ``_shutdown()``.
+    shutdown_timeout: float = 10
+
+    def __init__(self, thread_name: str) -> None:
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=thread_name, daemon=True)
+
+    @property
+    def addr(self) -> str:
+        """``host:port`` for ``--polyswarmd-addr`` (with ``--insecure-transport``)."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        self._thread.start()
+        self._call(self._listen())
+        return self
+
+    def close(self) -> None:
+        """Drop everything and stop the helper thread. Safe to call more than once."""
+        if not self._thread.is_alive():
+            return
+        try:
+            self._call(self._shutdown(), timeout=self.shutdown_timeout)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _call(self, coro: Any, timeout: float = 10) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=timeout)
+
+    async def _listen(self) -> None:
+        raise NotImplementedError
+
+    async def _shutdown(self) -> None:
+        raise NotImplementedError
+
+
+class TcpProxy(LoopbackServer):
     """A TCP relay on an ephemeral port of 127.0.0.1 to ``127.0.0.1:<target_port>``, in a helper thread.
 
     Point a CLI's ``--polyswarmd-addr`` at :attr:`addr`: its REST requests and its websockets then pass
@@ -448,15 +506,13 @@ class TcpProxy:
     """
 
     def __init__(self, target_port: int) -> None:
+        super().__init__("e2e-tcp-proxy")
         self.target_port = target_port
-        self.port = 0
         self.requests: list[str] = []
         self._cut_kinds: set[str] = set()
         self._trigger: bytes | None = None
         self._trigger_countdown = 0
         self._triggered = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="e2e-tcp-proxy", daemon=True)
         self._server: asyncio.Server | None = None
         #: open client-side writer -> (its upstream writer, its kind once known)
         self._open: dict[asyncio.StreamWriter, tuple[asyncio.StreamWriter, list[str]]] = {}
@@ -467,16 +523,6 @@ class TcpProxy:
     def __repr__(self) -> str:
         cut = ",".join(sorted(self._cut_kinds)) or "nothing"
         return f"<TcpProxy :{self.port} -> :{self.target_port}, cut: {cut}, {len(self._open)} open>"
-
-    @property
-    def addr(self) -> str:
-        """``host:port`` for ``--polyswarmd-addr`` (with ``--insecure-transport``)."""
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> TcpProxy:
-        self._thread.start()
-        self._call(self._listen())
-        return self
 
     def cut(self, *, websockets: bool = True, rest: bool = True) -> None:
         """Drop the open connections of the given kinds and refuse new ones."""
@@ -497,17 +543,6 @@ class TcpProxy:
         """Whether the cut armed by :meth:`cut_after` has happened."""
         return self._triggered.is_set()
 
-    def close(self) -> None:
-        """Teardown: drop everything and stop the helper thread. Safe to call more than once."""
-        if not self._thread.is_alive():
-            return
-        try:
-            self._call(self._cut({"websocket", "rest"}))
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop.close()
-
     def websocket_connections(self, chain: str = "side") -> int:
         """How many ``/events`` websockets of ``chain`` were relayed so far."""
         with self._lock:
@@ -515,8 +550,8 @@ class TcpProxy:
 
     # -- in the helper thread -------------------------------------------------------------------------
 
-    def _call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
+    async def _shutdown(self) -> None:
+        await self._cut({"websocket", "rest"})
 
     async def _listen(self) -> None:
         if self._server is None:

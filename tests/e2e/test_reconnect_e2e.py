@@ -47,11 +47,8 @@ CATCH_UP_FOUND_ONE = "catch-up on side done: 1 open bounty(ies) had been missed"
 
 @pytest.fixture
 def proxy(devnet: Devnet) -> Iterator[TcpProxy]:
-    relay = TcpProxy(devnet.port).start()
-    try:
+    with TcpProxy(devnet.port) as relay:
         yield relay
-    finally:
-        relay.close()
 
 
 def _first_guid(ambassador: Process) -> str | None:

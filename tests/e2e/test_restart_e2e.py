@@ -9,17 +9,14 @@ instead of revealing again into "Assertion already revealed" and logging its bid
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.e2e.harness import (
     ENGINE_READY,
+    RESTART_OPTIONS,
     Cli,
     Devnet,
-    DevnetOptions,
     Process,
     TcpProxy,
     assert_paid_as_the_only_right_expert,
@@ -28,20 +25,10 @@ from tests.e2e.harness import (
     wait_until,
 )
 
-# A reveal window of 40 blocks (~10 s idle) leaves room for a cold restart (~1-2 s) inside it.
-DEVNET_OPTIONS = DevnetOptions(reveal_window=40)
+DEVNET_OPTIONS = RESTART_OPTIONS
 #: Blocks from posting to expiration: enough for the engine to fetch, scan and commit.
 DURATION = 12
 KEYSTORE = "microengine_keyfile"
-
-
-@pytest.fixture
-def proxy(devnet: Devnet) -> Iterator[TcpProxy]:
-    relay = TcpProxy(devnet.port).start()
-    try:
-        yield relay
-    finally:
-        relay.close()
 
 
 def _record(state: Path, status: str) -> dict[str, Any] | None:
@@ -52,34 +39,35 @@ def _record(state: Path, status: str) -> dict[str, Any] | None:
 
 
 def test_engine_killed_after_sending_its_reveal_settles_on_restart_and_keeps_its_bid(
-    devnet: Devnet, arbiter: Process, cli: Cli, proxy: TcpProxy, tmp_path: Path
+    devnet: Devnet, arbiter: Process, cli: Cli, tmp_path: Path
 ) -> None:
     """SIGKILL right after the reveal went out, before its receipt: the restart settles and is paid in full."""
     state = tmp_path / "engine-state"
     before = devnet.balances(KEYSTORE)
-    first = cli.engine(KEYSTORE, addr=proxy.addr, state_dir=state, name="engine-killed-after-reveal")
-    cli.ready(first, ENGINE_READY)
-    ambassador = cli.ambassador(bounties=1, duration=DURATION)
+    with TcpProxy(devnet.port) as proxy:
+        first = cli.engine(KEYSTORE, addr=proxy.addr, state_dir=state, name="engine-killed-after-reveal")
+        cli.ready(first, ENGINE_READY)
+        ambassador = cli.ambassador(bounties=1, duration=DURATION)
 
-    record = wait_until(
-        lambda: _record(state, "asserted"),
-        timeout=60,
-        what="the engine's state file to show its assertion mined",
-        watch=[first],
-    )
-    guid, expiration = record["guid"], record["expiration"]
-    # the engine's next transaction is its reveal (after expiration): the cut comes right after it is sent
-    proxy.cut_after("POST /transactions", occurrence=1)
-    assert devnet.block() < expiration, "armed too late: the reveal may have gone out already"
-    wait_until(lambda: proxy.triggered, timeout=30, what="the engine to send its reveal", watch=[first])
-    first.kill()
-    wait_until(
-        lambda: devnet.assertion_of(guid, KEYSTORE)["nonce"] != "0",
-        timeout=10,
-        what=f"the engine's reveal on bounty {guid} to be on chain (it was sent before the cut)",
-    )
-    assert _record(state, "asserted") is not None, "the killed engine learned of its reveal after all"
-    assert "revealed verdicts" not in first.output()
+        record = wait_until(
+            lambda: _record(state, "asserted"),
+            timeout=60,
+            what="the engine's state file to show its assertion mined",
+            watch=[first],
+        )
+        guid, expiration = record["guid"], record["expiration"]
+        # the engine's next transaction is its reveal (after expiration): the cut comes right after it is sent
+        proxy.cut_after("POST /transactions", occurrence=1)
+        assert devnet.block() < expiration, "armed too late: the reveal may have gone out already"
+        wait_until(lambda: proxy.triggered, timeout=30, what="the engine to send its reveal", watch=[first])
+        first.kill()
+        wait_until(
+            lambda: devnet.assertion_of(guid, KEYSTORE)["nonce"] != "0",
+            timeout=10,
+            what=f"the engine's reveal on bounty {guid} to be on chain (it was sent before the cut)",
+        )
+        assert _record(state, "asserted") is not None, "the killed engine learned of its reveal after all"
+        assert "revealed verdicts" not in first.output()
 
     second = cli.engine(KEYSTORE, state_dir=state, name="engine-restarted")
     wait_until(

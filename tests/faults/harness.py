@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from tests.e2e.harness import (
     ENGINE_READY,
     NCT,
+    RESTART_OPTIONS,
     ApiError,
     Cli,
     Devnet,
-    DevnetOptions,
     Process,
     address_of,
     nct_text,
@@ -41,7 +41,7 @@ from tests.e2e.harness import (
 from tests.faults.proxy import FaultProxy, Matcher, Moment, Seen, carrying, route
 
 #: Windows as the e2e restart tests use them: a reveal window of 40 blocks leaves room for a cold restart.
-DEVNET_OPTIONS = DevnetOptions(block_time=0.25, reveal_window=40, vote_window=8, relay_confirmations=2)
+DEVNET_OPTIONS = RESTART_OPTIONS
 #: Blocks from posting to expiration: a kill and a cold restart (~1-2 s) must fit before it.
 DURATION = 40
 #: Seconds between two bounties: a restart takes about a second and a half.
@@ -222,6 +222,25 @@ def _is_bounty(devnet: Devnet, guid: str) -> bool:
     return True
 
 
+def engine_keystore(scenario: KillAt | NetworkFault | None) -> str:
+    """:data:`ENGINE_KEYSTORES` in turn, by the scenario's place in :data:`ENGINE_KILLS` or :data:`NETWORK_FAULTS`."""
+    if scenario is None:
+        return ENGINE_KEYSTORES[0]
+    scenarios: tuple[KillAt | NetworkFault, ...] = ENGINE_KILLS if isinstance(scenario, KillAt) else NETWORK_FAULTS
+    return ENGINE_KEYSTORES[scenarios.index(scenario) % len(ENGINE_KEYSTORES)]
+
+
+def scenario_ids(scenarios: tuple[KillAt, ...] | tuple[MaintainKill, ...] | tuple[NetworkFault, ...]) -> list[str]:
+    """Test ids for ``pytest.mark.parametrize``: the scenarios' names, dashed."""
+    return [scenario.name.replace(" ", "-") for scenario in scenarios]
+
+
+def assert_worked_every_bounty(outcome: Outcome, bounties: int) -> None:
+    """No problem, and every one of ``bounties`` bounties posted, asserted and revealed (no bid forfeited)."""
+    assert outcome.problems == [], "\n".join(outcome.problems)
+    assert (outcome.posted, outcome.asserted, outcome.revealed, outcome.forfeited) == (bounties, bounties, bounties, 0)
+
+
 def _ambassador(cli: Cli, bounties: int, name: str) -> Process:
     return cli.start(
         "ambassador",
@@ -255,11 +274,14 @@ def run_engine(
     cli: Cli,
     *,
     bounties: int,
-    keystore: str,
+    keystore: str | None = None,
     kill: KillAt | None = None,
     fault: NetworkFault | None = None,
 ) -> Outcome:
-    """One engine behind a :class:`FaultProxy` while the ambassador posts ``bounties`` EICAR bounties."""
+    """One engine behind a :class:`FaultProxy` while the ambassador posts ``bounties`` EICAR bounties.
+
+    Without ``keystore``, the engine uses the scenario's own (:func:`engine_keystore`)."""
+    keystore = keystore or engine_keystore(kill or fault)
     scenario = (kill or fault).name if (kill or fault) else "no fault"
     outcome = Outcome(scenario)
     started = time.monotonic()
@@ -545,7 +567,10 @@ __all__ = [
     "MaintainKill",
     "NetworkFault",
     "Outcome",
+    "assert_worked_every_bounty",
+    "engine_keystore",
     "run_drip",
     "run_engine",
     "run_maintain",
+    "scenario_ids",
 ]

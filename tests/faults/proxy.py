@@ -28,12 +28,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import aiohttp
 from aiohttp import web
 
 from polyswarmclient.eth import abi
+from tests.e2e.harness import LoopbackServer
 
 Moment = Literal["before", "answered", "delivered"]
 
@@ -121,13 +122,12 @@ Hook = Callable[[Seen], None]
 
 @dataclass
 class _Window:
-    """A fault that applies to matching REST requests until ``until`` (monotonic) or ``count`` uses."""
+    """A fault that applies to matching REST requests until ``until`` (monotonic)."""
 
     until: float
     status: int
     headers: dict[str, str]
     match: Matcher
-    count: int | None = None
 
 
 @dataclass
@@ -157,12 +157,14 @@ class Stats:
     hooks_fired: int = 0
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     """The proxy; ``start()`` it, point a CLI's ``--polyswarmd-addr`` at :attr:`addr`, ``close()`` it."""
 
+    shutdown_timeout = 20
+
     def __init__(self, target_port: int) -> None:
+        super().__init__("fault-proxy")
         self.target = f"http://127.0.0.1:{target_port}"
-        self.port = 0
         self.stats = Stats()
         self._lock = threading.Lock()
         self._windows: list[_Window] = []
@@ -171,36 +173,11 @@ class FaultProxy:
         #: id of the client-side websocket -> (it, its upstream, its request)
         self._sockets: dict[int, tuple[web.WebSocketResponse, aiohttp.ClientWebSocketResponse, web.Request]] = {}
         self._in_flight = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
         return f"<FaultProxy :{self.port} -> {self.target} {self.stats}>"
-
-    @property
-    def addr(self) -> str:
-        """``host:port`` for ``--polyswarmd-addr`` (with ``--insecure-transport``)."""
-        return f"127.0.0.1:{self.port}"
-
-    # -- lifecycle (test thread) --------------------------------------------------------------------
-
-    def start(self) -> FaultProxy:
-        self._thread.start()
-        self._call(self._start())
-        return self
-
-    def close(self) -> None:
-        """Drop every websocket, stop the server and the helper thread. Safe to call more than once."""
-        if not self._thread.is_alive():
-            return
-        try:
-            self._call(self._stop(), timeout=20)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop.close()
 
     # -- faults (test thread) -----------------------------------------------------------------------
 
@@ -253,10 +230,7 @@ class FaultProxy:
         with self._lock:
             self._windows.append(window)
 
-    def _call(self, coro: Any, timeout: float = 10) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=timeout)
-
-    async def _start(self) -> None:
+    async def _listen(self) -> None:
         self._session = aiohttp.ClientSession(
             auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)
         )
@@ -270,7 +244,7 @@ class FaultProxy:
         assert server is not None and isinstance(server, asyncio.Server)
         self.port = server.sockets[0].getsockname()[1]
 
-    async def _stop(self) -> None:
+    async def _shutdown(self) -> None:
         await self._drop_all()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -291,11 +265,9 @@ class FaultProxy:
     def _take_window(self, seen: Seen) -> _Window | None:
         now = time.monotonic()
         with self._lock:
-            self._windows = [w for w in self._windows if w.until > now and (w.count is None or w.count > 0)]
+            self._windows = [w for w in self._windows if w.until > now]
             for window in self._windows:
                 if window.match(seen):
-                    if window.count is not None:
-                        window.count -= 1
                     self.stats.faulted[window.status] = self.stats.faulted.get(window.status, 0) + 1
                     return window
         return None
@@ -395,25 +367,7 @@ class FaultProxy:
             self._sockets[id(ws)] = pair
             self.stats.websockets_opened += 1
 
-        async def down() -> None:
-            async for message in upstream:
-                if message.type == aiohttp.WSMsgType.TEXT:
-                    await ws.send_str(message.data)
-                elif message.type == aiohttp.WSMsgType.BINARY:
-                    await ws.send_bytes(message.data)
-                else:
-                    break
-
-        async def up() -> None:
-            async for message in ws:
-                if message.type == aiohttp.WSMsgType.TEXT:
-                    await upstream.send_str(message.data)
-                elif message.type == aiohttp.WSMsgType.BINARY:
-                    await upstream.send_bytes(message.data)
-                else:
-                    break
-
-        pumps = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
+        pumps = [asyncio.ensure_future(_pump(upstream, ws)), asyncio.ensure_future(_pump(ws, upstream))]
         try:
             await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
         except (ConnectionError, aiohttp.ClientError):
@@ -428,6 +382,20 @@ class FaultProxy:
             if not ws.closed:
                 await ws.close()
         return ws
+
+
+async def _pump(
+    source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+    sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+) -> None:
+    """Relay text and binary messages from one websocket to the other until anything else comes."""
+    async for message in source:
+        if message.type == aiohttp.WSMsgType.TEXT:
+            await sink.send_str(message.data)
+        elif message.type == aiohttp.WSMsgType.BINARY:
+            await sink.send_bytes(message.data)
+        else:
+            break
 
 
 def _any(seen: Seen) -> bool:

@@ -11,7 +11,14 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.harness import Cli, Devnet, Process
-from tests.faults.harness import DEVNET_OPTIONS, ENGINE_KEYSTORES, ENGINE_KILLS, KillAt, run_engine
+from tests.faults.harness import (
+    DEVNET_OPTIONS,
+    ENGINE_KILLS,
+    KillAt,
+    assert_worked_every_bounty,
+    run_engine,
+    scenario_ids,
+)
 
 __all__ = ["DEVNET_OPTIONS"]  # the module's devnet settings, read by the devnet fixture
 
@@ -19,13 +26,11 @@ __all__ = ["DEVNET_OPTIONS"]  # the module's devnet settings, read by the devnet
 BOUNTIES = 2
 
 
-@pytest.mark.parametrize("kill", ENGINE_KILLS, ids=[k.name.replace(" ", "-") for k in ENGINE_KILLS])
+@pytest.mark.parametrize("kill", ENGINE_KILLS, ids=scenario_ids(ENGINE_KILLS))
 def test_engine_killed_and_restarted_misses_nothing_and_forfeits_nothing(
     devnet: Devnet, arbiter: Process, cli: Cli, kill: KillAt
 ) -> None:
     """Killed at the moment, restarted: every bounty asserted and revealed once, balance exact to the wei."""
-    keystore = ENGINE_KEYSTORES[ENGINE_KILLS.index(kill) % len(ENGINE_KEYSTORES)]
-    outcome = run_engine(devnet, cli, bounties=BOUNTIES, keystore=keystore, kill=kill)
-    assert outcome.problems == [], "\n".join(outcome.problems)
+    outcome = run_engine(devnet, cli, bounties=BOUNTIES, kill=kill)
+    assert_worked_every_bounty(outcome, BOUNTIES)
     assert outcome.kills == BOUNTIES
-    assert (outcome.posted, outcome.asserted, outcome.revealed, outcome.forfeited) == (BOUNTIES, BOUNTIES, BOUNTIES, 0)

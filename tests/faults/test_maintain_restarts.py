@@ -11,14 +11,14 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.harness import Cli, Devnet
-from tests.faults.harness import DEVNET_OPTIONS, MAINTAIN_KILLS, MaintainKill, run_maintain
+from tests.faults.harness import DEVNET_OPTIONS, MAINTAIN_KILLS, MaintainKill, run_maintain, scenario_ids
 
 __all__ = ["DEVNET_OPTIONS"]  # the module's devnet settings, read by the devnet fixture
 
 ROUNDS = 2
 
 
-@pytest.mark.parametrize("kill", MAINTAIN_KILLS, ids=[k.name.replace(" ", "-") for k in MAINTAIN_KILLS])
+@pytest.mark.parametrize("kill", MAINTAIN_KILLS, ids=scenario_ids(MAINTAIN_KILLS))
 def test_maintain_killed_at_its_deposit_and_restarted_deposits_once(
     devnet: Devnet, cli: Cli, kill: MaintainKill
 ) -> None:

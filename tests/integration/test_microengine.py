@@ -120,6 +120,15 @@ async def test_testing_mode_full_lifecycle(market, client, tmp_path, caplog):
     assert guid in text and "[malicious, benign]" in text and "settled" in text
 
 
+async def posted_and_revealed(market: Market, uri: str = "QmArtifacts", **options: object) -> str:
+    """Post a bounty, wait for the assertion, pass expiration and wait for a reveal; the bounty's GUID."""
+    guid = post(market, uri, **options)
+    await until(lambda: guid in market.assertions)
+    market.jump_to(E + 1)
+    await until(lambda: market.reveals)
+    return guid
+
+
 async def reveal_and_finish(market: Market, guid: str, e: Engine) -> None:
     """A --testing 1 run: wait for the assertion, let it reveal and settle, and the run end."""
     await until(lambda: guid in market.assertions)
@@ -268,10 +277,7 @@ async def test_url_bounties_when_enabled(market, client, tmp_path):
     """With --artifact-type url, URL artifacts are decoded to text and scanned."""
     market.add_artifacts([("link", ("http://bad.example/" + EICAR.decode()).encode())], uri="QmUrl")
     async with microengine(client, tmp_path, artifact_types=(ArtifactType.URL,)):
-        guid = post(market, "QmUrl", artifact_type="url")
-        await until(lambda: guid in market.assertions)
-        market.jump_to(E + 1)
-        await until(lambda: market.reveals)
+        await posted_and_revealed(market, "QmUrl", artifact_type="url")
         assert market.reveals[0].verdicts == [True]
 
 
@@ -307,10 +313,7 @@ async def test_one_failing_bounty_does_not_stop_the_engine(market, client, tmp_p
 async def test_quorum_settles_before_the_vote_window_ends(market, client, tmp_path):
     """A quorum event for our bounty settles it right away; quorums of other bounties are ignored."""
     async with microengine(client, tmp_path):
-        guid = post(market)
-        await until(lambda: guid in market.assertions)
-        market.jump_to(E + 1)
-        await until(lambda: market.reveals)
+        guid = await posted_and_revealed(market)
         market.broadcast(QuorumReached(bounty_guid=str(uuid.uuid4())))
         market.jump_to(E + 11)
         market.reach_quorum(guid)
@@ -422,10 +425,7 @@ async def test_reveal_mined_whose_answer_was_lost_is_done_not_forfeited(market, 
     """The retry of a reveal that was mined unheard reverts "already revealed": revealed, settled, --testing exits 0."""
     market.answer_lost = {"reveal_assertion"}
     async with microengine(client, tmp_path, testing=1) as e:
-        guid = post(market)
-        await until(lambda: guid in market.assertions)
-        market.jump_to(E + 1)
-        await until(lambda: market.reveals)
+        guid = await posted_and_revealed(market)
         market.jump_to(E + 2)
         await until(lambda: len(client.called("reveal_assertion")) == 2)
         market.jump_to(E + 30)
@@ -439,10 +439,7 @@ async def test_restart_after_the_reveal_was_sent_settles_without_revealing_again
     settles (--testing exits 0) instead of revealing again into "Assertion already revealed" and forfeiting."""
     market.answer_lost = {"reveal_assertion"}
     async with microengine(client, tmp_path, testing=1) as e:
-        guid = post(market)
-        await until(lambda: guid in market.assertions)
-        market.jump_to(E + 1)
-        await until(lambda: market.reveals)
+        guid = await posted_and_revealed(market)
         await e.run.kill()
     assert store_status(tmp_path, guid) == "asserted"  # the process never learned its reveal went through
 
@@ -463,10 +460,7 @@ async def test_catch_up_learns_a_reveal_mined_unheard(market, client, tmp_path):
     """A reveal whose answer was lost is taken as done by the next catch-up (no second reveal needed)."""
     market.answer_lost = {"reveal_assertion"}
     async with microengine(client, tmp_path) as e:
-        guid = post(market)
-        await until(lambda: guid in market.assertions)
-        market.jump_to(E + 1)
-        await until(lambda: market.reveals)
+        guid = await posted_and_revealed(market)
         market.broadcast(Reconnected(chain="side"))
         await until(lambda: e.store.load("side", guid).status == "revealed")
         market.jump_to(E + 30)
