@@ -15,49 +15,56 @@ from typing import Any
 import click
 
 from polyswarmclient.cli.common import guard, require_devnet_extra, run
-from polyswarmclient.cli.options import DEVNET_BLOCK_TIME, DEVNET_PORT, LOG, LOG_FORMAT, Option, apply
+from polyswarmclient.cli.options import LOG, LOG_FORMAT, Option, apply, build, setting
 from polyswarmclient.devnet.deploy import CommunityConfig
+from polyswarmclient.devnet.node import DevnetConfig
 from polyswarmclient.errors import PolyswarmError
 from polyswarmclient.log import register_secret, setup_logging
 from polyswarmclient.services.lifecycle import Shutdown
 
 _DEFAULTS = CommunityConfig()
 
-HOST = Option("--host", "DEVNET_HOST", "Interface to listen on.", default="127.0.0.1")
-PORT = replace(DEVNET_PORT, flag="--port")
-BLOCK_TIME = replace(
-    DEVNET_BLOCK_TIME,
-    flag="--block-time",
-    help="Seconds between wall-clock blocks on each embedded chain (every transaction is also mined at once).",
+
+def _devnet(field: str, help: str, **kw: Any) -> Option:
+    """An option that sets ``DevnetConfig.<field>``, named ``--<field>`` and ``DEVNET_<FIELD>``."""
+    return setting(DevnetConfig, field, help, envvar="DEVNET_" + field.upper(), **kw)
+
+
+def _optional(value: Any) -> Any:
+    return value or None
+
+
+HOST = _devnet("host", "Interface to listen on.")
+PORT = _devnet("port", "TCP port of the devnet server; 0 picks a free one.", type=click.IntRange(0, 65535))
+BLOCK_TIME = _devnet(
+    "block_time",
+    "Seconds between wall-clock blocks on each embedded chain (every transaction is also mined at once).",
+    type=click.FloatRange(min=0.01),
 )
-RELAY_CONFIRMATIONS = Option(
-    "--relay-confirmations",
-    "DEVNET_RELAY_CONFIRMATIONS",
+RELAY_CONFIRMATIONS = _devnet(
+    "relay_confirmations",
     "Source-chain blocks the relay waits before paying out a deposit or withdrawal.",
     type=click.IntRange(min=0),
-    default=3,
 )
-API_KEYS = Option(
-    "--api-key",
-    "DEVNET_API_KEYS",
+API_KEYS = setting(
+    DevnetConfig,
+    "api_keys",
     "Accept this API key (repeatable; the env var takes a space-separated list). Giving any key turns "
     "enforcement on; without one the server is open.",
+    flag="--api-key",
+    envvar="DEVNET_API_KEYS",
     multiple=True,
     secret=True,
+    convert=tuple,
 )
-KEYFILES_DIR = Option(
-    "--keyfiles-dir",
-    "DEVNET_KEYFILES_DIR",
+KEYFILES_DIR = _devnet(
+    "keyfiles_dir",
     "Directory of geth keystores to fund (their 'address' field is read; no password needed). "
     "Default: ./keyfiles-testing when present, else the copy shipped with the package.",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
 )
-HOME_RPC = Option(
-    "--home-rpc", "DEVNET_HOME_RPC", "Use this JSON-RPC node as the homechain instead of an embedded EVM."
-)
-SIDE_RPC = Option(
-    "--side-rpc", "DEVNET_SIDE_RPC", "Use this JSON-RPC node as the sidechain instead of an embedded EVM."
-)
+HOME_RPC = _devnet("home_rpc", "Use this JSON-RPC node as the homechain instead of an embedded EVM.", convert=_optional)
+SIDE_RPC = _devnet("side_rpc", "Use this JSON-RPC node as the sidechain instead of an embedded EVM.", convert=_optional)
 REVEAL_WINDOW = Option(
     "--reveal-window",
     "DEVNET_REVEAL_WINDOW",
@@ -70,7 +77,7 @@ VOTE_WINDOW = Option(
     f"Arbiter vote window in blocks [default: {_DEFAULTS.arbiter_vote_window}].",
     type=click.IntRange(min=1),
 )
-COMMUNITY = Option("--community", "DEVNET_COMMUNITY", "Community name reported by /status.", default="devnet")
+COMMUNITY = _devnet("community", "Community name reported by /status.")
 
 OPTIONS: tuple[Option, ...] = (
     HOST,
@@ -89,26 +96,11 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-def build_config(options: dict[str, Any]) -> Any:
-    from polyswarmclient.devnet.node import DevnetConfig
-
-    overrides: dict[str, int] = {}
-    if options["reveal_window"] is not None:
-        overrides["assertion_reveal_window"] = options["reveal_window"]
-    if options["vote_window"] is not None:
-        overrides["arbiter_vote_window"] = options["vote_window"]
-    return DevnetConfig(
-        host=options["host"],
-        port=options["port"],
-        block_time=options["block_time"],
-        relay_confirmations=options["relay_confirmations"],
-        api_keys=tuple(options["api_key"]),
-        keyfiles_dir=options["keyfiles_dir"],
-        home_rpc=options["home_rpc"] or None,
-        side_rpc=options["side_rpc"] or None,
-        community=options["community"],
-        community_overrides=overrides,
-    )
+def build_config(options: dict[str, Any]) -> DevnetConfig:
+    """The devnet's settings from the declared options; the two windows override the community's."""
+    windows = {"assertion_reveal_window": options["reveal_window"], "arbiter_vote_window": options["vote_window"]}
+    overrides = {name: value for name, value in windows.items() if value is not None}
+    return replace(build(DevnetConfig, OPTIONS, options), community_overrides=overrides)
 
 
 async def serve(config: Any, shutdown: Shutdown) -> None:

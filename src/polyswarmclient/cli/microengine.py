@@ -10,7 +10,6 @@ usage or configuration error (bad option, unknown backend, keyfile or password p
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -125,13 +124,20 @@ DEVNET = Option(
     "and a summary. Needs the devnet extra (pip install 'polyswarm-kit[devnet]').",
     is_flag=True,
 )
-DEVNET_PORT = replace(
-    options.DEVNET_PORT,
-    help="With --devnet: TCP port of the devnet; when it is in use, a free port is picked (and printed).",
+# The devnet's own defaults (DevnetConfig), repeated here: this module must not import the devnet.
+DEVNET_PORT = Option(
+    "--devnet-port",
+    "DEVNET_PORT",
+    "With --devnet: TCP port of the devnet; when it is in use, a free port is picked (and printed).",
+    type=click.IntRange(0, 65535),
+    default=31337,
 )
-DEVNET_BLOCK_TIME = replace(
-    options.DEVNET_BLOCK_TIME,
-    help="With --devnet: seconds between blocks; a bounty settles about 12 blocks after it is posted.",
+DEVNET_BLOCK_TIME = Option(
+    "--devnet-block-time",
+    "DEVNET_BLOCK_TIME",
+    "With --devnet: seconds between blocks; a bounty settles about 12 blocks after it is posted.",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
 )
 
 #: Every microengine option, in --help order. Add new options here and read them in cli().

@@ -237,21 +237,6 @@ CHAINS = Option(
     default=("side",),
 )
 
-DEVNET_PORT = Option(
-    "--devnet-port",
-    "DEVNET_PORT",
-    "TCP port of the devnet server; 0 picks a free one.",
-    type=click.IntRange(0, 65535),
-    default=31337,
-)
-DEVNET_BLOCK_TIME = Option(
-    "--devnet-block-time",
-    "DEVNET_BLOCK_TIME",
-    "Seconds between the devnet's wall-clock blocks on each embedded chain.",
-    type=click.FloatRange(min=0.01),
-    default=1.0,
-)
-
 CONTRACTS = setting(
     ClientConfig,
     "contracts_file",
