@@ -21,12 +21,12 @@ from polyswarmclient.errors import (
     Unauthorized,
 )
 from polyswarmclient.transport.address import parse_address
-from polyswarmclient.transport.http import HttpSettings, HttpTransport, Upload
+from polyswarmclient.transport.http import HttpSettings, HttpTransport, RateLimitSettings, Upload
 from tests.helpers import fail, ok, unused_port, url
 
 BASE = "https://polyswarmd.test/v1/default"
 KEY = "0123456789abcdef0123456789abcdef"
-FAST = HttpSettings(retry_base=0.001, retry_cap=0.002, rate_limit_base=0.01, rate_limit_cap=0.02, max_retries=3)
+FAST = HttpSettings(retry_base=0.001, retry_cap=0.002, rate_limit=RateLimitSettings(0.01, 0.02), max_retries=3)
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ async def test_401_is_fatal_and_says_how_to_fix_it(http: HttpTransport) -> None:
 
 async def test_429_pauses_every_request_then_retries() -> None:
     """After a 429 the request is retried after a pause, and other requests wait for that pause too."""
-    settings = HttpSettings(rate_limit_base=0.4, rate_limit_cap=0.4)
+    settings = HttpSettings(rate_limit=RateLimitSettings(base=0.4, cap=0.4))
     loop = asyncio.get_running_loop()
     arrivals: dict[str, list[float]] = {"a": [], "b": []}
     limited = asyncio.Event()
@@ -114,7 +114,7 @@ async def test_429_pauses_every_request_then_retries() -> None:
 
 async def test_endless_429_gives_up_with_rate_limited() -> None:
     """A gateway that never stops answering 429 ends in RateLimited after a bounded number of pauses."""
-    settings = HttpSettings(rate_limit_base=0.001, rate_limit_cap=0.002, rate_limit_retries=2)
+    settings = HttpSettings(rate_limit=RateLimitSettings(base=0.001, cap=0.002, retries=2))
     async with HttpTransport(parse_address(BASE), None, settings) as transport:
         with aioresponses() as m:
             m.get(url(BASE, "/status"), status=429, body="Too Many Requests", repeat=True)

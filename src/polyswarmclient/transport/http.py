@@ -6,7 +6,7 @@ exception becomes a package exception here, and nowhere else:
 * 401 -> :class:`Unauthorized` (fatal; retrying cannot help);
 * 429 -> every request of this transport waits at one gate (:mod:`.ratelimit`: Retry-After honoured,
   one escalation per burst, gradual release, reveals and settles first), then the request is
-  retried; after ``rate_limit_retries`` pauses -> :class:`RateLimited`. A 429 means the
+  retried; after ``rate_limit.retries`` pauses -> :class:`RateLimited`. A 429 means the
   gateway refused the request, so retrying is safe for any method;
 * connection refused / DNS / connect timeout (the request never left) -> retried for any method;
 * 5xx and broken connections after the request was sent -> retried only for idempotent requests
@@ -27,7 +27,7 @@ import logging
 import random
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict, Unpack
 
 import aiohttp
@@ -61,6 +61,20 @@ NO_BODY: Final = _NoBody()
 
 
 @dataclass(frozen=True)
+class RateLimitSettings:
+    """How every request waits out HTTP 429 (:mod:`polyswarmclient.transport.ratelimit`)."""
+
+    #: Without Retry-After, the shared pause starts near ``base`` and doubles up to ``cap`` (Retry-After is
+    #: capped at ``cap`` too).
+    base: float = 2.0
+    cap: float = 30.0
+    #: Pauses one request may sit through before it fails with :class:`RateLimited`.
+    retries: int = 6
+    #: After a pause, waiting requests are let through one per this many seconds.
+    spacing: float = 0.05
+
+
+@dataclass(frozen=True)
 class HttpSettings:
     """Timeouts (seconds) and retry policy."""
 
@@ -75,12 +89,8 @@ class HttpSettings:
     max_retries: int = 4
     retry_base: float = 0.5
     retry_cap: float = 8.0
-    #: The shared pause after a 429 starts near this and doubles up to ``rate_limit_cap``.
-    rate_limit_base: float = 2.0
-    rate_limit_cap: float = 30.0
-    rate_limit_retries: int = 6
-    #: After a 429 pause, waiting requests are let through one per this many seconds.
-    rate_limit_spacing: float = 0.05
+    #: The one gate all requests wait at after an HTTP 429.
+    rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
     #: Seconds one request may take in all, retries included (at least its own time limit); a server
     #: that answers a byte at a time cannot keep a command silent for longer.
     total_timeout: float = 60.0
@@ -137,12 +147,8 @@ class HttpTransport:
         self._headers: dict[str, str] = {"Authorization": api_key} if api_key else {}
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
-        self._gate = RateGate(
-            self.settings.rate_limit_base,
-            self.settings.rate_limit_cap,
-            self.settings.rate_limit_spacing,
-            rng=self._rng,
-        )
+        limits = self.settings.rate_limit
+        self._gate = RateGate(limits.base, limits.cap, limits.spacing, rng=self._rng)
 
     def __repr__(self) -> str:
         key = "set" if self._headers else "none"
@@ -300,7 +306,7 @@ class HttpTransport:
                     raise self._unauthorized(what)
                 if status == 429:
                     rate_limited += 1
-                    if rate_limited > self.settings.rate_limit_retries:
+                    if rate_limited > self.settings.rate_limit.retries:
                         raise RateLimited(
                             f"polyswarmd at {self.address} kept answering HTTP 429 (rate limited) to {what} "
                             f"after {rate_limited - 1} pauses; lower the request rate or ask the operator "
