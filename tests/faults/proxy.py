@@ -71,7 +71,8 @@ class Call:
     @property
     def guid(self) -> str:
         """The first argument read as a bounty GUID (``uint128``), in the API's dashed form."""
-        return abi.int_to_guid(self.first_word)
+        text = f"{self.first_word:032x}"
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:32]}"
 
 
 def calls_in(body: bytes) -> list[Call]:
