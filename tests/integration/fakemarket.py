@@ -555,6 +555,7 @@ class _Subscription:
         self.market = market
         self.chain = chain
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.queue.put_nowait(Connected(start_time="0", chain=chain))  # polyswarmd's first message
         market.subscribers.append(self)
 
     def __aiter__(self) -> _Subscription:

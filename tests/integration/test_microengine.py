@@ -456,6 +456,29 @@ async def test_restart_after_the_reveal_was_sent_settles_without_revealing_again
     assert "forfeited" not in caplog.text
 
 
+async def test_restart_lists_open_bounties_before_its_due_settle(market, client, tmp_path, monkeypatch):
+    """A restart with a settle already due first lists the bounties posted while it was down (even when the
+    listing is slow), so an engine killed again at its settle still learned of them."""
+    async with microengine(client, tmp_path) as e:
+        guid = await posted_and_revealed(market)
+        await e.run.kill()
+    market.block = E + 30  # the settle is due
+    late = market.open_bounty(AUTHOR, MIN, "QmArtifacts", expiration=E + 60, announce=False).guid
+    pages = client.iter_bounty_pages
+
+    async def slow_pages(*args: object, **options: object) -> AsyncIterator[tuple[int, list[str]]]:
+        await asyncio.sleep(0.3)
+        async for page in pages(*args, **options):
+            yield page
+
+    monkeypatch.setattr(client, "iter_bounty_pages", slow_pages)
+    before = len(client.calls)
+    async with microengine(client, tmp_path):
+        await until(lambda: settle_calls(client) == [guid] and late in market.assertions)
+    after = [name for name, _ in client.calls[before:]]
+    assert after.index("iter_bounty_pages") < after.index("settle")
+
+
 async def test_catch_up_learns_a_reveal_mined_unheard(market, client, tmp_path):
     """A reveal whose answer was lost is taken as done by the next catch-up (no second reveal needed)."""
     market.answer_lost = {"reveal_assertion"}

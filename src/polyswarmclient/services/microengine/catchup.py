@@ -1,8 +1,8 @@
 """Catching up on what the event stream may have hidden: on the first connect, after every reconnect.
 
-One pass, per chain: refresh the bounty parameters, look on chain for our own assertions whose index we
-never learned, learn the head, check our bounties for quorum, then page ``GET /bounties`` for bounties
-still open that we never saw and hand each to the engine as an :class:`~.planning.OpenBounty`. A pass
+One pass, per chain: refresh the bounty parameters, page ``GET /bounties`` for bounties still open that
+we never saw and hand each to the engine as an :class:`~.planning.OpenBounty`, then look on chain for our
+own assertions whose index we never learned, learn the head and check our bounties for quorum. A pass
 that fails, or could not read some bounty, runs again after a jittered, doubling delay: a bounty it
 misses has no other way back to us. Pages only grow at the end, so a pass starts from the last page the
 previous one read in full, and a long-lived engine pages the history once, not on every reconnect.
@@ -36,6 +36,7 @@ class Host(Protocol):
     def on_block(self, chain: str, number: int) -> None: ...
     def on_quorum(self, guid: str) -> None: ...
     def take(self, bounty: OpenBounty) -> None: ...
+    def listed(self, chain: str) -> None: ...
 
 
 class CatchUp:
@@ -87,17 +88,26 @@ class CatchUp:
             self.running.discard(chain)
 
     async def once(self, chain: str) -> int:
-        """One pass; returns how many bounties could not be read (so the pass runs again)."""
-        await self.client.bounty_parameters(chain, refresh=True)
+        """One pass; returns how many bounties could not be read (so the pass runs again).
+
+        The open bounties are listed first: until then the engine holds its due steps (see
+        :meth:`Host.listed`), so an engine that is restarted again and again still learns of every bounty
+        posted while it was down before it spends its time on transactions.
+        """
+        try:
+            await self.client.bounty_parameters(chain, refresh=True)
+            head = await self.client.block_number(chain)
+            found = unread = 0
+            start = self._page.get(chain, 0)  # read again: it may have grown
+            async for page, guids in self.client.iter_bounty_pages(chain, start_page=start):
+                found_here, unread_here = await self._open_among(chain, guids, head)
+                found, unread = found + found_here, unread + unread_here
+                if not unread:
+                    self._page[chain] = page
+        finally:
+            self.host.listed(chain)
         await self.steps.recover_indexes(chain)
         await self.refresh(chain)
-        found = unread = 0
-        start = self._page.get(chain, 0)  # read again: it may have grown
-        async for page, guids in self.client.iter_bounty_pages(chain, start_page=start):
-            found_here, unread_here = await self._open_among(chain, guids)
-            found, unread = found + found_here, unread + unread_here
-            if not unread:
-                self._page[chain] = page
         log.info("catch-up on %s done: %d open bounty(ies) had been missed", chain, found)
         return unread
 
@@ -118,7 +128,7 @@ class CatchUp:
             if bounty.quorum_reached:
                 self.host.on_quorum(record.guid)
 
-    async def _open_among(self, chain: str, guids: list[str]) -> tuple[int, int]:
+    async def _open_among(self, chain: str, guids: list[str], head: int) -> tuple[int, int]:
         """Hand the still-open bounties among ``guids`` to the engine; returns (found, could not be read)."""
         found = unread = 0
         for guid in guids:
@@ -130,7 +140,7 @@ class CatchUp:
                 log.debug("catch-up: bounty %s could not be read: %s", guid, exc)
                 unread += 1
                 continue
-            head = self.book.heads.get(chain, 0)
+            head = max(head, self.book.heads.get(chain, 0))
             if not still_open(bounty.expiration, head):
                 self._closed[guid] = None
                 while len(self._closed) > self._closed_cache_size:

@@ -17,6 +17,7 @@ transaction that depends on it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import partial
 
@@ -49,6 +50,11 @@ from polyswarmclient.wire.events import (
 
 log = logging.getLogger("microengine")
 
+#: At start, how long due steps (reveals, settles, resent assertions) wait for the first catch-up to list
+#: the open bounties, so that a restart that is cut short again still learns of the bounties posted
+#: while it was down before it spends its time on transactions.
+START_LISTING_GRACE = 15.0
+
 
 class Microengine:
     """One microengine service. ``await Microengine(...).run()`` until shutdown or ``--testing`` is done."""
@@ -76,6 +82,8 @@ class Microengine:
         self.catch_up = CatchUp(client, self.book, self.steps, self, self.config.seen_cache_size)
         self._connected: set[str] = set()
         self._supervisor: Supervisor | None = None
+        self._holding: dict[str, asyncio.Event] = {}  # chains whose due steps wait for the start-up listing
+        self._deferred: list[Action] = []  # steps that fell due on a held chain
 
     @property
     def schedule(self) -> Schedule:
@@ -115,11 +123,15 @@ class Microengine:
         supervisor = Supervisor(
             log, self.shutdown, self.is_fatal, stop_note="no new bounties, finishing in-flight work"
         )
+        if unsent or self.book.active():  # work from an earlier run: list the open bounties before doing it
+            self._holding = {chain: asyncio.Event() for chain in chains}
         async with supervisor:
             self._supervisor = supervisor
             if self.quota.complete:
                 supervisor.finish()
             supervisor.consume(self.client, chains, self.dispatch)
+            for chain in chains:
+                supervisor.spawn(partial(self._release_after_grace, chain), f"start-up hold on {chain}")
             for record in unsent:
                 supervisor.spawn(partial(self._resend, record), f"assertion on bounty {record.guid}")
             if self.book.active():
@@ -129,6 +141,30 @@ class Microengine:
             log.warning("due reveals and settles stay in the state directory for the next start")
         if supervisor.finished:
             log.info("testing mode: all %d bounties finished", self.config.testing)
+
+    def listed(self, chain: str) -> None:
+        """The first catch-up on ``chain`` has listed the open bounties: due steps run from now on."""
+        hold = self._holding.pop(chain, None)
+        if hold is None:
+            return
+        hold.set()
+        due = [action for action in self._deferred if action.chain == chain]
+        self._deferred = [action for action in self._deferred if action.chain != chain]
+        self._run_actions(due)
+
+    async def _release_after_grace(self, chain: str) -> None:
+        hold = self._holding.get(chain)
+        if hold is None:
+            return
+        try:
+            await asyncio.wait_for(hold.wait(), START_LISTING_GRACE)
+        except TimeoutError:
+            log.warning(
+                "the start-up listing of open bounties on %s takes over %.0f s; running due reveals and settles now",
+                chain,
+                START_LISTING_GRACE,
+            )
+            self.listed(chain)
 
     def _resume(self) -> None:
         """Put every pending reveal and settle from the state directory back on the schedule."""
@@ -192,6 +228,9 @@ class Microengine:
     def _run_actions(self, actions: list[Action]) -> None:
         spawn = self.supervisor.spawn
         for action in actions:
+            if action.chain in self._holding:  # until the start-up listing is done (see listed)
+                self._deferred.append(action)
+                continue
             match action.kind:
                 case "reveal":
                     spawn(partial(self.steps.reveal, action.guid), f"reveal of bounty {action.guid}")
@@ -205,6 +244,8 @@ class Microengine:
     async def _resend(self, record: AssertionRecord) -> None:
         """A record written before a restart whose assertion never reached the chain: post it while the
         bounty is open (else the schedule abandons it after expiration)."""
+        if (hold := self._holding.get(record.chain)) is not None:
+            await hold.wait()  # learn of the bounties posted while we were down first
         head = await self.client.block_number(record.chain)
         if head + 1 >= record.expiration:
             log.warning(
