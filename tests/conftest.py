@@ -1,7 +1,8 @@
 """What every tier shares: a marker per tier folder, and the fixtures more than one test module uses.
 
 Each test is marked with the tier its folder names (``unit``, ``integration``, ``cli``, ``devnet``,
-``e2e``, ``faults``; registered in ``pyproject.toml``), so ``pytest -m unit`` runs exactly ``tests/unit``.
+``e2e``, ``faults``, and the real-component tiers ``clamav`` and ``yara``; registered in
+``pyproject.toml``), so ``pytest -m unit`` runs exactly ``tests/unit``.
 Helpers that are plain functions (envelopes, ``unused_port``, ``wait_until``, ``cli_invoker``, ...) live in
 ``tests/helpers.py``.
 """
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from tests.fixtures_devnet import DevnetApi, RunningDevnet
 
 TESTS = Path(__file__).resolve().parent
-TIERS = ("unit", "integration", "cli", "devnet", "e2e", "faults")
+TIERS = ("unit", "integration", "cli", "devnet", "e2e", "faults", "clamav", "yara")
 
 
 def tier_of(path: Path) -> str | None:

@@ -74,6 +74,7 @@ CONFINED: dict[str, frozenset[str]] = {
     "eth": frozenset({"devnet"}),
     "eth_tester": frozenset({"devnet"}),
     "vyper": frozenset({"devnet"}),
+    "yara": frozenset({"backends"}),
 }
 #: Layers that import nothing outside the standard library (and, for the base, the base).
 STDLIB_ONLY = BASE | {"samples"}

@@ -26,7 +26,7 @@ from polyswarmclient.abstractscanner import (
 from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.backends.isolation import BackendLoop, EngineClientProxy, Job
 from polyswarmclient.backends.loader import list_backends, load_backend_class
-from polyswarmclient.errors import ConfigError, ScanError
+from polyswarmclient.errors import ConfigError, PolyswarmError, ScanError
 
 log = logging.getLogger("microengine.backend")
 
@@ -232,6 +232,8 @@ def create_backend(
             impl = cls(proxy, **kwargs)
         else:
             impl = cls()
+    except PolyswarmError:
+        raise  # already one line that says what to fix (a backend reading its settings, say)
     except Exception as exc:
         raise ConfigError(f"backend {label!r} could not be created: {exc.__class__.__name__}: {exc}") from exc
     return Backend(label, impl, proxy)

@@ -38,10 +38,15 @@ _BUILTIN_FALLBACK: dict[str, dict[str, str]] = {
     GROUP: {
         "eicar": "polyswarmclient.backends.eicar:EicarScanner",
         "scratch": "polyswarmclient.backends.scratch:ScratchScanner",
+        "clamav": "polyswarmclient.backends.clamav:ClamavScanner",
+        "yara": "polyswarmclient.backends.yara_rules:YaraScanner",
+        "multi": "polyswarmclient.backends.multi:MultiScanner",
     },
     ARBITER_GROUP: {
         "verbatim": "polyswarmclient.backends.verbatim:VerbatimArbiter",
         "eicar": "polyswarmclient.backends.eicar:EicarScanner",
+        "clamav": "polyswarmclient.backends.clamav:ClamavScanner",
+        "yara": "polyswarmclient.backends.yara_rules:YaraScanner",
     },
 }
 
