@@ -66,6 +66,17 @@ class Env:
             self.ok(self.deployer, "NectarToken", "mint", user.address, nct)
         return user
 
+    def arbiter(self, label: str = "arbiter", stake: int | None = None) -> User:
+        """A registered arbiter with ``stake`` NCT-wei staked (default: the minimum stake), so it may vote."""
+        user = self.user(label)
+        self.ok(self.deployer, "BountyRegistry", "addArbiter", user.address, self.chain.block_number())
+        amount = self.config.minimum_stake if stake is None else stake
+        if amount:
+            self.ok(self.deployer, "NectarToken", "mint", user.address, amount)
+            self.ok(user, "NectarToken", "approve", self.addr("ArbiterStaking"), amount)
+            self.ok(user, "ArbiterStaking", "deposit", amount)
+        return user
+
     def call(self, contract: str, fn: str, *args: Any, sender: str | None = None) -> Any:
         return contract_call(self.chain, self.addr(contract), contract, fn, *args, sender=sender)
 

@@ -34,9 +34,7 @@ def _bloom_words(uri: str) -> list[int]:
 
 
 def _arbiter(env, label="arbiter"):
-    arb = env.user(label)
-    env.ok(env.deployer, "BountyRegistry", "addArbiter", arb.address)
-    return arb
+    return env.arbiter(label)
 
 
 # ---------------------------------------------------------------- vectors
@@ -112,7 +110,7 @@ def test_post_bounty_escrows_amount_plus_fee_and_records_fields(env) -> None:
         0,
         "m",
     )
-    logs = env.chain.get_logs(0, env.chain.block_number(), address=env.addr("BountyRegistry"))
+    logs = env.chain.get_logs(expiration - 7, env.chain.block_number(), address=env.addr("BountyRegistry"))
     new_bounty = "9131922187c384daa13e81999a6b48e917a94eab0fb8f64e3e749c22aa3cd54d"
     assert [log.topics[0].hex() for log in logs] == [new_bounty]
 
@@ -191,19 +189,23 @@ def test_parameter_views_report_the_deploy_config(env) -> None:
     assert env.call("BountyRegistry", "ARBITER_LOOKBACK_RANGE") == c.arbiter_lookback_range
 
 
-def test_owner_updates_fees_windows_and_deprecation_with_events(env) -> None:
-    """setFees/setWindows/deprecate/undeprecate emit their events; a deprecated registry refuses bounties."""
+def test_managers_update_fees_windows_and_deprecation_with_events(env) -> None:
+    """The fee, window and deprecation managers' calls emit their events; a deprecated registry refuses bounties."""
     abi = load_artifact("BountyRegistry")["abi"]
     poster = env.user("poster", 10 * NCT)
-    r = env.ok(env.deployer, "BountyRegistry", "setFees", 5, 6)
+    r = env.ok(env.deployer, "BountyRegistry", "setBountyFee", 5)
     assert r.logs[0].topics[0] == event_topic(abi, "FeesUpdated")
+    assert r.logs[0].data == (5).to_bytes(32, "big") + env.config.assertion_fee.to_bytes(32, "big")
+    r = env.ok(env.deployer, "BountyRegistry", "setAssertionFee", 6)
     assert r.logs[0].data == (5).to_bytes(32, "big") + (6).to_bytes(32, "big")
     assert env.call("BountyRegistry", "bountyFee") == 5 and env.call("BountyRegistry", "assertionFee") == 6
+    assert env.call("BountyRegistry", "DEFAULT_BOUNTY_FEE") == env.config.bounty_fee
     r = env.ok(env.deployer, "BountyRegistry", "setWindows", 3, 4)
     assert r.logs[0].topics[0] == event_topic(abi, "WindowsUpdated")
     assert env.call("BountyRegistry", "assertionRevealWindow") == 3
-    assert env.fails(poster, "BountyRegistry", "setFees", 1, 1) == "Only owner"
-    assert env.fails(poster, "BountyRegistry", "addArbiter", poster.address) == "Only owner"
+    assert env.fails(poster, "BountyRegistry", "setBountyFee", 1) == "Only fee manager"
+    assert env.fails(poster, "BountyRegistry", "setWindows", 1, 1) == "Only window manager"
+    assert env.fails(poster, "BountyRegistry", "deprecate", True) == "Only deprecator"
     r = env.ok(env.deployer, "BountyRegistry", "deprecate", True)
     assert r.logs[0].topics[0] == event_topic(abi, "Deprecated") and r.logs[0].data[-1] == 1
     assert env.call("BountyRegistry", "deprecatedBlock") == r.block_number

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
 from eth_abi import decode
 
 from polyswarmclient.devnet.contracts.compile import load_artifact
-from polyswarmclient.devnet.deploy import NCT, event_topic
+from polyswarmclient.devnet.deploy import NCT, CommunityConfig, event_topic
 
 F_B = 62_500_000_000_000_000
 F_A = 31_250_000_000_000_000
@@ -14,9 +17,7 @@ QUARTER = NCT // 4
 
 
 def _arbiter(env, label="arbiter"):
-    arb = env.user(label)
-    env.ok(env.deployer, "BountyRegistry", "addArbiter", arb.address)
-    return arb
+    return env.arbiter(label)
 
 
 def _settle(env, who) -> int:
@@ -153,13 +154,11 @@ def test_no_assertions_with_votes_pays_fee_to_arbiter(env) -> None:
     assert _settle(env, arb) == F_B
 
 
+@pytest.mark.parametrize("config", [replace(CommunityConfig(), minimum_stake=0)])
 def test_arbiter_reward_goes_to_stake_weighted_voter(env) -> None:
-    """The first arbiter settle assigns the arbiter by stake among voters; others get nothing."""
+    """The first arbiter settle assigns the arbiter by stake among voters (minimum stake 0: an unstaked one votes)."""
     poster = env.user("poster", 10 * NCT)
-    staked, unstaked = _arbiter(env, "staked"), _arbiter(env, "unstaked")
-    env.ok(env.deployer, "NectarToken", "mint", staked.address, 2_000 * NCT)
-    env.ok(staked, "NectarToken", "approve", env.addr("ArbiterStaking"), 1_000 * NCT)
-    env.ok(staked, "ArbiterStaking", "deposit", 1_000 * NCT)
+    staked, unstaked = env.arbiter("staked", 1_000 * NCT), env.arbiter("unstaked", 0)
     guid, e = env.post_bounty(poster, amount=2 * NCT)
     env.current_guid = guid
     _to_vote_round(env, e)

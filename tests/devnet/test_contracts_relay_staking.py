@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from eth_abi import decode
 
 from polyswarmclient.devnet.contracts.compile import load_artifact
@@ -56,7 +57,7 @@ def test_approve_withdrawal_pays_amount_minus_fees(env) -> None:
     abi = load_artifact("ERC20Relay")["abi"]
     [log] = [log for log in receipt.logs if log.topics[0] == event_topic(abi, "WithdrawalProcessed")]
     assert log.topics[1][-20:].hex() == dest.address[2:].lower()
-    assert decode(["uint256", "bytes32", "bytes32", "uint256"], log.data) == args[1:]
+    assert decode(["uint256", "bytes32", "bytes32", "uint256"], log.data) == (10 * NCT - fee, *args[2:])
     assert env.fails(verifier, "ERC20Relay", "approveWithdrawal", *args) == "Withdrawal already processed"
 
 
@@ -95,6 +96,7 @@ def test_multiple_verifiers_need_two_thirds(env) -> None:
     assert env.balance(dest) == NCT
 
 
+@pytest.mark.parametrize("config", [replace(CommunityConfig(), minimum_stake=1_000 * NCT)])
 def test_staking_deposit_and_withdraw_rules(env) -> None:
     """Only arbiters deposit; deposits unlock after stakeDuration blocks and are withdrawn oldest first."""
     cfg = env.config
@@ -102,7 +104,7 @@ def test_staking_deposit_and_withdraw_rules(env) -> None:
     staking = env.addr("ArbiterStaking")
     env.ok(outsider, "NectarToken", "approve", staking, 5_000 * NCT)
     assert env.fails(outsider, "ArbiterStaking", "deposit", 1_000 * NCT) == "Not an arbiter"
-    env.ok(env.deployer, "BountyRegistry", "addArbiter", arb.address)
+    env.ok(env.deployer, "BountyRegistry", "addArbiter", arb.address, 1)
     assert env.fails(arb, "ArbiterStaking", "deposit", 1_000 * NCT) == "Insufficient allowance"
     env.ok(arb, "NectarToken", "approve", staking, 5_000 * NCT)
     r1 = env.ok(arb, "ArbiterStaking", "deposit", 600 * NCT)
@@ -133,9 +135,9 @@ def test_staking_deposit_and_withdraw_rules(env) -> None:
 def test_staking_maximum(config) -> None:
     """A deposit taking the stake above MAXIMUM_STAKE reverts; reaching exactly the maximum is fine."""
     chain = EmbeddedChain(1338)
-    contracts = deploy_chain(chain, replace(config, maximum_stake=2_000 * NCT), home=False)
+    contracts = deploy_chain(chain, replace(config, minimum_stake=NCT, maximum_stake=2_000 * NCT), home=False)
     key, arb = devnet_key("test arb"), devnet_address("test arb")
-    register_arbiter(chain, contracts, arb)
+    register_arbiter(chain, contracts, arb, chain.block_number())
     staking = contracts.arbiter_staking
     token = contracts.nectar_token
     contract_transact(chain, devnet_key("deployer"), token, "NectarToken", "mint", arb, 5 * 10**21)
@@ -154,7 +156,7 @@ def test_token_basics(env) -> None:
     assert env.call("NectarToken", "symbol") == "NCT"
     assert env.call("NectarToken", "decimals") == 18
     assert env.fails(a, "NectarToken", "transfer", b.address, 6 * NCT) == "Insufficient balance"
-    assert env.fails(a, "NectarToken", "mint", a.address, 1) == "Only owner"
+    assert env.fails(a, "NectarToken", "mint", a.address, 1) == "Only minter"
     r = env.ok(a, "NectarToken", "transfer", b.address, 2 * NCT)
     assert r.logs[0].topics[0].hex() == "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
     assert env.balance(b) == 2 * NCT
@@ -173,11 +175,15 @@ def test_deploy_community_wires_both_chains() -> None:
     assert home_relay == cfg.home_relay_liquidity
     assert 0 < contract_call(home, h.erc20_relay, "ERC20Relay", "fees") < NCT
     assert contract_call(side, s.erc20_relay, "ERC20Relay", "fees") == 0
-    assert contract_call(side, s.arbiter_staking, "ArbiterStaking", "registry") == s.bounty_registry
     user = devnet_address("test user")
     fund_account(home, side, community, user, eth=10**18, nct_home=3 * NCT, nct_side=4 * NCT)
     assert home.eth_balance(user) == side.eth_balance(user) == 10**18
     assert contract_call(home, h.nectar_token, "NectarToken", "balanceOf", user) == 3 * NCT
     assert contract_call(side, s.nectar_token, "NectarToken", "balanceOf", user) == 4 * NCT
-    register_arbiter(side, s, user)
+    register_arbiter(side, s, user, side.block_number())
     assert contract_call(side, s.bounty_registry, "BountyRegistry", "isArbiter", user) is True
+    # the staking contract asks this registry who is an arbiter: the new arbiter may deposit there
+    user_key = devnet_key("test user")
+    contract_transact(side, user_key, s.nectar_token, "NectarToken", "approve", s.arbiter_staking, NCT)
+    contract_transact(side, user_key, s.arbiter_staking, "ArbiterStaking", "deposit", NCT)
+    assert contract_call(side, s.arbiter_staking, "ArbiterStaking", "balanceOf", user) == NCT

@@ -35,6 +35,8 @@ class ChainLike(Protocol):
 
     def revert_reason(self, tx_hash: bytes) -> str | None: ...
 
+    def block_number(self) -> int: ...
+
 
 class DeployError(RuntimeError):
     """A deployment or setup transaction failed."""
@@ -172,8 +174,9 @@ class CommunityConfig:
     max_duration: int = 100
     arbiter_lookback_range: int = 100
     page_size: int = 25
-    minimum_stake: int = 1_000 * NCT
-    maximum_stake: int = 1_000_000 * NCT
+    # ArbiterStaking 1.2's values; the devnet lowers the minimum (see DevnetConfig.minimum_stake)
+    minimum_stake: int = 10_000_000 * NCT
+    maximum_stake: int = 100_000_000 * NCT
     stake_duration: int = 100
     # fees() = (54301 * verifiers + 73458) * 20 gwei * rate: with one verifier and rate 98
     # a homechain payout (side -> home withdrawal) costs 0.2504 NCT; sidechain payouts are free.
@@ -249,7 +252,7 @@ def deploy_chain(chain: ChainLike, config: CommunityConfig, *, home: bool) -> Ch
         config.arbiter_lookback_range,
         config.page_size,
     )
-    contract_transact(chain, deployer_key, staking, "ArbiterStaking", "setRegistry", registry)
+    contract_transact(chain, deployer_key, staking, "ArbiterStaking", "setBountyRegistry", registry)
     relay = _deploy(chain, deployer_key, "ERC20Relay", token, rate, fee_wallet, [verifier])
 
     if home:
@@ -310,6 +313,8 @@ def fund_account(
         contract_transact(side, key, community.side.nectar_token, "NectarToken", "mint", address, nct_side)
 
 
-def register_arbiter(chain: ChainLike, contracts: ChainContracts, address: str) -> None:
-    """Whitelist ``address`` as an arbiter of that chain's BountyRegistry (owner call)."""
-    contract_transact(chain, devnet_key("deployer"), contracts.bounty_registry, "BountyRegistry", "addArbiter", address)
+def register_arbiter(chain: ChainLike, contracts: ChainContracts, address: str, block_number: int) -> None:
+    """Make ``address`` an arbiter of that chain's BountyRegistry (an arbiter manager's call, the
+    deployer's); ``block_number`` is the block the decision was taken at, as ``AddedArbiter`` reports it."""
+    registry = contracts.bounty_registry
+    contract_transact(chain, devnet_key("deployer"), registry, "BountyRegistry", "addArbiter", address, block_number)

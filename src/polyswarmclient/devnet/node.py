@@ -90,6 +90,10 @@ class DevnetConfig:
     receipt_timeout_side: float = 10.0
     receipt_timeout_home: float = 60.0
     poll_interval: float = 0.5
+    #: ArbiterStaking's MINIMUM_STAKE. The contracts' default is 1.6's 10,000,000 NCT; the devnet lowers it
+    #: to 1,000 NCT because it gives each keystore 10,000 NCT on the sidechain (``fund_nct_side``), so that
+    #: ``arbiter_keyfile`` can stake and vote. ``community_overrides["minimum_stake"]`` wins over it.
+    minimum_stake: int = 1_000 * NCT
     #: ``CommunityConfig`` field overrides (``assertion_reveal_window``, ``arbiter_vote_window``, fees…)
     community_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -239,7 +243,8 @@ class Devnet:
         unknown = set(self.config.community_overrides) - known
         if unknown:
             raise ValueError(f"unknown community settings: {', '.join(sorted(unknown))}")
-        return replace(CommunityConfig(), **self.config.community_overrides)
+        settings = {"minimum_stake": self.config.minimum_stake, **self.config.community_overrides}
+        return replace(CommunityConfig(), **settings)
 
     def _deploy_and_fund(self, home_chain: Any, side_chain: Any) -> Any:
         from polyswarmclient.devnet.deploy import deploy_community, fund_account, register_arbiter
@@ -262,7 +267,7 @@ class Devnet:
             )
         self.arbiter = self.accounts.get(ARBITER_KEYFILE)
         if self.arbiter:
-            register_arbiter(side_chain, community.side, self.arbiter)
+            register_arbiter(side_chain, community.side, self.arbiter, side_chain.block_number())
         return community
 
     # --- conveniences for tests and the CLI ----------------------------------------------------------

@@ -1,11 +1,33 @@
 # pragma version 0.4.3
 """
-@title BountyRegistry (devnet, 1.6-compatible ABI)
+@title BountyRegistry (devnet, the 1.6 interface)
 @notice Bounties, commit-reveal assertions, arbiter votes and settlement.
         Rules follow BountyRegistry 1.5 with a single bounty amount that is
         spread evenly over the artifacts (amount[i] = amount / numArtifacts).
         Rounds: 0 assertion (block < E), 1 reveal (E <= block < E+R),
         2 voting (E+R <= block < E+R+V), 3 voting with quorum, 4 finished.
+
+        Roles as in 1.6, each held by the deployer at first: the owner
+        (Ownable), pausers (a paused registry refuses new bounties and
+        assertions; reveals, votes and settles go on, so a pause never costs an
+        expert its commitment), arbiter managers (addArbiter/removeArbiter with
+        the block number the decision was taken at), the fee manager
+        (setBountyFee/setAssertionFee), the window manager (setWindows) and
+        deprecators (deprecate/undeprecate).
+
+        Voting needs the arbiter role AND stake eligibility in ArbiterStaking
+        (stake >= MINIMUM_STAKE and a response rate of 9/10), as in 1.6; each
+        vote is recorded there (recordBounty).
+
+        Limits that 1.6 does not have (Vyper needs a static bound on every
+        array and loop): at most 256 assertions and 256 votes per bounty, and
+        the arbiter look-back range at most 256 bounties. 1.6 stores them in
+        unbounded arrays, where the block gas limit of settleBounty binds long
+        before 256 wide assertions.
+
+        Ours only: calculateCommitment (pure), which lets the tests check the
+        contract's commitment against the published vectors, whose sender's key
+        nobody has.
 """
 
 interface Token:
@@ -14,10 +36,10 @@ interface Token:
 
 interface Staking:
     def balanceOf(staker: address) -> uint256: view
-    def recordBounty(guid: uint128, blockNumber: uint256): nonpayable
-    def recordBountyVote(arbiter: address, guid: uint128): nonpayable
+    def isEligible(arbiter: address) -> bool: view
+    def recordBounty(arbiter: address, bountyGuid: uint128, blockNumber: uint256): nonpayable
 
-# None of these event arguments are indexed (as in the 1.6 ABI).
+# The marketplace events: none of their arguments are indexed (as in the 1.6 ABI).
 event NewBounty:
     guid: uint128
     artifactType: uint256
@@ -73,11 +95,50 @@ event Deprecated:
 event Undeprecated:
     pass
 
-event ArbiterAdded:
-    arbiter: address
+# The role events, shaped as in 1.6.
+event AddedArbiter:
+    account: indexed(address)
+    blockNumber: uint256
 
-event ArbiterRemoved:
-    arbiter: address
+event RemovedArbiter:
+    account: indexed(address)
+    blockNumber: uint256
+
+event ArbiterManagerAdded:
+    account: indexed(address)
+
+event ArbiterManagerRemoved:
+    account: indexed(address)
+
+event DeprecatorAdded:
+    account: indexed(address)
+
+event DeprecatorRemoved:
+    account: indexed(address)
+
+event PauserAdded:
+    account: indexed(address)
+
+event PauserRemoved:
+    account: indexed(address)
+
+event Paused:
+    account: address
+
+event Unpaused:
+    account: address
+
+event NewFeeManager:
+    previousManager: indexed(address)
+    newManager: indexed(address)
+
+event NewWindowManager:
+    previousManager: indexed(address)
+    newManager: indexed(address)
+
+event OwnershipTransferred:
+    previousOwner: indexed(address)
+    newOwner: indexed(address)
 
 struct Bounty:
     guid: uint128
@@ -106,29 +167,41 @@ struct Vote:
     votes: uint256
     validBloom: bool
 
+VERSION: public(constant(String[8])) = "1.6.0"
+
 MAX_ARTIFACTS: constant(uint256) = 256
-MAX_ASSERTIONS: public(constant(uint256)) = 32
-MAX_VOTES: public(constant(uint256)) = 64
+MAX_ASSERTIONS: constant(uint256) = 256
+MAX_VOTES: constant(uint256) = 256
+MAX_LOOKBACK: constant(uint256) = 256
+MAX_CANDIDATES: constant(uint256) = 256
 MAX_PAGE_SIZE: constant(uint256) = 256
 VALID_HASH_PERIOD: public(constant(uint256)) = 256
 NUM_ARTIFACT_TYPES: constant(uint256) = 2
 
-token: public(immutable(address))
+token: immutable(address)
 staking: public(immutable(address))
 BOUNTY_AMOUNT_MINIMUM: public(immutable(uint256))
 ASSERTION_BID_ARTIFACT_MINIMUM: public(immutable(uint256))
 ASSERTION_BID_ARTIFACT_MAXIMUM: public(immutable(uint256))
+DEFAULT_BOUNTY_FEE: public(immutable(uint256))
+DEFAULT_ASSERTION_FEE: public(immutable(uint256))
 MAX_DURATION: public(immutable(uint256))
 ARBITER_LOOKBACK_RANGE: public(immutable(uint256))
 PAGE_SIZE: public(immutable(uint256))
 
 owner: public(address)
+paused: public(bool)
+feeManager: address
+windowManager: address
+pausers: HashMap[address, bool]
+arbiterManagers: HashMap[address, bool]
+deprecators: HashMap[address, bool]
+
 bountyFee: public(uint256)
 assertionFee: public(uint256)
 assertionRevealWindow: public(uint256)
 arbiterVoteWindow: public(uint256)
 deprecatedBlock: public(uint256)
-deprecated: public(bool)
 rollover: public(bool)
 
 isArbiter: public(HashMap[address, bool])
@@ -143,17 +216,23 @@ assertionFeesTotal: HashMap[uint128, uint256]
 bidTotal: HashMap[uint128, uint256]
 
 assertions: HashMap[uint128, HashMap[uint256, Assertion]]
-bids: HashMap[uint128, HashMap[uint256, DynArray[uint256, MAX_ARTIFACTS]]]
+# assertionBidByGuid(guid, assertion index, bid index): the bid portions of each assertion
+assertionBidByGuid: public(HashMap[uint128, HashMap[uint256, DynArray[uint256, MAX_ARTIFACTS]]])
 assertionFeePaid: HashMap[uint128, HashMap[uint256, uint256]]
 numAssertions: HashMap[uint128, uint256]
 # index + 1 of the sender's assertion, 0 when none
 assertionIndexPlusOne: HashMap[uint128, HashMap[address, uint256]]
+expertAssertionRegistryByGuid: public(HashMap[uint256, HashMap[address, bool]])
 
 votes: HashMap[uint128, HashMap[uint256, Vote]]
 numVotes: HashMap[uint128, uint256]
-hasVoted: HashMap[uint128, HashMap[address, bool]]
+arbiterVoteRegistryByGuid: public(HashMap[uint256, HashMap[address, bool]])
+# malicious votes per artifact
+quorumVotesByGuid: public(HashMap[uint128, HashMap[uint256, uint256]])
+# votes that counted for each artifact (1.6 declares this mapping and never writes it)
+voteCountByGuid: public(HashMap[uint256, HashMap[uint256, uint256]])
 
-settled: HashMap[uint128, HashMap[address, bool]]
+bountySettled: public(HashMap[uint128, HashMap[address, bool]])
 settlementComputed: HashMap[uint128, bool]
 posterRefund: HashMap[uint128, uint256]
 arbiterReward: HashMap[uint128, uint256]
@@ -178,74 +257,227 @@ def __init__(
     assert assertionBidMinimum <= assertionBidMaximum, "Invalid bid limits"
     assert pageSize > 0 and pageSize <= MAX_PAGE_SIZE, "Invalid page size"
     assert maxDuration > 0, "Invalid max duration"
+    assert arbiterLookbackRange > 0 and arbiterLookbackRange <= MAX_LOOKBACK, "Invalid lookback range"
     token = _token
     staking = _staking
     BOUNTY_AMOUNT_MINIMUM = bountyAmountMinimum
     ASSERTION_BID_ARTIFACT_MINIMUM = assertionBidMinimum
     ASSERTION_BID_ARTIFACT_MAXIMUM = assertionBidMaximum
+    DEFAULT_BOUNTY_FEE = _bountyFee
+    DEFAULT_ASSERTION_FEE = _assertionFee
     MAX_DURATION = maxDuration
     ARBITER_LOOKBACK_RANGE = arbiterLookbackRange
     PAGE_SIZE = pageSize
-    self.owner = msg.sender
     self.bountyFee = _bountyFee
     self.assertionFee = _assertionFee
     self.assertionRevealWindow = _assertionRevealWindow
     self.arbiterVoteWindow = _arbiterVoteWindow
+    self.owner = msg.sender
+    log OwnershipTransferred(previousOwner=empty(address), newOwner=msg.sender)
+    self.pausers[msg.sender] = True
+    log PauserAdded(account=msg.sender)
+    self.arbiterManagers[msg.sender] = True
+    log ArbiterManagerAdded(account=msg.sender)
+    self.deprecators[msg.sender] = True
+    log DeprecatorAdded(account=msg.sender)
+    self.feeManager = msg.sender
+    log NewFeeManager(previousManager=empty(address), newManager=msg.sender)
+    self.windowManager = msg.sender
+    log NewWindowManager(previousManager=empty(address), newManager=msg.sender)
 
 
-# ---------------------------------------------------------------- admin
+# ---------------------------------------------------------------- ownership
 
 @internal
 def _onlyOwner():
     assert msg.sender == self.owner, "Only owner"
 
 
+@internal
+def _onlyPauser():
+    assert self.pausers[msg.sender], "Only pauser"
+
+
+@internal
+def _onlyArbiterManager():
+    assert self.arbiterManagers[msg.sender], "Only arbiter manager"
+
+
+@internal
+def _onlyDeprecator():
+    assert self.deprecators[msg.sender], "Only deprecator"
+
+
+@view
+@external
+def isOwner() -> bool:
+    return msg.sender == self.owner
+
+
 @external
 def transferOwnership(newOwner: address):
     self._onlyOwner()
+    assert newOwner != empty(address), "Invalid owner"
+    log OwnershipTransferred(previousOwner=self.owner, newOwner=newOwner)
     self.owner = newOwner
 
 
 @external
-def addArbiter(arbiter: address):
+def renounceOwnership():
     self._onlyOwner()
-    assert arbiter != empty(address), "Invalid arbiter"
-    assert not self.isArbiter[arbiter], "Already an arbiter"
-    self.isArbiter[arbiter] = True
+    log OwnershipTransferred(previousOwner=self.owner, newOwner=empty(address))
+    self.owner = empty(address)
+
+
+# ---------------------------------------------------------------- pausers
+
+@view
+@external
+def isPauser(account: address) -> bool:
+    return self.pausers[account]
+
+
+@external
+def addPauser(account: address):
+    self._onlyPauser()
+    assert account != empty(address) and not self.pausers[account], "Invalid pauser"
+    self.pausers[account] = True
+    log PauserAdded(account=account)
+
+
+@external
+def renouncePauser():
+    self._onlyPauser()
+    self.pausers[msg.sender] = False
+    log PauserRemoved(account=msg.sender)
+
+
+@external
+def pause():
+    self._onlyPauser()
+    assert not self.paused, "Already paused"
+    self.paused = True
+    log Paused(account=msg.sender)
+
+
+@external
+def unpause():
+    self._onlyPauser()
+    assert self.paused, "Not paused"
+    self.paused = False
+    log Unpaused(account=msg.sender)
+
+
+# ---------------------------------------------------------------- arbiters and their managers
+
+@view
+@external
+def isArbiterManager(account: address) -> bool:
+    return self.arbiterManagers[account]
+
+
+@external
+def addArbiterManager(account: address):
+    self._onlyArbiterManager()
+    assert account != empty(address) and not self.arbiterManagers[account], "Invalid arbiter manager"
+    self.arbiterManagers[account] = True
+    log ArbiterManagerAdded(account=account)
+
+
+@external
+def removeArbiterManager(account: address):
+    self._onlyArbiterManager()
+    assert self.arbiterManagers[account], "Not an arbiter manager"
+    self.arbiterManagers[account] = False
+    log ArbiterManagerRemoved(account=account)
+
+
+@external
+def addArbiter(account: address, blockNumber: uint256):
+    """
+    @notice Make `account` an arbiter; `blockNumber` is the block the decision was taken at.
+    """
+    self._onlyArbiterManager()
+    assert account != empty(address), "Invalid arbiter"
+    assert not self.isArbiter[account], "Already an arbiter"
+    self.isArbiter[account] = True
     self.arbiterCount += 1
-    log ArbiterAdded(arbiter=arbiter)
+    log AddedArbiter(account=account, blockNumber=blockNumber)
 
 
 @external
-def removeArbiter(arbiter: address):
-    self._onlyOwner()
-    assert self.isArbiter[arbiter], "Not an arbiter"
-    self.isArbiter[arbiter] = False
+def removeArbiter(account: address, blockNumber: uint256):
+    self._onlyArbiterManager()
+    assert self.isArbiter[account], "Not an arbiter"
+    self.isArbiter[account] = False
     self.arbiterCount -= 1
-    log ArbiterRemoved(arbiter=arbiter)
+    log RemovedArbiter(account=account, blockNumber=blockNumber)
+
+
+# ---------------------------------------------------------------- fees, windows, deprecation
+
+@external
+def setFeeManager(newFeeManager: address):
+    assert msg.sender == self.feeManager, "Only fee manager"
+    log NewFeeManager(previousManager=self.feeManager, newManager=newFeeManager)
+    self.feeManager = newFeeManager
 
 
 @external
-def setFees(_bountyFee: uint256, _assertionFee: uint256):
-    self._onlyOwner()
-    self.bountyFee = _bountyFee
-    self.assertionFee = _assertionFee
-    log FeesUpdated(bountyFee=_bountyFee, assertionFee=_assertionFee)
+def setBountyFee(newBountyFee: uint256):
+    assert msg.sender == self.feeManager, "Only fee manager"
+    self.bountyFee = newBountyFee
+    log FeesUpdated(bountyFee=newBountyFee, assertionFee=self.assertionFee)
 
 
 @external
-def setWindows(_assertionRevealWindow: uint256, _arbiterVoteWindow: uint256):
-    self._onlyOwner()
-    self.assertionRevealWindow = _assertionRevealWindow
-    self.arbiterVoteWindow = _arbiterVoteWindow
-    log WindowsUpdated(assertionRevealWindow=_assertionRevealWindow, arbiterVoteWindow=_arbiterVoteWindow)
+def setAssertionFee(newAssertionFee: uint256):
+    assert msg.sender == self.feeManager, "Only fee manager"
+    self.assertionFee = newAssertionFee
+    log FeesUpdated(bountyFee=self.bountyFee, assertionFee=newAssertionFee)
+
+
+@external
+def setWindowManager(newWindowManager: address):
+    assert msg.sender == self.windowManager, "Only window manager"
+    log NewWindowManager(previousManager=self.windowManager, newManager=newWindowManager)
+    self.windowManager = newWindowManager
+
+
+@external
+def setWindows(newAssertionRevealWindow: uint256, newArbiterVoteWindow: uint256):
+    assert msg.sender == self.windowManager, "Only window manager"
+    self.assertionRevealWindow = newAssertionRevealWindow
+    self.arbiterVoteWindow = newArbiterVoteWindow
+    log WindowsUpdated(assertionRevealWindow=newAssertionRevealWindow, arbiterVoteWindow=newArbiterVoteWindow)
+
+
+@view
+@external
+def isDeprecator(account: address) -> bool:
+    return self.deprecators[account]
+
+
+@external
+def addDeprecator(account: address):
+    self._onlyDeprecator()
+    assert account != empty(address) and not self.deprecators[account], "Invalid deprecator"
+    self.deprecators[account] = True
+    log DeprecatorAdded(account=account)
+
+
+@external
+def removeDeprecator(account: address):
+    self._onlyDeprecator()
+    assert self.deprecators[account], "Not a deprecator"
+    self.deprecators[account] = False
+    log DeprecatorRemoved(account=account)
 
 
 @external
 def deprecate(_rollover: bool):
-    self._onlyOwner()
-    assert not self.deprecated, "Already deprecated"
-    self.deprecated = True
+    self._onlyDeprecator()
+    assert self.deprecatedBlock == 0, "Already deprecated"
     self.rollover = _rollover
     self.deprecatedBlock = block.number
     log Deprecated(rollover=_rollover)
@@ -253,9 +485,8 @@ def deprecate(_rollover: bool):
 
 @external
 def undeprecate():
-    self._onlyOwner()
-    assert self.deprecated, "Not deprecated"
-    self.deprecated = False
+    self._onlyDeprecator()
+    assert self.deprecatedBlock != 0, "Not deprecated"
     self.rollover = False
     self.deprecatedBlock = 0
     log Undeprecated()
@@ -337,7 +568,8 @@ def postBounty(
     bloom: uint256[8],
     metadata: String[1024],
 ):
-    assert not self.deprecated, "Contract is deprecated"
+    assert not self.paused, "Contract is paused"
+    assert self.deprecatedBlock == 0, "Contract is deprecated"
     assert guid != 0, "Invalid bounty guid"
     assert not self._exists(guid), "Duplicate bounty guid"
     assert artifactType < NUM_ARTIFACT_TYPES, "Invalid artifact type"
@@ -368,8 +600,6 @@ def postBounty(
     self.bountyFeePaid[guid] = fee
     self.bountyGuidAt[self.numBounties] = guid
     self.numBounties += 1
-    if staking != empty(address):
-        extcall Staking(staking).recordBounty(guid, block.number)
     log NewBounty(
         guid=guid,
         artifactType=artifactType,
@@ -383,6 +613,7 @@ def postBounty(
 
 @external
 def postAssertion(bountyGuid: uint128, bid: DynArray[uint256, MAX_ARTIFACTS], mask: uint256, commitment: uint256):
+    assert not self.paused, "Contract is paused"
     assert self._exists(bountyGuid), "Bounty does not exist"
     assert block.number < self.bounties[bountyGuid].expirationBlock, "Bounty inactive"
     assert self.assertionIndexPlusOne[bountyGuid][msg.sender] == 0, "Duplicate assertion"
@@ -403,12 +634,13 @@ def postAssertion(bountyGuid: uint128, bid: DynArray[uint256, MAX_ARTIFACTS], ma
     self.assertions[bountyGuid][index] = Assertion(
         author=msg.sender, mask=mask, commitment=commitment, nonce=0, verdicts=0, metadata=""
     )
-    self.bids[bountyGuid][index] = bid
+    self.assertionBidByGuid[bountyGuid][index] = bid
     self.assertionFeePaid[bountyGuid][index] = fee
     self.assertionFeesTotal[bountyGuid] += fee
     self.bidTotal[bountyGuid] += total
     self.numAssertions[bountyGuid] = index + 1
     self.assertionIndexPlusOne[bountyGuid][msg.sender] = index + 1
+    self.expertAssertionRegistryByGuid[convert(bountyGuid, uint256)][msg.sender] = True
     log NewAssertion(
         bountyGuid=bountyGuid,
         author=msg.sender,
@@ -450,11 +682,14 @@ def revealAssertion(bountyGuid: uint128, assertionId: uint256, nonce: uint256, v
 def voteOnBounty(bountyGuid: uint128, votes: uint256, validBloom: bool):
     assert self._exists(bountyGuid), "Bounty does not exist"
     assert self.isArbiter[msg.sender], "Not an arbiter"
+    if staking != empty(address):
+        assert staticcall Staking(staking).isEligible(msg.sender), "Arbiter not eligible"
     expiration: uint256 = self.bounties[bountyGuid].expirationBlock
     reveal_end: uint256 = expiration + self.assertionRevealWindow
     assert block.number >= reveal_end, "Voting not open"
     assert block.number < reveal_end + self.arbiterVoteWindow, "Voting window closed"
-    assert not self.hasVoted[bountyGuid][msg.sender], "Arbiter already voted"
+    key: uint256 = convert(bountyGuid, uint256)
+    assert not self.arbiterVoteRegistryByGuid[key][msg.sender], "Arbiter already voted"
     index: uint256 = self.numVotes[bountyGuid]
     assert index < MAX_VOTES, "Too many votes"
 
@@ -462,27 +697,26 @@ def voteOnBounty(bountyGuid: uint128, votes: uint256, validBloom: bool):
     full: uint256 = self._fullMask(n)
     v: uint256 = votes & full
     self.votes[bountyGuid][index] = Vote(author=msg.sender, votes=v, validBloom=validBloom)
-    self.hasVoted[bountyGuid][msg.sender] = True
+    self.arbiterVoteRegistryByGuid[key][msg.sender] = True
     num: uint256 = index + 1
     self.numVotes[bountyGuid] = num
 
     # per-artifact quorum (1.5 rule): q >= N - q or b > N - b
-    all_votes: DynArray[uint256, MAX_VOTES] = []
-    for k: uint256 in range(num, bound=MAX_VOTES):
-        all_votes.append(self.votes[bountyGuid][k].votes)
     arbiters: uint256 = self.arbiterCount
     qmask: uint256 = 0
     for i: uint256 in range(n, bound=MAX_ARTIFACTS):
-        q: uint256 = 0
-        for w: uint256 in all_votes:
-            q += (w >> i) & 1
+        q: uint256 = self.quorumVotesByGuid[bountyGuid][i]
+        if (v >> i) & 1 == 1:
+            q += 1
+            self.quorumVotesByGuid[bountyGuid][i] = q
+        self.voteCountByGuid[key][i] = num
         b: uint256 = num - q
         if 2 * q >= arbiters or 2 * b > arbiters:
             qmask |= 1 << i
     self.bounties[bountyGuid].quorumMask = qmask
 
     if staking != empty(address):
-        extcall Staking(staking).recordBountyVote(msg.sender, bountyGuid)
+        extcall Staking(staking).recordBounty(msg.sender, bountyGuid, block.number)
     log NewVote(bountyGuid=bountyGuid, votes=v, numArtifacts=n, voter=msg.sender)
 
     if not self.bounties[bountyGuid].quorumReached and (num >= arbiters or qmask == full):
@@ -497,15 +731,9 @@ def voteOnBounty(bountyGuid: uint128, votes: uint256, validBloom: bool):
 @internal
 def _consensus(guid: uint128, n: uint256, num: uint256) -> uint256:
     # bit i set: the arbiters' consensus is "malicious" (ties count as malicious)
-    all_votes: DynArray[uint256, MAX_VOTES] = []
-    for k: uint256 in range(num, bound=MAX_VOTES):
-        all_votes.append(self.votes[guid][k].votes)
     result: uint256 = 0
     for i: uint256 in range(n, bound=MAX_ARTIFACTS):
-        q: uint256 = 0
-        for w: uint256 in all_votes:
-            q += (w >> i) & 1
-        if 2 * q >= num:
+        if 2 * self.quorumVotesByGuid[guid][i] >= num:
             result |= 1 << i
     return result
 
@@ -532,7 +760,7 @@ def _computeSettlement(guid: uint128):
         share: uint256 = amount_per // num_a
         for j: uint256 in range(num_a, bound=MAX_ASSERTIONS):
             p: uint256 = self.assertionFeePaid[guid][j]
-            for b: uint256 in self.bids[guid][j]:
+            for b: uint256 in self.assertionBidByGuid[guid][j]:
                 p += share + b
             self.expertPayout[guid][j] = p
             rewards += p
@@ -550,7 +778,7 @@ def _computeSettlement(guid: uint128):
                 correct = mask & ~(verdicts ^ consensus)
             correct_masks.append(correct)
             asserted |= mask
-            bid: DynArray[uint256, MAX_ARTIFACTS] = self.bids[guid][j]
+            bid: DynArray[uint256, MAX_ARTIFACTS] = self.assertionBidByGuid[guid][j]
             k: uint256 = 0
             for i: uint256 in range(n, bound=MAX_ARTIFACTS):
                 if (mask >> i) == 0:
@@ -566,7 +794,7 @@ def _computeSettlement(guid: uint128):
             p: uint256 = 0
             if correct != 0:
                 mask: uint256 = self.assertions[guid][j].mask
-                bid: DynArray[uint256, MAX_ARTIFACTS] = self.bids[guid][j]
+                bid: DynArray[uint256, MAX_ARTIFACTS] = self.assertionBidByGuid[guid][j]
                 k: uint256 = 0
                 for i: uint256 in range(n, bound=MAX_ARTIFACTS):
                     if (mask >> i) == 0:
@@ -618,7 +846,7 @@ def _drawArbiter(guid: uint128, vote_end: uint256) -> address:
 @external
 def settleBounty(bountyGuid: uint128):
     assert self._exists(bountyGuid), "Bounty does not exist"
-    assert not self.settled[bountyGuid][msg.sender], "Bounty already settled"
+    assert not self.bountySettled[bountyGuid][msg.sender], "Bounty already settled"
     vote_end: uint256 = self.bounties[bountyGuid].expirationBlock + self.assertionRevealWindow + self.arbiterVoteWindow
     arbiter: bool = self.isArbiter[msg.sender]
     if arbiter:
@@ -643,7 +871,7 @@ def settleBounty(bountyGuid: uint128):
         if assigned == msg.sender:
             payout += self.arbiterReward[bountyGuid]
 
-    self.settled[bountyGuid][msg.sender] = True
+    self.bountySettled[bountyGuid][msg.sender] = True
     if payout > 0:
         assert extcall Token(token).transfer(msg.sender, payout), "Token transfer failed"
     log SettledBounty(bountyGuid=bountyGuid, settler=msg.sender, payout=payout)
@@ -673,7 +901,7 @@ def assertionsByGuid(guid: uint128, index: uint256) -> (address, uint256, uint25
 @external
 def getBids(guid: uint128, index: uint256) -> DynArray[uint256, MAX_ARTIFACTS]:
     assert index < self.numAssertions[guid], "Invalid assertion id"
-    return self.bids[guid][index]
+    return self.assertionBidByGuid[guid][index]
 
 
 @view
@@ -734,5 +962,104 @@ def getBountyGuids(page: uint256) -> DynArray[uint128, MAX_PAGE_SIZE]:
 
 @view
 @external
-def hasSettled(guid: uint128, settler: address) -> bool:
-    return self.settled[guid][settler]
+def getVoters(bountyGuid: uint128) -> DynArray[address, MAX_VOTES]:
+    """
+    @notice The arbiters who voted on the bounty, in voting order.
+    """
+    assert self._exists(bountyGuid), "Bounty does not exist"
+    voters: DynArray[address, MAX_VOTES] = []
+    for k: uint256 in range(self.numVotes[bountyGuid], bound=MAX_VOTES):
+        voters.append(self.votes[bountyGuid][k].author)
+    return voters
+
+
+@pure
+@internal
+def _mostFirst(
+    addrs: DynArray[address, MAX_CANDIDATES], counts: DynArray[uint256, MAX_CANDIDATES]
+) -> (DynArray[address, MAX_CANDIDATES], DynArray[uint256, MAX_CANDIDATES]):
+    # selection sort, highest count first (the first of equal counts wins; the last entry takes
+    # the place of the one picked, as in 1.6)
+    rest_a: DynArray[address, MAX_CANDIDATES] = addrs
+    rest_c: DynArray[uint256, MAX_CANDIDATES] = counts
+    out_a: DynArray[address, MAX_CANDIDATES] = []
+    out_c: DynArray[uint256, MAX_CANDIDATES] = []
+    for step: uint256 in range(len(addrs), bound=MAX_CANDIDATES):
+        best: uint256 = 0
+        for k: uint256 in range(len(rest_c), bound=MAX_CANDIDATES):
+            if rest_c[k] > rest_c[best]:
+                best = k
+        out_a.append(rest_a[best])
+        out_c.append(rest_c[best])
+        last: uint256 = len(rest_c) - 1
+        rest_a[best] = rest_a[last]
+        rest_c[best] = rest_c[last]
+        rest_a.pop()
+        rest_c.pop()
+    return out_a, out_c
+
+
+@view
+@internal
+def _tally(voters: bool) -> (DynArray[address, MAX_CANDIDATES], DynArray[uint256, MAX_CANDIDATES], uint256):
+    # how often each address posted (voters False) or voted on (voters True) one of the last
+    # ARBITER_LOOKBACK_RANGE bounties, most first; and how many bounties that range holds
+    total: uint256 = self.numBounties
+    assert total > 0, "No bounties have been placed"
+    start: uint256 = 0
+    if total > ARBITER_LOOKBACK_RANGE:
+        start = total - ARBITER_LOOKBACK_RANGE
+    addrs: DynArray[address, MAX_CANDIDATES] = []
+    counts: DynArray[uint256, MAX_CANDIDATES] = []
+    for k: uint256 in range(total - start, bound=MAX_LOOKBACK):
+        guid: uint128 = self.bountyGuidAt[start + k]
+        seen: uint256 = 1
+        if voters:
+            seen = self.numVotes[guid]
+        for j: uint256 in range(seen, bound=MAX_VOTES):
+            who: address = self.bounties[guid].author
+            if voters:
+                who = self.votes[guid][j].author
+            found: bool = False
+            for c: uint256 in range(len(addrs), bound=MAX_CANDIDATES):
+                if addrs[c] == who:
+                    counts[c] += 1
+                    found = True
+                    break
+            if not found and len(addrs) < MAX_CANDIDATES:
+                addrs.append(who)
+                counts.append(1)
+    ordered: DynArray[address, MAX_CANDIDATES] = []
+    ordered_counts: DynArray[uint256, MAX_CANDIDATES] = []
+    ordered, ordered_counts = self._mostFirst(addrs, counts)
+    return ordered, ordered_counts, total - start
+
+
+@view
+@external
+def getArbiterCandidates() -> DynArray[address, MAX_CANDIDATES]:
+    """
+    @notice The posters of the last ARBITER_LOOKBACK_RANGE bounties, most bounties first.
+    """
+    ordered: DynArray[address, MAX_CANDIDATES] = []
+    counts: DynArray[uint256, MAX_CANDIDATES] = []
+    considered: uint256 = 0
+    ordered, counts, considered = self._tally(False)
+    return ordered
+
+
+@view
+@external
+def getActiveArbiters() -> (DynArray[address, MAX_CANDIDATES], DynArray[bool, MAX_CANDIDATES]):
+    """
+    @notice The voters on the last ARBITER_LOOKBACK_RANGE bounties, most votes first, each with
+            whether it voted on at least 9 in 10 of those bounties.
+    """
+    ordered: DynArray[address, MAX_CANDIDATES] = []
+    counts: DynArray[uint256, MAX_CANDIDATES] = []
+    considered: uint256 = 0
+    ordered, counts, considered = self._tally(True)
+    active: DynArray[bool, MAX_CANDIDATES] = []
+    for count: uint256 in counts:
+        active.append(count * 10 >= considered * 9)
+    return ordered, active
