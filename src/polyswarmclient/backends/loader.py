@@ -22,6 +22,8 @@ import difflib
 import importlib
 import importlib.metadata
 import importlib.util
+import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -136,12 +138,26 @@ def _module_backend(slug: str) -> Any:
     )
 
 
-def load_backend_class(slug: str, group: str = GROUP) -> type:
+def look_in(app_dir: str | Path) -> None:
+    """Put ``app_dir`` (made absolute) first on ``sys.path``, as uvicorn's ``--app-dir`` does: a console
+    script does not have the working directory there, so ``my_engine:Scanner`` would not be found."""
+    path = str(Path(app_dir).resolve())
+    if path in sys.path:
+        sys.path.remove(path)
+    sys.path.insert(0, path)
+    importlib.invalidate_caches()
+
+
+def load_backend_class(slug: str, group: str = GROUP, app_dir: str | Path | None = None) -> type:
     """Resolve ``slug`` to a backend class of ``group``: ``module:Class``, a registered slug, or (for the
     microengine group only) an engine package name. The class must have a ``scan`` method.
+
+    With ``app_dir``, modules are looked for there first (registered slugs still win over modules).
     """
     kind = _KIND.get(group, "backend")
     slug = slug.strip()
+    if app_dir is not None:
+        look_in(app_dir)
     if not slug:
         raise BackendNotFound(
             f"no {kind} given: pass --backend (BACKEND); installed: {', '.join(list_backends(group))}"

@@ -38,6 +38,14 @@ BACKEND = Option(
     "BACKEND",
     "Scan backend: an installed slug (see --list-backends), an engine package name, or module:Class.",
 )
+APP_DIR = Option(
+    "--app-dir",
+    "APP_DIR",
+    "Directory searched first for a --backend given as module:Class or as a module name (as if run with "
+    "python -m from there); default: the working directory.",
+    type=click.Path(file_okay=False),
+    default=".",
+)
 LIST_BACKENDS = Option("--list-backends", None, "Print the installed backend slugs and exit.", is_flag=True)
 TESTING = options.TESTING.to(
     EngineConfig,
@@ -146,6 +154,7 @@ MICROENGINE_OPTIONS: tuple[Option, ...] = (
     *CONNECTION,
     options.MAX_ARTIFACT_SIZE,
     BACKEND,
+    APP_DIR,
     LIST_BACKENDS,
     TESTING,
     CHAINS,
@@ -208,7 +217,7 @@ def cli(**params: Any) -> None:
             f"no backend: pass --backend (BACKEND) with one of {', '.join(list_backends())}, an engine "
             "package, or module:Class"
         )
-    backend_class = load_backend_class(params["backend"])
+    backend_class = load_backend_class(params["backend"], app_dir=params["app_dir"])
     _adopt_backend_logger(backend_class.__module__)
     config = engine_config(params)
     if params["devnet"]:
