@@ -41,6 +41,8 @@ async def test_full_bounty_lifecycle(net: RunningDevnet, api: DevnetApi) -> None
     async with api.session.ws_connect(net.url.replace("http", "ws", 1) + "/events/?chain=side") as ws:
         collector = asyncio.create_task(collect_messages(ws, received))
         try:
+            staking = (await api.get("/staking/parameters", chain="side", account=arbiter.address)).result
+            await api.transact("/staking/deposit", arbiter, {"amount": str(staking["minimum_stake"])})
             engine_before = await api.nct(engine.address)
             ambassador_before = await api.nct(ambassador.address)
 
@@ -178,7 +180,7 @@ async def test_bounty_metadata_hash_is_resolved_in_bounty_reads(net: RunningDevn
 
 
 async def test_fee_and_window_updates_reach_the_stream(net: RunningDevnet, api: DevnetApi) -> None:
-    """Owner calls to ``setFees``/``setWindows`` reach the stream as ``fee_update``/``window_update``."""
+    """The managers' ``setBountyFee``/``setWindows`` reach the stream as ``fee_update``/``window_update``."""
     from polyswarmclient.devnet.chainnode import contract_abi
     from polyswarmclient.devnet.deploy import devnet_key
 
@@ -191,7 +193,7 @@ async def test_fee_and_window_updates_reach_the_stream(net: RunningDevnet, api: 
         try:
             await asyncio.sleep(0.1)
             for data in (
-                registry.encode_call("setFees", params["bounty_fee"], params["assertion_fee"]),
+                registry.encode_call("setBountyFee", params["bounty_fee"]),
                 registry.encode_call("setWindows", params["assertion_reveal_window"], params["arbiter_vote_window"]),
             ):
                 receipt = await side.run(
