@@ -1,19 +1,33 @@
 """Artifact types (contract ``enum ArtifactType {FILE, URL}``) and how their content is decoded.
 
-A minimal stand-in for polyswarm-artifact's ``ArtifactType``, which we do not ship. Anything
+A minimal stand-in for polyswarm-artifact's ``ArtifactType`` (installed by the ``[compat]`` extra, not
+needed by the toolkit itself); a member compares equal to polyswarm-artifact's member of the same name. Anything
 "ArtifactType-like" (our enum, the wire strings ``"file"``/``"url"``, the ints 0/1, or another enum with
 a matching ``name``/``value``) is accepted by :meth:`ArtifactType.coerce`.
 """
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import Any
 
 
 class ArtifactType(IntEnum):
     FILE = 0
     URL = 1
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to its int and, for engines that compare with polyswarm-artifact's enum
+        (``artifact_type == polyswarmartifact.ArtifactType.FILE``), to the member of that name."""
+        if isinstance(other, Enum) and not isinstance(other, ArtifactType) and type(other).__name__ == "ArtifactType":
+            return self.name == other.name
+        return int(self) == other if isinstance(other, int) else NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = IntEnum.__hash__
 
     @classmethod
     def from_string(cls, value: str) -> ArtifactType:

@@ -57,6 +57,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "backends": BASE | COMPAT | {"samples"},
     # microengine, balancemanager, ambassador, arbiter
     "services": BASE | COMPAT | {"samples", "wire", "eth", "transport", "client", "backends"},
+    # polyswarm-client 2.x's bid strategies for engine-template engines, on the engine's bid rule
+    "bidstrategy": BASE | COMPAT | {"samples", "wire", "eth", "transport", "client", "backends", "services"},
     # the local polyswarmd and its EVM: shares the wire format and the ABI with the client, nothing else
     "devnet": BASE | {"samples", "wire", "eth"},
     # microengine --devnet: runs a devnet, the roles and the engine together

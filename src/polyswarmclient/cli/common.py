@@ -12,6 +12,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from polyswarmclient.cli.installation import check_installation
 from polyswarmclient.cli.options import CONNECTION, Option, build
 from polyswarmclient.client.facade import ClientConfig, PolyswarmClient
 from polyswarmclient.errors import (
@@ -158,6 +159,7 @@ def guard(func: Callable[..., Any]) -> Callable[..., Any]:
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_installation()
             return func(*args, **kwargs)
         except PolyswarmError as exc:
             fail(str(exc), exc.exit_code)
