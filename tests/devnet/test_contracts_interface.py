@@ -59,7 +59,9 @@ def _cases(kind: str) -> list[tuple[str, dict[str, Any]]]:
     return [(c, entry) for c in OURS for entry in INTERFACE["contracts"][c][kind]]
 
 
-@pytest.mark.parametrize(("contract", "expected"), _cases("functions"), ids=lambda v: v["signature"] if isinstance(v, dict) else v)
+@pytest.mark.parametrize(
+    ("contract", "expected"), _cases("functions"), ids=lambda v: v["signature"] if isinstance(v, dict) else v
+)
 def test_every_1_6_function_is_present_with_its_shape(contract: str, expected: dict[str, Any]) -> None:
     """A 1.6 function is in our ABI under the same selector, with the same outputs and mutability."""
     ours = _functions(contract).get(keccak(text=expected["signature"])[:4])
@@ -67,7 +69,9 @@ def test_every_1_6_function_is_present_with_its_shape(contract: str, expected: d
     assert ours == expected
 
 
-@pytest.mark.parametrize(("contract", "expected"), _cases("events"), ids=lambda v: v["signature"] if isinstance(v, dict) else v)
+@pytest.mark.parametrize(
+    ("contract", "expected"), _cases("events"), ids=lambda v: v["signature"] if isinstance(v, dict) else v
+)
 def test_every_1_6_event_is_present_with_its_shape(contract: str, expected: dict[str, Any]) -> None:
     """A 1.6 event is in our ABI under the same topic, with the same arguments indexed."""
     ours = _events(contract).get(keccak(text=expected["signature"]))
@@ -95,7 +99,11 @@ def test_our_extra_functions_are_the_documented_few() -> None:
 
 @pytest.mark.parametrize(
     ("contract", "low", "high"),
-    [("BountyRegistry", (1, 6, 0), (1, 7, 0)), ("ArbiterStaking", (1, 2, 0), (1, 3, 0)), ("ERC20Relay", (1, 2, 0), (1, 4, 0))],
+    [
+        ("BountyRegistry", (1, 6, 0), (1, 7, 0)),
+        ("ArbiterStaking", (1, 2, 0), (1, 3, 0)),
+        ("ERC20Relay", (1, 2, 0), (1, 4, 0)),
+    ],
 )
 def test_version_is_in_the_range_polyswarmd_accepts(env, contract: str, low: tuple, high: tuple) -> None:
     """VERSION() answers a major.minor.patch string inside the range polyswarmd 2.2.0 checks on first use."""

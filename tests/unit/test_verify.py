@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import eth_abi
 import pytest
 
 from polyswarmclient.errors import VerificationError
@@ -115,6 +116,91 @@ def test_non_canonical_encoding_is_refused() -> None:
         txs[0] = tx(TOKEN, data)
         with pytest.raises(VerificationError):
             verify(txs, expected_assertion(), action="post assertion")
+
+
+# --- eth-abi 1.x: polyswarmd 2.2.0 encodes an empty string or bytes with one extra zero word ---------
+
+WORD = 32
+TWO_STRINGS = abi.Function("pair", ("first", "second"), ("string", "string"))
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(WORD, "big")
+
+
+def test_eth_abi_v1_form_of_an_empty_string_has_one_more_zero_word() -> None:
+    """An empty string is offset, zero length and one zero word, as eth-abi 1.3.0 encodes it."""
+    assert abi.encode_eth_abi_v1(["string"], [""]) == _word(0x20) + _word(0) + _word(0)
+    assert abi.encode_eth_abi_v1(["bytes", "string"], [b"", "x"]) == (
+        _word(0x40) + _word(0x80) + _word(0) + _word(0) + _word(1) + b"x".ljust(WORD, b"\0")
+    )
+    assert abi.encode_eth_abi_v1(["uint256[]", "string"], [[], "y"]) == eth_abi.encode(
+        ["uint256[]", "string"], [[], "y"]
+    )
+
+
+def test_post_bounty_with_empty_metadata_in_the_eth_abi_v1_form_verifies() -> None:
+    """polyswarmd 2.2.0's postBounty with empty metadata (one extra zero word) is signed like the canonical one."""
+    txs = _bounty_txs(abi.guid_to_int(GUID), bloom_words([URI]))
+    canonical = txs[1].data
+    txs[1] = tx(REGISTRY, canonical + bytes(WORD))
+    verified = verify(txs, _bounty_expected(), action="post bounty")
+    assert verified.calls[1]["metadata"] == "" and verified.calls[1]["artifactURI"] == URI
+
+
+def test_reveal_with_empty_metadata_in_the_eth_abi_v1_form_verifies() -> None:
+    """A reveal with empty metadata in the eth-abi 1.x form verifies with every argument checked."""
+    g = abi.guid_to_int(GUID)
+    data = abi.REVEAL_ASSERTION.encode(g, 3, 77, 0b101, "") + bytes(WORD)
+    expected = expect_reveal(guid=GUID, index=3, nonce=77, verdicts=0b101, metadata="")
+    assert verify([tx(REGISTRY, data)], expected, action="reveal").calls[0]["nonce"] == 77
+    with pytest.raises(VerificationError, match="nonce"):
+        verify(
+            [tx(REGISTRY, data)],
+            expect_reveal(guid=GUID, index=3, nonce=78, verdicts=0b101, metadata=""),
+            action="reveal",
+        )
+
+
+def test_a_later_dynamic_argument_moves_by_the_extra_word() -> None:
+    """With an empty first string, the eth-abi 1.x form puts the second one 32 bytes later, and decodes to it."""
+    v1 = abi.encode_eth_abi_v1(["string", "string"], ["", "x"])
+    assert TWO_STRINGS.decode(TWO_STRINGS.selector + v1) == {"first": "", "second": "x"}
+
+
+def _near_misses() -> dict[str, tuple[abi.Function, bytes]]:
+    reveal = abi.REVEAL_ASSERTION.encode(abi.guid_to_int(GUID), 3, 77, 0b101, "")
+    head, tail = reveal[: 4 + 5 * WORD], reveal[4 + 5 * WORD :]  # tail: the metadata's zero length word
+    v1_pair = abi.encode_eth_abi_v1(["string", "string"], ["", "x"])
+    return {
+        "two-extra-words": (abi.REVEAL_ASSERTION, reveal + bytes(2 * WORD)),
+        "non-zero-extra-word": (abi.REVEAL_ASSERTION, reveal + _word(1)),
+        "half-an-extra-word": (abi.REVEAL_ASSERTION, reveal + bytes(WORD // 2)),
+        "offset-past-a-gap": (
+            abi.REVEAL_ASSERTION,
+            head[: 4 + 4 * WORD] + _word(6 * WORD) + bytes(WORD) + tail,
+        ),
+        "extra-word-after-a-non-empty-string": (
+            abi.REVEAL_ASSERTION,
+            abi.REVEAL_ASSERTION.encode(abi.guid_to_int(GUID), 3, 77, 0b101, "m") + bytes(WORD),
+        ),
+        "canonical-offsets-with-the-extra-word": (
+            TWO_STRINGS,
+            TWO_STRINGS.selector + _word(0x40) + _word(0x60) + _word(0) + _word(0) + v1_pair[5 * WORD :],
+        ),
+        "trailing-data-that-changes-the-second-string": (
+            TWO_STRINGS,
+            TWO_STRINGS.selector + _word(0x40) + _word(0xC0) + v1_pair[2 * WORD :] + _word(1) + b"z".ljust(WORD, b"\0"),
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(_near_misses()))
+def test_near_misses_of_the_two_encodings_are_refused(case: str) -> None:
+    """Call data that merely decodes (other offsets, dirty or extra words, values moved) is refused."""
+    function, data = _near_misses()[case]
+    with pytest.raises(ValueError, match="neither the canonical nor the eth-abi 1.x encoding"):
+        function.decode(data)
 
 
 def test_mixed_chain_ids_are_refused() -> None:

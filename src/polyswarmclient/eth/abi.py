@@ -45,16 +45,56 @@ class Function(_Signature):
         return self.selector + abi_encode(list(self.arg_types), list(args))
 
     def decode(self, data: bytes) -> dict[str, Any]:
-        """Decode call data; raises ``ValueError`` when the selector or the encoding is wrong."""
+        """Decode call data; raises ``ValueError`` when the selector or the encoding is wrong.
+
+        The arguments must be exactly one of two encodings of the values they decode to: the canonical
+        one, or the one eth-abi 1.x makes (an empty ``string`` or ``bytes`` followed by one zero word,
+        see :func:`encode_eth_abi_v1`), which polyswarmd 2.2.0 builds with. Anything else (other
+        offsets, non-zero padding, trailing bytes) is refused, so what is signed is what was checked.
+        """
         if data[:4] != self.selector:
             raise ValueError(f"selector 0x{data[:4].hex()} is not {self.signature}")
+        types = list(self.arg_types)
+        body = data[4:]
         try:
-            values = abi_decode(list(self.arg_types), data[4:], strict=True)
+            values = abi_decode(types, body, strict=False)
         except Exception as exc:  # eth-abi raises several unrelated types
             raise ValueError(f"arguments do not decode as {self.signature}: {exc}") from None
-        if abi_encode(list(self.arg_types), list(values)) != data[4:]:
-            raise ValueError(f"call data for {self.signature} is not canonically encoded")
+        if body not in (abi_encode(types, list(values)), encode_eth_abi_v1(types, list(values))):
+            raise ValueError(f"call data for {self.signature} is neither the canonical nor the eth-abi 1.x encoding")
         return _named(self.arg_names, self.arg_types, values)
+
+
+def _is_dynamic(typ: str) -> bool:
+    return typ in ("string", "bytes") or typ.endswith("[]")
+
+
+def encode_eth_abi_v1(types: list[str], values: list[Any]) -> bytes:
+    """The arguments as eth-abi 1.x encodes them: canonical, except that an empty ``string`` or
+    ``bytes`` is its zero length word followed by one more zero word (eth-abi 2.0 dropped that word).
+    Offsets of later dynamic arguments move accordingly. Only flat argument lists (no dynamic type
+    inside an array or tuple), which is all the polyswarmd calls use."""
+    heads: list[bytes | None] = []
+    tails: list[bytes] = []
+    for typ, value in zip(types, values, strict=True):
+        if _is_dynamic(typ):
+            tail = abi_encode([typ], [value])[32:]  # drop the offset word of the one-argument encoding
+            if typ in ("string", "bytes") and len(value) == 0:
+                tail += bytes(32)
+            heads.append(None)
+            tails.append(tail)
+        else:
+            heads.append(abi_encode([typ], [value]))
+            tails.append(b"")
+    offset = sum(32 if head is None else len(head) for head in heads)
+    out = b""
+    for head, tail in zip(heads, tails, strict=True):
+        if head is None:
+            out += offset.to_bytes(32, "big")
+            offset += len(tail)
+        else:
+            out += head
+    return out + b"".join(tails)
 
 
 def _fn(name: str, *args: str) -> Function:
