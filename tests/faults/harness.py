@@ -295,10 +295,21 @@ def run_engine(
     ambassador: Process | None = None
     proxy = FaultProxy(devnet.port).start()
 
+    started_at: list[float] = []  # when each of ``engines`` was started (time.monotonic())
+
     def start_engine() -> Process:
+        at = time.monotonic()
         engine = cli.engine(keystore, addr=proxy.addr, state_dir=state, testing=None, name=f"engine-{slug}")
         engines.append(engine)
+        started_at.append(at)
         return engine
+
+    def sender(seen: Seen) -> Process:
+        """The engine that sent ``seen``: the newest one started before the request arrived."""
+        for engine, at in reversed(list(zip(engines, started_at, strict=False))):
+            if at <= seen.arrived:
+                return engine
+        return engines[0]
 
     if kill is not None:
 
@@ -309,8 +320,12 @@ def run_engine(
         def hook(seen: Seen) -> None:
             guid = _guid_of(seen)
             assert guid is not None
-            victim = engines[-1]
+            victim = sender(seen)
             killed[guid] = victim
+            if victim is not engines[-1]:
+                # sent by an engine killed meanwhile (for another bounty's request in flight at the same
+                # time): its moment came, and its sender is already dead; never kill a newer engine for it
+                return
             restart.set()
             rss.sample(victim)
             victim.kill()
@@ -339,7 +354,7 @@ def run_engine(
                         mined_at = devnet.block()
                         wait_until(lambda b=mined_at: devnet.block() >= b + 2, timeout=10, what="two more blocks")
                     except AssertionError as exc:  # say so, and let the restarted engine sort it out
-                        outcome.problems.append(str(exc))
+                        outcome.problems.append(f"{exc}; polyswarmd answered the forwards: {proxy.stats.after_hooks}")
                 restart.clear()
                 start_engine()
             elif not engines[-1].running:

@@ -23,6 +23,7 @@ This is a test helper, not shipped code: loopback only, every wait bounded.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 import time
@@ -107,6 +108,8 @@ class Seen:
     query: dict[str, str]
     body: bytes
     status: int | None = None
+    #: when the request reached the proxy (``time.monotonic()``): tells which engine process sent it
+    arrived: float = field(default_factory=time.monotonic)
 
     @property
     def chain(self) -> str:
@@ -155,6 +158,8 @@ class Stats:
     websockets_opened: int = 0
     websockets_dropped: int = 0
     hooks_fired: int = 0
+    #: what polyswarmd answered to each request forwarded after a "before" hook: (path, status, body start)
+    after_hooks: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 class FaultProxy(LoopbackServer):
@@ -301,9 +306,9 @@ class FaultProxy(LoopbackServer):
         if window is not None:
             envelope = {"status": "FAIL", "errors": f"fault proxy: HTTP {window.status}"}
             return web.json_response(envelope, status=window.status, headers=window.headers)
-        rule = self._take_hook(seen, "before")
-        if rule is not None:
-            rule.hook(seen)
+        before = self._take_hook(seen, "before")
+        if before is not None:
+            before.hook(seen)
         with self._lock:
             self._in_flight += 1
         try:
@@ -311,7 +316,10 @@ class FaultProxy(LoopbackServer):
         finally:
             with self._lock:
                 self._in_flight -= 1
-        seen = Seen(seen.method, seen.path, seen.query, body, status)
+        if before is not None:
+            with self._lock:
+                self.stats.after_hooks.append((seen.path, status, payload[:300].decode("utf-8", "replace")))
+        seen = dataclasses.replace(seen, status=status)
         rule = self._take_hook(seen, "answered")
         if rule is not None:
             rule.hook(seen)

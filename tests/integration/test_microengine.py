@@ -479,6 +479,27 @@ async def test_restart_lists_open_bounties_before_its_due_settle(market, client,
     assert after.index("iter_bounty_pages") < after.index("settle")
 
 
+async def test_restart_reveals_at_once_however_slow_the_listing(market, client, tmp_path, monkeypatch):
+    """A reveal due at a restart does not wait for the start-up listing of open bounties: a late reveal
+    forfeits the bid."""
+    async with microengine(client, tmp_path) as e:
+        guid = post(market)
+        await until(lambda: guid in market.assertions)
+        await e.run.kill()
+    market.block = E + 1  # the reveal is due
+    pages = client.iter_bounty_pages
+
+    async def stuck_pages(*args: object, **options: object) -> AsyncIterator[tuple[int, list[str]]]:
+        await asyncio.sleep(30)
+        async for page in pages(*args, **options):
+            yield page
+
+    monkeypatch.setattr(client, "iter_bounty_pages", stuck_pages)
+    async with microengine(client, tmp_path, grace=0.1):
+        await until(lambda: market.reveals)
+    assert market.reveals[0].guid == guid
+
+
 async def test_catch_up_learns_a_reveal_mined_unheard(market, client, tmp_path):
     """A reveal whose answer was lost is taken as done by the next catch-up (no second reveal needed)."""
     market.answer_lost = {"reveal_assertion"}

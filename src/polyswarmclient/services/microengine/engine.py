@@ -50,10 +50,12 @@ from polyswarmclient.wire.events import (
 
 log = logging.getLogger("microengine")
 
-#: At start, how long due steps (reveals, settles, resent assertions) wait for the first catch-up to list
-#: the open bounties, so that a restart that is cut short again still learns of the bounties posted
-#: while it was down before it spends its time on transactions.
+#: At start, how long settles and resent assertions wait for the first catch-up to list the open bounties,
+#: so that a restart that is cut short again still learns of the bounties posted while it was down before
+#: it spends its time on those transactions. Reveals never wait: a late reveal forfeits the bid.
 START_LISTING_GRACE = 15.0
+#: The steps held until then: a settle has no deadline (an abandon check may find a reveal due at once).
+HELD_AT_START = frozenset({"settle"})
 
 
 class Microengine:
@@ -143,7 +145,7 @@ class Microengine:
             log.info("testing mode: all %d bounties finished", self.config.testing)
 
     def listed(self, chain: str) -> None:
-        """The first catch-up on ``chain`` has listed the open bounties: due steps run from now on."""
+        """The first catch-up on ``chain`` has listed the open bounties: held steps run from now on."""
         hold = self._holding.pop(chain, None)
         if hold is None:
             return
@@ -160,7 +162,7 @@ class Microengine:
             await asyncio.wait_for(hold.wait(), START_LISTING_GRACE)
         except TimeoutError:
             log.warning(
-                "the start-up listing of open bounties on %s takes over %.0f s; running due reveals and settles now",
+                "the start-up listing of open bounties on %s takes over %.0f s; running due settles now",
                 chain,
                 START_LISTING_GRACE,
             )
@@ -228,7 +230,7 @@ class Microengine:
     def _run_actions(self, actions: list[Action]) -> None:
         spawn = self.supervisor.spawn
         for action in actions:
-            if action.chain in self._holding:  # until the start-up listing is done (see listed)
+            if action.kind in HELD_AT_START and action.chain in self._holding:  # until listed() runs
                 self._deferred.append(action)
                 continue
             match action.kind:
