@@ -277,11 +277,19 @@ async def test_receipt_arriving_on_repoll_succeeds(pipeline: TransactionPipeline
     assert len(node.posted) == 1
 
 
-async def test_lost_connection_reposts_the_same_bytes(pipeline: TransactionPipeline) -> None:
-    """If the POST's connection breaks, the same signed tx is re-posted; 'known transaction' is success."""
+DUPLICATE_WORDINGS = {
+    "geth-and-the-devnet": "known transaction: 5fe1c0",
+    "geth-1.9": "already known",
+    "anvil": "transaction already imported",
+}
+
+
+@pytest.mark.parametrize("wording", list(DUPLICATE_WORDINGS))
+async def test_lost_connection_reposts_the_same_bytes(pipeline: TransactionPipeline, wording: str) -> None:
+    """If the POST's connection breaks, the same signed tx is re-posted; each node's 'already have it' is success."""
     with aioresponses() as m:
         m.post(POST_TX, exception=aiohttp.ServerDisconnectedError())
-        polyswarmd(m, replies=[refused("known transaction: 0x1")])
+        polyswarmd(m, replies=[refused(DUPLICATE_WORDINGS[wording])])
         m.get(GET_TX, payload=ok({"errors": []}))
         await pipeline.run(settle_action())
         assert len(m.requests[("POST", POST_TX)]) == 2

@@ -50,7 +50,9 @@ from polyswarmclient.wire.transactions import PostResult, TransactionEvents
 
 log = logging.getLogger(__name__)
 
-_KNOWN = ("known transaction", "already known")
+#: A node's words for "this transaction is already in my pool": geth ("known transaction", and "already
+#: known" since 1.9.x), anvil ("transaction already imported"); the devnet answers as geth does.
+_KNOWN = ("known transaction", "already known", "transaction already imported")
 _NONCE_TROUBLE = ("nonce too low", "invalid transaction error", "replacement transaction underpriced")
 _FAILED = ("transaction failed", "out of gas")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
