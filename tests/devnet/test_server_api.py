@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -284,11 +285,60 @@ async def test_metadata_is_validated_and_stored(api: DevnetApi) -> None:
     stored = good.result
     listing = (await api.get(f"/artifacts/{stored}")).result
     assert listing == [{"name": "", "hash": stored}]
-    as_string = await api.request("POST", "/bounties/metadata", body='[{"malware_family": ""}]')
-    assert as_string.status == 200
-    for bad in ([], [{"scanner": {}}], "not json", 5):
+    for bad in ([], [{"scanner": {}}], "not json", 5, '[{"malware_family": ""}]', {"malware_family": "x"}):
         reply = await api.request("POST", "/bounties/metadata", body=bad)
         assert reply == (400, {"status": "FAIL", "errors": "Invalid metadata"}), bad
+
+
+FILE = {"filename": "a.txt", "filesize": "5", "mimetype": "text/plain", "sha256": "ab", "sha1": None}
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        [FILE],
+        [FILE, {"mimetype": "application/x-dosexec", "extra": 1}],
+        [{"protocol": "https", "uri": "https://example.com/"}],
+        [{"malware_family": "", "scanner": {"version": "1.2.3", "environment": {"architecture": None}}}],
+        [{"malware_family": "x", "domains": ["a.example"], "ip_addresses": None, "stix_signatures": [{}]}],
+    ],
+    ids=["file", "files-with-extra-keys", "url", "verdict-with-scanner", "verdict-with-lists"],
+)
+async def test_metadata_the_1_3_3_schemas_accept_is_stored(api: DevnetApi, metadata: Any) -> None:
+    """Bounty and assertion metadata that polyswarm-artifact 1.3.3 accepts is stored and answered with its hash."""
+    reply = await api.request("POST", "/bounties/metadata", body=metadata)
+    assert reply.status == 200 and reply.result.startswith("Qm")
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        [dict(FILE, filesize=5)],
+        [{"filename": "a.txt"}],
+        [FILE, {"protocol": "https"}],
+        [dict(FILE, protocol="https")],
+        [{"malware_family": "x", "scanner": {"version": "1.2"}}],
+        [{"malware_family": "x", "scanner": "mine"}],
+        [{"malware_family": "x", "domains": [1]}],
+        [{"malware_family": 3}],
+        [{"malware_family": "x"}] * 257,
+    ],
+    ids=[
+        "integer-filesize",
+        "no-mimetype",
+        "file-and-url-mixed",
+        "both-file-and-url",
+        "bad-scanner-version",
+        "scanner-not-an-object",
+        "domain-not-a-string",
+        "family-not-a-string",
+        "257-verdicts",
+    ],
+)
+async def test_metadata_the_1_3_3_schemas_refuse_is_refused(api: DevnetApi, metadata: Any) -> None:
+    """Metadata polyswarm-artifact 1.3.3 refuses gets polyswarmd's 400 ``Invalid metadata``."""
+    reply = await api.request("POST", "/bounties/metadata", body=metadata)
+    assert reply == (400, {"status": "FAIL", "errors": "Invalid metadata"})
 
 
 async def test_offers_are_not_implemented(api: DevnetApi) -> None:

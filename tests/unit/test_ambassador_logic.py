@@ -90,8 +90,17 @@ def test_metadata_describes_each_artifact() -> None:
     assert [m["filename"] for m in meta] == [s.name for s in samples]
     first = meta[0]
     content = samples[0].content
-    assert first["filesize"] == len(content)
+    assert first["filesize"] == str(len(content))
     assert first["mimetype"] == "text/plain"
     assert first["sha256"] == hashlib.sha256(content).hexdigest()
     assert first["sha1"] == hashlib.sha1(content).hexdigest()
     assert first["md5"] == hashlib.md5(content).hexdigest()
+
+
+def test_metadata_passes_the_schema_polyswarmd_validates_with() -> None:
+    """The ambassador's metadata passes polyswarm-artifact 1.3.3's schema (string filesize), as polyswarmd checks."""
+    from polyswarmclient.devnet.metadata import is_bounty_metadata
+
+    meta = bounty_metadata(Corpus().pick(0, 3))
+    assert is_bounty_metadata(meta)
+    assert not is_bounty_metadata([dict(m, filesize=int(m["filesize"])) for m in meta])

@@ -29,7 +29,6 @@ from polyswarmclient.devnet.http import (
 from polyswarmclient.devnet.logs import ARTIFACT_TYPES, bool_list
 from polyswarmclient.devnet.metadata import (
     is_valid_metadata,
-    parse_posted,
     resolve_assertion_metadata,
     resolve_bounty_dict_metadata,
 )
@@ -354,7 +353,7 @@ async def bloom(request: web.Request) -> web.Response:
 @routes.post("/bounties/metadata")
 async def post_metadata(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    value = parse_posted(await json_body(request))
+    value = await json_body(request)
     if not is_valid_metadata(value):
         raise ApiFailure(400, "Invalid metadata")
     content = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()

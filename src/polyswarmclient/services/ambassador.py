@@ -111,11 +111,15 @@ class SampleSource(Protocol):
 
 
 def bounty_metadata(samples: Sequence[Sample]) -> list[dict[str, Any]]:
-    """Bounty metadata in the polyswarm-artifact ``Bounty`` schema: one file descriptor per artifact."""
+    """Bounty metadata in the polyswarm-artifact ``Bounty`` schema: one file descriptor per artifact.
+
+    ``filesize`` is a decimal string: polyswarmd 2.2.0 validates with polyswarm-artifact 1.3.3, whose
+    schema wants a string there (and answers 400 to an integer), as polyswarm-client sends it.
+    """
     return [
         {
             "filename": s.name,
-            "filesize": len(s.content),
+            "filesize": str(len(s.content)),
             "mimetype": s.mimetype,
             "sha256": s.sha256,
             "sha1": hashlib.sha1(s.content).hexdigest(),
