@@ -1,25 +1,21 @@
 """The compiled ABIs against the BountyRegistry 1.6 interface that polyswarmd 2.2.0 binds.
 
-``tests/fixtures/contracts-1.6-interface.json`` lists, contract by contract, every function (signature,
+``polyswarmclient/devnet/contracts/interface-1.6.json`` lists, contract by contract, every function (signature,
 outputs, mutability) and event (signature, which arguments are indexed) of the 1.6 generation. Each one
 must be in our ABI with the same selector or topic and the same shape; argument names do not matter.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_utils import keccak
 
-from polyswarmclient.devnet.contracts.compile import load_artifact
+from polyswarmclient.devnet.contracts.compile import load_artifact, load_interface
 from polyswarmclient.devnet.deploy import contract_call, function_signature
 
-INTERFACE = json.loads(
-    (Path(__file__).resolve().parents[1] / "fixtures" / "contracts-1.6-interface.json").read_text(encoding="utf-8")
-)
+INTERFACE = load_interface()
 OURS = ("BountyRegistry", "ArbiterStaking", "ERC20Relay", "NectarToken")
 
 

@@ -14,8 +14,10 @@ from typing import Any
 
 import click
 
+from polyswarmclient.amounts import format_amount
 from polyswarmclient.cli.common import guard, require_devnet_extra, run
 from polyswarmclient.cli.options import LOG, LOG_FORMAT, Option, apply, build, setting
+from polyswarmclient.cli.role_options import NCT_AMOUNT
 from polyswarmclient.devnet.deploy import CommunityConfig
 from polyswarmclient.devnet.node import DevnetConfig
 from polyswarmclient.errors import PolyswarmError
@@ -78,6 +80,28 @@ VOTE_WINDOW = Option(
     type=click.IntRange(min=1),
 )
 COMMUNITY = _devnet("community", "Community name reported by /status.")
+MINIMUM_STAKE = _devnet(
+    "minimum_stake",
+    "ArbiterStaking's MINIMUM_STAKE in NCT, an exact decimal (1.6 uses 10000000; the devnet lowers it so that "
+    "its arbiter keystore, funded with 10000 NCT on the sidechain, can stake and vote).",
+    type=NCT_AMOUNT,
+    metavar="NCT",
+    show=format_amount,
+)
+ETH_ABI_V1 = _devnet(
+    "eth_abi_v1",
+    "Build transactions as polyswarmd 2.2.0 does with eth-abi 1.x: an empty string or bytes argument gets one "
+    "more zero word.",
+    is_flag=True,
+)
+EXPORT_POLYSWARMD_CONFIG = _devnet(
+    "export_polyswarmd_config",
+    "Write polyswarmd's chain configuration for this devnet into DIR on start: homechain.json, sidechain.json "
+    "and one <ContractName>.json ABI per contract (point polyswarmd's eth.directory at it; its chains need "
+    "--home-rpc/--side-rpc nodes).",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+)
 
 OPTIONS: tuple[Option, ...] = (
     HOST,
@@ -91,6 +115,9 @@ OPTIONS: tuple[Option, ...] = (
     REVEAL_WINDOW,
     VOTE_WINDOW,
     COMMUNITY,
+    MINIMUM_STAKE,
+    ETH_ABI_V1,
+    EXPORT_POLYSWARMD_CONFIG,
     LOG,
     LOG_FORMAT,
 )

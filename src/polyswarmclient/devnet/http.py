@@ -19,6 +19,7 @@ from eth_utils import is_address, to_checksum_address
 
 from polyswarmclient.devnet.artifacts import ArtifactStore
 from polyswarmclient.devnet.chainnode import ChainNode
+from polyswarmclient.eth.abi import Function
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Handler)
@@ -40,6 +41,8 @@ class ServerContext:
     max_artifact_size: int = 10 * 1024 * 1024
     #: ``GET /transactions`` receipt waits per chain (spec §2.3: 10 s side, 60 s home)
     receipt_timeouts: dict[str, float] = field(default_factory=lambda: {"side": 10.0, "home": 60.0})
+    #: build call data as eth-abi 1.x does, like polyswarmd 2.2.0 (an empty string gets one more zero word)
+    eth_abi_v1: bool = False
 
     @property
     def auth_enforced(self) -> bool:
@@ -161,6 +164,13 @@ async def base_nonce(request: web.Request, node: ChainNode, account: str) -> int
     if value < 0:
         raise ApiFailure(400, "Invalid base nonce")
     return value
+
+
+def call_data(request: web.Request, function: Function, *args: Any) -> bytes:
+    """``function(*args)`` encoded the way this devnet builds transactions (see ``ServerContext.eth_abi_v1``)."""
+    if request.app[CTX].eth_abi_v1:
+        return function.encode_eth_abi_v1(*args)
+    return function.encode(*args)
 
 
 async def build_transactions(

@@ -94,6 +94,12 @@ class DevnetConfig:
     #: to 1,000 NCT because it gives each keystore 10,000 NCT on the sidechain (``fund_nct_side``), so that
     #: ``arbiter_keyfile`` can stake and vote. ``community_overrides["minimum_stake"]`` wins over it.
     minimum_stake: int = 1_000 * NCT
+    #: Build transactions as polyswarmd 2.2.0 does, with eth-abi 1.x: an empty ``string``/``bytes`` argument
+    #: (bounty or reveal metadata) is followed by one extra zero word. Clients must accept both forms.
+    eth_abi_v1: bool = False
+    #: When set, write polyswarmd's configuration for this devnet's chains there on start (see
+    #: :mod:`polyswarmclient.devnet.polyswarmd_config`).
+    export_polyswarmd_config: Path | None = None
     #: ``CommunityConfig`` field overrides (``assertion_reveal_window``, ``arbiter_vote_window``, fees…)
     community_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -143,6 +149,7 @@ class Devnet:
             hubs=hubs,
             max_artifact_size=cfg.max_artifact_size,
             receipt_timeouts={"home": cfg.receipt_timeout_home, "side": cfg.receipt_timeout_side},
+            eth_abi_v1=cfg.eth_abi_v1,
         )
         from polyswarmclient.devnet.deploy import devnet_key
 
@@ -156,6 +163,8 @@ class Devnet:
         ready = asyncio.Event()
         self._supervisor = asyncio.create_task(self._supervise(hubs, ready), name="devnet-supervisor")
         await ready.wait()
+        if cfg.export_polyswarmd_config is not None:
+            await asyncio.to_thread(self.export_polyswarmd_config, cfg.export_polyswarmd_config)
         app = create_app(self.context)
         app.on_shutdown.append(self._close_sockets)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
@@ -272,6 +281,31 @@ class Devnet:
 
     # --- conveniences for tests and the CLI ----------------------------------------------------------
 
+    def export_polyswarmd_config(self, directory: Path) -> list[Path]:
+        """Write polyswarmd's chain directory for this devnet (:mod:`.polyswarmd_config`) into ``directory``."""
+        from polyswarmclient.devnet.polyswarmd_config import ChainConfig, unreachable_chains, write_config
+
+        def chain(node: ChainNode, rpc: str | None) -> ChainConfig:
+            a = node.addresses
+            addresses = {
+                "nectar_token": a.nectar_token,
+                "bounty_registry": a.bounty_registry,
+                "erc20_relay": a.erc20_relay,
+                "arbiter_staking": a.arbiter_staking,
+            }
+            return ChainConfig(node.name, rpc, node.chain_id, free=True, addresses=addresses)
+
+        home, side = chain(self.home, self.config.home_rpc), chain(self.side, self.config.side_rpc)
+        written = write_config(directory, home, side)
+        for name in unreachable_chains(home, side):
+            log.warning(
+                "polyswarmd config: the %schain is embedded and has no JSON-RPC URL (eth_uri is null); "
+                "give --%s-rpc a node for polyswarmd to reach it",
+                name,
+                name,
+            )
+        return written
+
     @property
     def url(self) -> str:
         return f"http://{self.config.host}:{self.port}"
@@ -329,6 +363,8 @@ class Devnet:
             f"{self.config.relay_confirmations} confirmations"
         )
         lines.append(f"  block time     {self.config.block_time} s")
+        if self.config.export_polyswarmd_config is not None:
+            lines.append(f"  polyswarmd     configuration in {self.config.export_polyswarmd_config}")
         lines.append(f"  api keys       {'enforced' if self.config.api_keys else 'not required'}")
         if self.arbiter:
             lines.append(f"  arbiter        {self.arbiter}")

@@ -14,6 +14,7 @@ from polyswarmclient.devnet.http import (
     ApiFailure,
     Routes,
     account_param,
+    call_data,
     chain_param,
     chain_scope,
     decimal_field,
@@ -71,7 +72,7 @@ async def relay_transfer(request: web.Request) -> web.Response:
     node = request.app[CTX].node(_RELAY_SOURCE[request.match_info["direction"]])
     amount = await _amount(request, max_length=64)
     return await transactions_reply(
-        request, node, account, [("NectarToken", abi.TRANSFER.encode(node.addresses.erc20_relay, amount))]
+        request, node, account, [("NectarToken", call_data(request, abi.TRANSFER, node.addresses.erc20_relay, amount))]
     )
 
 
@@ -103,8 +104,8 @@ async def staking_deposit(request: web.Request) -> web.Response:
     if amount + current >= maximum:  # polyswarmd's ">=" (spec §2.7), stricter than the contract
         raise ApiFailure(400, "Total stake above allowable maximum.")
     calls = [
-        ("NectarToken", abi.APPROVE.encode(node.addresses.arbiter_staking, amount)),
-        (STAKING, abi.STAKE_DEPOSIT.encode(amount)),
+        ("NectarToken", call_data(request, abi.APPROVE, node.addresses.arbiter_staking, amount)),
+        (STAKING, call_data(request, abi.STAKE_DEPOSIT, amount)),
     ]
     return await transactions_reply(request, node, account, calls)
 
@@ -116,7 +117,7 @@ async def staking_withdraw(request: web.Request) -> web.Response:
     available = int(await node.call(STAKING, "withdrawableBalanceOf", account))
     if amount > available:
         raise ApiFailure(400, f"Exceeds withdrawal eligible {available}")
-    calls = [(STAKING, abi.STAKE_WITHDRAW.encode(amount))]
+    calls = [(STAKING, call_data(request, abi.STAKE_WITHDRAW, amount))]
     return await transactions_reply(request, node, account, calls)
 
 

@@ -18,6 +18,7 @@ from polyswarmclient.devnet.http import (
     Routes,
     bool_list_field,
     build_transactions,
+    call_data,
     chain_scope,
     decimal_field,
     invalid_json,
@@ -131,10 +132,12 @@ async def post_bounty(request: web.Request) -> web.Response:
     bloom = bloom_words(link_hash for _name, link_hash in links)
     type_id = {name: code for code, name in ARTIFACT_TYPES.items()}[artifact_type]
     calls = [
-        ("NectarToken", abi.APPROVE.encode(node.addresses.bounty_registry, amount + params.bounty_fee)),
+        ("NectarToken", call_data(request, abi.APPROVE, node.addresses.bounty_registry, amount + params.bounty_fee)),
         (
             REGISTRY,
-            abi.POST_BOUNTY.encode(guid.int, type_id, amount, uri, num_artifacts, duration, bloom, metadata or ""),
+            call_data(
+                request, abi.POST_BOUNTY, guid.int, type_id, amount, uri, num_artifacts, duration, bloom, metadata or ""
+            ),
         ),
     ]
     return await transactions_reply(request, node, account, calls)
@@ -217,8 +220,8 @@ async def post_assertion(request: web.Request) -> web.Response:
         commitment = make_commitment(nonce, verdicts, account)
     fee = int(await node.call(REGISTRY, "assertionFee"))
     calls = [
-        ("NectarToken", abi.APPROVE.encode(node.addresses.bounty_registry, sum(bids) + fee)),
-        (REGISTRY, abi.POST_ASSERTION.encode(guid.int, bids, mask, commitment)),
+        ("NectarToken", call_data(request, abi.APPROVE, node.addresses.bounty_registry, sum(bids) + fee)),
+        (REGISTRY, call_data(request, abi.POST_ASSERTION, guid.int, bids, mask, commitment)),
     ]
     result: dict[str, Any] = {"transactions": await build_transactions(request, node, account, calls)}
     if nonce is not None:
@@ -237,7 +240,7 @@ async def reveal(request: web.Request) -> web.Response:
     metadata = body["metadata"]
     if not isinstance(metadata, str) or len(metadata) > 1024:
         raise invalid_json(f"{metadata!r} is not a string of at most 1024 characters for 'metadata'")
-    calls = [(REGISTRY, abi.REVEAL_ASSERTION.encode(guid.int, index, nonce, verdicts, metadata))]
+    calls = [(REGISTRY, call_data(request, abi.REVEAL_ASSERTION, guid.int, index, nonce, verdicts, metadata))]
     return await transactions_reply(request, node, account, calls)
 
 
@@ -250,7 +253,7 @@ async def vote(request: web.Request) -> web.Response:
     valid_bloom = body["valid_bloom"]
     if not isinstance(valid_bloom, bool):
         raise invalid_json(f"{valid_bloom!r} is not of type 'boolean' for 'valid_bloom'")
-    calls = [(REGISTRY, abi.VOTE_ON_BOUNTY.encode(guid.int, votes, valid_bloom))]
+    calls = [(REGISTRY, call_data(request, abi.VOTE_ON_BOUNTY, guid.int, votes, valid_bloom))]
     return await transactions_reply(request, node, account, calls)
 
 
@@ -258,7 +261,7 @@ async def vote(request: web.Request) -> web.Response:
 async def settle(request: web.Request) -> web.Response:
     node, account = chain_scope(request)
     guid = _guid(request)
-    calls = [(REGISTRY, abi.SETTLE_BOUNTY.encode(guid.int))]
+    calls = [(REGISTRY, call_data(request, abi.SETTLE_BOUNTY, guid.int))]
     return await transactions_reply(request, node, account, calls)
 
 

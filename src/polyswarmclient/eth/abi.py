@@ -44,6 +44,10 @@ class Function(_Signature):
     def encode(self, *args: Any) -> bytes:
         return self.selector + abi_encode(list(self.arg_types), list(args))
 
+    def encode_eth_abi_v1(self, *args: Any) -> bytes:
+        """Call data as eth-abi 1.x (polyswarmd 2.2.0) encodes it: see :func:`encode_eth_abi_v1`."""
+        return self.selector + encode_eth_abi_v1(list(self.arg_types), list(args))
+
     def decode(self, data: bytes) -> dict[str, Any]:
         """Decode call data; raises ``ValueError`` when the selector or the encoding is wrong.
 

@@ -129,6 +129,14 @@ def load_artifact(name: str) -> dict[str, Any]:
     return data
 
 
+def load_interface() -> dict[str, Any]:
+    """``interface-1.6.json``: the functions and events of the 1.6 generation of contracts that polyswarmd
+    2.2.0 binds (signature, outputs and mutability; which event arguments are indexed), per contract."""
+    ref = resources.files("polyswarmclient.devnet.contracts").joinpath("interface-1.6.json")
+    data: dict[str, Any] = json.loads(ref.read_text(encoding="utf-8"))
+    return data
+
+
 def main() -> int:
     for path in write_all():
         print(f"wrote {path}")
