@@ -284,6 +284,8 @@ class DevnetOptions:
     reveal_window: int = 12
     vote_window: int = 8
     relay_confirmations: int = 2
+    #: build transactions as polyswarmd 2.2.0 does (eth-abi 1.x: an empty string gets one more zero word)
+    eth_abi_v1: bool = False
 
     def argv(self) -> list[str]:
         return [
@@ -291,6 +293,7 @@ class DevnetOptions:
             "--reveal-window", str(self.reveal_window),
             "--vote-window", str(self.vote_window),
             "--relay-confirmations", str(self.relay_confirmations),
+            *(["--eth-abi-v1"] if self.eth_abi_v1 else []),
         ]  # fmt: skip
 
 
