@@ -479,25 +479,32 @@ async def test_restart_lists_open_bounties_before_its_due_settle(market, client,
     assert after.index("iter_bounty_pages") < after.index("settle")
 
 
-async def test_restart_reveals_at_once_however_slow_the_listing(market, client, tmp_path, monkeypatch):
-    """A reveal due at a restart does not wait for the start-up listing of open bounties: a late reveal
-    forfeits the bid."""
+async def test_restart_reveal_waits_for_the_listing_only_while_half_its_window_is_left(
+    market, client, tmp_path, monkeypatch
+):
+    """A reveal due at a restart waits for the start-up listing of open bounties while more than half of
+    its reveal window is left, and goes out at once, however slow the listing, when less is left."""
     async with microengine(client, tmp_path) as e:
-        guid = post(market)
-        await until(lambda: guid in market.assertions)
+        early, late = post(market), post(market)
+        await until(lambda: early in market.assertions and late in market.assertions)
         await e.run.kill()
-    market.block = E + 1  # the reveal is due
     pages = client.iter_bounty_pages
+    listing = asyncio.Event()
 
     async def stuck_pages(*args: object, **options: object) -> AsyncIterator[tuple[int, list[str]]]:
-        await asyncio.sleep(30)
+        await listing.wait()
         async for page in pages(*args, **options):
             yield page
 
     monkeypatch.setattr(client, "iter_bounty_pages", stuck_pages)
+    market.block = E + 1  # both reveals are due, the whole window (10 blocks) ahead
     async with microengine(client, tmp_path, grace=0.1):
-        await until(lambda: market.reveals)
-    assert market.reveals[0].guid == guid
+        await asyncio.sleep(0.2)
+        assert market.reveals == []  # held for the listing
+        market.jump_to(E + 5)  # half the window left: no more waiting
+        await until(lambda: len(market.reveals) == 2)
+        assert not listing.is_set()
+        listing.set()
 
 
 async def test_catch_up_learns_a_reveal_mined_unheard(market, client, tmp_path):

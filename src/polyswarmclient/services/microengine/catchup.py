@@ -10,6 +10,7 @@ previous one read in full, and a long-lived engine pages the history once, not o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from functools import partial
@@ -28,6 +29,8 @@ log = logging.getLogger("microengine")
 #: Delays (seconds, jittered and doubling up to the cap) before a failed catch-up runs again.
 CATCH_UP_RETRY_BASE = 1.0
 CATCH_UP_RETRY_CAP = 30.0
+#: Bounties a catch-up reads at once.
+CONCURRENT_READS = 8
 
 
 class Host(Protocol):
@@ -129,23 +132,31 @@ class CatchUp:
                 self.host.on_quorum(record.guid)
 
     async def _open_among(self, chain: str, guids: list[str], head: int) -> tuple[int, int]:
-        """Hand the still-open bounties among ``guids`` to the engine; returns (found, could not be read)."""
+        """Hand the still-open bounties among ``guids`` to the engine; returns (found, could not be read).
+
+        Bounties are read :data:`CONCURRENT_READS` at a time, newest first: after a restart every bounty
+        without a record is read again, and the newest are the likeliest still open.
+        """
         found = unread = 0
-        for guid in guids:
-            if self.book.known(chain, guid) or guid in self._closed:
-                continue
-            try:
-                bounty = await self.client.get_bounty(guid, chain)
-            except Exception as exc:
-                log.debug("catch-up: bounty %s could not be read: %s", guid, exc)
-                unread += 1
-                continue
-            head = max(head, self.book.heads.get(chain, 0))
-            if not still_open(bounty.expiration, head):
-                self._closed[guid] = None
-                while len(self._closed) > self._closed_cache_size:
-                    self._closed.popitem(last=False)
-                continue
-            found += 1
-            self.host.take(OpenBounty.listed(bounty, chain, head))
+        todo = [guid for guid in reversed(guids) if not self.book.known(chain, guid) and guid not in self._closed]
+        for start in range(0, len(todo), CONCURRENT_READS):
+            batch = todo[start : start + CONCURRENT_READS]
+            answers = await asyncio.gather(
+                *(self.client.get_bounty(guid, chain) for guid in batch), return_exceptions=True
+            )
+            for guid, bounty in zip(batch, answers, strict=True):
+                if isinstance(bounty, BaseException):
+                    if not isinstance(bounty, Exception):
+                        raise bounty  # cancellation and the like
+                    log.debug("catch-up: bounty %s could not be read: %s", guid, bounty)
+                    unread += 1
+                    continue
+                head = max(head, self.book.heads.get(chain, 0))
+                if not still_open(bounty.expiration, head):
+                    self._closed[guid] = None
+                    while len(self._closed) > self._closed_cache_size:
+                        self._closed.popitem(last=False)
+                    continue
+                found += 1
+                self.host.take(OpenBounty.listed(bounty, chain, head))
         return found, unread

@@ -50,12 +50,13 @@ from polyswarmclient.wire.events import (
 
 log = logging.getLogger("microengine")
 
-#: At start, how long settles and resent assertions wait for the first catch-up to list the open bounties,
-#: so that a restart that is cut short again still learns of the bounties posted while it was down before
-#: it spends its time on those transactions. Reveals never wait: a late reveal forfeits the bid.
+#: At start, how long settles, reveals and resent assertions wait for the first catch-up to list the open
+#: bounties, so that a restart that is cut short again still learns of the bounties posted while it was
+#: down before it spends its time on those transactions. A reveal waits only while more than half of its
+#: reveal window is left: a late reveal forfeits the bid.
 START_LISTING_GRACE = 15.0
-#: The steps held until then: a settle has no deadline (an abandon check may find a reveal due at once).
-HELD_AT_START = frozenset({"settle"})
+#: The steps held until then (an abandon check only reads the chain, and may find a reveal due at once).
+HELD_AT_START = frozenset({"settle", "reveal"})
 
 
 class Microengine:
@@ -154,6 +155,22 @@ class Microengine:
         self._deferred = [action for action in self._deferred if action.chain != chain]
         self._run_actions(due)
 
+    def _urgent(self, action: Action) -> bool:
+        """A reveal with half of its reveal window or less left (or whose record is gone) cannot wait."""
+        if action.kind != "reveal":
+            return False
+        record = self.book.get(action.guid)
+        if record is None:
+            return True
+        left = record.deadlines.reveal_end - self.heads.get(action.chain, 0)
+        return left <= record.reveal_window // 2
+
+    def _release_urgent_reveals(self, chain: str) -> None:
+        urgent = [action for action in self._deferred if action.chain == chain and self._urgent(action)]
+        if urgent:
+            self._deferred = [action for action in self._deferred if action not in urgent]
+            self._run_actions(urgent)
+
     async def _release_after_grace(self, chain: str) -> None:
         hold = self._holding.get(chain)
         if hold is None:
@@ -162,7 +179,7 @@ class Microengine:
             await asyncio.wait_for(hold.wait(), START_LISTING_GRACE)
         except TimeoutError:
             log.warning(
-                "the start-up listing of open bounties on %s takes over %.0f s; running due settles now",
+                "the start-up listing of open bounties on %s takes over %.0f s; running due reveals and settles now",
                 chain,
                 START_LISTING_GRACE,
             )
@@ -217,6 +234,8 @@ class Microengine:
         if number <= self.heads.get(chain, -1):
             return
         self.heads[chain] = number
+        if chain in self._holding:
+            self._release_urgent_reveals(chain)
         self._run_actions(self.schedule.on_block(chain, number))
 
     def on_quorum(self, guid: str) -> None:
@@ -230,8 +249,8 @@ class Microengine:
     def _run_actions(self, actions: list[Action]) -> None:
         spawn = self.supervisor.spawn
         for action in actions:
-            if action.kind in HELD_AT_START and action.chain in self._holding:  # until listed() runs
-                self._deferred.append(action)
+            if action.kind in HELD_AT_START and action.chain in self._holding and not self._urgent(action):
+                self._deferred.append(action)  # until listed() runs
                 continue
             match action.kind:
                 case "reveal":
