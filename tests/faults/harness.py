@@ -46,6 +46,8 @@ DEVNET_OPTIONS = RESTART_OPTIONS
 DURATION = 40
 #: Seconds between two bounties: a restart takes about a second and a half.
 SUBMISSION_RATE = 2.0
+#: How long a "mined while dead" scenario waits for the forwarded transaction before it restarts anyway.
+MINED_WHILE_DEAD_WAIT = 8.0
 #: Keystores the engine scenarios use in turn (the ambassador and the arbiter have their own).
 ENGINE_KEYSTORES = ("microengine_keyfile", "spare1_keyfile", "spare2_keyfile", "spare3_keyfile")
 MAINTAIN_KEYSTORE = "balancemanager_keyfile"
@@ -296,6 +298,7 @@ def run_engine(
     proxy = FaultProxy(devnet.port).start()
 
     started_at: list[float] = []  # when each of ``engines`` was started (time.monotonic())
+    gaps = 0  # "mined while dead" forwards that could not be mined before the restart
 
     def start_engine() -> Process:
         at = time.monotonic()
@@ -348,13 +351,16 @@ def run_engine(
                     try:
                         wait_until(
                             lambda g=guid: kill.mined(devnet, g, keystore),  # type: ignore[misc]
-                            timeout=20,
+                            timeout=MINED_WHILE_DEAD_WAIT,
                             what=f"what the engine sent for {guid} to be mined while it was dead",
                         )
                         mined_at = devnet.block()
                         wait_until(lambda b=mined_at: devnet.block() >= b + 2, timeout=10, what="two more blocks")
-                    except AssertionError as exc:  # say so, and let the restarted engine sort it out
-                        outcome.problems.append(f"{exc}; polyswarmd answered the forwards: {proxy.stats.after_hooks}")
+                    except AssertionError:
+                        # Accepted but not mined: it waits behind a nonce gap (the dead engine had signed an
+                        # earlier transaction that never went out), which only the restarted engine can
+                        # close. Restart without waiting; the outcome on chain still decides.
+                        gaps += 1
                 restart.clear()
                 start_engine()
             elif not engines[-1].running:
@@ -406,6 +412,8 @@ def run_engine(
     guids = posted_guids(ambassador)
     _count_on_chain(devnet, keystore, guids, engines, before, outcome)
     outcome.kills = len(killed)
+    if gaps:
+        outcome.note = f"{gaps} forward(s) waited behind a nonce gap; restarted without waiting"
     outcome.peak_rss_kib = rss.kib
     outcome.seconds = time.monotonic() - started
     if outcome.posted != bounties:
