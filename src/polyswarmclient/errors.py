@@ -35,6 +35,11 @@ class BackendNotFound(ConfigError):
     """No scan backend answers to the requested slug."""
 
 
+class SignerConfigError(ConfigError):
+    """The signer named by --signer cannot be used: unreachable at start, a refused token, a socket others
+    can open, an account it does not hold."""
+
+
 # --- talking to polyswarmd (exit 1) ---------------------------------------------------------------
 
 
@@ -112,6 +117,14 @@ class TransactionFailed(TransactionError):
 
 class ReceiptTimeout(TransactionError):
     """polyswarmd timed out waiting for a receipt; the nonce may be too high."""
+
+
+class SignerRefused(TransactionError):
+    """The signer's policy refused to sign; its reason is in the message. Nothing was signed."""
+
+
+class SignerUnavailable(TransactionError):
+    """The signer did not answer (stopped, restarting, unreachable) within the time the client waits."""
 
 
 class NonceError(TransactionError):

@@ -55,6 +55,9 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "client": BASE | {"wire", "eth", "transport"},
     # scan backends: built on the compatibility modules and the sample corpus only
     "backends": BASE | COMPAT | {"samples"},
+    # polyswarm-signer: its policy, spending window and audit log, served over the transport's JSON-RPC; it
+    # learns the contracts through the client facade, as the roles do
+    "signer": BASE | {"wire", "eth", "transport", "client"},
     # microengine, balancemanager, ambassador, arbiter
     "services": BASE | COMPAT | {"samples", "wire", "eth", "transport", "client", "backends"},
     # polyswarm-client 2.x's bid strategies for engine-template engines, on the engine's bid rule
@@ -64,7 +67,9 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # microengine --devnet: runs a devnet, the roles and the engine together
     "demo": BASE | COMPAT | {"samples", "wire", "eth", "transport", "client", "backends", "services", "devnet"},
     # the click shells on top
-    "cli": BASE | COMPAT | {"samples", "wire", "eth", "transport", "client", "backends", "services", "devnet", "demo"},
+    "cli": BASE
+    | COMPAT
+    | {"samples", "wire", "eth", "transport", "client", "backends", "services", "devnet", "demo", "signer"},
 }
 
 #: Third-party packages (by import name) and the only layers that may import them. ``eth`` is py-evm.

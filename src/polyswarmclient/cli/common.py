@@ -15,6 +15,7 @@ import click
 from polyswarmclient.cli.installation import check_installation
 from polyswarmclient.cli.options import CONNECTION, Option, build
 from polyswarmclient.client.facade import ClientConfig, PolyswarmClient
+from polyswarmclient.client.signing import RemoteSigner, TransactionSigner
 from polyswarmclient.errors import (
     EXIT_OK,
     EXIT_RUNTIME,
@@ -22,10 +23,12 @@ from polyswarmclient.errors import (
     ConfigError,
     KeyfileError,
     PolyswarmError,
+    SignerConfigError,
 )
 from polyswarmclient.eth.keys import Signer, load_keyfile
 from polyswarmclient.log import redact, register_secret
 from polyswarmclient.services.lifecycle import Shutdown
+from polyswarmclient.transport.jsonrpc import parse_endpoint, read_token_file
 
 T = TypeVar("T")
 log = logging.getLogger("polyswarmclient.cli")
@@ -65,16 +68,45 @@ def open_signer(keyfile: Path | None, password: str | None, password_file: Path 
     return load_keyfile(keyfile, secret)
 
 
+def open_remote_signer(url: str, token_file: Path | None) -> RemoteSigner:
+    """The signer process at ``url`` (``--signer``), reached now: exit 2 when it cannot be used."""
+    endpoint = parse_endpoint(url)
+    token = read_token_file(Path(token_file)) if token_file is not None else None
+    register_secret(token)
+    if endpoint.kind == "ipc" and token is not None:
+        raise SignerConfigError("--signer-token-file is for a signer on http://; a unix socket needs no token")
+    return RemoteSigner.connect(endpoint, token)
+
+
+def choose_signer(options: dict[str, Any]) -> Signer | TransactionSigner:
+    """Exactly one of --keyfile (with its password) and --signer."""
+    keyfile, url = options.get("keyfile"), options.get("signer")
+    if keyfile is not None and url:
+        raise ConfigError("give either --keyfile (KEYFILE) or --signer (SIGNER), not both")
+    if url:
+        if options.get("password") is not None or options.get("password_file") is not None:
+            log.warning("--password/--password-file are ignored with --signer: the signer holds the key")
+        return open_remote_signer(url, options.get("signer_token_file"))
+    if keyfile is None:
+        raise KeyfileError(
+            "no key to sign with: pass --keyfile (KEYFILE) with a geth v3 keystore, or --signer (SIGNER) with the "
+            "address of polyswarm-signer or clef"
+        )
+    if options.get("signer_token_file") is not None:
+        raise ConfigError("--signer-token-file goes with --signer (SIGNER), not with --keyfile")
+    return open_signer(keyfile, options["password"], options["password_file"])
+
+
 def connect(options: dict[str, Any], declared: Sequence[Option] = CONNECTION) -> PolyswarmClient:
     """The client from the command's options (``declared``: those that set ClientConfig fields, such as the
     shared CONNECTION options and --max-artifact-size): signer, address rules, API key, limits.
 
-    Raises ``ConfigError`` (exit 2) for a missing keyfile, a wrong password, an API key over http and the like.
+    Raises ``ConfigError`` (exit 2) for a missing keyfile, a wrong password, an API key over http, an
+    unusable --signer and the like.
     """
     register_secret(options["api_key"])
     config = build(ClientConfig, declared, options)
-    signer = open_signer(options["keyfile"], options["password"], options["password_file"])
-    return PolyswarmClient(config, signer)
+    return PolyswarmClient(config, choose_signer(options))
 
 
 def require_devnet_extra(what: str) -> None:
@@ -173,6 +205,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_RUNTIME",
     "EXIT_USAGE",
+    "choose_signer",
     "connect",
     "guard",
     "open_signer",

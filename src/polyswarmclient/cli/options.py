@@ -197,6 +197,19 @@ PASSWORD_FILE = Option(
     "File whose first line is the keystore password.",
     type=click.Path(path_type=Path),
 )
+SIGNER = Option(
+    "--signer",
+    "SIGNER",
+    "Sign through this signer instead of a --keyfile: a unix socket path (unix:///path) or a loopback "
+    "http://127.0.0.1:PORT URL of polyswarm-signer or clef; add ?account=0x... when it holds several accounts.",
+    metavar="URL",
+)
+SIGNER_TOKEN_FILE = Option(
+    "--signer-token-file",
+    "SIGNER_TOKEN_FILE",
+    "File (mode 0600) whose first line is the signer's bearer token, for a signer on http://.",
+    type=click.Path(path_type=Path),
+)
 API_KEY = setting(
     ClientConfig, "api_key", "polyswarmd API key, sent as the Authorization header.", secret=True, convert=_api_key
 )
@@ -272,6 +285,8 @@ CONNECTION: tuple[Option, ...] = (
     KEYFILE,
     PASSWORD,
     PASSWORD_FILE,
+    SIGNER,
+    SIGNER_TOKEN_FILE,
     API_KEY,
     INSECURE_TRANSPORT,
     ALLOW_KEY_OVER_HTTP,

@@ -18,7 +18,7 @@ END = "<!-- END GENERATED OPTIONS -->"
 
 
 def _commands() -> list[tuple[str, click.Command]]:
-    from polyswarmclient.cli import ambassador, arbiter, balancemanager, devnet, microengine
+    from polyswarmclient.cli import ambassador, arbiter, balancemanager, devnet, keyfile, microengine, signer
 
     out: list[tuple[str, click.Command]] = [("microengine", microengine.cli)]
     group = balancemanager.cli
@@ -26,6 +26,11 @@ def _commands() -> list[tuple[str, click.Command]]:
     for name in sorted(group.commands):
         out.append((f"balancemanager {name}", group.commands[name]))
     out += [("ambassador", ambassador.cli), ("arbiter", arbiter.cli), ("polyswarmd-devnet", devnet.main)]
+    out.append(("polyswarm-signer", signer.main))
+    keyfiles = keyfile.main
+    assert isinstance(keyfiles, click.Group)
+    for name in sorted(keyfiles.commands):
+        out.append((f"polyswarm-keyfile {name}", keyfiles.commands[name]))
     return out
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from polyswarmclient.client.pins import PinStore, load_expected
+from polyswarmclient.client.signing import TransactionSigner
 from polyswarmclient.client.transactions import Action, Outcome, TransactionPipeline, TransactionSettings
 from polyswarmclient.errors import (
     ApiError,
@@ -125,7 +126,7 @@ def _decimal(result: Any, what: str) -> int:
 class PolyswarmClient:
     """``async with PolyswarmClient(config, signer) as client: ...``"""
 
-    def __init__(self, config: ClientConfig, signer: Signer) -> None:
+    def __init__(self, config: ClientConfig, signer: Signer | TransactionSigner) -> None:
         self.config = config
         self.address: str = signer.address
         api_key = config.api_key or None

@@ -29,6 +29,7 @@ from typing import Any
 
 from polyswarmclient.client.nonces import NonceManager
 from polyswarmclient.client.pins import PinStore
+from polyswarmclient.client.signing import TransactionSigner, as_transaction_signer
 from polyswarmclient.errors import (
     ApiError,
     ConnectionLost,
@@ -36,6 +37,7 @@ from polyswarmclient.errors import (
     MalformedResponse,
     NonceError,
     ReceiptTimeout,
+    SignerRefused,
     TransactionError,
     TransactionFailed,
 )
@@ -168,12 +170,16 @@ class TransactionPipeline:
     """Runs :class:`Action` values for one account against one polyswarmd."""
 
     def __init__(
-        self, http: HttpTransport, signer: Signer, pins: PinStore, settings: TransactionSettings | None = None
+        self,
+        http: HttpTransport,
+        signer: Signer | TransactionSigner,
+        pins: PinStore,
+        settings: TransactionSettings | None = None,
     ) -> None:
         settings = settings or TransactionSettings()
         self._max_fee = settings.max_fee
         self._http = http
-        self._signer = signer
+        self._signer = as_transaction_signer(signer)
         self._pins = pins
         self._attempts = settings.attempts
         self._receipt_polls = settings.receipt_polls
@@ -257,7 +263,10 @@ class TransactionPipeline:
         hashes: list[str] = []
         try:
             for tx, nonce in zip(txs, reserved, strict=True):
-                raw, tx_hash = self._signer.sign(replace(tx, nonce=nonce))
+                try:
+                    raw, tx_hash = await self._signer.sign(replace(tx, nonce=nonce))
+                except SignerRefused as exc:
+                    raise SignerRefused(f"{action.name}: {exc}") from None
                 if action.on_signed is not None:
                     action.on_signed(tx_hash)
                 await self._post(action, raw, tx_hash)

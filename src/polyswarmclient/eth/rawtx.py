@@ -26,6 +26,8 @@ class DecodedTransaction:
     nonce: int
     gas: int
     chain_id: int | None
+    #: legacy transactions' gasPrice; a typed transaction's maxFeePerGas (or gasPrice)
+    gas_price: int = 0
 
 
 def _int(item: bytes) -> int:
@@ -56,7 +58,7 @@ def decode_raw_transaction(raw: bytes) -> DecodedTransaction:
             items = rlp.decode(raw)
             if not isinstance(items, list) or len(items) != 9:
                 raise ValueError("a legacy transaction has 9 fields")
-            nonce, _price, gas, to, value, data, v = (bytes(x) for x in items[:7])
+            nonce, price, gas, to, value, data, v = (bytes(x) for x in items[:7])
             v_int = _int(v)
             chain_id = (v_int - 35) // 2 if v_int >= 35 else None
         else:
@@ -65,6 +67,7 @@ def decode_raw_transaction(raw: bytes) -> DecodedTransaction:
 
             fields: dict[str, Any] = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
             nonce = int(fields["nonce"]).to_bytes(32, "big")
+            price = int(fields.get("maxFeePerGas", fields.get("gasPrice", 0))).to_bytes(32, "big")
             gas = int(fields["gas"]).to_bytes(32, "big")
             to = _as_bytes(fields.get("to"))
             value = int(fields.get("value", 0)).to_bytes(32, "big")
@@ -83,6 +86,7 @@ def decode_raw_transaction(raw: bytes) -> DecodedTransaction:
         nonce=_int(nonce),
         gas=_int(gas),
         chain_id=chain_id,
+        gas_price=_int(price),
     )
 
 

@@ -1,0 +1,1 @@
+"""``polyswarm-signer``: holds the key, decodes every transaction, signs within its policy, audits it all."""
