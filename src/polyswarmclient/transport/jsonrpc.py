@@ -128,13 +128,12 @@ def parse_endpoint(text: str) -> SignerEndpoint:
 
 
 def check_socket(path: Path) -> None:
-    """The socket exists, is a socket, and only its owner may open it (mode 0600 or stricter)."""
+    """The socket exists (else :class:`SignerUnavailable`), is a socket, and only its owner may open it (mode
+    0600 or stricter); else :class:`SignerConfigError`."""
     try:
         info = path.stat()
-    except FileNotFoundError:
-        raise SignerConfigError(
-            f"no signer socket at {path}; start polyswarm-signer first, or check --signer"
-        ) from None
+    except FileNotFoundError:  # not started yet, or restarting (it removes the socket when it stops)
+        raise SignerUnavailable(f"no signer socket at {path}") from None
     except OSError as exc:
         raise SignerConfigError(f"cannot inspect the signer socket {path}: {exc.strerror or exc}") from None
     if not stat.S_ISSOCK(info.st_mode):
@@ -264,8 +263,9 @@ class JsonRpcClient:
         finally:
             connection.close()
         if reply.status in (401, 403):
+            what = "refused our token" if self._token else "wants a bearer token"
             raise SignerConfigError(
-                f"the signer at {self.endpoint} refused our token (HTTP {reply.status}); pass the file the signer "
+                f"the signer at {self.endpoint} {what} (HTTP {reply.status}); pass the file the signer "
                 "wrote its token to with --signer-token-file (SIGNER_TOKEN_FILE)"
             )
         if reply.status != 200:
