@@ -72,11 +72,19 @@ class Backend:
     answer on its loop, so its timeouts fire even when the backend never yields.
     """
 
-    def __init__(self, name: str, impl: Any, client: EngineClientProxy | None = None) -> None:
+    def __init__(self, name: str, impl: Any, client: EngineClientProxy | None = None, bid_strategy: Any = None) -> None:
         self.name = name
         self.impl = impl
+        #: A 2.x ``BidStrategyBase`` instance from the engine's package, bidding when ``impl`` has no ``bid()``.
+        self.bid_strategy = bid_strategy
         self._client = client
         self._loop = BackendLoop(name)
+        self._set_up = False
+
+    @property
+    def is_set_up(self) -> bool:
+        """:meth:`setup` succeeded and :meth:`teardown` has not run since."""
+        return self._set_up
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r}, {type(self.impl).__qualname__})"
@@ -103,11 +111,13 @@ class Backend:
         job = self._on_backend_loop("setup", lambda: maybe_await(setup() if setup is not None else None))
         if await job.result() is False:
             raise ScanError(f"backend {self.name!r}: setup() reported failure; check its configuration and logs")
+        self._set_up = True
 
     async def teardown(self) -> None:
         """Run the backend's ``teardown()`` on its loop (for at most :data:`TEARDOWN_TIMEOUT` seconds), then
         stop the loop. A backend still stuck in a scan is left behind in its daemon thread, with a warning."""
         teardown = getattr(self.impl, "teardown", None)
+        self._set_up = False
         try:
             if teardown is not None:
                 job = self._on_backend_loop("teardown", lambda: maybe_await(teardown()))
@@ -156,10 +166,21 @@ class Backend:
         return await self.start_scan(guid, artifact_type, content, metadata, chain).result()
 
     @property
+    def has_own_bid(self) -> bool:
+        """The engine class overrides ``AbstractMicroengine.bid()``."""
+        return isinstance(self.impl, AbstractMicroengine) and type(self.impl).bid is not AbstractMicroengine.bid
+
+    @property
     def has_custom_bid(self) -> bool:
-        if not isinstance(self.impl, AbstractMicroengine):
-            return False
-        return type(self.impl).bid is not AbstractMicroengine.bid
+        """The backend bids itself: its own ``bid()``, else its package's 2.x bid strategy."""
+        return self.has_own_bid or self.bid_strategy is not None
+
+    async def _bid_limits(self, chain: str) -> tuple[int, int] | None:
+        """The bounty's bid range, from the engine's client (its cached bounty parameters)."""
+        if self._client is None:
+            return None
+        params = await self._client.wrapped.bounty_parameters(chain)
+        return int(params.assertion_bid_minimum), int(params.assertion_bid_maximum)
 
     async def custom_bid(
         self,
@@ -169,19 +190,31 @@ class Backend:
         confidences: Sequence[float],
         metadatas: Sequence[str],
         chain: str,
+        limits: tuple[int, int] | None = None,
     ) -> int | list[int] | None:
-        """The engine's own ``bid()`` answer: 1.x ``bid(guid, chain)`` or 2.x ``bid(guid, mask, ...)``.
+        """The engine's own ``bid()`` answer (1.x ``bid(guid, chain)`` or 2.x ``bid(guid, mask, ...)``), else its
+        package's bid strategy's ``bid(guid, mask, verdicts, confidences, metadatas, min, max, chain)`` with the
+        bounty's bid range (``limits``, by default read from the client), as polyswarm-client 2.x called it.
 
         It runs on the backend's loop; with no answer within :data:`BID_TIMEOUT` seconds it is ``None``
         (the engine's ``--bid-strategy`` decides), with a warning.
         """
-        if not self.has_custom_bid:
-            return None
-        bid = self.impl.bid
-        if _positional_arity(bid) == 2:
-            args: tuple[Any, ...] = (guid, chain)
+        bid: Callable[..., Any]
+        args: tuple[Any, ...]
+        if self.has_own_bid:
+            bid = self.impl.bid
+            if _positional_arity(bid) == 2:
+                args = (guid, chain)
+            else:
+                args = (guid, list(mask), list(verdicts), list(confidences), list(metadatas), chain)
+        elif self.bid_strategy is not None:
+            limits = limits or await self._bid_limits(chain)
+            if limits is None:
+                return None
+            bid = self.bid_strategy.bid
+            args = (guid, list(mask), list(verdicts), list(confidences), list(metadatas), *limits, chain)
         else:
-            args = (guid, list(mask), list(verdicts), list(confidences), list(metadatas), chain)
+            return None
         job = self._on_backend_loop(f"bid on bounty {guid}", lambda: maybe_await(bid(*args)))
         try:
             async with asyncio.timeout(BID_TIMEOUT):
@@ -215,11 +248,14 @@ def create_backend(
     testing: int = 0,
     chains: Iterable[str] = ("side",),
     artifact_types: Iterable[ArtifactType] = (ArtifactType.FILE,),
+    bid_strategy: Any = None,
 ) -> Backend:
     """Instantiate a backend class the way its base class expects.
 
     An ``AbstractMicroengine`` gets ``client`` wrapped in an :class:`EngineClientProxy`, so the coroutine
-    methods it awaits from its own loop run on the engine's loop.
+    methods it awaits from its own loop run on the engine's loop. ``bid_strategy`` (a 2.x
+    ``BidStrategyBase``, see :func:`~polyswarmclient.backends.loader.find_bid_strategy`) bids for a backend
+    without its own ``bid()``.
     """
     label = name or cls.__qualname__
     proxy = EngineClientProxy(client) if client is not None else None
@@ -236,4 +272,4 @@ def create_backend(
         raise  # already one line that says what to fix (a backend reading its settings, say)
     except Exception as exc:
         raise ConfigError(f"backend {label!r} could not be created: {exc.__class__.__name__}: {exc}") from exc
-    return Backend(label, impl, proxy)
+    return Backend(label, impl, proxy, bid_strategy)

@@ -184,3 +184,46 @@ def load_backend_class(slug: str, group: str = GROUP, app_dir: str | Path | None
     if not callable(getattr(obj, "scan", None)):
         raise BackendNotFound(f"{kind} {slug!r}: class {obj.__qualname__} has no scan() method")
     return obj
+
+
+#: Where polyswarm-client 2.x's bid strategy base class lives (found by name: this layer sits below it).
+_BID_STRATEGY_BASE = ("polyswarmclient.bidstrategy", "BidStrategyBase")
+
+
+def _is_bid_strategy(obj: Any) -> bool:
+    return isinstance(obj, type) and any(
+        (base.__module__, base.__qualname__) == _BID_STRATEGY_BASE for base in obj.__mro__[1:]
+    )
+
+
+def find_bid_strategy(backend_class: type) -> type | None:
+    """The ``BidStrategyBase`` subclass the engine's own code defines, as polyswarm-client 2.x picked it up.
+
+    Looked for at module level in the backend class's module, then in its top-level package (an
+    engine-template package exports it from ``__init__``); classes of polyswarm-kit itself never count.
+    Several candidates in one module: the one named ``BidStrategy``, else a ``BackendNotFound`` naming them.
+    """
+    names = [backend_class.__module__]
+    top = names[0].split(".", 1)[0]
+    if top == "polyswarmclient":
+        return None
+    if top != names[0]:
+        names.append(top)
+    for name in names:
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        found: dict[str, type] = {
+            obj.__qualname__: obj
+            for obj in vars(module).values()
+            if _is_bid_strategy(obj) and not obj.__module__.startswith("polyswarmclient.")
+        }
+        if len(found) == 1:
+            return next(iter(found.values()))
+        if "BidStrategy" in found:
+            return found["BidStrategy"]
+        if found:
+            raise BackendNotFound(
+                f"module {name} defines several bid strategies ({', '.join(sorted(found))}); name one BidStrategy"
+            )
+    return None

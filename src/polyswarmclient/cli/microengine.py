@@ -10,25 +10,36 @@ usage or configuration error (bad option, unknown backend, keyfile or password p
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from polyswarmclient.artifacts import ArtifactType
-from polyswarmclient.backends import list_backends, load_backend_class
+from polyswarmclient.backends import Backend, list_backends, load_backend_class
 from polyswarmclient.cli import options
-from polyswarmclient.cli.common import connect, guard, require_devnet_extra, serve
+from polyswarmclient.cli.common import connect, guard, require_devnet_extra, run, serve
 from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
 from polyswarmclient.client import PolyswarmClient
 from polyswarmclient.errors import ConfigError
 from polyswarmclient.log import setup_logging
+from polyswarmclient.services.evaluation import (
+    DEVNET_PARAMETERS,
+    EvaluationReport,
+    Outcome,
+    demo_samples,
+    read_corpus,
+    score,
+)
+from polyswarmclient.services.evaluation import evaluate as evaluate_corpus
 from polyswarmclient.services.lifecycle import Shutdown
-from polyswarmclient.services.microengine import EngineConfig
+from polyswarmclient.services.microengine import EngineConfig, Microengine
 from polyswarmclient.services.microengine.bidding import STRATEGIES
-from polyswarmclient.services.microengine.build import make_engine
+from polyswarmclient.services.microengine.build import make_backend
 from polyswarmclient.services.microengine.filters import OPERATOR_CHOICES, parse_confidence, parse_filters
 from polyswarmclient.services.microengine.state import StateStore
+from polyswarmclient.services.scaffold import write_engine
 
 _OPS = click.Choice(OPERATOR_CHOICES, case_sensitive=False)
 _OPS_HELP = "OP is one of < <= == >= > (or lt lte eq gte gt), contains, startswith, endswith, regex"
@@ -188,13 +199,27 @@ def engine_config(params: dict[str, Any]) -> EngineConfig:
     return options.build(EngineConfig, MICROENGINE_OPTIONS, params)
 
 
-def explicit(name: str) -> bool:
-    """True when option ``name`` of the running command came from the command line or the environment."""
+def explicit(name: str, *, environment: bool = True) -> bool:
+    """True when option ``name`` of the running command came from the command line (or, with
+    ``environment``, from the environment)."""
     source = click.get_current_context().get_parameter_source(name)
-    return source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+    sources = [click.core.ParameterSource.COMMANDLINE]
+    if environment:
+        sources.append(click.core.ParameterSource.ENVIRONMENT)
+    return source in sources
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
+class EngineGroup(click.Group):
+    """``microengine`` runs the engine when given no subcommand, exactly as before it had any."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[OPTIONS]\n" + " " * 7 + f"{ctx.command_path} COMMAND [ARGS]...")
+
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 120}
+
+
+@click.group(cls=EngineGroup, invoke_without_command=True, context_settings=CONTEXT)
 @apply(MICROENGINE_OPTIONS)
 @guard
 def cli(**params: Any) -> None:
@@ -206,7 +231,18 @@ def cli(**params: Any) -> None:
     With --devnet, the whole marketplace runs in this process: a local devnet, an ambassador posting
     bounties (half EICAR, half benign) and an arbiter voting the ground truth, with the packaged test
     keystores. One line per bounty and a summary go to stdout.
+
+    The commands below are tools for engine authors; the options above are for running the engine.
     """
+    ctx = click.get_current_context()
+    if ctx.invoked_subcommand is not None:
+        given = [f"--{name.replace('_', '-')}" for name in params if explicit(name, environment=False)]
+        if given:
+            raise ConfigError(
+                f"{', '.join(given)} before '{ctx.invoked_subcommand}' would be ignored: give the options of "
+                f"'microengine {ctx.invoked_subcommand}' after it (see microengine {ctx.invoked_subcommand} --help)"
+            )
+        return
     setup_logging(params["log"], params["log_format"])
     if params["list_backends"]:
         for slug in list_backends():
@@ -219,7 +255,7 @@ def cli(**params: Any) -> None:
         )
     backend_class = load_backend_class(params["backend"], app_dir=params["app_dir"])
     _adopt_backend_logger(backend_class.__module__)
-    config = engine_config(params)
+    config = replace(engine_config(params), package_bid_strategy=not explicit("bid_strategy"))
     if params["devnet"]:
         require_devnet_extra("--devnet")
         from polyswarmclient.cli.demo import run_demo  # needs the devnet extra; imported only here
@@ -228,12 +264,95 @@ def cli(**params: Any) -> None:
         return
     client = connect(params, MICROENGINE_OPTIONS)
     store = StateStore(Path(params["state_dir"]), client.address)
+    backend = make_backend(client, backend_class, params["backend"], config)
 
     async def work(client: PolyswarmClient, shutdown: Shutdown) -> None:
-        await make_engine(client, backend_class, params["backend"], store, config, shutdown).run()
+        await Microengine(client, backend, store, config, shutdown).run()
 
     with store:
-        serve(client, work, learn=("assertion",))
+        # Before polyswarmd is contacted: a backend's configuration error (no clamd, a bad rule) is exit 2 now.
+        run(lambda _: backend.setup())
+        try:
+            serve(client, work, learn=("assertion",))
+        finally:
+            run(lambda _: _tear_down(backend))
+
+
+async def _tear_down(backend: Backend) -> None:
+    try:
+        await backend.teardown()
+    except Exception:
+        logging.getLogger("microengine").warning("backend %s: teardown failed", backend.name, exc_info=True)
+
+
+JSON_OUTPUT = Option("--json", None, "Print one JSON object instead of text lines.", is_flag=True)
+EVALUATE_OPTIONS: tuple[Option, ...] = (*LOGGING, BACKEND, APP_DIR, BID_STRATEGY, SCAN_TIMEOUT, JSON_OUTPUT)
+NEW_DIRECTORY = Option(
+    "--directory",
+    None,
+    "Directory to create the engine package in (as NAME/ there).",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("name")
+@apply((NEW_DIRECTORY,))
+@guard
+def new(name: str, directory: Path) -> None:
+    """Write a ready engine package NAME/: pyproject.toml registering the scanner as backend NAME (with _
+    for -), the scanner module, a test that runs it on the devnet, and a README."""
+    names, root = write_engine(name, directory)
+    click.echo(f"created {root}: backend {names.module} ({names.module}/__init__.py)")
+    click.echo(f"next: cd {root} && pip install -e '.[test]' && pytest")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("corpus", required=False, type=click.Path(path_type=Path))
+@apply(EVALUATE_OPTIONS)
+@guard
+def evaluate(corpus: Path | None, **params: Any) -> None:
+    """Scan a labelled CORPUS offline with --backend and print precision, recall, mean and p99 scan time,
+    and the NCT the engine would have won or lost under --bid-strategy.
+
+    CORPUS is a directory with the samples and a labels.csv, one line per sample: PATH,malicious or
+    PATH,benign (PATH relative to CORPUS; # starts a comment). Without CORPUS, the built-in demo corpus
+    (8 EICAR files, 8 benign texts) is used. Each sample counts as a one-file bounty of the minimum amount
+    that the engine alone asserts on and whose arbiter votes the label, under the devnet's bounty
+    parameters.
+    """
+    setup_logging(params["log"], params["log_format"])
+    if not params["backend"]:
+        raise ConfigError(f"no backend: pass --backend (BACKEND) with one of {', '.join(list_backends())}")
+    samples = demo_samples() if corpus is None else read_corpus(corpus)
+    backend_class = load_backend_class(params["backend"], app_dir=params["app_dir"])
+    _adopt_backend_logger(backend_class.__module__)
+    config = replace(
+        options.build(EngineConfig, EVALUATE_OPTIONS, params), package_bid_strategy=not explicit("bid_strategy")
+    )
+    backend = make_backend(None, backend_class, params["backend"], config)
+    strategy = STRATEGIES[config.bid_strategy]
+    parameters = DEVNET_PARAMETERS
+
+    async def work(_: Shutdown) -> list[Outcome]:
+        await backend.setup()
+        try:
+            return await evaluate_corpus(backend, samples, parameters, strategy, scan_timeout=params["scan_timeout"])
+        finally:
+            await _tear_down(backend)
+
+    outcomes = run(work)
+    figures = score(outcomes, parameters)
+    if backend.has_own_bid:
+        bidder = "its own bid()"
+    elif backend.bid_strategy is not None:
+        bidder = f"its package's {type(backend.bid_strategy).__qualname__}"
+    else:
+        bidder = f"--bid-strategy {config.bid_strategy}"
+    where = "the built-in demo corpus" if corpus is None else str(corpus)
+    report = EvaluationReport(where, params["backend"], bidder, "devnet defaults (offline)", parameters, figures)
+    click.echo(report.json() if params["json"] else "\n".join(report.lines()))
 
 
 def main() -> None:

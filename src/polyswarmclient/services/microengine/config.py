@@ -47,6 +47,9 @@ class EngineConfig:
     #: >0: handle this many bounties, then exit 0 once each is settled or skipped. Tx errors become fatal.
     testing: int = 0
     bid_strategy: str = "default"
+    #: Bid with the ``BidStrategyBase`` subclass the backend's package defines, when it defines one (the CLI
+    #: turns this off when --bid-strategy is given); a backend's own ``bid()`` still comes first.
+    package_bid_strategy: bool = True
     bounty_filter: BountyFilter = field(default_factory=BountyFilter)
     confidence: ConfidenceModifier = field(default_factory=ConfidenceModifier)
     max_concurrent_scans: int = 8

@@ -105,7 +105,13 @@ class Microengine:
     # --- running ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run until a shutdown request has drained, ``--testing`` is complete, or a fatal error."""
+        """Run until a shutdown request has drained, ``--testing`` is complete, or a fatal error.
+
+        The backend is set up here, and torn down at the end, unless the caller already set it up (the CLI
+        does, before the client's first contact): whoever sets it up tears it down."""
+        if self.backend.is_set_up:
+            await self._run()
+            return
         await self.backend.setup()
         try:
             await self._run()
