@@ -96,3 +96,7 @@ def inspect(file: Path) -> None:
     """Show the public parts of the keystore FILE: address, version, id, KDF, cipher. Never the key."""
     for line in inspect_keystore(file).lines():
         click.echo(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -162,3 +162,7 @@ def main(**options: Any) -> None:
         await serve(config, key, shutdown.wait, announce)
 
     common.run(work, grace=5.0)
+
+
+if __name__ == "__main__":
+    main()
