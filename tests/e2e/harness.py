@@ -49,6 +49,7 @@ _OPTION_ENV = (
     "ARTIFACT_TYPE", "BID_STRATEGY", "FILTER", "CONFIDENCE", "MAX_CONCURRENT_SCANS", "SCAN_TIMEOUT",
     "BLOCK_TIME", "BOUNTY_AMOUNT", "DURATION", "ARTIFACTS_PER_BOUNTY", "SUBMISSION_RATE", "MAX_IN_FLIGHT",
     "NO_BOUNTY_METADATA", "MAXIMUM", "WITHDRAW_TARGET", "CONFIRMATIONS", "DENOMINATION",
+    "SIGNER", "SIGNER_TOKEN_FILE", "SIGNER_SOCKET", "SIGNER_LISTEN", "SIGNER_STATE_DIR", "SIGNER_AUDIT_LOG",
 )  # fmt: skip
 
 #: Console script -> module under ``polyswarmclient.cli`` (used when the scripts are not installed).
@@ -58,6 +59,7 @@ _MODULES = {
     "ambassador": "ambassador",
     "arbiter": "arbiter",
     "balancemanager": "balancemanager",
+    "polyswarm-signer": "signer",
 }
 
 
