@@ -89,7 +89,7 @@ def choose_signer(options: dict[str, Any]) -> Signer | TransactionSigner:
         return open_remote_signer(url, options.get("signer_token_file"))
     if keyfile is None:
         raise KeyfileError(
-            "no key to sign with: pass --keyfile (KEYFILE) with a geth v3 keystore, or --signer (SIGNER) with the "
+            "no keyfile given: pass --keyfile (KEYFILE) with a geth v3 keystore, or --signer (SIGNER) with the "
             "address of polyswarm-signer or clef"
         )
     if options.get("signer_token_file") is not None:
