@@ -507,6 +507,22 @@ async def test_restart_reveal_waits_for_the_listing_only_while_half_its_window_i
         listing.set()
 
 
+async def test_restart_asserts_on_new_bounties_before_a_reveal_with_time_to_spare(market, client, tmp_path):
+    """A restart posts its assertion on a bounty posted while it was down before a reveal that has most of
+    its window left: the bounty's deadline is nearer, and a kill in between would lose the bounty."""
+    async with microengine(client, tmp_path) as e:
+        guid = post(market)
+        await until(lambda: guid in market.assertions)
+        await e.run.kill()
+    market.block = E + 1  # the reveal is due, its whole window ahead
+    late = market.open_bounty(AUTHOR, MIN, "QmArtifacts", expiration=E + 20, announce=False).guid
+    before = len(client.calls)
+    async with microengine(client, tmp_path):
+        await until(lambda: bool(market.reveals) and late in market.assertions)
+    after = [name for name, _ in client.calls[before:]]
+    assert after.index("post_assertion") < after.index("reveal_assertion")
+
+
 async def test_catch_up_learns_a_reveal_mined_unheard(market, client, tmp_path):
     """A reveal whose answer was lost is taken as done by the next catch-up (no second reveal needed)."""
     market.answer_lost = {"reveal_assertion"}

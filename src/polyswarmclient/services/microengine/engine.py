@@ -17,7 +17,6 @@ transaction that depends on it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from functools import partial
 
@@ -32,6 +31,7 @@ from polyswarmclient.services.microengine.config import EngineClient, EngineConf
 from polyswarmclient.services.microengine.planning import OpenBounty, combine_metadata
 from polyswarmclient.services.microengine.quota import TestingQuota
 from polyswarmclient.services.microengine.schedule import Action, Schedule
+from polyswarmclient.services.microengine.startup import StartupHold
 from polyswarmclient.services.microengine.state import AssertionRecord, StateStore
 from polyswarmclient.services.microengine.steps import Steps
 from polyswarmclient.services.supervision import FatalErrors, Supervisor
@@ -50,10 +50,8 @@ from polyswarmclient.wire.events import (
 
 log = logging.getLogger("microengine")
 
-#: At start, how long settles, reveals and resent assertions wait for the first catch-up to list the open
-#: bounties, so that a restart that is cut short again still learns of the bounties posted while it was
-#: down before it spends its time on those transactions. A reveal waits only while more than half of its
-#: reveal window is left: a late reveal forfeits the bid.
+#: At most how long a restart holds settles and reveals for new bounties first (see :mod:`.startup`). A
+#: reveal is held only while more than half of its reveal window is left: a late reveal forfeits the bid.
 START_LISTING_GRACE = 15.0
 #: The steps held until then (an abandon check only reads the chain, and may find a reveal due at once).
 HELD_AT_START = frozenset({"settle", "reveal"})
@@ -85,8 +83,7 @@ class Microengine:
         self.catch_up = CatchUp(client, self.book, self.steps, self, self.config.seen_cache_size)
         self._connected: set[str] = set()
         self._supervisor: Supervisor | None = None
-        self._holding: dict[str, asyncio.Event] = {}  # chains whose due steps wait for the start-up listing
-        self._deferred: list[Action] = []  # steps that fell due on a held chain
+        self.hold = StartupHold()
 
     @property
     def schedule(self) -> Schedule:
@@ -132,8 +129,8 @@ class Microengine:
         supervisor = Supervisor(
             log, self.shutdown, self.is_fatal, stop_note="no new bounties, finishing in-flight work"
         )
-        if unsent or self.book.active():  # work from an earlier run: list the open bounties before doing it
-            self._holding = {chain: asyncio.Event() for chain in chains}
+        if unsent or self.book.active():  # work from an earlier run: new bounties first (see .startup)
+            self.hold.begin(chains)
         async with supervisor:
             self._supervisor = supervisor
             if self.quota.complete:
@@ -142,6 +139,7 @@ class Microengine:
             for chain in chains:
                 supervisor.spawn(partial(self._release_after_grace, chain), f"start-up hold on {chain}")
             for record in unsent:
+                self.hold.started(record.chain, record.guid)
                 supervisor.spawn(partial(self._resend, record), f"assertion on bounty {record.guid}")
             if self.book.active():
                 supervisor.spawn(partial(self.catch_up.after_restart, chains), "start-up catch-up")
@@ -152,14 +150,8 @@ class Microengine:
             log.info("testing mode: all %d bounties finished", self.config.testing)
 
     def listed(self, chain: str) -> None:
-        """The first catch-up on ``chain`` has listed the open bounties: held steps run from now on."""
-        hold = self._holding.pop(chain, None)
-        if hold is None:
-            return
-        hold.set()
-        due = [action for action in self._deferred if action.chain == chain]
-        self._deferred = [action for action in self._deferred if action.chain != chain]
-        self._run_actions(due)
+        """The first catch-up on ``chain`` has listed the open bounties (held steps may run now)."""
+        self._run_actions(self.hold.listed(chain))
 
     def _urgent(self, action: Action) -> bool:
         """A reveal with half of its reveal window or less left (or whose record is gone) cannot wait."""
@@ -171,25 +163,15 @@ class Microengine:
         left = record.deadlines.reveal_end - self.heads.get(action.chain, 0)
         return left <= record.reveal_window // 2
 
-    def _release_urgent_reveals(self, chain: str) -> None:
-        urgent = [action for action in self._deferred if action.chain == chain and self._urgent(action)]
-        if urgent:
-            self._deferred = [action for action in self._deferred if action not in urgent]
-            self._run_actions(urgent)
-
     async def _release_after_grace(self, chain: str) -> None:
-        hold = self._holding.get(chain)
-        if hold is None:
-            return
-        try:
-            await asyncio.wait_for(hold.wait(), START_LISTING_GRACE)
-        except TimeoutError:
+        if not await self.hold.released_within(chain, START_LISTING_GRACE):
             log.warning(
-                "the start-up listing of open bounties on %s takes over %.0f s; running due reveals and settles now",
+                "start-up on %s takes over %.0f s (listing open bounties, posting their assertions); "
+                "running due reveals and settles now",
                 chain,
                 START_LISTING_GRACE,
             )
-            self.listed(chain)
+            self._run_actions(self.hold.release(chain))
 
     def _resume(self) -> None:
         """Put every pending reveal and settle from the state directory back on the schedule."""
@@ -240,8 +222,8 @@ class Microengine:
         if number <= self.heads.get(chain, -1):
             return
         self.heads[chain] = number
-        if chain in self._holding:
-            self._release_urgent_reveals(chain)
+        if self.hold.holding(chain):
+            self._run_actions(self.hold.take(chain, self._urgent))
         self._run_actions(self.schedule.on_block(chain, number))
 
     def on_quorum(self, guid: str) -> None:
@@ -255,8 +237,8 @@ class Microengine:
     def _run_actions(self, actions: list[Action]) -> None:
         spawn = self.supervisor.spawn
         for action in actions:
-            if action.kind in HELD_AT_START and action.chain in self._holding and not self._urgent(action):
-                self._deferred.append(action)  # until listed() runs
+            if action.kind in HELD_AT_START and self.hold.holding(action.chain) and not self._urgent(action):
+                self.hold.defer(action)
                 continue
             match action.kind:
                 case "reveal":
@@ -271,8 +253,13 @@ class Microengine:
     async def _resend(self, record: AssertionRecord) -> None:
         """A record written before a restart whose assertion never reached the chain: post it while the
         bounty is open (else the schedule abandons it after expiration)."""
-        if (hold := self._holding.get(record.chain)) is not None:
-            await hold.wait()  # learn of the bounties posted while we were down first
+        try:
+            await self._resend_once_listed(record)
+        finally:
+            self._run_actions(self.hold.finished(record.chain, record.guid))
+
+    async def _resend_once_listed(self, record: AssertionRecord) -> None:
+        await self.hold.wait_listed(record.chain)  # learn of the bounties posted while we were down first
         head = await self.client.block_number(record.chain)
         if head + 1 >= record.expiration:
             log.warning(
@@ -321,6 +308,7 @@ class Microengine:
             log.warning("bounty %s: testing mode already took %d bounties, ignored", bounty.guid, self.config.testing)
             return
         self.stats.bounties_handled += 1
+        self.hold.started(bounty.chain, bounty.guid)
         self.supervisor.spawn(partial(self._assert, bounty), f"bounty {bounty.guid}")
 
     async def _assert(self, bounty: OpenBounty) -> None:
@@ -335,6 +323,7 @@ class Microengine:
             # revealed and settled, or abandoned once the chain shows it was never mined.
             if not asserted and bounty.guid not in self.book:
                 self.quota.finished(bounty.guid)
+            self._run_actions(self.hold.finished(bounty.chain, bounty.guid))
         if asserted:
             self._due_now(bounty.chain)  # a block may already have passed expiration
 
