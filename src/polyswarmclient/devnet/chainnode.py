@@ -4,6 +4,12 @@ Every chain operation runs on the chain's own single worker thread, which is the
 the event loop responsive even when an EVM call or a JSON-RPC round trip is slow. One watcher task per
 chain notices new blocks and fans ``ChainUpdate`` values (the new head plus the contract logs it brought)
 out to subscriber queues: the websocket hub and the relay daemon each own one.
+
+On an embedded chain, transactions are batched: ``send_raw_transaction`` waits ``batch_window`` seconds
+for others to arrive, then one job on the worker validates them all, mines them into one block and
+reads the logs it brought, and the node publishes that update itself (one hand-off per block, not one
+per transaction plus the watcher's two). Updates are published under one lock, in block order, each
+block once.
 """
 
 from __future__ import annotations
@@ -88,6 +94,7 @@ class ChainNode:
         contracts: Any,
         *,
         poll_interval: float = 0.5,
+        batch_window: float = 0.005,
     ) -> None:
         self.name = name
         self.chain = chain
@@ -102,6 +109,11 @@ class ChainNode:
         self._subscribers: list[asyncio.Queue[ChainUpdate]] = []
         self._lower = {a.lower(): a for a in self.addresses.all()}
         self.gas_limit: int = int(chain.block_gas_limit())
+        self.batch_window = batch_window
+        self.batching: bool = hasattr(chain, "submit_batch")
+        self._batch: list[tuple[bytes, asyncio.Future[bytes]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._publish_lock: asyncio.Lock | None = None
 
     # --- running chain operations -----------------------------------------------------------------
 
@@ -119,6 +131,108 @@ class ChainNode:
         data = abi.encode_call(function, *args)
         raw = await self.run(self.chain.call, self.address_of(kind), data)
         return abi.decode_result(function, bytes(raw))
+
+    async def calls(self, kind: str, *calls: tuple[Any, ...]) -> list[Any]:
+        """Several read-only calls on the ``kind`` contract, each ``(function, *args)``, in one job on the
+        worker, all against the same block."""
+        abi = contract_abi(kind)
+        address = self.address_of(kind)
+        encoded = [abi.encode_call(function, *args) for function, *args in calls]
+
+        def work() -> list[bytes]:
+            chain = self.chain
+            lock = getattr(chain, "_lock", None)
+            with lock if lock is not None else contextlib.nullcontext():
+                return [bytes(chain.call(address, data)) for data in encoded]
+
+        raws = await self.run(work)
+        return [abi.decode_result(call[0], raw) for call, raw in zip(calls, raws, strict=True)]
+
+    def receipt_now(self, tx_hash: bytes) -> Any:
+        """The receipt if the embedded chain has it, read on the loop without waiting for the worker.
+
+        ``None`` when not mined (or forgotten); only for batching chains, see :meth:`receipt`.
+        """
+        return self.chain.peek_receipt(tx_hash)
+
+    async def receipt(self, tx_hash: bytes) -> Any:
+        """The receipt of ``tx_hash`` or ``None``."""
+        if self.batching:
+            return self.receipt_now(tx_hash)
+        return await self.run(self.chain.get_receipt, tx_hash)
+
+    # --- sending and mining -----------------------------------------------------------------------
+
+    async def send_raw_transaction(self, raw: bytes) -> bytes:
+        """Send one signed transaction; return its hash once it is mined (or queued behind a nonce gap).
+
+        Raises the chain's ``ChainError`` when it is refused. On an embedded chain the transactions that
+        arrive within ``batch_window`` seconds of each other go into one block.
+        """
+        if not self.batching:
+            return bytes(await self.run(self.chain.send_raw_transaction, raw, mutating=True))
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._batch.append((bytes(raw), future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name=f"devnet-{self.name}-batch")
+        return await future
+
+    async def _flush(self) -> None:
+        """Mine the gathered transactions, one block per round, until none are left."""
+        while self._batch:
+            if self.batch_window > 0:
+                await asyncio.sleep(self.batch_window)
+            batch, self._batch = self._batch, []
+            raws = [raw for raw, _future in batch]
+            try:
+                results = await self._mine_and_publish(raws)
+            except BaseException as exc:
+                for _raw, future in batch:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("stopped"))
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                log.exception("%s chain: mining a batch failed", self.name)
+                continue
+            for (_raw, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    async def _mine_and_publish(self, raws: list[bytes]) -> list[Any]:
+        """One worker job: submit ``raws`` (none: an empty block), mine, read the new logs; then publish."""
+
+        def work(since: int) -> tuple[list[Any], int, list[Any]]:
+            chain = self.chain
+            with chain._lock:
+                if raws:
+                    results, _receipts = chain.submit_batch(raws)
+                else:
+                    chain.mine_block()
+                    results = []
+                head = int(chain.block_number())
+                return results, head, chain.get_logs(since + 1, head) if head > since else []
+
+        async with self._publishing():
+            results, head, logs = await self.run(work, self._last_scanned)
+            await self._publish(head, logs)
+        return results
+
+    async def mine_block(self) -> int:
+        """Mine one block now (with whatever is pending) and publish it; returns the new head."""
+        if not self.batching:
+            head = int(await self.run(self.chain.mine_block, mutating=True))
+            return head
+        await self._mine_and_publish([])
+        return self.head
+
+    def _publishing(self) -> asyncio.Lock:
+        if self._publish_lock is None:
+            self._publish_lock = asyncio.Lock()
+        return self._publish_lock
 
     def address_of(self, kind: str) -> str:
         return {
@@ -188,10 +302,20 @@ class ChainNode:
                 await asyncio.sleep(self.poll_interval)
 
     async def _scan(self) -> None:
-        head = int(await self.run(self.chain.block_number))
+        chain = self.chain
+
+        def work(since: int) -> tuple[int, list[Any]]:
+            head = int(chain.block_number())
+            return head, (chain.get_logs(since + 1, head) if head > since else [])
+
+        async with self._publishing():
+            head, logs = await self.run(work, self._last_scanned)
+            await self._publish(head, logs)
+
+    async def _publish(self, head: int, logs: list[Any]) -> None:
+        """Fan the blocks after the last published one up to ``head`` out (call with the publish lock)."""
         if head <= self._last_scanned:
             return
-        logs = await self.run(self.chain.get_logs, self._last_scanned + 1, head)
         ours = tuple(lg for lg in logs if str(lg.address).lower() in self._lower)
         self._last_scanned = head
         update = ChainUpdate(self.name, head, ours)
@@ -200,10 +324,11 @@ class ChainNode:
                 queue.put_nowait(update)
             except asyncio.QueueFull:
                 log.warning("%s chain: a subscriber is not keeping up; dropping an update", self.name)
-        assert self._head_changed is not None
-        async with self._head_changed:
-            self.head = head
-            self._head_changed.notify_all()
+        self.head = head
+        cond = self._head_changed
+        if cond is not None:
+            async with cond:
+                cond.notify_all()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

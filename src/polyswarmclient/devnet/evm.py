@@ -2,12 +2,22 @@
 
 ``EmbeddedChain`` behaves like a tiny geth node with instant mining:
 
-* every transaction with the sender's next nonce is mined at once in its own block;
-* a transaction with a future nonce waits in a per-sender queue (like geth's txpool) and is
-  mined as soon as the nonce gap closes;
+* by default every transaction with the sender's next nonce is mined at once in its own block;
+  with ``mine=False`` it joins the pending block instead, and ``mine_pending()`` mines everything
+  pending into one block (the devnet server batches the transactions that arrive within a few
+  milliseconds this way, see ``ChainNode``);
+* a transaction with a future nonce waits in a per-sender queue (like geth's txpool) and joins the
+  pending block as soon as the nonce gap closes;
 * the base fee stays 0, so legacy transactions with ``gasPrice`` 0 are accepted;
 * only EIP-155 replay-protected transactions (or typed ones) signed for this chain id are
   accepted; rejections raise ``ChainError`` with geth's wording.
+
+Reads (balances, nonces, ``call``) answer from the state of the latest block, built once per block
+and reused until the next one.
+
+``retain_blocks`` bounds memory: receipts, revert reasons and logs of blocks older than that many
+blocks are forgotten, and so are the block headers and the state tries that no retained block uses
+(see ``prune``). The live state itself (every contract's storage) is never pruned.
 
 All public methods take one internal lock, so the chain can be shared between an asyncio
 thread and executor threads.
@@ -16,8 +26,10 @@ thread and executor threads.
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +55,11 @@ _ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 _FAUCET_BALANCE = 10**36
 _MAX_QUEUED_PER_SENDER = 64
 _REPLACEMENT_BUMP_PERCENT = 10
+#: Most transactions in one block. Each may use the whole per-transaction gas limit, so the block's own
+#: gas limit is that many times larger.
+MAX_BATCH = 256
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -132,16 +149,32 @@ class _SenderQueue:
 
 
 class EmbeddedChain:
-    """An in-process chain with instant mining; see the module docstring."""
+    """An in-process chain with instant or batched mining; see the module docstring.
 
-    def __init__(self, chain_id: int, *, gas_limit: int = 50_000_000) -> None:
+    ``gas_limit`` is what one transaction may use (and what ``block_gas_limit()`` reports); a block
+    holds up to ``max_batch`` such transactions.
+    """
+
+    def __init__(
+        self,
+        chain_id: int,
+        *,
+        gas_limit: int = 50_000_000,
+        max_batch: int = MAX_BATCH,
+        retain_blocks: int | None = None,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
         self.chain_id = chain_id
         self._gas_limit = gas_limit
+        self.max_batch = max_batch
+        self.retain_blocks = retain_blocks
         self._lock = threading.RLock()
         self._faucet_key = keccak(b"polyswarm-kit devnet faucet " + str(chain_id).encode())
         faucet = to_canonical_address(Account.from_key(self._faucet_key).address)
 
-        vm_class = _make_vm_class(gas_limit)
+        block_gas_limit = gas_limit * max_batch
+        vm_class = _make_vm_class(block_gas_limit)
         chain_class = MiningChain.configure(
             __name__="DevnetChain",
             vm_configuration=((0, vm_class),),
@@ -149,58 +182,82 @@ class EmbeddedChain:
         )
         genesis_params = {
             "difficulty": 0,
-            "gas_limit": gas_limit,
+            "gas_limit": block_gas_limit,
             "timestamp": int(time.time()),
             "coinbase": b"\x00" * 20,
             "extra_data": b"polyswarm-kit devnet",
         }
         genesis_state = {faucet: {"balance": _FAUCET_BALANCE, "nonce": 0, "code": b"", "storage": {}}}
         self._chain = chain_class.from_genesis(AtomicDB(), genesis_params, genesis_state)
+        self._head = self._chain.get_canonical_head()
+        self._read: tuple[Any, Any, Any] | None = None  # (head header, vm, state) for reads
 
         self._receipts: dict[bytes, Receipt] = {}
         self._revert_reasons: dict[bytes, str | None] = {}
         self._logs_by_block: dict[int, list[Log]] = {}
         self._log_blocks: list[int] = []  # ascending block numbers that have logs
+        self._block_txs: deque[tuple[int, tuple[bytes, ...]]] = deque()  # mined tx hashes by block
         self._queues: dict[bytes, _SenderQueue] = {}
         self._queued_hashes: set[bytes] = set()
+        self._pending: list[Any] = []  # validated transactions waiting for the next block, in order
+        self._pending_hashes: set[bytes] = set()
+        self._pending_nonces: dict[bytes, int] = {}  # sender -> its next nonce after its pending txs
+        self.oldest_retained_block = 0
 
     # ------------------------------------------------------------------ blocks
 
     def block_number(self) -> int:
         with self._lock:
-            return int(self._chain.get_canonical_head().block_number)
+            return int(self._head.block_number)
 
     def block_hash(self, number: int) -> bytes:
         with self._lock:
-            if number < 0 or number > self.block_number():
-                raise ChainError(f"unknown block {number}")
+            self._check_block(number)
             return bytes(self._chain.get_canonical_block_hash(number))
 
     def block_timestamp(self, number: int) -> int:
         with self._lock:
-            if number < 0 or number > self.block_number():
-                raise ChainError(f"unknown block {number}")
+            self._check_block(number)
             return int(self._chain.get_canonical_block_header_by_number(number).timestamp)
+
+    def _check_block(self, number: int) -> None:
+        if number < 0 or number > self._head.block_number:
+            raise ChainError(f"unknown block {number}")
+        if number < self.oldest_retained_block:
+            raise ChainError(f"block {number} is older than the {self.retain_blocks} blocks the devnet keeps")
 
     def block_gas_limit(self) -> int:
         return self._gas_limit
 
     def _refresh_timestamp(self) -> None:
-        parent = self._chain.get_canonical_head()
+        parent = self._head
         ts = max(parent.timestamp + 1, int(time.time()))
         self._chain.header = self._chain.header.copy(timestamp=ts)
 
     def mine_block(self) -> int:
-        """Mine an empty block now and return its number."""
+        """Mine the pending transactions (an empty block when there are none) now; return its number."""
         with self._lock:
-            self._refresh_timestamp()
-            block = self._chain.mine_block()
-            return int(block.number)
+            if self._pending:
+                self.mine_pending()
+            else:
+                self._refresh_timestamp()
+                block = self._chain.mine_block()
+                self._record_block(block, [], [], [])
+            return int(self._head.block_number)
 
     # ------------------------------------------------------------------ state
 
+    def _read_state(self) -> tuple[Any, Any]:
+        """The VM and state of the latest block, built once per block."""
+        head = self._head
+        if self._read is None or self._read[0] is not head:
+            vm = self._chain.get_vm(head)
+            state = vm.build_state(self._chain.chaindb.db, head, vm.chain_context, vm.previous_hashes)
+            self._read = (head, vm, state)
+        return self._read[1], self._read[2]
+
     def _state(self) -> Any:
-        return self._chain.get_vm(self._chain.get_canonical_head()).state
+        return self._read_state()[1]
 
     def eth_balance(self, address: str) -> int:
         with self._lock:
@@ -213,31 +270,46 @@ class EmbeddedChain:
     def get_nonce(self, address: str, *, pending: bool = False) -> int:
         with self._lock:
             addr = to_canonical_address(address)
-            nonce = int(self._state().get_nonce(addr))
-            if pending:
-                queue = self._queues.get(addr)
-                while queue is not None and nonce in queue.by_nonce:
-                    nonce += 1
+            if not pending:
+                return int(self._state().get_nonce(addr))
+            nonce = self._next_nonce(addr)
+            queue = self._queues.get(addr)
+            while queue is not None and nonce in queue.by_nonce:
+                nonce += 1
             return nonce
+
+    def _next_nonce(self, sender: bytes) -> int:
+        """The nonce the sender's next transaction into the pending block must have."""
+        pending = self._pending_nonces.get(sender)
+        return pending if pending is not None else int(self._state().get_nonce(sender))
 
     def pending_nonces(self, address: str) -> list[int]:
         with self._lock:
             queue = self._queues.get(to_canonical_address(address))
             return sorted(queue.by_nonce) if queue else []
 
+    @property
+    def pending_count(self) -> int:
+        """Transactions waiting for ``mine_pending()``."""
+        with self._lock:
+            return len(self._pending)
+
     # ------------------------------------------------------------------ transactions
 
-    def send_raw_transaction(self, raw: bytes) -> bytes:
-        """Validate, then mine at once (next nonce) or queue (future nonce). Returns the tx hash."""
+    def send_raw_transaction(self, raw: bytes, *, mine: bool = True) -> bytes:
+        """Validate, then add to the pending block (next nonce) or queue (future nonce); return the hash.
+
+        With ``mine`` (the default) the pending block is mined before returning, so the receipt is there.
+        """
         with self._lock:
             tx = self._decode(raw)
             tx_hash = bytes(tx.hash)
             sender = bytes(tx.sender)
-            if tx_hash in self._receipts or tx_hash in self._queued_hashes:
+            if tx_hash in self._receipts or tx_hash in self._queued_hashes or tx_hash in self._pending_hashes:
                 raise ChainError(f"known transaction: {tx_hash.hex()}")
             state = self._state()
-            state_nonce = int(state.get_nonce(sender))
-            if tx.nonce < state_nonce:
+            next_nonce = self._next_nonce(sender)
+            if tx.nonce < next_nonce:
                 raise ChainError("nonce too low")
             if tx.gas > self._gas_limit:
                 raise ChainError("exceeds block gas limit")
@@ -245,12 +317,21 @@ class EmbeddedChain:
                 raise ChainError("intrinsic gas too low")
             if not self._can_pay(state, sender, tx):
                 raise ChainError("insufficient funds for gas * price + value")
-            if tx.nonce > state_nonce:
+            if tx.nonce > next_nonce:
                 self._enqueue(sender, tx, raw)
                 return tx_hash
-            self._mine_tx(tx)
+            self._add_pending(sender, tx)
             self._release_queued(sender)
+            if mine:
+                self.mine_pending()
             return tx_hash
+
+    def _add_pending(self, sender: bytes, tx: Any) -> None:
+        if len(self._pending) >= self.max_batch:
+            self.mine_pending()  # a full block goes out at once; this transaction starts the next one
+        self._pending.append(tx)
+        self._pending_hashes.add(bytes(tx.hash))
+        self._pending_nonces[sender] = int(tx.nonce) + 1
 
     def _decode(self, raw: bytes) -> Any:
         try:
@@ -289,10 +370,10 @@ class EmbeddedChain:
         self._queued_hashes.add(bytes(tx.hash))
 
     def _release_queued(self, sender: bytes) -> None:
+        """Move the sender's queued transactions whose nonce gap has closed into the pending block."""
         queue = self._queues.get(sender)
         while queue is not None and queue.by_nonce:
-            state = self._state()
-            nonce = int(state.get_nonce(sender))
+            nonce = self._next_nonce(sender)
             # drop anything stale (cannot normally happen)
             for stale in [n for n in queue.by_nonce if n < nonce]:
                 self._queued_hashes.discard(bytes(queue.by_nonce.pop(stale).tx.hash))
@@ -300,63 +381,145 @@ class EmbeddedChain:
             if item is None:
                 break
             self._queued_hashes.discard(bytes(item.tx.hash))
-            if not self._can_pay(state, sender, item.tx):
+            if not self._can_pay(self._state(), sender, item.tx):
                 continue  # dropped, like a txpool would; the nonce gap stays
-            try:
-                self._mine_tx(item.tx)
-            except ChainError:
-                continue
+            self._add_pending(sender, item.tx)
         if queue is not None and not queue.by_nonce:
             self._queues.pop(sender, None)
 
-    def _mine_tx(self, tx: Any) -> Receipt:
-        self._refresh_timestamp()
-        try:
-            import_result, receipts, computations = self._chain.mine_all([tx])
-        except Exception as exc:  # validation problems py-evm found that we did not
-            raise ChainError(f"invalid transaction: {exc}") from exc
-        block = import_result.imported_block
-        raw_receipt = receipts[0]
-        computation = computations[0]
-        tx_hash = bytes(tx.hash)
+    def mine_pending(self) -> tuple[list[Receipt], dict[bytes, str]]:
+        """Mine every pending transaction into one block.
+
+        Returns the receipts, in block order, and the transactions py-evm refused (hash -> reason): a
+        transaction that passed the checks on arrival can still fail once the ones before it in the same
+        block ran (say, a balance they spent). Those are dropped, as a txpool drops them, and the others
+        are mined in a block of their own. Nothing pending: no block, ``([], {})``.
+        """
+        with self._lock:
+            txs, self._pending = self._pending, []
+            self._pending_hashes.clear()
+            self._pending_nonces.clear()
+            if not txs:
+                return [], {}
+            self._refresh_timestamp()
+            try:
+                import_result, receipts, computations = self._chain.mine_all(txs)
+            except Exception:
+                return self._mine_one_by_one(txs)
+            return self._record_block(import_result.imported_block, txs, receipts, computations), {}
+
+    def _mine_one_by_one(self, txs: list[Any]) -> tuple[list[Receipt], dict[bytes, str]]:
+        """The slow path of ``mine_pending``: each transaction alone, keeping the ones py-evm accepts."""
+        mined: list[Receipt] = []
+        refused: dict[bytes, str] = {}
+        for tx in txs:
+            self._refresh_timestamp()
+            try:
+                import_result, receipts, computations = self._chain.mine_all([tx])
+            except Exception as exc:
+                refused[bytes(tx.hash)] = f"invalid transaction: {exc}"
+                log.warning("chain %d: dropped transaction 0x%s: %s", self.chain_id, bytes(tx.hash).hex(), exc)
+                continue
+            mined += self._record_block(import_result.imported_block, [tx], receipts, computations)
+        return mined, refused
+
+    def _record_block(self, block: Any, txs: list[Any], receipts: Any, computations: Any) -> list[Receipt]:
+        """Keep what a mined block brought (receipts, revert reasons, logs) and move the head."""
         number = int(block.number)
-        logs = [
-            Log(
-                address=to_checksum_address(entry.address),
-                topics=[int(t).to_bytes(32, "big") for t in entry.topics],
-                data=bytes(entry.data),
-                block_number=number,
-                tx_hash=tx_hash,
-                log_index=i,
-            )
-            for i, entry in enumerate(raw_receipt.logs)
-        ]
-        sender = to_checksum_address(tx.sender)
-        status = 0 if computation.is_error else 1
-        contract_address = None
-        if not tx.to:
-            if status == 1:
+        block_hash = bytes(block.hash)
+        out: list[Receipt] = []
+        block_logs: list[Log] = []
+        cumulative_gas = 0  # a receipt's gas_used is the block's running total
+        for tx, raw_receipt, computation in zip(txs, receipts, computations, strict=True):
+            tx_hash = bytes(tx.hash)
+            logs = [
+                Log(
+                    address=to_checksum_address(entry.address),
+                    topics=[int(t).to_bytes(32, "big") for t in entry.topics],
+                    data=bytes(entry.data),
+                    block_number=number,
+                    tx_hash=tx_hash,
+                    log_index=len(block_logs) + i,
+                )
+                for i, entry in enumerate(raw_receipt.logs)
+            ]
+            block_logs += logs
+            status = 0 if computation.is_error else 1
+            contract_address = None
+            if not tx.to and status == 1:
                 contract_address = to_checksum_address(computation.msg.storage_address)
-        receipt = Receipt(
-            tx_hash=tx_hash,
-            block_number=number,
-            block_hash=bytes(block.hash),
-            status=status,
-            gas_used=int(raw_receipt.gas_used),
-            logs=logs,
-            to=to_checksum_address(tx.to) if tx.to else None,
-            sender=sender,
-            contract_address=contract_address,
-        )
-        self._receipts[tx_hash] = receipt
-        if computation.is_error:
-            error = computation.error
-            data = bytes(error.args[0]) if isinstance(error, Revert) and error.args else b""
-            self._revert_reasons[tx_hash] = decode_revert_reason(data)
-        if logs:
-            self._logs_by_block[number] = logs
+            receipt = Receipt(
+                tx_hash=tx_hash,
+                block_number=number,
+                block_hash=block_hash,
+                status=status,
+                gas_used=int(raw_receipt.gas_used) - cumulative_gas,
+                logs=logs,
+                to=to_checksum_address(tx.to) if tx.to else None,
+                sender=to_checksum_address(tx.sender),
+                contract_address=contract_address,
+            )
+            cumulative_gas = int(raw_receipt.gas_used)
+            self._receipts[tx_hash] = receipt
+            if computation.is_error:
+                error = computation.error
+                data = bytes(error.args[0]) if isinstance(error, Revert) and error.args else b""
+                self._revert_reasons[tx_hash] = decode_revert_reason(data)
+            out.append(receipt)
+        if block_logs:
+            self._logs_by_block[number] = block_logs
             self._log_blocks.append(number)
-        return receipt
+        if txs:
+            self._block_txs.append((number, tuple(r.tx_hash for r in out)))
+        self._head = self._chain.get_canonical_head()
+        self._read = None
+        self._forget_old_blocks()
+        return out
+
+    def _forget_old_blocks(self) -> None:
+        """Drop receipts, revert reasons and logs of blocks older than ``retain_blocks``."""
+        if self.retain_blocks is None:
+            return
+        oldest = int(self._head.block_number) - self.retain_blocks + 1
+        if oldest <= self.oldest_retained_block:
+            return
+        self.oldest_retained_block = oldest
+        while self._block_txs and self._block_txs[0][0] < oldest:
+            for tx_hash in self._block_txs.popleft()[1]:
+                self._receipts.pop(tx_hash, None)
+                self._revert_reasons.pop(tx_hash, None)
+        cut = bisect.bisect_left(self._log_blocks, oldest)
+        for number in self._log_blocks[:cut]:
+            self._logs_by_block.pop(number, None)
+        del self._log_blocks[:cut]
+
+    def submit_batch(self, raws: list[bytes]) -> tuple[list[bytes | ChainError], list[Receipt]]:
+        """Validate each raw transaction, then mine everything pending into one block.
+
+        Returns, per raw transaction, its hash or the ``ChainError`` that refused it (a transaction
+        py-evm refused while mining gets its error too), and the receipts of the mined block.
+        """
+        with self._lock:
+            results: list[bytes | ChainError] = []
+            for raw in raws:
+                try:
+                    results.append(self.send_raw_transaction(raw, mine=False))
+                except ChainError as exc:
+                    results.append(exc)
+            receipts, refused = self.mine_pending()
+            if refused:
+                results = [
+                    ChainError(refused[r]) if isinstance(r, bytes) and r in refused else r for r in results
+                ]
+            return results, receipts
+
+    def logs_between(self, from_block: int, to_block: int) -> list[Log]:
+        """Every log of blocks ``from_block`` to ``to_block``, in order (the watcher's scan)."""
+        return self.get_logs(from_block, to_block)
+
+    def peek_receipt(self, tx_hash: bytes) -> Receipt | None:
+        """``get_receipt`` without the lock: one dict read, safe from any thread (for the event loop)."""
+        return self._receipts.get(bytes(tx_hash))
 
     def get_receipt(self, tx_hash: bytes) -> Receipt | None:
         with self._lock:
@@ -387,7 +550,7 @@ class EmbeddedChain:
             signed = account.sign_transaction(tx)
             tx_hash = self.send_raw_transaction(bytes(signed.raw_transaction))
             receipt = self._receipts.get(tx_hash)
-            if receipt is None:  # pragma: no cover - only if the key has a nonce gap
+            if receipt is None:  # pragma: no cover - only if the key has a nonce gap or py-evm refused it
                 raise ChainError("transaction queued behind a nonce gap")
             return receipt
 
@@ -406,16 +569,17 @@ class EmbeddedChain:
         transaction sent now sees ``block.number + 1``. Raises ChainError on revert.
         """
         with self._lock:
-            if block is None:
-                header = self._chain.get_canonical_head()
+            if block is None or block == self._head.block_number:
+                vm, state = self._read_state()
             else:
-                if block < 0 or block > self.block_number():
-                    raise ChainError(f"unknown block {block}")
+                self._check_block(block)
                 header = self._chain.get_canonical_block_header_by_number(block)
-            vm = self._chain.get_vm(header)
+                vm = self._chain.get_vm(header)
+                # Like geth's eth_call: the state after block N, executed with block.number == N.
+                state = vm.build_state(self._chain.chaindb.db, header, vm.chain_context, vm.previous_hashes)
             from_ = to_canonical_address(sender) if sender else b"\x00" * 20
             unsigned = vm.create_unsigned_transaction(
-                nonce=vm.state.get_nonce(from_),
+                nonce=state.get_nonce(from_),
                 gas_price=0,
                 gas=self._gas_limit,
                 to=to_canonical_address(to),
@@ -423,8 +587,6 @@ class EmbeddedChain:
                 data=bytes(data),
             )
             spoofed = SpoofTransaction(unsigned, from_=from_)
-            # Like geth's eth_call: the state after block N, executed with block.number == N.
-            state = vm.build_state(self._chain.chaindb.db, header, vm.chain_context, vm.previous_hashes)
             snapshot = state.snapshot()
             try:
                 computation = state.costless_execute_transaction(spoofed)

@@ -90,6 +90,9 @@ class DevnetConfig:
     receipt_timeout_side: float = 10.0
     receipt_timeout_home: float = 60.0
     poll_interval: float = 0.5
+    #: Seconds an embedded chain gathers transactions before mining them into one block (0: mine as soon
+    #: as the chain is free; what arrives while a block is being mined still goes into the next one).
+    batch_window: float = 0.005
     #: ArbiterStaking's MINIMUM_STAKE. The contracts' default is 1.6's 10,000,000 NCT; the devnet lowers it
     #: to 1,000 NCT because it gives each keystore 10,000 NCT on the sidechain (``fund_nct_side``), so that
     #: ``arbiter_keyfile`` can stake and vote. ``community_overrides["minimum_stake"]`` wins over it.
@@ -137,8 +140,12 @@ class Devnet:
         cfg = self.config
         home_chain, side_chain = await asyncio.to_thread(self._make_chains)
         self.community = await asyncio.to_thread(self._deploy_and_fund, home_chain, side_chain)
-        self.home = ChainNode("home", home_chain, self.community.home, poll_interval=cfg.poll_interval)
-        self.side = ChainNode("side", side_chain, self.community.side, poll_interval=cfg.poll_interval)
+        self.home = ChainNode(
+            "home", home_chain, self.community.home, poll_interval=cfg.poll_interval, batch_window=cfg.batch_window
+        )
+        self.side = ChainNode(
+            "side", side_chain, self.community.side, poll_interval=cfg.poll_interval, batch_window=cfg.batch_window
+        )
         hubs = {"home": EventHub(self.home, self.artifacts), "side": EventHub(self.side, self.artifacts)}
         self.context = ServerContext(
             home=self.home,
@@ -225,7 +232,7 @@ class Devnet:
             next_at = max(next_at + self.config.block_time, loop.time())
             for node in nodes:
                 try:
-                    await node.run(node.chain.mine_block, mutating=True)
+                    await node.mine_block()
                 except Exception:
                     log.exception("%s chain: mining a block failed", node.name)
 
@@ -321,7 +328,7 @@ class Devnet:
         node = self.node(chain)
         head = 0
         for _ in range(blocks):
-            head = await node.run(node.chain.mine_block, mutating=True)
+            head = await node.mine_block()
         return int(head)
 
     async def fund(self, address: str, *, eth: int = 0, nct_home: int = 0, nct_side: int = 0) -> None:

@@ -85,12 +85,15 @@ async def relay_fees(request: web.Request) -> web.Response:
 @routes.get("/staking/parameters")
 async def staking_parameters(request: web.Request) -> web.Response:
     node, _account = chain_scope(request)
+    minimum, maximum, numerator, denominator = await node.calls(
+        STAKING, ("MINIMUM_STAKE",), ("MAXIMUM_STAKE",), ("VOTE_RATIO_NUMERATOR",), ("VOTE_RATIO_DENOMINATOR",)
+    )
     return ok(
         {
-            "minimum_stake": int(await node.call(STAKING, "MINIMUM_STAKE")),
-            "maximum_stake": int(await node.call(STAKING, "MAXIMUM_STAKE")),
-            "vote_ratio_numerator": int(await node.call(STAKING, "VOTE_RATIO_NUMERATOR")),
-            "vote_ratio_denominator": int(await node.call(STAKING, "VOTE_RATIO_DENOMINATOR")),
+            "minimum_stake": int(minimum),
+            "maximum_stake": int(maximum),
+            "vote_ratio_numerator": int(numerator),
+            "vote_ratio_denominator": int(denominator),
         }
     )
 

@@ -53,21 +53,24 @@ def _guid(request: web.Request) -> uuid.UUID:
     return uuid.UUID(request.match_info["guid"])
 
 
-async def _parameters(node: ChainNode) -> BountyParameters:
-    async def get(name: str) -> int:
-        return int(await node.call(REGISTRY, name))
+#: ``BountyParameters`` field -> the registry getter that answers it.
+_PARAMETER_GETTERS = {
+    "bounty_fee": "bountyFee",
+    "assertion_fee": "assertionFee",
+    "bounty_amount_minimum": "BOUNTY_AMOUNT_MINIMUM",
+    "assertion_bid_minimum": "ASSERTION_BID_ARTIFACT_MINIMUM",
+    "assertion_bid_maximum": "ASSERTION_BID_ARTIFACT_MAXIMUM",
+    "arbiter_lookback_range": "ARBITER_LOOKBACK_RANGE",
+    "max_duration": "MAX_DURATION",
+    "assertion_reveal_window": "assertionRevealWindow",
+    "arbiter_vote_window": "arbiterVoteWindow",
+}
 
-    return BountyParameters(
-        bounty_fee=await get("bountyFee"),
-        assertion_fee=await get("assertionFee"),
-        bounty_amount_minimum=await get("BOUNTY_AMOUNT_MINIMUM"),
-        assertion_bid_minimum=await get("ASSERTION_BID_ARTIFACT_MINIMUM"),
-        assertion_bid_maximum=await get("ASSERTION_BID_ARTIFACT_MAXIMUM"),
-        arbiter_lookback_range=await get("ARBITER_LOOKBACK_RANGE"),
-        max_duration=await get("MAX_DURATION"),
-        assertion_reveal_window=await get("assertionRevealWindow"),
-        arbiter_vote_window=await get("arbiterVoteWindow"),
-    )
+
+async def _parameters(node: ChainNode) -> BountyParameters:
+    """The nine values in one job on the chain's worker, all read at the same block."""
+    values = await node.calls(REGISTRY, *((getter,) for getter in _PARAMETER_GETTERS.values()))
+    return BountyParameters(**{name: int(v) for name, v in zip(_PARAMETER_GETTERS, values, strict=True)})
 
 
 @routes.get("/bounties/parameters")

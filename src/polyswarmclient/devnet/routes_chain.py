@@ -118,7 +118,7 @@ async def _submit(
     if node.kind_of(tx.to) is None:
         return {"is_error": True, "message": f"Invalid transaction recipient for tx {tx_hash}: {tx.to}"}
     try:
-        await node.run(node.chain.send_raw_transaction, raw, mutating=True)
+        await node.send_raw_transaction(raw)
     except ChainError as exc:
         return {"is_error": True, "message": f"Invalid transaction error for tx {tx_hash}: {exc}"}
     return {"is_error": False, "message": tx_hash}
@@ -152,7 +152,8 @@ async def post_transactions(request: web.Request) -> web.Response:
     except ValueError as exc:
         # One undecodable item: a single error entry and nothing is sent (spec §2.3, HEAD).
         return fail([{"is_error": True, "message": f"Invalid transaction: {exc}"}], 400)
-    results = [await _submit(request, node, account, raw, tx) for raw, tx in decoded]
+    # Submitted together (in order) so that they go into the same block.
+    results = await asyncio.gather(*(_submit(request, node, account, raw, tx) for raw, tx in decoded))
     if any(r["is_error"] for r in results):
         return fail(results, 400)
     return ok(results)
@@ -163,7 +164,7 @@ async def _wait_mined(node: ChainNode, tx_hash: bytes, limit: float) -> Any:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
     while True:
-        receipt = await node.run(node.chain.get_receipt, tx_hash)
+        receipt = await node.receipt(tx_hash)
         if receipt is not None and node.head >= receipt.block_number + 1:
             return receipt
         remaining = deadline - loop.time()
