@@ -40,8 +40,15 @@ HOST = _devnet("host", "Interface to listen on.")
 PORT = _devnet("port", "TCP port of the devnet server; 0 picks a free one.", type=click.IntRange(0, 65535))
 BLOCK_TIME = _devnet(
     "block_time",
-    "Seconds between wall-clock blocks on each embedded chain (every transaction is also mined at once).",
+    "Seconds between wall-clock blocks on each embedded chain (transactions are also mined at once, see "
+    "--batch-window).",
     type=click.FloatRange(min=0.01),
+)
+BATCH_WINDOW = _devnet(
+    "batch_window",
+    "Seconds an embedded chain gathers the transactions that arrive together before mining them into one "
+    "block; 0 mines as soon as the chain is free.",
+    type=click.FloatRange(min=0.0, max=1.0),
 )
 RELAY_CONFIRMATIONS = _devnet(
     "relay_confirmations",
@@ -107,6 +114,7 @@ OPTIONS: tuple[Option, ...] = (
     HOST,
     PORT,
     BLOCK_TIME,
+    BATCH_WINDOW,
     RELAY_CONFIRMATIONS,
     API_KEYS,
     KEYFILES_DIR,

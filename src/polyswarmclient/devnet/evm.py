@@ -393,7 +393,7 @@ class EmbeddedChain:
         Returns the receipts, in block order, and the transactions py-evm refused (hash -> reason): a
         transaction that passed the checks on arrival can still fail once the ones before it in the same
         block ran (say, a balance they spent). Those are dropped, as a txpool drops them, and the others
-        are mined in a block of their own. Nothing pending: no block, ``([], {})``.
+        are mined, still in one block. Nothing pending: no block, ``([], {})``.
         """
         with self._lock:
             txs, self._pending = self._pending, []
@@ -402,26 +402,33 @@ class EmbeddedChain:
             if not txs:
                 return [], {}
             self._refresh_timestamp()
+            refused: dict[bytes, str] = {}
             try:
                 import_result, receipts, computations = self._chain.mine_all(txs)
             except Exception:
-                return self._mine_one_by_one(txs)
-            return self._record_block(import_result.imported_block, txs, receipts, computations), {}
+                txs, refused = self._sort_out(txs)
+                if not txs:
+                    return [], refused
+                import_result, receipts, computations = self._chain.mine_all(txs)
+            return self._record_block(import_result.imported_block, txs, receipts, computations), refused
 
-    def _mine_one_by_one(self, txs: list[Any]) -> tuple[list[Receipt], dict[bytes, str]]:
-        """The slow path of ``mine_pending``: each transaction alone, keeping the ones py-evm accepts."""
-        mined: list[Receipt] = []
+    def _sort_out(self, txs: list[Any]) -> tuple[list[Any], dict[bytes, str]]:
+        """The slow path of ``mine_pending``: apply the block's transactions one at a time on a scratch VM
+        and split them into the ones py-evm accepts and the ones it refuses (nothing is persisted)."""
+        header = self._chain.header
+        vm = self._chain.get_vm(header)
+        accepted: list[Any] = []
         refused: dict[bytes, str] = {}
         for tx in txs:
-            self._refresh_timestamp()
             try:
-                import_result, receipts, computations = self._chain.mine_all([tx])
+                receipt, _computation = vm.apply_transaction(header, tx)
             except Exception as exc:
                 refused[bytes(tx.hash)] = f"invalid transaction: {exc}"
                 log.warning("chain %d: dropped transaction 0x%s: %s", self.chain_id, bytes(tx.hash).hex(), exc)
                 continue
-            mined += self._record_block(import_result.imported_block, [tx], receipts, computations)
-        return mined, refused
+            header = vm.add_receipt_to_header(header, receipt)
+            accepted.append(tx)
+        return accepted, refused
 
     def _record_block(self, block: Any, txs: list[Any], receipts: Any, computations: Any) -> list[Receipt]:
         """Keep what a mined block brought (receipts, revert reasons, logs) and move the head."""
@@ -508,9 +515,7 @@ class EmbeddedChain:
                     results.append(exc)
             receipts, refused = self.mine_pending()
             if refused:
-                results = [
-                    ChainError(refused[r]) if isinstance(r, bytes) and r in refused else r for r in results
-                ]
+                results = [ChainError(refused[r]) if isinstance(r, bytes) and r in refused else r for r in results]
             return results, receipts
 
     def logs_between(self, from_block: int, to_block: int) -> list[Log]:
