@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 _SECRETS: set[str] = set()
 _HANDLER_NAME = "polyswarm-kit"
 #: Loggers configured by :func:`setup_logging`. Third-party libraries keep their own levels.
 LOGGER_NAMES = ("polyswarmclient", "microengine", "balancemanager", "ambassador", "arbiter", "devnet")
+#: The library's own logger, set by ``--client-log`` (CLIENT_LOG_LEVEL) when given, else by ``--log``.
+CLIENT_LOGGER = "polyswarmclient"
+#: Fields JSON lines carry for the work under way (``guid``, ``chain``, ``block``): tasks inherit them.
+_FIELDS: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("polyswarm_log_fields", default={})  # noqa: B039
+
+
+@contextlib.contextmanager
+def fields(**values: Any) -> Iterator[None]:
+    """Add ``values`` to every JSON log line written inside the block, and in the tasks started there."""
+    token = _FIELDS.set({**_FIELDS.get(), **{k: v for k, v in values.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _FIELDS.reset(token)
+
+
+def set_fields(**values: Any) -> None:
+    """Add ``values`` to the log fields of the current task from here on (a task's own context)."""
+    _FIELDS.set({**_FIELDS.get(), **{k: v for k, v in values.items() if v is not None}})
 
 
 def register_secret(value: str | None) -> None:
@@ -43,6 +65,7 @@ class JsonFormatter(logging.Formatter):
             "name": record.name,
             "message": record.getMessage(),
         }
+        payload.update(_FIELDS.get())
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
             payload.update(extra)
@@ -51,12 +74,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
-def setup_logging(level: str = "WARNING", fmt: str = "text") -> None:
-    """Configure our loggers once; calling again replaces the handler instead of adding another."""
+def setup_logging(level: str = "WARNING", fmt: str = "text", client_level: str | None = None) -> None:
+    """Configure our loggers once; calling again replaces the handler instead of adding another.
+
+    ``fmt`` is text, or json (``datadog``, polyswarm-client's name for it, is json too); ``client_level``
+    is the level of the library's own loggers (``polyswarmclient.*``), ``level`` when not given.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)
     handler.addFilter(_RedactingFilter())
-    if fmt == "json":
+    if fmt in ("json", "datadog"):
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -65,5 +92,5 @@ def setup_logging(level: str = "WARNING", fmt: str = "text") -> None:
         for old in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
             logger.removeHandler(old)
         logger.addHandler(handler)
-        logger.setLevel(level.upper())
+        logger.setLevel((client_level or level).upper() if name == CLIENT_LOGGER else level.upper())
         logger.propagate = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,25 @@ def test_an_amount_with_an_exponent_or_out_of_range(tmp_path: Path, amount: str,
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert why in " ".join(result.stderr.split())
+
+
+def test_a_malformed_metrics_address_is_exit_2_before_anything_connects(tmp_path: Path) -> None:
+    """--metrics-addr 9100 (no host): one line naming the option and the form it takes."""
+    args = _connection(tmp_path, **{"--metrics-addr": "9100"})
+    result = run_module("polyswarmclient.cli.microengine", "--backend", "eicar", *args, clear=CLEAR)
+    _one_line_usage_error(result, "--metrics-addr (METRICS_ADDR)", "HOST:PORT", "0.0.0.0:9100")
+
+
+def test_a_metrics_port_in_use_is_exit_1_in_one_line(tmp_path: Path) -> None:
+    """Another process holds the metrics port: one line saying so, exit 1 (runtime), before polyswarmd is asked."""
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        args = _connection(tmp_path, **{"--metrics-addr": f"127.0.0.1:{port}"})
+        result = run_module("polyswarmclient.cli.microengine", "--backend", "eicar", *args, clear=CLEAR)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1, result.stderr
+    assert lines == [
+        f"Error: --metrics-addr (METRICS_ADDR): 127.0.0.1:{port} is already in use; stop the other "
+        "process or pick another port"
+    ]

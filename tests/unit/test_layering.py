@@ -28,8 +28,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = "polyswarmclient"
 ROOT = PACKAGE  # the layer of polyswarmclient/__init__.py: it holds __version__ and imports nothing
 
-#: errors < amounts < log: each base module may import the ones before it.
-BASE = frozenset({ROOT, "errors", "amounts", "log"})
+#: errors < amounts < log, metrics: each base module may import the ones before it.
+BASE = frozenset({ROOT, "errors", "amounts", "log", "metrics"})
 #: The modules polyswarm-client engines import, at the top level as there.
 COMPAT = frozenset({"artifacts", "abstractscanner", "abstractmicroengine"})
 
@@ -41,6 +41,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "errors": frozenset({ROOT}),
     "amounts": frozenset({ROOT, "errors"}),
     "log": frozenset({ROOT, "errors", "amounts"}),
+    # what services count and the process's health (recorded through it, exported by telemetry/)
+    "metrics": frozenset({ROOT, "errors", "amounts"}),
     # the sample corpus (ambassador bounties, the verbatim arbiter, the devnet): standard library only
     "samples": frozenset(),
     # compatibility with polyswarm-client engines: artifact types, then scanners, then the engine base
@@ -66,16 +68,31 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "devnet": BASE | {"samples", "wire", "eth"},
     # microengine --devnet: runs a devnet, the roles and the engine together
     "demo": BASE | COMPAT | {"samples", "wire", "eth", "transport", "client", "backends", "services", "devnet"},
+    # --metrics-addr: the Prometheus exporter of the base's metrics module and its aiohttp server
+    "telemetry": BASE,
     # the click shells on top
     "cli": BASE
     | COMPAT
-    | {"samples", "wire", "eth", "transport", "client", "backends", "services", "devnet", "demo", "signer"},
+    | {
+        "samples",
+        "wire",
+        "eth",
+        "transport",
+        "client",
+        "backends",
+        "services",
+        "devnet",
+        "demo",
+        "signer",
+        "telemetry",
+    },
 }
 
 #: Third-party packages (by import name) and the only layers that may import them. ``eth`` is py-evm.
 CONFINED: dict[str, frozenset[str]] = {
     "click": frozenset({"cli"}),
-    "aiohttp": frozenset({"transport", "devnet"}),
+    "aiohttp": frozenset({"transport", "devnet", "telemetry"}),
+    "prometheus_client": frozenset({"telemetry"}),
     "websockets": frozenset({"transport"}),
     "eth_account": frozenset({"eth", "devnet"}),
     "eth": frozenset({"devnet"}),

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -27,7 +28,9 @@ from polyswarmclient.errors import (
 )
 from polyswarmclient.eth.keys import Signer, load_keyfile
 from polyswarmclient.log import redact, register_secret
-from polyswarmclient.services.lifecycle import Shutdown
+from polyswarmclient.metrics import HEALTH
+from polyswarmclient.metrics import enabled as metrics_enabled
+from polyswarmclient.services.lifecycle import DEFAULT_GRACE, Shutdown
 from polyswarmclient.transport.jsonrpc import parse_endpoint, read_token_file
 
 T = TypeVar("T")
@@ -124,11 +127,35 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def run(main: Callable[[Shutdown], Awaitable[T]], *, grace: float = 30.0) -> T:
+@contextlib.contextmanager
+def operations(options: dict[str, Any]) -> Iterator[None]:
+    """``--metrics-addr``: serve /metrics, /healthz and /readyz while the block runs (nothing without it).
+
+    The address is bound here, before anything else starts: a malformed one is exit 2, one in use exit 1.
+    """
+    address = options.get("metrics_addr")
+    if not address:
+        yield
+        return
+    from polyswarmclient.telemetry.server import MetricsServer, parse_address  # prometheus-client: only here
+
+    HEALTH.reset()
+    server = MetricsServer(*parse_address(address))
+    server.start()
+    log.info("serving /metrics, /healthz and /readyz on %s:%d", *(server.address or ("?", 0)))
+    try:
+        yield
+    finally:
+        server.stop()
+
+
+def run(main: Callable[[Shutdown], Awaitable[T]], *, grace: float = DEFAULT_GRACE) -> T:
     """Run a service coroutine with the error boundary and signal policy of every command.
 
-    First SIGTERM/SIGINT: ``shutdown.request()`` (drain). Second: cancel. ``PolyswarmError`` becomes one
-    line on stderr and its exit code; anything else is an internal error (exit 1, traceback only at DEBUG).
+    First SIGTERM/SIGINT: ``shutdown.request()`` (drain, up to ``grace`` seconds; ``/readyz`` turns
+    unready). Second: cancel. ``PolyswarmError`` becomes one line on stderr and its exit code; anything
+    else is an internal error (exit 1, traceback only at DEBUG). With ``--metrics-addr`` the event loop
+    beats for ``/healthz`` while ``main`` runs.
     """
 
     async def runner() -> T:
@@ -141,7 +168,12 @@ def run(main: Callable[[Shutdown], Awaitable[T]], *, grace: float = 30.0) -> T:
             nonlocal signals_seen
             signals_seen += 1
             if signals_seen == 1:
-                log.warning("%s received: finishing in-flight work (send again to stop at once)", signame)
+                log.warning(
+                    "%s received: finishing in-flight work for up to %.0f s (send again to stop at once)",
+                    signame,
+                    shutdown.grace,
+                )
+                HEALTH.draining = True
                 shutdown.request(f"{signame} received")
             elif task is not None:
                 log.warning("%s received again: stopping now", signame)
@@ -152,7 +184,13 @@ def run(main: Callable[[Shutdown], Awaitable[T]], *, grace: float = 30.0) -> T:
                 loop.add_signal_handler(sig, on_signal, sig.name)
             except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
                 pass
-        return await main(shutdown)
+        if not metrics_enabled():
+            return await main(shutdown)
+        beat = asyncio.create_task(HEALTH.heartbeat(), name="heartbeat")
+        try:
+            return await main(shutdown)
+        finally:
+            beat.cancel()
 
     try:
         return asyncio.run(runner())
@@ -173,17 +211,24 @@ def serve(
     client: PolyswarmClient,
     work: Callable[[PolyswarmClient, Shutdown], Awaitable[T]],
     learn: Sequence[str] = (),
+    *,
+    grace: float = DEFAULT_GRACE,
 ) -> T:
     """Open ``client``, check it reaches classic polyswarmd, pin the contracts behind ``learn`` (first
-    contact, see :meth:`PolyswarmClient.learn_contracts`), and run ``work(client, shutdown)`` under :func:`run`."""
+    contact, see :meth:`PolyswarmClient.learn_contracts`), and run ``work(client, shutdown)`` under :func:`run`
+    (``grace``: ``--shutdown-grace``). From then on the command counts as serving for ``/readyz``."""
 
     async def main(shutdown: Shutdown) -> T:
         async with client:
             await client.check_server()
             await client.learn_contracts(learn)
-            return await work(client, shutdown)
+            HEALTH.serving = True
+            try:
+                return await work(client, shutdown)
+            finally:
+                HEALTH.serving = False
 
-    return run(main)
+    return run(main, grace=grace)
 
 
 def guard(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -209,6 +254,7 @@ __all__ = [
     "connect",
     "guard",
     "open_signer",
+    "operations",
     "read_password",
     "run",
     "serve",

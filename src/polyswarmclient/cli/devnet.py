@@ -162,7 +162,7 @@ async def serve(config: Any, shutdown: Shutdown) -> None:
 @apply(OPTIONS)
 def main(**options: Any) -> None:
     """Run a local polyswarmd-compatible devnet (home and side chains, contracts, relay, artifacts)."""
-    setup_logging(options["log"], options["log_format"])
+    setup_logging(options["log"], options["log_format"], options.get("client_log"))
     for key in options["api_key"]:
         register_secret(key)
     guard(require_devnet_extra)("polyswarmd-devnet")

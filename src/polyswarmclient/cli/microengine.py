@@ -19,8 +19,8 @@ import click
 from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.backends import Backend, list_backends, load_backend_class
 from polyswarmclient.cli import options
-from polyswarmclient.cli.common import connect, guard, require_devnet_extra, run, serve
-from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
+from polyswarmclient.cli.common import connect, guard, operations, require_devnet_extra, run, serve
+from polyswarmclient.cli.options import CONNECTION, LOGGING, OPERATIONS, Option, apply
 from polyswarmclient.client import PolyswarmClient
 from polyswarmclient.errors import ConfigError
 from polyswarmclient.log import setup_logging
@@ -179,6 +179,7 @@ MICROENGINE_OPTIONS: tuple[Option, ...] = (
     DEVNET,
     DEVNET_PORT,
     DEVNET_BLOCK_TIME,
+    *OPERATIONS,
 )
 
 
@@ -243,7 +244,7 @@ def cli(**params: Any) -> None:
                 f"'microengine {ctx.invoked_subcommand}' after it (see microengine {ctx.invoked_subcommand} --help)"
             )
         return
-    setup_logging(params["log"], params["log_format"])
+    setup_logging(params["log"], params["log_format"], params["client_log"])
     if params["list_backends"]:
         for slug in list_backends():
             click.echo(slug)
@@ -257,6 +258,11 @@ def cli(**params: Any) -> None:
     _adopt_backend_logger(backend_class.__module__)
     config = replace(engine_config(params), package_bid_strategy=not explicit("bid_strategy"))
     if params["devnet"]:
+        if params["metrics_addr"]:
+            raise ConfigError(
+                "--metrics-addr (METRICS_ADDR) watches a long-running engine, not --devnet's demo: run "
+                "polyswarmd-devnet and microengine as two commands to serve metrics"
+            )
         require_devnet_extra("--devnet")
         from polyswarmclient.cli.demo import run_demo  # needs the devnet extra; imported only here
 
@@ -269,11 +275,11 @@ def cli(**params: Any) -> None:
     async def work(client: PolyswarmClient, shutdown: Shutdown) -> None:
         await Microengine(client, backend, store, config, shutdown).run()
 
-    with store:
+    with store, operations(params):
         # Before polyswarmd is contacted: a backend's configuration error (no clamd, a bad rule) is exit 2 now.
         run(lambda _: backend.setup())
         try:
-            serve(client, work, learn=("assertion",))
+            serve(client, work, learn=("assertion",), grace=params["shutdown_grace"])
         finally:
             run(lambda _: _tear_down(backend))
 
@@ -322,7 +328,7 @@ def evaluate(corpus: Path | None, **params: Any) -> None:
     that the engine alone asserts on and whose arbiter votes the label, under the devnet's bounty
     parameters.
     """
-    setup_logging(params["log"], params["log_format"])
+    setup_logging(params["log"], params["log_format"], params["client_log"])
     if not params["backend"]:
         raise ConfigError(f"no backend: pass --backend (BACKEND) with one of {', '.join(list_backends())}")
     samples = demo_samples() if corpus is None else read_corpus(corpus)

@@ -22,6 +22,7 @@ import click
 from polyswarmclient.amounts import format_ether, parse_ether
 from polyswarmclient.client.facade import ClientConfig
 from polyswarmclient.errors import ConfigError
+from polyswarmclient.services.lifecycle import DEFAULT_GRACE
 
 F = Callable[..., Any]
 S = TypeVar("S")
@@ -181,8 +182,19 @@ def unique(values: Iterable[Any]) -> tuple[Any, ...]:
 LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
 
 LOG = Option("--log", "LOG_LEVEL", "Log level.", type=LOG_LEVELS, default="WARNING")
+CLIENT_LOG = Option(
+    "--client-log",
+    "CLIENT_LOG_LEVEL",
+    "Log level of the library's own loggers (polyswarmclient.*: transport, client, services); default: --log.",
+    type=LOG_LEVELS,
+)
 LOG_FORMAT = Option(
-    "--log-format", "LOG_FORMAT", "Log line format.", type=click.Choice(["text", "json"]), default="text"
+    "--log-format",
+    "LOG_FORMAT",
+    "Log line format: text, or json (one object a line, with guid, chain and block fields where they apply); "
+    "datadog is json, as in polyswarm-client.",
+    type=click.Choice(["text", "json", "datadog"]),
+    default="text",
 )
 POLYSWARMD_ADDR = setting(
     ClientConfig, "polyswarmd_addr", "polyswarmd address: host:port or a full URL with an optional path prefix."
@@ -294,4 +306,23 @@ CONNECTION: tuple[Option, ...] = (
     CONTRACTS,
     MAX_TX_FEE,
 )
-LOGGING: tuple[Option, ...] = (LOG, LOG_FORMAT)
+LOGGING: tuple[Option, ...] = (LOG, CLIENT_LOG, LOG_FORMAT)
+
+METRICS_ADDR = Option(
+    "--metrics-addr",
+    "METRICS_ADDR",
+    "Serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT, such as 0.0.0.0:9100 (see docs/operations.md); "
+    "off when not given.",
+    metavar="HOST:PORT",
+)
+SHUTDOWN_GRACE = Option(
+    "--shutdown-grace",
+    "SHUTDOWN_GRACE",
+    "Seconds the first SIGTERM/SIGINT gives in-flight work (reveals, settles) to finish before it is stopped; "
+    "keep it below the container's stop timeout (docker stop waits 10 s unless told otherwise).",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_GRACE,
+    metavar="SECONDS",
+)
+#: What every long-running command takes for operations: the metrics server and the drain's grace.
+OPERATIONS: tuple[Option, ...] = (METRICS_ADDR, SHUTDOWN_GRACE)

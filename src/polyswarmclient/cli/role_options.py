@@ -32,7 +32,7 @@ NCT_AMOUNT = NctAmount()
 
 def connect(options: dict[str, Any], declared: Sequence[Option] = CONNECTION) -> Any:
     """Logging, then the client from the command's ``declared`` options (``ConfigError`` when wrong)."""
-    setup_logging(options["log"], options["log_format"])
+    setup_logging(options["log"], options["log_format"], options.get("client_log"))
     return common.connect(options, declared)
 
 

@@ -149,7 +149,7 @@ def main(**options: Any) -> None:
     signed, NCT leaves only to the pinned contracts and within the caps, and each request is appended to
     the audit log.
     """
-    setup_logging(options["log"], options["log_format"])
+    setup_logging(options["log"], options["log_format"], options.get("client_log"))
     register_secret(options["api_key"])
     config = build(SignerConfig, OPTIONS, options)
     key = common.open_signer(options["keyfile"], options["password"], options["password_file"])

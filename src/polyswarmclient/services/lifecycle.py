@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+#: Seconds in-flight work gets after the first stop request (``--shutdown-grace``).
+DEFAULT_GRACE = 30.0
+
 
 class Shutdown:
     """A stop request that services poll or await.
@@ -13,7 +16,7 @@ class Shutdown:
     drains what is in flight for up to ``grace`` seconds. A second signal cancels the main task.
     """
 
-    def __init__(self, grace: float = 30.0) -> None:
+    def __init__(self, grace: float = DEFAULT_GRACE) -> None:
         self.grace = grace
         self._event = asyncio.Event()
         self.reason = ""

@@ -38,8 +38,9 @@ from polyswarmclient.errors import (
     TransportError,
     Unauthorized,
 )
+from polyswarmclient.log import fields as log_fields
 from polyswarmclient.services.lifecycle import Shutdown
-from polyswarmclient.wire.events import Event
+from polyswarmclient.wire.events import Block, Event
 
 Work = Callable[[], Awaitable[None]]
 Dispatch = Callable[[Event], Awaitable[None] | None]
@@ -165,14 +166,16 @@ class Supervisor:
         async with opened(client.events(chain)) as stream:
             async for event in stream:
                 try:
-                    handling = dispatch(event)
-                    if handling is not None:
-                        self._handling += 1
-                        try:
-                            await handling
-                        finally:
-                            self._handling -= 1
-                            self._changed.set()
+                    # JSON log lines of this event's handling, and of the work it starts, say what it was about.
+                    with log_fields(chain=chain, **_about(event)):
+                        handling = dispatch(event)
+                        if handling is not None:
+                            self._handling += 1
+                            try:
+                                await handling
+                            finally:
+                                self._handling -= 1
+                                self._changed.set()
                 except Exception as exc:
                     if self.is_fatal(exc):
                         raise
@@ -289,6 +292,17 @@ async def opened(stream: Any) -> AsyncIterator[Any]:
             close = getattr(stream, "aclose", None)
             if close is not None:
                 await close()
+
+
+def _about(event: object) -> dict[str, object]:
+    """The log fields an event names: its bounty's ``guid``, a block's number as ``block``."""
+    about: dict[str, object] = {}
+    if isinstance(event, Block):
+        about["block"] = event.number
+    guid = getattr(event, "guid", None) or getattr(event, "bounty_guid", None)
+    if isinstance(guid, str):
+        about["guid"] = guid
+    return about
 
 
 __all__ = ["FatalErrors", "Supervisor", "first_error", "opened"]

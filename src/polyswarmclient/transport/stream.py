@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from polyswarmclient.errors import MalformedResponse
+from polyswarmclient.metrics import HEALTH
 from polyswarmclient.transport.backoff import Backoff
 from polyswarmclient.wire.events import Block, Event, Reconnected, UnknownEvent, parse_event
 
@@ -94,6 +95,7 @@ class EventStream:
         """Close the socket; iteration then ends. Safe to call more than once."""
         self._closed = True
         self._closing.set()
+        HEALTH.stream_connected(self.chain, False)
         ws, self._ws = self._ws, None
         if ws is not None:
             await ws.close()
@@ -125,12 +127,14 @@ class EventStream:
                 if self._closed:
                     raise StopAsyncIteration from None
                 log.warning("event stream %s closed (%s); reconnecting", self.url, exc)
+                HEALTH.stream_connected(self.chain, False)
                 self._ws = None
                 continue
             except TimeoutError:
                 log.warning(
                     "event stream %s sent nothing for %.0f s; reconnecting", self.url, self.settings.idle_timeout
                 )
+                HEALTH.stream_connected(self.chain, False)
                 self._ws = None
                 await ws.close()
                 continue
@@ -175,6 +179,7 @@ class EventStream:
                 return
             self._ws = ws
             self._unproven = True
+            HEALTH.stream_connected(self.chain, True)
             log.info("event stream %s connected", self.url)
             return
 
@@ -199,4 +204,5 @@ class EventStream:
                 log.debug("dropping %s block %d (already at %d)", self.chain, event.number, self._last_block)
                 return None
             self._last_block = event.number
+            HEALTH.block(self.chain, event.number)
         return event

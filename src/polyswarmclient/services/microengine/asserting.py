@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from polyswarmclient import metrics
 from polyswarmclient.amounts import format_amount
 from polyswarmclient.backends import Backend
 from polyswarmclient.errors import InsufficientFunds
@@ -61,26 +62,29 @@ class Asserting:
         head = max(self.book.heads.get(bounty.chain, 0), bounty.seen_at)
         budget = scan_timeout(bounty.expiration, head, self.config.block_time, self.config.scan_timeout)
         if budget is None:
-            return self._skip(bounty, f"expires at block {bounty.expiration}, too late to assert at block {head}")
+            why = f"expires at block {bounty.expiration}, too late to assert at block {head}"
+            return self._skip(bounty, why, reason="too_late")
         params = await self.client.bounty_parameters(bounty.chain)
         scanned = await self.scanner.scan(bounty, budget)
         if not scanned.results:
-            return self._skip(bounty, f"no artifacts at {bounty.uri}")
+            return self._skip(bounty, f"no artifacts at {bounty.uri}", reason="no_artifacts")
         decision = await self._plan(bounty, judge(scanned.results, scanned.metadata, self.config.confidence), params)
         if isinstance(decision, Skip):
-            return self._skip(bounty, decision.reason)
+            return self._skip(bounty, decision.reason, reason="no_verdict")
         if not await self._affordable(bounty, decision):
             return False
         now = max(self.book.heads.get(bounty.chain, 0), head)
         if not still_open(bounty.expiration, now):
-            reason = f"scanning took until block {now}, too late to assert before {bounty.expiration}"
-            return self._skip(bounty, reason, logging.WARNING)
+            why = f"scanning took until block {now}, too late to assert before {bounty.expiration}"
+            return self._skip(bounty, why, logging.WARNING, reason="too_late")
         await self._post(bounty, decision, params)
         return True
 
-    def _skip(self, bounty: OpenBounty, reason: str, level: int = logging.INFO) -> bool:
+    def _skip(self, bounty: OpenBounty, why: str, level: int = logging.INFO, *, reason: str) -> bool:
+        """Log ``why`` and count the bounty skipped under ``reason`` (a short fixed word, a metric label)."""
         self.stats.skipped += 1
-        log.log(level, "bounty %s: %s", bounty.guid, reason)
+        metrics.BOUNTIES_SKIPPED.inc(chain=bounty.chain, reason=reason)
+        log.log(level, "bounty %s: %s", bounty.guid, why)
         return False
 
     async def _plan(self, bounty: OpenBounty, judged: Judgement, params: BountyParameters) -> Assert | Skip:
@@ -98,6 +102,7 @@ class Asserting:
 
     async def _affordable(self, bounty: OpenBounty, decision: Assert) -> bool:
         balance = await self.client.nct_balance(bounty.chain)
+        metrics.NCT_BALANCE.set(metrics.nct(balance), chain=bounty.chain)
         if balance >= decision.cost:
             return True
         shortfall = (
@@ -106,7 +111,7 @@ class Asserting:
         )
         if self.config.testing:
             raise InsufficientFunds(f"bounty {bounty.guid}: {shortfall}")
-        return self._skip(bounty, f"{shortfall}; skipped", logging.WARNING)
+        return self._skip(bounty, f"{shortfall}; skipped", logging.WARNING, reason="funds")
 
     async def _post(self, bounty: OpenBounty, decision: Assert, params: BountyParameters) -> None:
         guid, chain, address = bounty.guid, bounty.chain, self.client.address
@@ -166,6 +171,8 @@ class Asserting:
             current = self.book.save(current, index=index, status=ASSERTED)
         self.book.asserted(current)
         self.stats.assertions += 1
+        metrics.ASSERTIONS.inc(chain=record.chain)
+        metrics.NCT_BID.inc(metrics.nct(sum(record.bids)), chain=record.chain)
         d = record.deadlines
         log.info(
             "bounty %s: assertion %d mined; reveal after block %d (before %d), settle from block %d",

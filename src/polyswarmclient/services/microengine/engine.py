@@ -18,11 +18,14 @@ transaction that depends on it.
 from __future__ import annotations
 
 import logging
+import time
 from functools import partial
 
+from polyswarmclient import metrics
 from polyswarmclient.amounts import format_amount
 from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.backends import Backend
+from polyswarmclient.log import set_fields as set_log_fields
 from polyswarmclient.services.lifecycle import Shutdown
 from polyswarmclient.services.microengine.asserting import Asserting
 from polyswarmclient.services.microengine.book import Book
@@ -75,6 +78,7 @@ class Microengine:
         self.shutdown = shutdown or Shutdown()
         self.address: str = client.address
         self.stats = EngineStats()
+        self._in_flight = 0
         self.book = Book(store, self.config.seen_cache_size)
         self.quota = TestingQuota(self.config.testing, on_complete=self._testing_done)
         self.is_fatal = FatalErrors(testing=bool(self.config.testing))
@@ -200,6 +204,7 @@ class Microengine:
             case SettledBounty(bounty_guid=guid, settler=settler, payout=payout):
                 if settler.lower() == self.address.lower():
                     self.stats.payouts += payout
+                    metrics.NCT_PAID_OUT.inc(metrics.nct(payout), chain=event.chain)
                     log.info("bounty %s: payout %s NCT", guid, format_amount(payout))
             case WindowUpdate(assertion_reveal_window=reveal, arbiter_vote_window=vote):
                 self.book.set_windows(event.chain, reveal, vote)
@@ -293,19 +298,24 @@ class Microengine:
             return
         self.book.remember(bounty.guid)
         self.stats.bounties_seen += 1
+        metrics.BOUNTIES_SEEN.inc(chain=bounty.chain)
         try:
             kind = ArtifactType.coerce(bounty.artifact_type)
         except ValueError:
             log.info("bounty %s: unknown artifact type %r, ignored", bounty.guid, bounty.artifact_type)
+            metrics.BOUNTIES_SKIPPED.inc(chain=bounty.chain, reason="artifact_type")
             return
         if kind not in self.config.artifact_types:
             log.debug("bounty %s: artifact type %s not in --artifact-type, ignored", bounty.guid, kind.name.lower())
+            metrics.BOUNTIES_SKIPPED.inc(chain=bounty.chain, reason="artifact_type")
             return
         if self.supervisor.stopping:
             log.info("bounty %s: shutting down, not taking it", bounty.guid)
+            metrics.BOUNTIES_SKIPPED.inc(chain=bounty.chain, reason="stopping")
             return
         if not self.quota.take(bounty.guid):
             log.warning("bounty %s: testing mode already took %d bounties, ignored", bounty.guid, self.config.testing)
+            metrics.BOUNTIES_SKIPPED.inc(chain=bounty.chain, reason="testing_quota")
             return
         self.stats.bounties_handled += 1
         self.hold.started(bounty.chain, bounty.guid)
@@ -313,12 +323,20 @@ class Microengine:
 
     async def _assert(self, bounty: OpenBounty) -> None:
         asserted = False
+        taken = time.monotonic()
+        set_log_fields(guid=bounty.guid, chain=bounty.chain)
+        self._in_flight += 1
+        metrics.IN_FLIGHT.set(self._in_flight)
         try:
             asserted = await self.asserting.run(bounty)
+            if asserted:
+                metrics.ASSERTION_LATENCY.observe(time.monotonic() - taken, chain=bounty.chain)
         except Exception:
             self.stats.failed += 1
             raise
         finally:
+            self._in_flight -= 1
+            metrics.IN_FLIGHT.set(self._in_flight)
             # A commitment that may have gone out (its record exists) is finished by the schedule: it is
             # revealed and settled, or abandoned once the chain shows it was never mined.
             if not asserted and bounty.guid not in self.book:

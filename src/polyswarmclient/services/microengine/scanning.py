@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from polyswarmclient import metrics
 from polyswarmclient.abstractscanner import ScanResult
 from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.backends import Backend, Job
@@ -45,6 +47,8 @@ class Scanner:
         self._slots = asyncio.Semaphore(self._capacity)
         #: Scans abandoned at their budget whose backend code is still running (each holds a slot).
         self.overran = 0
+        #: Artifacts waiting for a scan slot.
+        self._waiting = 0
 
     async def scan(self, bounty: OpenBounty, budget: float) -> Scanned:
         """Scan every artifact of ``bounty`` within ``budget`` seconds (no results: it lists no artifacts)."""
@@ -58,7 +62,9 @@ class Scanner:
                     for index in range(len(listing)):
                         tg.create_task(self._scan_one(bounty, index, metadata[index], results, done))
         except TimeoutError:
-            late = ", ".join(str(i) for i, finished in enumerate(done) if not finished)
+            unfinished = [i for i, finished in enumerate(done) if not finished]
+            metrics.SCAN_TIMEOUTS.inc(len(unfinished), chain=bounty.chain)
+            late = ", ".join(map(str, unfinished))
             log.warning(
                 "bounty %s: scan timed out after %.1fs: backend %s did not finish artifact(s) %s, abandoned "
                 "(no assertion on them); asserting on the %d artifact(s) finished in time",
@@ -78,8 +84,15 @@ class Scanner:
             log.debug("bounty %s: artifact %d rejected by --filter", bounty.guid, index)
             done[index] = True
             return
-        await self._slots.acquire()
+        self._waiting += 1
+        metrics.QUEUE_DEPTH.set(self._waiting)
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+            metrics.QUEUE_DEPTH.set(self._waiting)
         done[index] = True  # unless cancelled below
+        started = time.monotonic()
         job: Job[ScanResult] | None = None
         try:
             content = await self.client.fetch_artifact(bounty.uri, index)
@@ -95,10 +108,12 @@ class Scanner:
             assert decoded is not None
             job = self.backend.start_scan(bounty.guid, kind, decoded, metadata, bounty.chain)
             results[index] = await job.result()
+            metrics.SCAN_SECONDS.observe(time.monotonic() - started)
         except asyncio.CancelledError:
             done[index] = False  # the budget ran out (or the engine stops) before it finished
             raise
         except Exception as exc:
+            metrics.SCAN_ERRORS.inc(chain=bounty.chain)
             log.warning(
                 "bounty %s: scanning artifact %d failed (%s: %s); not asserting on it",
                 bounty.guid,

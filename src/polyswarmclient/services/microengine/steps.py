@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import NamedTuple
 
+from polyswarmclient import metrics
 from polyswarmclient.errors import TransactionFailed
 from polyswarmclient.services.microengine.book import Book
 from polyswarmclient.services.microengine.config import EngineClient, EngineStats
@@ -125,6 +126,7 @@ class Steps:
         self.book.schedule.done(guid, "reveal")
         self.book.save(record, status=REVEALED)
         self.stats.reveals += 1
+        metrics.REVEALS.inc(chain=record.chain)
         log.info("bounty %s: revealed verdicts=%s", guid, verdict_text(record.mask, record.verdicts))
 
     async def _reveal_reverted(self, record: AssertionRecord, error: TransactionFailed) -> None:
@@ -186,6 +188,7 @@ class Steps:
 
     def _forfeited(self, record: AssertionRecord, why: str) -> None:
         self.stats.forfeits += 1
+        metrics.FORFEITS.inc(chain=record.chain)
         self.book.save(record, status=FORFEITED)
         log.error("bounty %s: reveal forfeited: %s; the bid is lost, settling anyway", record.guid, why)
 
@@ -199,6 +202,7 @@ class Steps:
         failure = await self._attempt(guid, "settle", partial(self.client.settle, guid, chain=record.chain))
         if failure is None:
             self.stats.settles += 1
+            metrics.SETTLES.inc(chain=record.chain)
             self._settled(record, None)
             return
         if failure.reverted:
