@@ -21,7 +21,7 @@ from polyswarmclient.metrics import Health, Spec
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # A ``_created`` series per counter and histogram doubles what is scraped and no panel reads it.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class PrometheusSink:
