@@ -87,7 +87,12 @@ def address_of(name: str) -> str:
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a CLI: the checkout's ``src`` and root importable, no stray option variables."""
-    env = {k: v for k, v in os.environ.items() if k not in _OPTION_ENV and not k.startswith("DEVNET_")}
+    # DEVNET_ANVIL (where anvil is) is no option of the roles; the anvil tier sets it for its devnets
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _OPTION_ENV and (not k.startswith("DEVNET_") or k == "DEVNET_ANVIL")
+    }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
@@ -288,6 +293,8 @@ class DevnetOptions:
     relay_confirmations: int = 2
     #: build transactions as polyswarmd 2.2.0 does (eth-abi 1.x: an empty string gets one more zero word)
     eth_abi_v1: bool = False
+    #: ``--chains-on``: ``embedded`` py-evm, or ``anvil`` nodes (the anvil tier)
+    chains_on: str = "embedded"
 
     def argv(self) -> list[str]:
         return [
@@ -296,6 +303,7 @@ class DevnetOptions:
             "--vote-window", str(self.vote_window),
             "--relay-confirmations", str(self.relay_confirmations),
             *(["--eth-abi-v1"] if self.eth_abi_v1 else []),
+            "--chains-on", self.chains_on,
         ]  # fmt: skip
 
 

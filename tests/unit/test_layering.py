@@ -98,6 +98,7 @@ CONFINED: dict[str, frozenset[str]] = {
     "eth": frozenset({"devnet"}),
     "eth_tester": frozenset({"devnet"}),
     "vyper": frozenset({"devnet"}),
+    "web3": frozenset({"devnet"}),
     "yara": frozenset({"backends"}),
 }
 #: Layers that import nothing outside the standard library (and, for the base, the base).
@@ -315,7 +316,7 @@ def test_imports_point_down(name: str) -> None:
 @pytest.mark.parametrize("name", MODULE_IDS, ids=MODULE_IDS.values())
 def test_third_party_libraries_stay_in_their_layers(name: str) -> None:
     """click only in cli; aiohttp in transport and devnet; websockets in transport; eth-account in eth and
-    devnet; eth-tester, py-evm and vyper in devnet; the base and the sample corpus use the stdlib only."""
+    devnet; eth-tester, py-evm, vyper and web3 in devnet; the base and the sample corpus use the stdlib only."""
     layer = layer_of(name)
     wrong = []
     for i in imports_of(name):

@@ -1,7 +1,7 @@
 """A production install (no ``[devnet]`` extra) imports and runs without the devnet, the demo or an EVM.
 
 Each test runs a fresh interpreter whose import system refuses the devnet side of the package and the
-devnet extra's EVM packages (``eth_tester``; py-evm, imported as ``eth``; ``evm``), the way they are
+devnet extra's packages (``eth_tester``; py-evm, imported as ``eth``; ``evm``; ``web3``), the way they are
 missing from a plain ``pip install polyswarm-kit``.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "polyswarmclient"
 
-#: What only the devnet extra brings: the EVM packages.
-EXTRA = ("eth_tester", "eth", "evm")
+#: What only the devnet extra brings: the EVM packages and web3 (external nodes).
+EXTRA = ("eth_tester", "eth", "evm", "web3")
 #: The package's own devnet side: the local community and the demo that runs one.
 DEVNET_SIDE = ("polyswarmclient.devnet", "polyswarmclient.demo")
 #: The command-line front ends of the devnet side; they may import it (after require_devnet_extra).

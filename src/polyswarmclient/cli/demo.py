@@ -121,6 +121,7 @@ def run_demo(
     with planned(
         port=params["devnet_port"],
         block_time=block_time,
+        chains_on=params["devnet_chains_on"],
         engine_signer=signer,
         backend_name=params["backend"],
         config=config,

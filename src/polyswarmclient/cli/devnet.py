@@ -19,7 +19,7 @@ from polyswarmclient.cli.common import guard, require_devnet_extra, run
 from polyswarmclient.cli.options import LOG, LOG_FORMAT, Option, apply, build, setting
 from polyswarmclient.cli.role_options import NCT_AMOUNT
 from polyswarmclient.devnet.deploy import CommunityConfig
-from polyswarmclient.devnet.node import DevnetConfig
+from polyswarmclient.devnet.node import CHAIN_BACKENDS, DevnetConfig
 from polyswarmclient.errors import PolyswarmError
 from polyswarmclient.log import register_secret, setup_logging
 from polyswarmclient.services.lifecycle import Shutdown
@@ -72,6 +72,13 @@ KEYFILES_DIR = _devnet(
     "Default: ./keyfiles-testing when present, else the copy shipped with the package.",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
 )
+CHAINS_ON = _devnet(
+    "chains_on",
+    "Where the two chains run: 'embedded' (py-evm in this process) or 'anvil' (two anvil nodes on loopback, "
+    "started and stopped with the devnet; anvil from npm: npm install --global @foundry-rs/anvil, or point "
+    "DEVNET_ANVIL at the binary).",
+    type=click.Choice(CHAIN_BACKENDS),
+)
 HOME_RPC = _devnet("home_rpc", "Use this JSON-RPC node as the homechain instead of an embedded EVM.", convert=_optional)
 SIDE_RPC = _devnet("side_rpc", "Use this JSON-RPC node as the sidechain instead of an embedded EVM.", convert=_optional)
 REVEAL_WINDOW = Option(
@@ -118,6 +125,7 @@ OPTIONS: tuple[Option, ...] = (
     RELAY_CONFIRMATIONS,
     API_KEYS,
     KEYFILES_DIR,
+    CHAINS_ON,
     HOME_RPC,
     SIDE_RPC,
     REVEAL_WINDOW,

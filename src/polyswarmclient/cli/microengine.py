@@ -158,6 +158,14 @@ DEVNET_BLOCK_TIME = Option(
     type=click.FloatRange(min=0.01),
     default=1.0,
 )
+DEVNET_CHAINS_ON = Option(
+    "--devnet-chains-on",
+    "DEVNET_CHAINS_ON",
+    "With --devnet: where its two chains run, 'embedded' (py-evm in this process) or 'anvil' (two anvil nodes "
+    "it starts and stops; see polyswarmd-devnet --chains-on).",
+    type=click.Choice(["embedded", "anvil"]),
+    default="embedded",
+)
 
 #: Every microengine option, in --help order. Add new options here and read them in cli().
 MICROENGINE_OPTIONS: tuple[Option, ...] = (
@@ -179,6 +187,7 @@ MICROENGINE_OPTIONS: tuple[Option, ...] = (
     DEVNET,
     DEVNET_PORT,
     DEVNET_BLOCK_TIME,
+    DEVNET_CHAINS_ON,
     *OPERATIONS,
 )
 

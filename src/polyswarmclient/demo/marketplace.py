@@ -96,6 +96,7 @@ class DemoPlan:
     backend_name: str
     config: EngineConfig
     extra_accounts: tuple[str, ...] = field(default=())
+    chains_on: str = "embedded"
 
 
 @contextlib.contextmanager
@@ -107,6 +108,7 @@ def planned(
     backend_name: str,
     config: EngineConfig,
     state_dir: Path | None = None,
+    chains_on: str = "embedded",
 ) -> Iterator[DemoPlan]:
     """The plan of one run, with a scratch directory for the roles' state that is removed afterwards.
 
@@ -121,6 +123,7 @@ def planned(
             port=chosen,
             moved_from=port if moved else None,
             block_time=block_time,
+            chains_on=chains_on,
             windows=demo_windows(block_time),
             testing=config.testing,
             engine_signer=engine_signer,
@@ -147,6 +150,7 @@ async def run_marketplace(
             host=HOST,
             port=plan.port,
             block_time=plan.block_time,
+            chains_on=plan.chains_on,
             keyfiles_dir=PACKAGED_KEYFILES,
             extra_accounts=plan.extra_accounts,
             poll_interval=min(0.5, plan.block_time / 4),

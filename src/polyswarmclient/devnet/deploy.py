@@ -269,6 +269,100 @@ def deploy_chain(chain: ChainLike, config: CommunityConfig, *, home: bool) -> Ch
     )
 
 
+def create_address(sender: str, nonce: int) -> str:
+    """The address a contract created by ``sender`` with ``nonce`` gets (``keccak(rlp([sender, nonce]))``)."""
+    if nonce == 0:
+        encoded_nonce = b"\x80"
+    elif nonce < 0x80:
+        encoded_nonce = bytes([nonce])
+    else:
+        raw = nonce.to_bytes((nonce.bit_length() + 7) // 8, "big")
+        encoded_nonce = bytes([0x80 + len(raw)]) + raw
+    payload = b"\x94" + bytes.fromhex(sender.removeprefix("0x")) + encoded_nonce
+    return to_checksum_address(keccak(bytes([0xC0 + len(payload)]) + payload)[12:])
+
+
+#: The deployer's nonce of each contract in ``deploy_chain`` (nonce 3 is ``setBountyRegistry``).
+DEPLOY_NONCES = {"NectarToken": 0, "ArbiterStaking": 1, "BountyRegistry": 2, "ERC20Relay": 4}
+
+
+class ContractsMismatch(DeployError):
+    """A node already holds a deployment by the devnet's deployer, but not this version's contracts."""
+
+    def __init__(self, message: str, chain_id: int) -> None:
+        super().__init__(message)
+        self.chain_id = chain_id
+
+
+def attach_chain(chain: Any, config: CommunityConfig, *, home: bool) -> ChainContracts:
+    """The contracts an earlier ``deploy_chain`` left on ``chain`` (a node that keeps its state), checked.
+
+    Each contract must sit at its deterministic address with the runtime code that this version's
+    build, given the same constructor arguments, produces (``chain.create_code`` runs the init code as a
+    call); ``ContractsMismatch`` says which one is missing or different.
+    """
+    deployer = devnet_address("deployer")
+    sent = int(chain.get_nonce(deployer))
+    addresses = {kind: create_address(deployer, nonce) for kind, nonce in DEPLOY_NONCES.items()}
+    token, staking, registry = addresses["NectarToken"], addresses["ArbiterStaking"], addresses["BountyRegistry"]
+    rate = config.home_nct_eth_rate if home else config.side_nct_eth_rate
+    args: dict[str, tuple[Any, ...]] = {
+        "NectarToken": (),
+        "ArbiterStaking": (token, config.minimum_stake, config.maximum_stake, config.stake_duration),
+        "BountyRegistry": (
+            token,
+            staking,
+            config.bounty_fee,
+            config.assertion_fee,
+            config.bounty_amount_minimum,
+            config.assertion_bid_minimum,
+            config.assertion_bid_maximum,
+            config.assertion_reveal_window,
+            config.arbiter_vote_window,
+            config.max_duration,
+            config.arbiter_lookback_range,
+            config.page_size,
+        ),
+        "ERC20Relay": (token, rate, devnet_address("relay-fees"), [devnet_address("relay")]),
+    }
+    for kind, address in addresses.items():
+        code = bytes(chain.get_code(address))
+        if not code:
+            raise ContractsMismatch(
+                f"the devnet's deployer {deployer} has sent {sent} transactions on chain {chain.chain_id}, "
+                f"but there is no {kind} at {address}: the contracts are missing (an unfinished deployment?)",
+                chain.chain_id,
+            )
+        if code != bytes(chain.create_code(encode_deploy(kind, args[kind]), sender=deployer)):
+            raise ContractsMismatch(
+                f"the {kind} at {address} on chain {chain.chain_id} differs from this version's contracts "
+                "(another polyswarm-kit version, or other --reveal-window/--vote-window/--minimum-stake)",
+                chain.chain_id,
+            )
+    windows = (
+        int(contract_call(chain, registry, "BountyRegistry", "assertionRevealWindow")),
+        int(contract_call(chain, registry, "BountyRegistry", "arbiterVoteWindow")),
+    )
+    wanted = (config.assertion_reveal_window, config.arbiter_vote_window)
+    if windows != wanted:
+        raise ContractsMismatch(
+            f"the BountyRegistry at {registry} on chain {chain.chain_id} has reveal and vote windows of "
+            f"{windows[0]} and {windows[1]} blocks, not the {wanted[0]} and {wanted[1]} asked for "
+            "(--reveal-window/--vote-window)",
+            chain.chain_id,
+        )
+    return ChainContracts(
+        nectar_token=token, bounty_registry=registry, erc20_relay=addresses["ERC20Relay"], arbiter_staking=staking
+    )
+
+
+def deploy_or_attach(chain: Any, config: CommunityConfig, *, home: bool) -> ChainContracts:
+    """``deploy_chain`` on a node the deployer never used, else ``attach_chain`` to what it deployed there."""
+    if int(chain.get_nonce(devnet_address("deployer"))) == 0:
+        return deploy_chain(chain, config, home=home)
+    return attach_chain(chain, config, home=home)
+
+
 def deploy_community(home: ChainLike, side: ChainLike, config: CommunityConfig | None = None) -> Community:
     """Deploy all four contracts on both chains from ``devnet_key("deployer")``.
 
@@ -279,8 +373,8 @@ def deploy_community(home: ChainLike, side: ChainLike, config: CommunityConfig |
       ``home_relay_liquidity`` of it is moved to the home relay (it pays out withdrawals).
     """
     cfg = config or CommunityConfig()
-    home_contracts = deploy_chain(home, cfg, home=True)
-    side_contracts = deploy_chain(side, cfg, home=False)
+    home_contracts = _deploy_on(home, cfg, home=True)
+    side_contracts = _deploy_on(side, cfg, home=False)
     return Community(
         home=home_contracts,
         side=side_contracts,
@@ -288,6 +382,13 @@ def deploy_community(home: ChainLike, side: ChainLike, config: CommunityConfig |
         deployer=devnet_address("deployer"),
         fee_wallet=devnet_address("relay-fees"),
     )
+
+
+def _deploy_on(chain: ChainLike, config: CommunityConfig, *, home: bool) -> ChainContracts:
+    # An external node may keep an earlier run's deployment (it has create_code); the embedded chain never does.
+    if hasattr(chain, "create_code"):
+        return deploy_or_attach(chain, config, home=home)
+    return deploy_chain(chain, config, home=home)
 
 
 def fund_account(
@@ -317,4 +418,6 @@ def register_arbiter(chain: ChainLike, contracts: ChainContracts, address: str, 
     """Make ``address`` an arbiter of that chain's BountyRegistry (an arbiter manager's call, the
     deployer's); ``block_number`` is the block the decision was taken at, as ``AddedArbiter`` reports it."""
     registry = contracts.bounty_registry
+    if contract_call(chain, registry, "BountyRegistry", "isArbiter", address):
+        return  # an earlier run on this node registered it
     contract_transact(chain, devnet_key("deployer"), registry, "BountyRegistry", "addArbiter", address, block_number)

@@ -29,6 +29,7 @@ from polyswarmclient.devnet.http import ServerContext
 from polyswarmclient.devnet.relay import RelayDaemon
 from polyswarmclient.devnet.routes_events import EventHub
 from polyswarmclient.devnet.server import create_app
+from polyswarmclient.errors import ConfigError, PolyswarmError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ ETHER = 10**18
 NCT = 10**18
 PACKAGED_KEYFILES = Path(__file__).resolve().parent / "keyfiles"
 ARBITER_KEYFILE = "arbiter_keyfile"
+#: Where ``--chains-on`` puts the two chains: in-process py-evm, or two anvil nodes the devnet starts.
+CHAIN_BACKENDS = ("embedded", "anvil")
 
 
 def default_keyfiles_dir(cwd: Path | None = None) -> Path:
@@ -79,6 +82,8 @@ class DevnetConfig:
     extra_accounts: tuple[str, ...] = ()
     home_rpc: str | None = None
     side_rpc: str | None = None
+    #: ``embedded`` (py-evm in this process) or ``anvil`` (two anvil nodes started and stopped with the devnet).
+    chains_on: str = "embedded"
     home_chain_id: int = 1337
     side_chain_id: int = 1338
     community: str = "devnet"
@@ -125,6 +130,11 @@ class Devnet:
         self.port: int = self.config.port
         self._runner: web.AppRunner | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        #: JSON-RPC URL of each chain on a node (``--home-rpc``/``--side-rpc`` or a started anvil), else None.
+        self.rpc_urls: dict[str, str | None] = {"home": self.config.home_rpc, "side": self.config.side_rpc}
+        self._anvils: list[Any] = []
+        self._chains: list[Any] = []
+        self._mined: list[ChainNode] = []
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -136,16 +146,44 @@ class Devnet:
         await self.stop()
 
     async def start(self) -> None:
+        """Start the chains, deploy, serve; on any failure, stop what was started and re-raise."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         started = time.monotonic()
         cfg = self.config
+        if cfg.chains_on not in CHAIN_BACKENDS:
+            raise ConfigError(f"--chains-on {cfg.chains_on!r}: choose one of {', '.join(CHAIN_BACKENDS)}")
+        if cfg.chains_on == "anvil":
+            if cfg.home_rpc or cfg.side_rpc:
+                raise ConfigError(
+                    "--chains-on anvil starts its own nodes; drop --home-rpc/--side-rpc, or use --chains-on embedded"
+                )
+            # on this thread, not a worker's: anvil's PR_SET_PDEATHSIG follows the thread that started it
+            self._start_anvils()
         home_chain, side_chain = await asyncio.to_thread(self._make_chains)
-        self.community = await asyncio.to_thread(self._deploy_and_fund, home_chain, side_chain)
+        try:
+            self.community = await asyncio.to_thread(self._deploy_and_fund, home_chain, side_chain)
+        except Exception as exc:
+            from polyswarmclient.devnet.deploy import ContractsMismatch
+
+            if not isinstance(exc, ContractsMismatch):
+                raise
+            chain = "home" if exc.chain_id == home_chain.chain_id else "side"
+            where = f"--{chain}-rpc {self.rpc_urls[chain]}" if self.rpc_urls[chain] else "the node"
+            raise ConfigError(f"{where}: {exc}; give a fresh node, or the settings it was deployed with") from None
         self.home = ChainNode(
             "home", home_chain, self.community.home, poll_interval=cfg.poll_interval, batch_window=cfg.batch_window
         )
         self.side = ChainNode(
             "side", side_chain, self.community.side, poll_interval=cfg.poll_interval, batch_window=cfg.batch_window
         )
+        mined = await asyncio.gather(*(asyncio.to_thread(self._mines, n.chain, n.name) for n in (self.home, self.side)))
+        self._mined = [n for n, yes in zip((self.home, self.side), mined, strict=True) if yes]
         hubs = {"home": EventHub(self.home, self.artifacts), "side": EventHub(self.side, self.artifacts)}
         self.context = ServerContext(
             home=self.home,
@@ -196,6 +234,14 @@ class Devnet:
         for node in (getattr(self, "home", None), getattr(self, "side", None)):
             if node is not None:
                 node.close()
+        chains, self._chains = self._chains, []
+        anvils, self._anvils = self._anvils, []
+        for chain in chains:
+            close = getattr(chain, "close", None)
+            if close is not None:
+                await asyncio.to_thread(close)
+        for anvil in anvils:
+            await asyncio.to_thread(anvil.stop)
 
     async def _close_sockets(self, app: web.Application) -> None:
         if self.context is not None:
@@ -221,8 +267,12 @@ class Devnet:
             raise
 
     async def _tick(self) -> None:
-        """Wall-clock blocks: an empty block every ``block_time`` on each embedded chain."""
-        nodes = [n for n, rpc in ((self.home, self.config.home_rpc), (self.side, self.config.side_rpc)) if not rpc]
+        """Wall-clock blocks: an empty block every ``block_time`` on each chain the devnet mines.
+
+        That is every embedded chain, every anvil it started, and every ``--home-rpc``/``--side-rpc`` node
+        that answered ``evm_mine`` at start (a dev node); other nodes make their own blocks.
+        """
+        nodes = self._mined
         if not nodes or self.config.block_time <= 0:
             return
         loop = asyncio.get_running_loop()
@@ -238,19 +288,57 @@ class Devnet:
 
     # --- setup (runs in a worker thread) -------------------------------------------------------------
 
+    def _start_anvils(self) -> None:
+        from polyswarmclient.devnet.anvil import AnvilError, AnvilMissing, start_anvils
+
+        try:
+            self._anvils = start_anvils((self.config.home_chain_id, self.config.side_chain_id))
+        except AnvilMissing as exc:
+            raise ConfigError(str(exc)) from None
+        except AnvilError as exc:
+            raise PolyswarmError(str(exc)) from None
+        self.rpc_urls = {"home": self._anvils[0].url, "side": self._anvils[1].url}
+
     def _make_chains(self) -> tuple[Any, Any]:
         cfg = self.config
+        if self.rpc_urls["home"] and self.rpc_urls["home"] == self.rpc_urls["side"]:
+            raise ConfigError(f"--home-rpc and --side-rpc are the same node ({self.rpc_urls['home']}); give two nodes")
 
-        def make(rpc: str | None, chain_id: int) -> Any:
-            if rpc:
-                from polyswarmclient.devnet.rpc import RpcChain
+        def make(name: str, chain_id: int) -> Any:
+            url = self.rpc_urls[name]
+            if url:
+                from polyswarmclient.devnet.web3chain import NodeUnreachable, Web3Chain
 
-                return RpcChain(rpc)
+                try:
+                    chain = Web3Chain(url, receipt_timeout=getattr(cfg, f"receipt_timeout_{name}"))
+                except NodeUnreachable as exc:
+                    raise ConfigError(f"--{name}-rpc {url}: {exc.message}; give the URL of a running node") from None
+                self._chains.append(chain)
+                if chain.chain_id != chain_id:
+                    raise ConfigError(
+                        f"--{name}-rpc {url}: the node's chain id is {chain.chain_id}, "
+                        f"the {name}chain's is {chain_id}; "
+                        f"start the node with chain id {chain_id} (anvil --chain-id {chain_id})"
+                    )
+                return chain
             from polyswarmclient.devnet.evm import EmbeddedChain
 
-            return EmbeddedChain(chain_id)
+            embedded = EmbeddedChain(chain_id)
+            self._chains.append(embedded)
+            return embedded
 
-        return make(cfg.home_rpc, cfg.home_chain_id), make(cfg.side_rpc, cfg.side_chain_id)
+        return make("home", cfg.home_chain_id), make("side", cfg.side_chain_id)
+
+    def _mines(self, chain: Any, name: str) -> bool:
+        """Whether the ticker mines this chain: embedded and started anvils always, a given node if it can."""
+        if not self.config.home_rpc and name == "home" or not self.config.side_rpc and name == "side":
+            return True
+        try:
+            chain.mine_block()
+        except Exception:
+            log.info("%s chain: the node does not answer evm_mine; it makes its own blocks", name)
+            return False
+        return True
 
     def community_config(self) -> Any:
         from polyswarmclient.devnet.deploy import CommunityConfig
@@ -302,7 +390,7 @@ class Devnet:
             }
             return ChainConfig(node.name, rpc, node.chain_id, free=True, addresses=addresses)
 
-        home, side = chain(self.home, self.config.home_rpc), chain(self.side, self.config.side_rpc)
+        home, side = chain(self.home, self.rpc_urls["home"]), chain(self.side, self.rpc_urls["side"])
         written = write_config(directory, home, side)
         for name in unreachable_chains(home, side):
             log.warning(
@@ -358,8 +446,10 @@ class Devnet:
         ]
         for node in (self.home, self.side):
             a = node.addresses
+            url = self.rpc_urls[node.name]
+            where = f"on {url}" + (" (anvil)" if self._anvils else "") if url else "embedded"
             lines += [
-                f"  {node.name}chain      chain id {node.chain_id}, block {node.head}",
+                f"  {node.name}chain      chain id {node.chain_id}, block {node.head}, {where}",
                 f"    NectarToken    {a.nectar_token}",
                 f"    BountyRegistry {a.bounty_registry}",
                 f"    ERC20Relay     {a.erc20_relay}",

@@ -1,0 +1,342 @@
+"""An external Ethereum node behind the ``EmbeddedChain`` interface, through web3.py (``--home-rpc``/``--side-rpc``).
+
+The devnet drives every chain through one synchronous interface (``transact``, ``call``, ``get_logs``, ...)
+on the chain's own worker thread, because the embedded py-evm chain is synchronous. ``Web3Chain`` keeps that
+interface and does the work with ``AsyncWeb3`` over its HTTP provider on a private event loop (one thread
+per node, one HTTP session kept alive), so the devnet's own loop never waits on a node.
+
+Node errors become ``ChainError`` with the node's own message (``nonce too low``, ``execution reverted:
+...``), so clients see what they would see from polyswarmd. ``fund`` needs a development node (anvil's or
+hardhat's ``*_setBalance``, or an unlocked ``eth_accounts[0]`` as geth ``--dev`` has); ``mine_block``
+needs ``evm_mine``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any, Literal, TypeVar
+
+from eth_utils import to_checksum_address
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception, Web3RPCError
+from web3.types import RPCEndpoint, Wei
+
+from polyswarmclient.devnet.evm import ChainError, Log, Receipt, decode_revert_reason
+from polyswarmclient.eth.rawtx import address_of, sign_transaction
+
+T = TypeVar("T")
+
+
+class NodeUnreachable(ChainError):
+    """The URL does not answer as an Ethereum JSON-RPC node."""
+
+
+def _raw(value: Any) -> bytes:
+    if value is None:
+        return b""
+    if isinstance(value, str):
+        return bytes.fromhex(value.removeprefix("0x"))
+    return bytes(value)
+
+
+def _log(item: Any) -> Log:
+    return Log(
+        address=to_checksum_address(item["address"]),
+        topics=[bytes(t) for t in item["topics"]],
+        data=bytes(item["data"]),
+        block_number=int(item["blockNumber"]),
+        tx_hash=bytes(item["transactionHash"]),
+        log_index=int(item["logIndex"]),
+    )
+
+
+def _node_error(exc: Exception) -> ChainError:
+    """The node's own words for ``exc``, with the revert data when there is some."""
+    if isinstance(exc, ContractLogicError):
+        data = _raw(exc.data) if isinstance(exc.data, str | bytes) else b""
+        reason = decode_revert_reason(data)
+        message = f"execution reverted: {reason}" if reason is not None else "execution reverted"
+        return ChainError(message, reason=reason, data=data)
+    if isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, dict):
+        error = exc.rpc_response.get("error")
+        if isinstance(error, dict):
+            detail = error.get("data")
+            raw = _raw(detail) if isinstance(detail, str) and detail.startswith("0x") else b""
+            return ChainError(str(error.get("message", error)), reason=decode_revert_reason(raw), data=raw)
+    return ChainError(getattr(exc, "user_message", None) or str(exc) or type(exc).__name__)
+
+
+class Web3Chain:
+    """The EmbeddedChain interface over one node's HTTP JSON-RPC, through ``AsyncWeb3``."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0, receipt_timeout: float = 60.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.receipt_timeout = receipt_timeout
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="devnet-web3", daemon=True)
+        self._thread.start()
+        provider = AsyncHTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
+        self.w3 = AsyncWeb3(provider)
+        try:
+            self.chain_id: int = self._run(self._chain_id())
+        except ChainError:
+            self.close()
+            raise
+
+    async def _chain_id(self) -> int:
+        try:
+            return int(await self.w3.eth.chain_id)
+        except (Web3Exception, OSError, TimeoutError, ValueError) as exc:
+            raise NodeUnreachable(f"{self.url} does not answer as an Ethereum JSON-RPC node ({exc})") from None
+        except Exception as exc:  # aiohttp's errors, whose hierarchy web3 does not wrap
+            raise NodeUnreachable(f"{self.url} does not answer as an Ethereum JSON-RPC node ({exc})") from None
+
+    # --- plumbing ------------------------------------------------------------------------------------
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on this node's loop and wait for it; any web3 or transport error is a ChainError."""
+        future = asyncio.run_coroutine_threadsafe(self._guard(coro), self._loop)
+        return future.result()
+
+    async def _guard(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            return await coro
+        except ChainError:
+            raise
+        except (Web3Exception, ValueError) as exc:
+            raise _node_error(exc) from None
+        except (OSError, TimeoutError) as exc:
+            raise ChainError(f"cannot reach {self.url}: {exc}") from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("aiohttp"):
+                raise ChainError(f"cannot reach {self.url}: {exc}") from None
+            raise
+
+    async def _rpc(self, method: str, params: list[Any]) -> Any:
+        """A method web3 has no wrapper for (``evm_mine``, ``anvil_setBalance``, ``txpool_content``)."""
+        response = await self.w3.provider.make_request(RPCEndpoint(method), params)
+        error = response.get("error")
+        if error:
+            message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+            raise ChainError(str(message))
+        return response.get("result")
+
+    def close(self) -> None:
+        """Close the HTTP session and stop this node's loop (idempotent)."""
+        if self._loop.is_closed():
+            return
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self.w3.provider.disconnect(), self._loop).result(5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    # --- blocks ------------------------------------------------------------------------------------
+
+    def block_number(self) -> int:
+        async def go() -> int:
+            return int(await self.w3.eth.block_number)
+
+        return self._run(go())
+
+    def _block(self, ident: int | str) -> Any:
+        async def go() -> Any:
+            return await self.w3.eth.get_block(ident)  # type: ignore[arg-type]
+
+        return self._run(go())
+
+    def block_hash(self, number: int) -> bytes:
+        return bytes(self._block(number)["hash"])
+
+    def block_timestamp(self, number: int) -> int:
+        return int(self._block(number)["timestamp"])
+
+    def block_gas_limit(self) -> int:
+        return int(self._block("latest")["gasLimit"])
+
+    def mine_block(self) -> int:
+        async def go() -> int:
+            await self._rpc("evm_mine", [])
+            return int(await self.w3.eth.block_number)
+
+        return self._run(go())
+
+    # --- state -------------------------------------------------------------------------------------
+
+    def eth_balance(self, address: str) -> int:
+        async def go() -> int:
+            return int(await self.w3.eth.get_balance(to_checksum_address(address)))
+
+        return self._run(go())
+
+    def get_code(self, address: str) -> bytes:
+        async def go() -> bytes:
+            return bytes(await self.w3.eth.get_code(to_checksum_address(address)))
+
+        return self._run(go())
+
+    def get_nonce(self, address: str, *, pending: bool = False) -> int:
+        async def go() -> int:
+            tag: Literal["pending", "latest"] = "pending" if pending else "latest"
+            return int(await self.w3.eth.get_transaction_count(to_checksum_address(address), tag))
+
+        return self._run(go())
+
+    def pending_nonces(self, address: str) -> list[int]:
+        """Nonces in the node's txpool (pending and queued); ``[]`` when it has no txpool API."""
+
+        async def go() -> list[int]:
+            try:
+                pool = await self._rpc("txpool_content", [])
+            except ChainError:
+                return []
+            wanted = address.lower()
+            nonces: set[int] = set()
+            for section in ("pending", "queued"):
+                for sender, by_nonce in (pool or {}).get(section, {}).items():
+                    if sender.lower() == wanted:
+                        nonces.update(int(n) for n in by_nonce)
+            return sorted(nonces)
+
+        return self._run(go())
+
+    def call(self, to: str, data: bytes, *, sender: str | None = None, block: int | None = None) -> bytes:
+        async def go() -> bytes:
+            tx: dict[str, Any] = {"to": to_checksum_address(to), "data": bytes(data)}
+            if sender:
+                tx["from"] = to_checksum_address(sender)
+            return bytes(await self.w3.eth.call(tx, "latest" if block is None else block))  # type: ignore[arg-type]
+
+        return self._run(go())
+
+    def create_code(self, init_code: bytes, *, sender: str) -> bytes:
+        """The runtime code ``init_code`` would leave behind, by calling it as a creation (nothing is sent)."""
+
+        async def go() -> bytes:
+            tx: dict[str, Any] = {"from": to_checksum_address(sender), "data": bytes(init_code)}
+            return bytes(await self.w3.eth.call(tx))  # type: ignore[arg-type]
+
+        return self._run(go())
+
+    def get_logs(
+        self, from_block: int, to_block: int, *, address: str | None = None, topic0: bytes | None = None
+    ) -> list[Log]:
+        async def go() -> list[Log]:
+            flt: dict[str, Any] = {"fromBlock": from_block, "toBlock": to_block}
+            if address:
+                flt["address"] = to_checksum_address(address)
+            if topic0 is not None:
+                flt["topics"] = ["0x" + bytes(topic0).hex()]
+            return [_log(item) for item in await self.w3.eth.get_logs(flt)]  # type: ignore[arg-type]
+
+        return self._run(go())
+
+    # --- transactions --------------------------------------------------------------------------------
+
+    def send_raw_transaction(self, raw: bytes) -> bytes:
+        async def go() -> bytes:
+            return bytes(await self.w3.eth.send_raw_transaction(bytes(raw)))
+
+        return self._run(go())
+
+    async def _receipt(self, tx_hash: bytes) -> Receipt | None:
+        try:
+            item = await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+        if item.get("blockNumber") is None:
+            return None
+        contract = item.get("contractAddress")
+        return Receipt(
+            tx_hash=bytes(item["transactionHash"]),
+            block_number=int(item["blockNumber"]),
+            block_hash=bytes(item["blockHash"]),
+            status=int(item.get("status", 1)),
+            gas_used=int(item.get("gasUsed", 0)),
+            logs=[_log(entry) for entry in item.get("logs", [])],
+            to=to_checksum_address(item["to"]) if item.get("to") else None,
+            sender=to_checksum_address(item["from"]),
+            contract_address=to_checksum_address(contract) if contract else None,
+        )
+
+    def get_receipt(self, tx_hash: bytes) -> Receipt | None:
+        return self._run(self._receipt(tx_hash))
+
+    async def _wait_receipt(self, tx_hash: bytes) -> Receipt:
+        deadline = time.monotonic() + self.receipt_timeout
+        while time.monotonic() < deadline:
+            receipt = await self._receipt(tx_hash)
+            if receipt is not None:
+                return receipt
+            await asyncio.sleep(0.05)
+        raise ChainError(f"transaction 0x{tx_hash.hex()} was not mined within {self.receipt_timeout} s")
+
+    def revert_reason(self, tx_hash: bytes) -> str | None:
+        """Replay a failed transaction as a call on its parent block and decode ``Error(string)``."""
+
+        async def go() -> str | None:
+            try:
+                tx = await self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                return None
+            if tx.get("blockNumber") is None:
+                return None
+            call: dict[str, Any] = {"from": tx["from"], "data": tx.get("input", b""), "value": tx.get("value", 0)}
+            if tx.get("to"):
+                call["to"] = tx["to"]
+            try:
+                await self.w3.eth.call(call, int(tx["blockNumber"]) - 1)  # type: ignore[arg-type]
+            except (Web3Exception, ValueError) as exc:
+                error = _node_error(exc)
+                return error.reason or error.message
+            return None
+
+        return self._run(go())
+
+    def transact(self, private_key: bytes, to: str | None, data: bytes, value: int = 0) -> Receipt:
+        """Sign with ``private_key`` (next pending nonce, the node's gas price) and wait for the receipt."""
+
+        async def go() -> Receipt:
+            sender = address_of(private_key)
+            block = await self.w3.eth.get_block("latest")
+            fields: dict[str, Any] = {
+                "nonce": int(await self.w3.eth.get_transaction_count(to_checksum_address(sender), "pending")),
+                "gasPrice": int(await self.w3.eth.gas_price),
+                "gas": int(block["gasLimit"]) // 2,
+                "value": value,
+                "data": bytes(data),
+                "chainId": self.chain_id,
+            }
+            if to is not None:
+                fields["to"] = to_checksum_address(to)
+            tx_hash = bytes(await self.w3.eth.send_raw_transaction(sign_transaction(private_key, fields)))
+            return await self._wait_receipt(tx_hash)
+
+        return self._run(go())
+
+    def fund(self, address: str, wei: int) -> None:
+        """Give ``address`` ``wei`` more ETH, with whatever development API the node has."""
+
+        async def go() -> None:
+            target = to_checksum_address(address)
+            balance = int(await self.w3.eth.get_balance(target))
+            for method in ("anvil_setBalance", "hardhat_setBalance"):
+                try:
+                    await self._rpc(method, [target, hex(balance + wei)])
+                    return
+                except ChainError:
+                    continue
+            accounts = await self.w3.eth.accounts
+            if not accounts:
+                raise ChainError(f"{self.url} has no dev funding API and no unlocked account; fund {target} yourself")
+            tx_hash = await self.w3.eth.send_transaction({"from": accounts[0], "to": target, "value": Wei(wei)})
+            await self._wait_receipt(bytes(tx_hash))
+
+        self._run(go())
