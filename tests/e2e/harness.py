@@ -23,6 +23,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -50,6 +51,7 @@ _OPTION_ENV = (
     "BLOCK_TIME", "BOUNTY_AMOUNT", "DURATION", "ARTIFACTS_PER_BOUNTY", "SUBMISSION_RATE", "MAX_IN_FLIGHT",
     "NO_BOUNTY_METADATA", "MAXIMUM", "WITHDRAW_TARGET", "CONFIRMATIONS", "DENOMINATION",
     "SIGNER", "SIGNER_TOKEN_FILE", "SIGNER_SOCKET", "SIGNER_LISTEN", "SIGNER_STATE_DIR", "SIGNER_AUDIT_LOG",
+    "METRICS_ADDR", "SHUTDOWN_GRACE", "CLIENT_LOG_LEVEL", "PROBE_TIMEOUT",
 )  # fmt: skip
 
 #: Console script -> module under ``polyswarmclient.cli`` (used when the scripts are not installed).
@@ -60,6 +62,7 @@ _MODULES = {
     "arbiter": "arbiter",
     "balancemanager": "balancemanager",
     "polyswarm-signer": "signer",
+    "polyswarm-probe": "probe",
 }
 
 
@@ -237,6 +240,40 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._log.close()
+
+
+# --- --metrics-addr --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for a CLI's --metrics-addr)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
+    """(status, body) of a GET; status 0 when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except (urllib.error.URLError, OSError) as exc:
+        return 0, str(exc)
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The samples of ``/metrics`` on ``port``: ``'name{label="v"}' -> value`` (no labels: ``name``)."""
+    status, text = http_get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200, f"GET /metrics answered {status}: {text[:200]}"
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
 
 
 # --- waiting -------------------------------------------------------------------------------------------

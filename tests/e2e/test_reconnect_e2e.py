@@ -13,12 +13,16 @@ still find it on chain and reveal.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.e2e.harness import (
     ENGINE_READY,
+    NCT,
     Balances,
     Cli,
     Devnet,
@@ -26,7 +30,11 @@ from tests.e2e.harness import (
     TcpProxy,
     assert_asserted_revealed_settled,
     assert_paid_as_the_only_right_expert,
+    command,
+    free_port,
+    http_get,
     posted_guids,
+    scrape,
     wait_until,
 )
 
@@ -63,9 +71,9 @@ def _line_index(process: Process, text: str) -> int:
     raise AssertionError(f"{process.name} never logged {text!r}")
 
 
-def _engine_behind(proxy: TcpProxy, cli: Cli, keystore: str, name: str) -> Process:
+def _engine_behind(proxy: TcpProxy, cli: Cli, keystore: str, name: str, *extra: str, **kw: Any) -> Process:
     """A microengine with ``keystore`` that reaches the devnet only through ``proxy``, caught up and ready."""
-    engine = cli.engine(keystore, addr=proxy.addr, name=name)
+    engine = cli.engine(keystore, *extra, addr=proxy.addr, name=name, **kw)
     cli.ready(engine, ENGINE_READY)
     return engine
 
@@ -75,14 +83,30 @@ def _worked_and_paid(devnet: Devnet, engine: Process, guid: str, keystore: str, 
     assert_paid_as_the_only_right_expert(devnet, guid, keystore, before)
 
 
+def _probe(port: int) -> subprocess.CompletedProcess[str]:
+    """polyswarm-probe as the image's HEALTHCHECK runs it (METRICS_ADDR, no URL)."""
+    env = {**os.environ, "METRICS_ADDR": f"0.0.0.0:{port}"}
+    return subprocess.run(command("polyswarm-probe"), capture_output=True, text=True, env=env, timeout=30)
+
+
 def test_bounty_posted_while_the_engine_is_cut_off_is_caught_up_and_paid(
     devnet: Devnet, arbiter: Process, cli: Cli, proxy: TcpProxy
 ) -> None:
-    """Every connection dropped and refused while a bounty is posted: on reconnect the engine takes it."""
+    """Every connection dropped and refused while a bounty is posted: on reconnect the engine takes it.
+
+    With --metrics-addr, /readyz (and polyswarm-probe) say unready while polyswarmd is out of reach and
+    ready once the stream is back, and /metrics counts what the chain shows the engine did.
+    """
     keystore = "spare1_keyfile"
     before = devnet.balances(keystore)
-    engine = _engine_behind(proxy, cli, keystore, "engine-behind-proxy")
+    port = free_port()
+    ready_url = f"http://127.0.0.1:{port}/readyz"
+    engine = _engine_behind(
+        proxy, cli, keystore, "engine-behind-proxy", "--metrics-addr", f"127.0.0.1:{port}", testing=None
+    )
     assert proxy.websocket_connections() == 1, proxy.requests
+    wait_until(lambda: http_get(ready_url)[0] == 200, timeout=10, what="/readyz to answer ready", watch=[engine])
+    assert _probe(port).returncode == 0
 
     proxy.cut()
     wait_until(
@@ -91,6 +115,10 @@ def test_bounty_posted_while_the_engine_is_cut_off_is_caught_up_and_paid(
         what="the engine to notice its event stream was dropped",
         watch=[engine],
     )
+    assert http_get(ready_url) == (503, "not ready: side event stream disconnected\n")
+    unready = _probe(port)
+    assert unready.returncode == 1 and "side event stream disconnected" in unready.stderr, unready
+    assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200  # alive all along: no restart wanted
     ambassador = cli.ambassador(bounties=1, duration=DURATION_DURING_OUTAGE)
     guid = wait_until(
         lambda: _first_guid(ambassador),
@@ -115,14 +143,23 @@ def test_bounty_posted_while_the_engine_is_cut_off_is_caught_up_and_paid(
         what="the engine's websocket to come back through the proxy",
         watch=[engine],
     )
+    wait_until(lambda: http_get(ready_url)[0] == 200, timeout=20, what="/readyz to answer ready again", watch=[engine])
     wait_until(
         lambda: f"bounty {guid}: asserting" in engine.output(),
         timeout=30,
         what=f"the engine to assert on bounty {guid}, posted while it was cut off",
         watch=[engine],
     )
-    engine.expect_exit(0, timeout=90)
+    wait_until(
+        lambda: f"bounty {guid}: settled" in engine.output() and f"bounty {guid}: payout" in engine.output(),
+        timeout=90,
+        what=f"the engine to settle bounty {guid} and see its payout",
+        watch=[engine],
+    )
     ambassador.expect_exit(0, timeout=60)
+    _counted_as_on_chain(devnet, scrape(port), guid, keystore)
+    assert _probe(port).returncode == 0
+    assert engine.stop() == 0
 
     assert posted_guids(ambassador) == [guid]
     # the order a user reads in the log: the drop, the reconnect, the catch-up that found the bounty, the work
@@ -205,3 +242,29 @@ def test_assertion_mined_while_its_receipt_and_event_were_lost_is_still_revealed
     ambassador.expect_exit(0, timeout=60)
     assert "was never confirmed" not in engine.output()
     _worked_and_paid(devnet, engine, guid, keystore, before)
+
+
+def _counted_as_on_chain(devnet: Devnet, samples: dict[str, float], guid: str, keystore: str) -> None:
+    """The engine's /metrics agree with the chain: one bounty seen, asserted, revealed and settled, the bids
+    it escrowed and the payout settling paid it; nothing skipped, no scan failed; connected and ready."""
+    mine = devnet.assertion_of(guid, keystore)
+    settlement = devnet.settlement(guid)
+    side = '{chain="side"}'
+    assert mine["nonce"] != "0"  # revealed on chain
+    assert samples[f"polyswarm_bounties_seen_total{side}"] == 1
+    assert samples[f"polyswarm_assertions_total{side}"] == 1
+    assert samples[f"polyswarm_reveals_total{side}"] == 1
+    assert samples[f"polyswarm_settles_total{side}"] == 1
+    assert samples[f"polyswarm_bid_nct_total{side}"] == sum(int(b) for b in mine["bid"]) / NCT
+    assert samples[f"polyswarm_payout_nct_total{side}"] == settlement.payout(keystore) / NCT
+    assert samples[f"polyswarm_balance_nct{side}"] > 0
+    assert not any(
+        name.startswith(("polyswarm_bounties_skipped_total", "polyswarm_scan_errors_total", "polyswarm_forfeits_total"))
+        for name in samples
+    )
+    assert samples["polyswarm_scan_duration_seconds_count"] == 1
+    assert samples[f"polyswarm_assertion_latency_seconds_count{side}"] == 1
+    assert samples["polyswarm_bounties_in_flight"] == 0
+    assert samples[f"polyswarm_websocket_connected{side}"] == 1
+    assert samples[f"polyswarm_last_block_number{side}"] >= int(devnet.bounty(guid)["expiration"])
+    assert samples["polyswarm_ready"] == 1

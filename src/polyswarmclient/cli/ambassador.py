@@ -8,8 +8,19 @@ from typing import Any
 
 import click
 
-from polyswarmclient.cli.common import guard, serve
-from polyswarmclient.cli.options import CHAINS, CONNECTION, LOGGING, TESTING, Option, apply, build, setting, unique
+from polyswarmclient.cli.common import guard, operations, serve
+from polyswarmclient.cli.options import (
+    CHAINS,
+    CONNECTION,
+    LOGGING,
+    OPERATIONS,
+    TESTING,
+    Option,
+    apply,
+    build,
+    setting,
+    unique,
+)
 from polyswarmclient.cli.role_options import CONTEXT_SETTINGS, NCT_AMOUNT, connect
 from polyswarmclient.samples import Corpus
 from polyswarmclient.services.ambassador import Ambassador, AmbassadorReport, AmbassadorSettings
@@ -72,6 +83,7 @@ OPTIONS: tuple[Option, ...] = (
     SUBMISSION_RATE,
     MAX_IN_FLIGHT,
     NO_METADATA,
+    *OPERATIONS,
 )
 
 
@@ -92,11 +104,14 @@ def cli(**options: Any) -> None:
     """
     settings = settings_from(options)
     corpus = Corpus.for_bounties(settings.artifacts_per_bounty)
-    report: AmbassadorReport = serve(
-        connect(options),
-        lambda client, shutdown: Ambassador(client, corpus, settings).run(shutdown),
-        learn=("assertion",),
-    )
+    client = connect(options)
+    with operations(options):
+        report: AmbassadorReport = serve(
+            client,
+            lambda client, shutdown: Ambassador(client, corpus, settings).run(shutdown),
+            learn=("assertion",),
+            grace=options["shutdown_grace"],
+        )
     counts = map(len, (report.posted, report.settled, report.failed))
     log.info("ambassador done: %d posted, %d settled, %d failed", *counts)
 

@@ -8,12 +8,13 @@ from typing import Any
 import click
 
 from polyswarmclient.backends.arbiter_loader import DEFAULT, list_arbiter_backends, load_arbiter_backend_class
-from polyswarmclient.cli.common import guard, serve
+from polyswarmclient.cli.common import guard, operations, serve
 from polyswarmclient.cli.options import (
     CHAINS,
     CONNECTION,
     LOGGING,
     MAX_ARTIFACT_SIZE,
+    OPERATIONS,
     TESTING,
     Option,
     apply,
@@ -39,6 +40,7 @@ OPTIONS: tuple[Option, ...] = (
     BACKEND,
     CHAINS.to(ArbiterSettings, convert=unique),
     TESTING.to(ArbiterSettings),
+    *OPERATIONS,
 )
 
 
@@ -65,11 +67,14 @@ def cli(**options: Any) -> None:
     """
     backend = make_backend(options["backend"])
     settings = build(ArbiterSettings, OPTIONS, options)
-    report: ArbiterReport = serve(
-        connect(options, OPTIONS),
-        lambda client, shutdown: Arbiter(client, backend, settings).run(shutdown),
-        learn=("assertion", "staking"),
-    )
+    client = connect(options, OPTIONS)
+    with operations(options):
+        report: ArbiterReport = serve(
+            client,
+            lambda client, shutdown: Arbiter(client, backend, settings).run(shutdown),
+            learn=("assertion", "staking"),
+            grace=options["shutdown_grace"],
+        )
     counts = map(len, (report.voted, report.settled, report.declined))
     log.info("arbiter done: %d voted, %d settled, %d declined", *counts)
 

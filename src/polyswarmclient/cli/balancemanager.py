@@ -16,8 +16,8 @@ import click
 
 from polyswarmclient.amounts import DENOMINATIONS, format_amount, parse_amount
 from polyswarmclient.cli import options as shared
-from polyswarmclient.cli.common import guard, serve
-from polyswarmclient.cli.options import CONNECTION, LOGGING, Option, apply
+from polyswarmclient.cli.common import guard, operations, serve
+from polyswarmclient.cli.options import CONNECTION, LOGGING, OPERATIONS, Option, apply
 from polyswarmclient.cli.role_options import connect
 from polyswarmclient.client import PolyswarmClient
 from polyswarmclient.services.balancemanager.journal import Direction, TransferJournal
@@ -212,7 +212,7 @@ def withdraw(amount: str | None, **options: Any) -> None:
 @cli.command()
 @click.argument("minimum", metavar="MINIMUM")
 @click.argument("refill_amount", metavar="REFILL_AMOUNT")
-@apply((MAXIMUM, WITHDRAW_TARGET, CONFIRMATIONS, *COMMON))
+@apply((MAXIMUM, WITHDRAW_TARGET, CONFIRMATIONS, *COMMON, *OPERATIONS))
 @guard
 def maintain(minimum: str, refill_amount: str, **options: Any) -> None:
     """Keep the side-chain NCT balance at least MINIMUM by depositing REFILL_AMOUNT from the home chain.
@@ -244,7 +244,8 @@ def maintain(minimum: str, refill_amount: str, **options: Any) -> None:
     async def body(client: PolyswarmClient, shutdown: Shutdown) -> int:
         return await BalanceManager(client, policy, testing=testing, journal=journal).run(shutdown)
 
-    transfers = serve(client, body, learn=("relay",))
+    with operations(options):
+        transfers = serve(client, body, learn=("relay",), grace=options["shutdown_grace"])
     if testing:
         log.info("testing mode: %d transfer(s) completed", transfers)
 

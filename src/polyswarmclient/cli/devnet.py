@@ -7,6 +7,7 @@ SIGTERM/SIGINT (exit 0).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -15,13 +16,14 @@ from typing import Any
 import click
 
 from polyswarmclient.amounts import format_amount
-from polyswarmclient.cli.common import guard, require_devnet_extra, run
-from polyswarmclient.cli.options import LOG, LOG_FORMAT, Option, apply, build, setting
+from polyswarmclient.cli.common import guard, operations, require_devnet_extra, run
+from polyswarmclient.cli.options import LOG, LOG_FORMAT, METRICS_ADDR, SHUTDOWN_GRACE, Option, apply, build, setting
 from polyswarmclient.cli.role_options import NCT_AMOUNT
 from polyswarmclient.devnet.deploy import CommunityConfig
 from polyswarmclient.devnet.node import CHAIN_BACKENDS, DevnetConfig
 from polyswarmclient.errors import PolyswarmError
 from polyswarmclient.log import register_secret, setup_logging
+from polyswarmclient.metrics import HEALTH
 from polyswarmclient.services.lifecycle import Shutdown
 
 _DEFAULTS = CommunityConfig()
@@ -136,6 +138,8 @@ OPTIONS: tuple[Option, ...] = (
     EXPORT_POLYSWARMD_CONFIG,
     LOG,
     LOG_FORMAT,
+    METRICS_ADDR,
+    replace(SHUTDOWN_GRACE, default=5.0),
 )
 
 
@@ -161,6 +165,7 @@ async def serve(config: Any, shutdown: Shutdown) -> None:
             ) from None
         click.echo(devnet.describe())
         sys.stdout.flush()
+        HEALTH.serving = True
         await shutdown.wait()
     finally:
         await devnet.stop()
@@ -175,7 +180,9 @@ def main(**options: Any) -> None:
         register_secret(key)
     guard(require_devnet_extra)("polyswarmd-devnet")
     config = build_config(options)
-    run(lambda shutdown: serve(config, shutdown), grace=5.0)
+    with contextlib.ExitStack() as stack:
+        guard(stack.enter_context)(operations(options))  # a bad or busy --metrics-addr: one line, exit 2 or 1
+        run(lambda shutdown: serve(config, shutdown), grace=options["shutdown_grace"])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
+from polyswarmclient import metrics
 from polyswarmclient.amounts import format_amount
 from polyswarmclient.errors import (
     ConfigError,
@@ -361,6 +362,7 @@ class Ambassador(Role[PostedBounty, AmbassadorClient, AmbassadorSettings, Ambass
         self.bounties[guid] = posted
         self._posted_count[chain] += 1
         self.report.posted.append(guid)
+        metrics.BOUNTIES_POSTED.inc(chain=chain)
         log.info(
             "posted bounty %s on %s: %s, %s NCT, expires at block %d",
             guid,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
+from polyswarmclient import metrics
 from polyswarmclient.abstractscanner import maybe_await
 from polyswarmclient.amounts import format_amount
 from polyswarmclient.artifacts import ArtifactType
@@ -429,6 +430,7 @@ class Arbiter(Role[BountyState, ArbiterClient, ArbiterSettings, ArbiterReport]):
         await self.client.vote(state.guid, state.votes, state.valid_bloom, state.chain)
         state.phase = Phase.VOTED
         self.report.voted.append(state.guid)
+        metrics.VOTES.inc(chain=state.chain)
 
     async def _settle(self, state: BountyState) -> None:
         await self.settle(state)

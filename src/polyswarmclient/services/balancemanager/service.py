@@ -7,11 +7,13 @@ leaves every choice to :func:`~polyswarmclient.services.balancemanager.policy.de
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
 
+from polyswarmclient import metrics
 from polyswarmclient.errors import (
     ConfigError,
     InsufficientFunds,
@@ -51,6 +53,8 @@ log = logging.getLogger("balancemanager")
 
 #: A stuck deposit is reported again after this many home blocks (and whenever its news changes).
 REMIND_EVERY = 100
+#: With --metrics-addr, the ETH balance gauges are read at most this often (seconds).
+ETH_GAUGE_SECONDS = 60.0
 
 
 class BalanceClient(Protocol):
@@ -323,6 +327,7 @@ class BalanceManager:
         self.last_block: int | None = None
         self._reported: tuple[object, ...] | None = None
         self._reported_at = 0
+        self._eth_read_at = -ETH_GAUGE_SECONDS
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -398,6 +403,9 @@ class BalanceManager:
         except TransportError as exc:
             log.warning("cannot read balances at home block %d (%s); trying again at the next block", block, exc)
             return
+        metrics.NCT_BALANCE.set(metrics.nct(side), chain="side")
+        metrics.NCT_BALANCE.set(metrics.nct(home), chain="home")
+        await self._gauge_eth()
         if self.in_flight is not None:
             self.in_flight = self.in_flight.observe(side)
         decision = decide(BalanceView(block=block, side=side, home=home, in_flight=self.in_flight), self.policy)
@@ -423,6 +431,18 @@ class BalanceManager:
                 await self._withdraw(amount, side)
             case Wait():
                 self._report(decision, block)
+
+    async def _gauge_eth(self) -> None:
+        """With --metrics-addr, read the ETH balances for their gauges, at most once a minute (gas money)."""
+        now = time.monotonic()
+        if not metrics.enabled() or now - self._eth_read_at < ETH_GAUGE_SECONDS:
+            return
+        self._eth_read_at = now
+        try:
+            for chain in ("home", "side"):
+                metrics.ETH_BALANCE.set(metrics.nct(await self.client.eth_balance(chain)), chain=chain)
+        except TransportError as exc:
+            log.debug("cannot read the ETH balances for their gauges: %s", exc)
 
     async def _deposit(self, amount: int, block: int, side: int, home: int) -> None:
         show = self.policy.show
@@ -469,6 +489,7 @@ class BalanceManager:
                 raise
         if record is None:
             record = self._unsettled()[-1]
+        metrics.TRANSFERS.inc(direction="deposit")
         sent_at = record.mined_at or await _home_block(self.client, block)
         self.in_flight = InFlightDeposit(amount=amount, sent_at_block=sent_at, side_before=side)
         self._in_flight_records = [record.seq]
@@ -497,6 +518,7 @@ class BalanceManager:
             if self.testing:
                 raise
             return
+        metrics.TRANSFERS.inc(direction="withdraw")
         self.transfers += 1
         log.info("withdrew %s to the home chain (the homechain relay deducts its fee on payout)", show(amount))
 
