@@ -2,10 +2,13 @@
 
 ``ContractAbi.encode_call(name, *args)`` builds call data; ``decode_result(name, data)`` turns the
 return data into one value (one output) or a dict of named outputs (several outputs, or one struct).
+The embedded chain uses both; a node's chain (``web3chain``) calls through web3 contract objects and
+gives the same shapes with ``shape_result``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,8 +78,15 @@ class ContractAbi:
         return fn.selector + bytes(abi_encode(fn.input_types, list(args)))
 
     def decode_result(self, name: str, data: bytes) -> Any:
+        return self.shape_result(name, abi_decode([_type_of(p) for p in self._fn(name).outputs], data))
+
+    def shape_web3(self, name: str, value: Any) -> Any:
+        """web3's decoding of a call (the output when there is one, else the list of outputs), shaped so."""
+        return self.shape_result(name, [value] if len(self._fn(name).outputs) == 1 else list(value))
+
+    def shape_result(self, name: str, values: Sequence[Any]) -> Any:
+        """Decoded outputs as ``decode_result`` gives them: the one output, or a dict of named outputs."""
         fn = self._fn(name)
-        values = abi_decode([_type_of(p) for p in fn.outputs], data)
         if len(fn.outputs) == 1:
             only = fn.outputs[0]
             return _normalise(only, values[0])

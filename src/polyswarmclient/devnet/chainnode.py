@@ -128,6 +128,9 @@ class ChainNode:
     async def call(self, kind: str, function: str, *args: Any) -> Any:
         """A read-only call of ``function`` on this chain's ``kind`` contract (``BountyRegistry``…)."""
         abi = contract_abi(kind)
+        if hasattr(self.chain, "contract_calls"):  # a node: web3 contract objects
+            (result,) = await self.run(self.chain.contract_calls, kind, self.address_of(kind), [(function, *args)])
+            return abi.shape_web3(function, result)
         data = abi.encode_call(function, *args)
         raw = await self.run(self.chain.call, self.address_of(kind), data)
         return abi.decode_result(function, bytes(raw))
@@ -137,6 +140,9 @@ class ChainNode:
         worker, all against the same block."""
         abi = contract_abi(kind)
         address = self.address_of(kind)
+        if hasattr(self.chain, "contract_calls"):  # a node: one JSON-RPC batch at one block
+            results = await self.run(self.chain.contract_calls, kind, address, list(calls))
+            return [abi.shape_web3(call[0], result) for call, result in zip(calls, results, strict=True)]
         encoded = [abi.encode_call(function, *args) for function, *args in calls]
 
         def work() -> list[bytes]:

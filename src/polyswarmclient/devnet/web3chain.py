@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any, Literal, TypeVar
 
 from eth_utils import to_checksum_address
@@ -82,6 +82,7 @@ class Web3Chain:
         self._thread.start()
         provider = AsyncHTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
         self.w3 = AsyncWeb3(provider)
+        self._contracts: dict[tuple[str, str], Any] = {}
         try:
             self.chain_id: int = self._run(self._chain_id())
         except ChainError:
@@ -213,6 +214,36 @@ class Web3Chain:
             if sender:
                 tx["from"] = to_checksum_address(sender)
             return bytes(await self.w3.eth.call(tx, "latest" if block is None else block))  # type: ignore[arg-type]
+
+        return self._run(go())
+
+    def contract(self, kind: str, address: str) -> Any:
+        """The web3 contract object of our compiled ``kind`` (``BountyRegistry``...) at ``address``."""
+        key = (kind, address.lower())
+        contract = self._contracts.get(key)
+        if contract is None:
+            from polyswarmclient.devnet.contracts.compile import load_artifact
+
+            abi = load_artifact(kind)["abi"]
+            contract = self._contracts[key] = self.w3.eth.contract(address=to_checksum_address(address), abi=abi)
+        return contract
+
+    def contract_calls(self, kind: str, address: str, calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Read-only calls ``(function, *args)`` of ``kind`` at ``address`` through its contract object: one
+        JSON-RPC batch, all at the same block. Each result is web3's decoding: the output when there is one,
+        else the list of outputs."""
+        contract = self.contract(kind, address)
+
+        async def go() -> list[Any]:
+            block = int(await self.w3.eth.block_number)
+            functions = [contract.functions[name](*args) for name, *args in calls]
+            if len(functions) == 1:
+                return [await functions[0].call(block_identifier=block)]
+            async with self.w3.batch_requests() as batch:
+                for function in functions:
+                    batch.add(function.call(block_identifier=block))
+                responses = await batch.async_execute()
+            return list(responses)
 
         return self._run(go())
 
