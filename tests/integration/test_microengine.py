@@ -25,7 +25,7 @@ from polyswarmclient.errors import ApiError, ConnectionFailed, ConnectionLost, I
 from polyswarmclient.services.lifecycle import Shutdown
 from polyswarmclient.services.microengine import EngineConfig, Microengine, catchup
 from polyswarmclient.services.microengine.filters import parse_filters
-from polyswarmclient.services.microengine.state import FORFEITED, SETTLED, StateStore
+from polyswarmclient.services.microengine.state import FORFEITED, StateStore
 from polyswarmclient.wire.events import (
     Connected,
     Deprecated,
@@ -90,6 +90,12 @@ async def microengine(
             yield Engine(engine, store, run)
     finally:
         store.close()
+
+
+def record_gone(tmp_path, guid: str) -> bool:
+    """The bounty's record is no longer in the state directory (it was settled or abandoned)."""
+    with StateStore(tmp_path / "state", ENGINE) as reopened:
+        return not reopened.has("side", guid) and [r.guid for r in reopened.records()] == []
 
 
 def store_status(tmp_path, guid: str) -> str:
@@ -169,7 +175,7 @@ async def test_restart_between_commit_and_reveal_keeps_the_bid(market, client, t
         market.jump_to(E + 30)
         await until(lambda: settle_calls(client) == [guid])
         await e.run.stop("done")
-        assert e.store.load("side", guid).status == SETTLED
+    assert record_gone(tmp_path, guid)  # settled: nothing left to keep
 
 
 async def test_testing_run_restarted_mid_bounty_finishes_it_and_exits(market, client, tmp_path):
@@ -403,7 +409,7 @@ async def test_reveal_reverted_for_another_reason_is_retried_next_block(market, 
         await until(lambda: market.reveals)
         market.jump_to(E + 30)
         await e.run.ended()
-    assert store_status(tmp_path, guid) == SETTLED and "forfeited" not in caplog.text
+    assert settle_calls(client) == [guid] and record_gone(tmp_path, guid) and "forfeited" not in caplog.text
 
 
 async def test_reveal_reverted_because_the_window_closed_is_forfeited_at_once(market, client, tmp_path, caplog):
@@ -447,12 +453,12 @@ async def test_restart_after_the_reveal_was_sent_settles_without_revealing_again
     market.block = E + 3  # still inside the reveal window
     reveals_before = len(client.called("reveal_assertion"))
     async with microengine(client, tmp_path, testing=1) as e:
-        assert e.store.load("side", guid).status == "revealed"
+        await until(lambda: e.store.load("side", guid).status == "revealed")
         market.jump_to(E + 4)
         market.jump_to(E + 30)
         await e.run.ended()
     assert len(client.called("reveal_assertion")) == reveals_before  # not revealed a second time
-    assert settle_calls(client) == [guid] and store_status(tmp_path, guid) == SETTLED
+    assert settle_calls(client) == [guid] and record_gone(tmp_path, guid)
     assert "forfeited" not in caplog.text
 
 
@@ -557,7 +563,7 @@ async def test_restart_of_an_engine_killed_before_its_assertion_went_out_posts_i
         await until(lambda: market.reveals)
         market.jump_to(E + 30)
         await e.run.ended()
-    assert settle_calls(client) == [guid] and store_status(tmp_path, guid) == SETTLED
+    assert settle_calls(client) == [guid] and record_gone(tmp_path, guid)
 
 
 async def test_restart_of_an_engine_killed_before_its_assertion_went_out_abandons_after_expiration(
@@ -575,8 +581,9 @@ async def test_restart_of_an_engine_killed_before_its_assertion_went_out_abandon
     posts_before = len(client.called("post_assertion"))
     async with microengine(client, tmp_path) as e:
         market.jump_to(E + 1)
-        await until(lambda: e.store.load("side", guid).status == "abandoned")
+        await until(lambda: e.engine.book.get(guid) is None)
     assert len(client.called("post_assertion")) == posts_before and guid not in market.assertions
+    assert record_gone(tmp_path, guid)  # abandoned: nothing to reveal or settle
 
 
 class SlowScanner(AbstractScanner):
@@ -660,7 +667,7 @@ async def test_assertion_mined_without_receipt_or_event_is_found_at_expiration_a
         market.jump_to(E + 1)
         await until(lambda: market.reveals)  # the market checks the commitment against nonce and verdicts
         assert (guid,) in client.called("list_assertions")
-        assert e.store.load("side", guid).status == "revealed"
+        await until(lambda: e.store.load("side", guid).status == "revealed")
         market.jump_to(E + 31)
         await until(lambda: settle_calls(client) == [guid])
 
@@ -673,7 +680,7 @@ async def test_unconfirmed_assertion_not_on_chain_is_still_abandoned_at_expirati
         await until(lambda: e.engine.stats.failed == 1)
         with caplog.at_level(logging.ERROR, logger="microengine"):
             market.jump_to(E + 1)
-            await until(lambda: e.store.load("side", guid).status == "abandoned")
+            await until(lambda: not e.store.has("side", guid))
         assert "was never confirmed" in caplog.text
         assert market.reveals == []
 
@@ -748,3 +755,75 @@ async def test_later_catch_ups_start_at_the_last_page_read(market, client, tmp_p
         await until(lambda: missed in market.assertions)
         starts = [args[1] for args in client.called("iter_bounty_pages")]
         assert starts[0] == 0 and starts[-1] == 2, starts
+
+
+async def test_finished_records_are_deleted_while_running(market, client, tmp_path):
+    """A running engine deletes each settled bounty's record: the state directory holds only bounties in play."""
+    async with microengine(client, tmp_path) as e:
+        guids = [post(market) for _ in range(3)]
+        await until(lambda: len([r for r in e.store.records() if r.index is not None]) == 3)
+        market.jump_to(E + 1)
+        await until(lambda: len(market.reveals) == 3)
+        market.jump_to(E + 30)
+        await until(lambda: sorted(settle_calls(client)) == sorted(guids))
+        await until(lambda: list(e.store.records()) == [])
+        assert not e.run.task.done()
+    left = [p.name for p in (tmp_path / "state").glob("microengine/*/*") if p.name != ".lock"]
+    assert not [name for name in left if name.endswith((".json", ".tmp"))], left
+
+
+async def test_restart_after_pruning_reveals_and_settles_what_is_left(market, client, tmp_path):
+    """One bounty settled (its record deleted), another asserted when the engine stops: the restart reveals and
+    settles the second and does not take the first again."""
+    async with microengine(client, tmp_path) as e:
+        first = post(market)
+        await until(lambda: first in market.assertions)
+        market.jump_to(E + 1)
+        await until(lambda: len(market.reveals) == 1)
+        second = post(market, expiration=E + 40)
+        market.jump_to(E + 30)
+        await until(lambda: settle_calls(client) == [first] and second in market.assertions)
+        await until(lambda: [r.guid for r in e.store.records()] == [second])
+        await e.run.stop("restart")
+
+    async with microengine(client, tmp_path) as e:
+        market.jump_to(E + 41)
+        await until(lambda: len(market.reveals) == 2)
+        market.jump_to(E + 70)
+        await until(lambda: settle_calls(client) == [first, second])
+        await until(lambda: list(e.store.records()) == [])
+    assert len(client.called("post_assertion")) == 2  # the settled bounty was not taken again
+
+
+async def test_restart_starts_the_catch_up_at_the_stored_page(market, client, tmp_path):
+    """The catch-up cursor is kept in the state directory: a restart pages on from there, not the whole history."""
+    for _ in range(7):  # three pages of closed history: 3 + 3 + 1
+        listed(market, expiration=90)
+    market.block = 101
+    async with microengine(client, tmp_path):
+        await until(lambda: ("side", 0) in client.called("iter_bounty_pages"))
+        await until(lambda: (tmp_path / "state" / "microengine" / ENGINE.lower() / "catch-up-side.page").exists())
+    missed = listed(market)  # lands on the last page, posted while the engine was down
+    client.calls.clear()
+    async with microengine(client, tmp_path):
+        await until(lambda: missed in market.assertions)
+        starts = [args[1] for args in client.called("iter_bounty_pages")]
+    assert starts == [2], starts
+
+
+async def test_stored_catch_up_page_waits_for_open_bounties_without_a_record(market, client, tmp_path):
+    """A bounty still open that we did not assert on (here a URL bounty) keeps its page in the stored cursor, so a
+    restart that could take it (here with --artifact-type url) reads it again."""
+    market.add_artifacts([("link", ("http://bad.example/" + EICAR.decode()).encode())], uri="QmUrl")
+    open_url = market.open_bounty(AUTHOR, MIN, "QmUrl", expiration=E, artifact_type="url", announce=False)
+    for _ in range(6):
+        listed(market, expiration=90)
+    market.block = 101
+    async with microengine(client, tmp_path):
+        await until(lambda: ("side", 0) in client.called("iter_bounty_pages"))
+        await asyncio.sleep(0.05)
+    assert open_url.guid not in market.assertions
+    client.calls.clear()
+    async with microengine(client, tmp_path, artifact_types=(ArtifactType.URL,)):
+        await until(lambda: open_url.guid in market.assertions)
+    assert [args[1] for args in client.called("iter_bounty_pages")][0] == 0

@@ -1,6 +1,10 @@
 """Durable state: reveals and settles survive a restart; broken files fail clearly."""
 
+import errno
 import json
+import os
+import threading
+from dataclasses import replace
 
 import pytest
 
@@ -117,3 +121,89 @@ def test_weird_guid_is_refused(tmp_path):
     """A GUID that is not UUID-like cannot escape the state directory."""
     with StateStore(tmp_path, ADDRESS) as store, pytest.raises(StateError):
         store.save(record(guid="../../etc/passwd"))
+
+
+def counting_fsyncs(monkeypatch) -> list[str]:
+    """Every os.fsync from now on, by the name of the thread that made it."""
+    calls: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        calls.append(threading.current_thread().name)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return calls
+
+
+def test_a_batch_costs_one_fsync_per_record_plus_one_for_the_directory(tmp_path, monkeypatch):
+    """Three records written and one deleted together: three file fsyncs and one of the directory."""
+    with StateStore(tmp_path, ADDRESS) as store:
+        gone = record(guid="00000000-0000-0000-0000-000000000009")
+        store.save(gone)
+        fsyncs = counting_fsyncs(monkeypatch)
+        batch = {store.path_for("side", f"00000000-0000-0000-0000-00000000000{i}"): None for i in range(3)}
+        batch = {path: record(guid=path.stem.removeprefix("side-")) for path in batch}
+        store.write_batch({**batch, store.path_for("side", gone.guid): None})
+        assert len(fsyncs) == 4
+        assert sorted(r.guid for r in store.records()) == sorted(r.guid for r in batch.values())
+
+
+async def test_updates_are_written_on_the_writer_thread_and_queued_ones_coalesce(tmp_path, monkeypatch):
+    """Updates never touch the disk on the event loop; ten updates queued while the writer is busy reach
+    the disk as one write of the newest version."""
+    with StateStore(tmp_path, ADDRESS) as store:
+        fsyncs = counting_fsyncs(monkeypatch)
+        busy, release = threading.Event(), threading.Event()
+        real = store.write_batch
+
+        def slow_batch(batch):
+            busy.set()
+            release.wait(5)
+            real(batch)
+
+        first = await store.write_now(record())  # durable once this returns
+        assert store.load("side", GUID) == first
+        monkeypatch.setattr(store, "write_batch", slow_batch)
+        other = record(guid="00000000-0000-0000-0000-000000000001")
+        store.write_later(other)
+        assert busy.wait(5)
+        busy.clear()
+        for index in range(10):
+            store.write_later(replace(first, index=index, status=ASSERTED))
+        release.set()
+        await store.flush()
+        assert store.load("side", GUID).index == 9
+        assert set(fsyncs) == {"microengine-state"}
+        assert len(fsyncs) == 2 + 2 + 2  # first; the other; one batch of the ten coalesced into one record
+
+
+async def test_a_first_write_that_fails_is_raised_before_anything_is_posted(tmp_path, monkeypatch):
+    """A full disk makes write_now raise a StateError naming --state-dir (the assertion must not go out)."""
+    with StateStore(tmp_path, ADDRESS) as store:
+        real_open = os.open
+
+        def no_space(path, *args, **kwargs):
+            if str(path).endswith(".tmp"):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_open(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", no_space)
+        with pytest.raises(StateError, match="No space left.*--state-dir"):
+            await store.write_now(record())
+        monkeypatch.setattr(os, "open", real_open)
+        assert not store.has("side", GUID)
+        await store.write_now(record())  # the writer goes on after a failure
+        assert store.has("side", GUID)
+
+
+def test_catch_up_cursor_round_trip_and_damage(tmp_path, caplog):
+    """The stored catch-up page reads back after a restart; a damaged file means page 0, with a warning."""
+    with StateStore(tmp_path, ADDRESS) as store:
+        assert store.load_cursor("side") == 0
+        store.save_cursor_later("side", 41)
+    with StateStore(tmp_path, ADDRESS) as store:
+        assert store.load_cursor("side") == 41 and list(store.records()) == []
+        store.cursor_path("side").write_text("{")
+        assert store.load_cursor("side") == 0
+    assert "damaged" in caplog.text

@@ -4,16 +4,18 @@ It also holds the newest block seen on each chain, which drives the schedule.
 
 The records live in the state directory (:class:`~.state.StateStore`) and, while a bounty is in play, in
 memory; the :class:`~.schedule.Schedule` hands out their reveals and settles. The book keeps the three in
-step, so the steps (:mod:`.steps`) and the engine never update one without the others. It also remembers
-the GUIDs of bounties we have handled, so a bounty delivered twice (or caught up after a reconnect) is
-handled once.
+step, so the steps (:mod:`.steps`) and the engine never update one without the others. A record's first
+write is awaited before its assertion goes out; later updates go to the store's writer thread without
+waiting, and a finished bounty's record is deleted (:meth:`Book.close`), so the directory stays as small
+as the work in play. It also remembers the GUIDs (and expirations) of bounties we have handled, so a
+bounty delivered twice (or caught up after a reconnect) is handled once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Any
 
 from polyswarmclient.services.microengine.schedule import Schedule
@@ -38,20 +40,30 @@ class Book:
         #: The newest block seen per chain.
         self.heads: dict[str, int] = {}
         self._records: dict[str, AssertionRecord] = {}
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        #: Records in the state directory for chains we do not run (left alone, never taken again).
+        self._elsewhere: set[tuple[str, str]] = set()
+        self._seen: OrderedDict[str, int] = OrderedDict()  # GUID -> its expiration block
         self._seen_cache_size = seen_cache_size
 
     # --- bounties seen ---------------------------------------------------------------------------
 
-    def remember(self, guid: str) -> None:
-        self._seen[guid] = None
+    def remember(self, guid: str, expiration: int) -> None:
+        self._seen[guid] = expiration
         self._seen.move_to_end(guid)
         while len(self._seen) > self._seen_cache_size:
             self._seen.popitem(last=False)
 
     def known(self, chain: str, guid: str) -> bool:
-        """Handled already: seen recently, in play, or in the state directory."""
-        return guid in self._seen or guid in self._records or self.store.has(chain, guid)
+        """Handled already: seen recently, in play, or in the state directory (every record there is
+        either in play or was listed at start)."""
+        return guid in self._seen or guid in self._records or (chain, guid) in self._elsewhere
+
+    def open_until(self, guid: str) -> int:
+        """For a known bounty, until which block a catch-up after a restart might still have to take it: its
+        expiration when only memory knows it, 0 when a record in the state directory stands for it."""
+        if guid in self._records:
+            return 0
+        return self._seen.get(guid, 0)
 
     # --- our assertions ----------------------------------------------------------------------------
 
@@ -91,9 +103,10 @@ class Book:
                     record.chain,
                     "reveal" if record.status in (COMMITTING, ASSERTED) else "settle",
                 )
+                self._elsewhere.add((record.chain, record.guid))
                 continue
             self._records[record.guid] = record
-            self.remember(record.guid)
+            self.remember(record.guid, record.expiration)
             self.schedule.track(
                 record.guid,
                 record.chain,
@@ -107,14 +120,20 @@ class Book:
 
     async def commit(self, record: AssertionRecord) -> AssertionRecord:
         """Write ``record`` durably; call it before the assertion transaction goes out (spec pitfall 13)."""
-        record = await asyncio.to_thread(self.store.save, record)
+        record = await self.store.write_now(record)
         self._records[record.guid] = record
         return record
 
     def save(self, record: AssertionRecord, **changes: Any) -> AssertionRecord:
-        updated = self.store.update(record, **changes)
+        """Update ``record`` in memory now and on disk soon (a crash before then is recovered from the chain)."""
+        updated = replace(record, **changes)
         self._records[record.guid] = updated
+        self.store.write_later(updated)
         return updated
+
+    async def flush(self) -> None:
+        """Wait until every update is on disk."""
+        await self.store.flush()
 
     def confirm(self, guid: str, index: int, commitment: int, seen: str) -> bool:
         """Our assertion on ``guid`` is at ``index`` (``seen``: "by its event", "on chain", ...).
@@ -151,9 +170,11 @@ class Book:
             self.save(record, reveal_window=reveal_window, vote_window=vote_window)
 
     def close(self, record: AssertionRecord, status: str) -> None:
-        """Nothing more to do for this bounty: out of memory, ``status`` in the state directory."""
+        """Nothing more to do for this bounty (``status``: settled or abandoned): out of memory, and its
+        record deleted from the state directory (the bounty is closed on chain: no catch-up takes it again)."""
         self._records.pop(record.guid, None)
-        self.store.update(record, status=status)
+        log.debug("bounty %s: %s; its record is removed from the state directory", record.guid, status)
+        self.store.remove_later(record.chain, record.guid)
 
     def drop(self, guid: str) -> AssertionRecord | None:
         """Out of memory only: the state directory keeps its status, so the next start tries again."""

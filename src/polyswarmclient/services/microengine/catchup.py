@@ -6,6 +6,11 @@ own assertions whose index we never learned, learn the head and check our bounti
 that fails, or could not read some bounty, runs again after a jittered, doubling delay: a bounty it
 misses has no other way back to us. Pages only grow at the end, so a pass starts from the last page the
 previous one read in full, and a long-lived engine pages the history once, not on every reconnect.
+
+That cursor is kept in the state directory too, so a restart does not read every bounty of the history
+again: the stored page is the first one holding a bounty that a restarted engine might still have to take
+(one that could not be read, or that was still open and has no record in the state directory). It moves
+on as those bounties expire, so a restart re-reads only the pages of the bounties still open.
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ class CatchUp:
         self.running: set[str] = set()
         self._again: set[str] = set()
         self._page: dict[str, int] = {}  # per chain: the last GET /bounties page fully read
+        self._stored: dict[str, int] = {}  # per chain: the page a restart starts from (in the state directory)
+        #: Per chain, from the stored page on: page -> the block until which one of its bounties may still be
+        #: open for us without a record (None: one could not be read).
+        self._open_until: dict[str, dict[int, int | None]] = {}
         self._closed: OrderedDict[str, None] = OrderedDict()  # GUIDs found already expired
         self._closed_cache_size = cache_size * 5
 
@@ -101,18 +110,34 @@ class CatchUp:
             await self.client.bounty_parameters(chain, refresh=True)
             head = await self.client.block_number(chain)
             found = unread = 0
-            start = self._page.get(chain, 0)  # read again: it may have grown
+            if chain not in self._page:
+                self._page[chain] = self._stored[chain] = self.book.store.load_cursor(chain)
+            start = self._page[chain]  # read again: it may have grown
+            pages = self._open_until.setdefault(chain, {})
             async for page, guids in self.client.iter_bounty_pages(chain, start_page=start):
-                found_here, unread_here = await self._open_among(chain, guids, head)
+                found_here, unread_here, pages[page] = await self._open_among(chain, guids, head)
                 found, unread = found + found_here, unread + unread_here
                 if not unread:
                     self._page[chain] = page
+            self._store_cursor(chain, max(head, self.book.heads.get(chain, 0)))
         finally:
             self.host.listed(chain)
         await self.steps.recover_indexes(chain)
         await self.refresh(chain)
         log.info("catch-up on %s done: %d open bounty(ies) had been missed", chain, found)
         return unread
+
+    def _store_cursor(self, chain: str, head: int) -> None:
+        """Move the stored page past the pages none of whose bounties a restart would still take."""
+        pages = self._open_until[chain]
+        page = self._stored[chain]
+        last = self._page[chain]  # the last page read in full may still grow: it is always read again
+        while page < last and page in pages and (until := pages[page]) is not None and not still_open(until, head):
+            del pages[page]
+            page += 1
+        if page != self._stored[chain]:
+            self._stored[chain] = page
+            self.book.store.save_cursor_later(chain, page)
 
     async def after_restart(self, chains: tuple[str, ...]) -> None:
         """Learn each head and which stored bounties reached quorum; what is due then runs."""
@@ -131,14 +156,22 @@ class CatchUp:
             if bounty.quorum_reached:
                 self.host.on_quorum(record.guid)
 
-    async def _open_among(self, chain: str, guids: list[str], head: int) -> tuple[int, int]:
-        """Hand the still-open bounties among ``guids`` to the engine; returns (found, could not be read).
+    async def _open_among(self, chain: str, guids: list[str], head: int) -> tuple[int, int, int | None]:
+        """Hand the still-open bounties among ``guids`` to the engine; returns (found, could not be read, and
+        until which block a restart might still have to take one of them: None when one could not be read).
 
-        Bounties are read :data:`CONCURRENT_READS` at a time, newest first: after a restart every bounty
-        without a record is read again, and the newest are the likeliest still open.
+        Bounties are read :data:`CONCURRENT_READS` at a time, newest first: the newest are the likeliest
+        still open.
         """
-        found = unread = 0
-        todo = [guid for guid in reversed(guids) if not self.book.known(chain, guid) and guid not in self._closed]
+        found = unread = until = 0
+        todo = []
+        for guid in reversed(guids):
+            if guid in self._closed:
+                continue
+            if self.book.known(chain, guid):
+                until = max(until, self.book.open_until(guid))
+            else:
+                todo.append(guid)
         for start in range(0, len(todo), CONCURRENT_READS):
             batch = todo[start : start + CONCURRENT_READS]
             answers = await asyncio.gather(
@@ -158,5 +191,6 @@ class CatchUp:
                         self._closed.popitem(last=False)
                     continue
                 found += 1
+                until = max(until, bounty.expiration)
                 self.host.take(OpenBounty.listed(bounty, chain, head))
-        return found, unread
+        return found, unread, None if unread else until

@@ -148,6 +148,7 @@ class Microengine:
             if self.book.active():
                 supervisor.spawn(partial(self.catch_up.after_restart, chains), "start-up catch-up")
             left = await supervisor.serve()
+        await self.book.flush()
         if left:
             log.warning("due reveals and settles stay in the state directory for the next start")
         if supervisor.finished:
@@ -296,7 +297,7 @@ class Microengine:
         """A bounty open for assertions (announced, or found by a catch-up): assert on it if it is for us."""
         if bounty.chain not in self.config.chains or self.book.known(bounty.chain, bounty.guid):
             return
-        self.book.remember(bounty.guid)
+        self.book.remember(bounty.guid, bounty.expiration)
         self.stats.bounties_seen += 1
         metrics.BOUNTIES_SEEN.inc(chain=bounty.chain)
         try:

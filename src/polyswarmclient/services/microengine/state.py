@@ -1,21 +1,31 @@
 """Durable engine state: what we must remember to reveal and settle after a crash or restart.
 
-One JSON file per bounty, under ``<state-dir>/microengine/<address>/<chain>-<guid>.json``. The record is
-written **before** the assertion transaction is posted (so the nonce and verdicts behind the commitment
-are never lost, spec pitfall 13), then updated with the assertion index once mined, and marked revealed
-and settled. Every write is atomic: temporary file, fsync, rename, fsync of the directory.
+One JSON file per bounty in play, under ``<state-dir>/microengine/<address>/<chain>-<guid>.json``. The
+record is written **before** the assertion transaction is posted (so the nonce and verdicts behind the
+commitment are never lost, spec pitfall 13), then updated with the assertion index once mined, and marked
+revealed; once the bounty is settled or abandoned its file is deleted, so the directory holds only the
+bounties still in play. Beside the records, one small ``catch-up-<chain>.page`` file per chain remembers
+the first ``GET /bounties`` page a catch-up must read again after a restart.
+
+Every write is atomic (temporary file, fsync, rename) and happens on a writer thread, never on the event
+loop: writes queued while the thread is busy go out together, with one fsync per record and one of the
+directory for the whole batch. Only the first write of a record is awaited before its transaction goes
+out (:meth:`StateStore.write_now`); later updates (:meth:`StateStore.write_later`) can be lost in a crash
+without harm, because the chain has the last word on start (see :mod:`.steps`).
 
 A lock file keeps two engines from sharing one state directory (and so revealing each other's bids).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import re
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -117,6 +127,7 @@ class StateStore:
         self.address = address
         self.directory = self.root / "microengine" / address.lower()
         self._lock_fd: int | None = None
+        self._writer = _Writer(self)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -149,6 +160,8 @@ class StateStore:
         return self
 
     def close(self) -> None:
+        """Finish the queued writes, then release the directory."""
+        self._writer.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing releases the flock
             self._lock_fd = None
@@ -167,27 +180,100 @@ class StateStore:
         return self.directory / f"{chain}-{guid}.json"
 
     def save(self, record: AssertionRecord) -> AssertionRecord:
-        """Write ``record`` atomically and durably; returns it with ``updated`` stamped."""
-        record = replace(record, updated=time.time())
-        path = self.path_for(record.chain, record.guid)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        payload = json.dumps(record.to_json(), indent=1, sort_keys=True).encode("utf-8")
+        """Write ``record`` atomically and durably, now, on this thread; returns it with ``updated`` stamped."""
+        record = stamped(record)
+        self.write_batch({self.path_for(record.chain, record.guid): record})
+        return record
+
+    def remove(self, chain: str, guid: str) -> None:
+        """Delete the record of ``guid`` (durably), now, on this thread."""
+        self.write_batch({self.path_for(chain, guid): None})
+
+    def write_batch(self, batch: Mapping[Path, AssertionRecord | bytes | None]) -> None:
+        """Apply ``batch`` (path -> record, raw bytes, or None to delete) atomically per file, then make the
+        renames and deletions durable with one fsync of the directory."""
+        moves: list[tuple[Path, Path]] = []
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, payload)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
+            for path, content in batch.items():
+                if content is None:
+                    continue
+                payload = content if isinstance(content, bytes) else encode(content)
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                moves.append((tmp, path))
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    os.write(fd, payload)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            for tmp, path in moves:
+                os.replace(tmp, path)
+            for path, content in batch.items():
+                if content is None:
+                    path.unlink(missing_ok=True)
             _fsync_dir(self.directory)
         except OSError as exc:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
-            raise StateError(f"cannot write {path}: {exc.strerror or exc}; check --state-dir (STATE_DIR)") from None
+            for tmp, _ in moves:
+                try:
+                    tmp.unlink(missing_ok=True)
+                except OSError:
+                    pass
+            where = next(iter(batch), self.directory) if len(batch) == 1 else self.directory
+            raise StateError(f"cannot write {where}: {exc.strerror or exc}; check --state-dir (STATE_DIR)") from None
+
+    # --- off the event loop ----------------------------------------------------------------------
+
+    def write_later(self, record: AssertionRecord) -> None:
+        """Queue ``record`` for the writer thread (a newer version of it replaces a queued one)."""
+        self._writer.put(self.path_for(record.chain, record.guid), record)
+
+    def remove_later(self, chain: str, guid: str) -> None:
+        """Queue the deletion of ``guid``'s record (a finished bounty) for the writer thread."""
+        self._writer.put(self.path_for(chain, guid), None)
+
+    async def write_now(self, record: AssertionRecord) -> AssertionRecord:
+        """Write ``record`` on the writer thread and wait until it is durable (raises :class:`StateError`)."""
+        record = stamped(record)
+        await self._writer.wait(self._writer.put(self.path_for(record.chain, record.guid), record))
         return record
+
+    async def flush(self) -> None:
+        """Wait until every queued write is on disk (failures were logged when they happened)."""
+        try:
+            await self._writer.wait(self._writer.queued)
+        except StateError:
+            pass
+
+    # --- the catch-up cursor -------------------------------------------------------------------------
+
+    def cursor_path(self, chain: str) -> Path:
+        if not _SAFE.match(chain):
+            raise StateError(f"refusing to store a cursor for chain {chain!r}: not a plain name")
+        return self.directory / f"catch-up-{chain}.page"
+
+    def load_cursor(self, chain: str) -> int:
+        """The first ``GET /bounties`` page a catch-up on ``chain`` must read (0 when none was stored)."""
+        path = self.cursor_path(chain)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return 0
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("cannot read %s (%s); the catch-up reads every page", path, exc)
+            return 0
+        try:
+            page = int(json.loads(text)["page"])
+        except (ValueError, TypeError, KeyError):
+            log.warning("%s is damaged; the catch-up reads every page", path)
+            return 0
+        return max(page, 0)
+
+    def save_cursor_later(self, chain: str, page: int) -> None:
+        """Queue the catch-up cursor of ``chain`` for the writer thread."""
+        payload = json.dumps({"version": FORMAT_VERSION, "chain": chain, "page": page}).encode("utf-8")
+        self._writer.put(self.cursor_path(chain), payload)
+
+    # --- reading ---------------------------------------------------------------------------------
 
     def load(self, chain: str, guid: str) -> AssertionRecord | None:
         path = self.path_for(chain, guid)
@@ -232,16 +318,123 @@ class StateStore:
         return [r for r in self.records() if not r.finished]
 
     def prune(self) -> int:
-        """Delete finished records (settled or abandoned). Returns how many were removed."""
-        removed = 0
-        for record in list(self.records()):
-            if record.finished:
+        """Delete finished records (settled or abandoned; an earlier version kept them). Returns how many."""
+        finished = [self.path_for(r.chain, r.guid) for r in self.records() if r.finished]
+        if not finished:
+            return 0
+        try:
+            self.write_batch(dict.fromkeys(finished))
+        except StateError as exc:
+            log.warning("could not remove finished state files: %s", exc)
+            return 0
+        return len(finished)
+
+
+def stamped(record: AssertionRecord) -> AssertionRecord:
+    return replace(record, updated=time.time())
+
+
+def encode(record: AssertionRecord) -> bytes:
+    return json.dumps(record.to_json(), indent=1, sort_keys=True).encode("utf-8")
+
+
+class _Writer:
+    """One thread that applies queued writes in batches; event-loop code waits on it without blocking.
+
+    Writes are numbered as they are queued; a waiter wakes once a batch holding its number is written
+    (or raises :class:`StateError` when that batch failed). The thread starts with the first write and
+    stops when the store closes, after the queue is empty.
+    """
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: dict[Path, AssertionRecord | bytes | None] = {}
+        self.queued = 0  # numbers of writes queued so far
+        self._written = 0  # every write numbered up to this one has been handled
+        self._failures: list[tuple[int, int, StateError]] = []  # (after, upto, error), the latest few
+        self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def put(self, path: Path, content: AssertionRecord | bytes | None) -> int:
+        with self._lock:
+            self._queue.pop(path, None)  # keep the order of the newest version
+            self._queue[path] = content
+            self.queued += 1
+            if self._thread is None:
+                self._stopping = False
+                self._thread = threading.Thread(target=self._run, name="microengine-state", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+            return self.queued
+
+    async def wait(self, number: int) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self._written >= number:
+                error = self._failure(number)
+                if error is not None:
+                    raise error
+                return
+            self._waiters.append((number, loop, future))
+        await future
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread."""
+        with self._lock:
+            thread = self._thread
+            self._stopping = True
+            self._wake.notify()
+        if thread is not None:
+            thread.join()
+        with self._lock:
+            self._thread = None
+
+    def _failure(self, number: int) -> StateError | None:
+        for after, upto, error in self._failures:
+            if after < number <= upto:
+                return error
+        return None
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._stopping:
+                    self._wake.wait()
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue, {}
+                after, upto = self._written, self.queued
+            error: StateError | None = None
+            try:
+                self._store.write_batch(batch)
+            except StateError as exc:
+                error = exc
+                log.error("state not written (%d file(s)): %s", len(batch), exc)
+            with self._lock:
+                self._written = upto
+                if error is not None:
+                    self._failures = [*self._failures[-7:], (after, upto, error)]
+                ready = [w for w in self._waiters if w[0] <= upto]
+                self._waiters = [w for w in self._waiters if w[0] > upto]
+            for number, loop, future in ready:
+                failed = error if after < number else self._failure(number)
                 try:
-                    self.path_for(record.chain, record.guid).unlink(missing_ok=True)
-                    removed += 1
-                except OSError as exc:
-                    log.warning("could not remove finished state file for %s: %s", record.guid, exc)
-        return removed
+                    loop.call_soon_threadsafe(_settle, future, failed)
+                except RuntimeError:  # pragma: no cover - the loop closed meanwhile
+                    pass
+
+
+def _settle(future: asyncio.Future[None], error: StateError | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 def _fsync_dir(directory: Path) -> None:
