@@ -129,3 +129,28 @@ def test_microengine_devnet_without_the_extra_is_the_one_line_hint() -> None:
     assert result.stderr.splitlines() == [
         "Error: --devnet needs the devnet extra (eth is not installed): pip install 'polyswarm-kit[devnet]'"
     ]
+
+
+#: What answering ``--help`` or a usage error must not import: the signing and network stacks.
+HEAVY = ("eth_account", "eth_keyfile", "aiohttp", "websockets")
+
+
+def test_microengine_help_and_usage_errors_import_no_signing_or_network_stack() -> None:
+    """``microengine --help`` and a bad option answer without importing eth-account, aiohttp or websockets
+    (importing eth-account alone took 0.4 s), so they answer at once."""
+    result = _run(
+        HEAVY,
+        """
+        import sys
+
+        from polyswarmclient.cli.microengine import cli
+
+        assert cli.main(["--help"], prog_name="microengine", standalone_mode=False) == 0
+        try:
+            cli.main(["--testing", "-1"], prog_name="microengine")
+        except SystemExit as exit:
+            print("usage error exit", exit.code)
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Usage: microengine " in result.stdout and "usage error exit 2" in result.stdout

@@ -9,14 +9,13 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from polyswarmclient.cli.installation import check_installation
 from polyswarmclient.cli.options import CONNECTION, Option, build
-from polyswarmclient.client.facade import ClientConfig, PolyswarmClient
-from polyswarmclient.client.signing import RemoteSigner, TransactionSigner
+from polyswarmclient.client.settings import ClientConfig
 from polyswarmclient.errors import (
     EXIT_OK,
     EXIT_RUNTIME,
@@ -26,12 +25,15 @@ from polyswarmclient.errors import (
     PolyswarmError,
     SignerConfigError,
 )
-from polyswarmclient.eth.keys import Signer, load_keyfile
 from polyswarmclient.log import redact, register_secret
 from polyswarmclient.metrics import HEALTH
 from polyswarmclient.metrics import enabled as metrics_enabled
 from polyswarmclient.services.lifecycle import DEFAULT_GRACE, Shutdown
-from polyswarmclient.transport.jsonrpc import parse_endpoint, read_token_file
+
+if TYPE_CHECKING:  # imported where used: eth-account and aiohttp cost half a second, --help needs neither
+    from polyswarmclient.client.facade import PolyswarmClient
+    from polyswarmclient.client.signing import RemoteSigner, TransactionSigner
+    from polyswarmclient.eth.keys import Signer
 
 T = TypeVar("T")
 log = logging.getLogger("polyswarmclient.cli")
@@ -68,11 +70,16 @@ def open_signer(keyfile: Path | None, password: str | None, password_file: Path 
     # The password goes to the keystore decryption and nowhere else: it is never stored, logged or
     # put in a message, so it is not registered for redaction (which would garble any text containing a
     # password that is also an ordinary word, such as the public test password "password").
+    from polyswarmclient.eth.keys import load_keyfile
+
     return load_keyfile(keyfile, secret)
 
 
 def open_remote_signer(url: str, token_file: Path | None) -> RemoteSigner:
     """The signer process at ``url`` (``--signer``), reached now: exit 2 when it cannot be used."""
+    from polyswarmclient.client.signing import RemoteSigner
+    from polyswarmclient.transport.jsonrpc import parse_endpoint, read_token_file
+
     endpoint = parse_endpoint(url)
     token = read_token_file(Path(token_file)) if token_file is not None else None
     register_secret(token)
@@ -107,6 +114,8 @@ def connect(options: dict[str, Any], declared: Sequence[Option] = CONNECTION) ->
     Raises ``ConfigError`` (exit 2) for a missing keyfile, a wrong password, an API key over http, an
     unusable --signer and the like.
     """
+    from polyswarmclient.client.facade import PolyswarmClient
+
     register_secret(options["api_key"])
     config = build(ClientConfig, declared, options)
     return PolyswarmClient(config, choose_signer(options))

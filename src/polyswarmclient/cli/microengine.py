@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,25 +21,16 @@ from polyswarmclient.backends import Backend, list_backends, load_backend_class
 from polyswarmclient.cli import options
 from polyswarmclient.cli.common import connect, guard, operations, require_devnet_extra, run, serve
 from polyswarmclient.cli.options import CONNECTION, LOGGING, OPERATIONS, Option, apply
-from polyswarmclient.client import PolyswarmClient
 from polyswarmclient.errors import ConfigError
 from polyswarmclient.log import setup_logging
-from polyswarmclient.services.evaluation import (
-    DEVNET_PARAMETERS,
-    EvaluationReport,
-    Outcome,
-    demo_samples,
-    read_corpus,
-    score,
-)
-from polyswarmclient.services.evaluation import evaluate as evaluate_corpus
-from polyswarmclient.services.lifecycle import Shutdown
-from polyswarmclient.services.microengine import EngineConfig, Microengine
 from polyswarmclient.services.microengine.bidding import STRATEGIES
-from polyswarmclient.services.microengine.build import make_backend
+from polyswarmclient.services.microengine.config import EngineConfig
 from polyswarmclient.services.microengine.filters import OPERATOR_CHOICES, parse_confidence, parse_filters
-from polyswarmclient.services.microengine.state import StateStore
-from polyswarmclient.services.scaffold import write_engine
+
+if TYPE_CHECKING:  # the engine, the client stack and the tools are imported where used, so --help is quick
+    from polyswarmclient.client.facade import PolyswarmClient
+    from polyswarmclient.services.evaluation import Outcome
+    from polyswarmclient.services.lifecycle import Shutdown
 
 _OPS = click.Choice(OPERATOR_CHOICES, case_sensitive=False)
 _OPS_HELP = "OP is one of < <= == >= > (or lt lte eq gte gt), contains, startswith, endswith, regex"
@@ -277,6 +268,10 @@ def cli(**params: Any) -> None:
 
         run_demo(params, backend_class, config, explicit=explicit)
         return
+    from polyswarmclient.services.microengine.build import make_backend
+    from polyswarmclient.services.microengine.engine import Microengine
+    from polyswarmclient.services.microengine.state import StateStore
+
     client = connect(params, MICROENGINE_OPTIONS)
     store = StateStore(Path(params["state_dir"]), client.address)
     backend = make_backend(client, backend_class, params["backend"], config)
@@ -318,6 +313,8 @@ NEW_DIRECTORY = Option(
 def new(name: str, directory: Path) -> None:
     """Write a ready engine package NAME/: pyproject.toml registering the scanner as backend NAME (with _
     for -), the scanner module, a test that runs it on the devnet, and a README."""
+    from polyswarmclient.services.scaffold import write_engine
+
     names, root = write_engine(name, directory)
     click.echo(f"created {root}: backend {names.module} ({names.module}/__init__.py)")
     click.echo(f"next: cd {root} && pip install -e '.[test]' && pytest")
@@ -340,6 +337,16 @@ def evaluate(corpus: Path | None, **params: Any) -> None:
     setup_logging(params["log"], params["log_format"], params["client_log"])
     if not params["backend"]:
         raise ConfigError(f"no backend: pass --backend (BACKEND) with one of {', '.join(list_backends())}")
+    from polyswarmclient.services.evaluation import (
+        DEVNET_PARAMETERS,
+        EvaluationReport,
+        demo_samples,
+        read_corpus,
+        score,
+    )
+    from polyswarmclient.services.evaluation import evaluate as evaluate_corpus
+    from polyswarmclient.services.microengine.build import make_backend
+
     samples = demo_samples() if corpus is None else read_corpus(corpus)
     backend_class = load_backend_class(params["backend"], app_dir=params["app_dir"])
     _adopt_backend_logger(backend_class.__module__)

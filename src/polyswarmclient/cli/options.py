@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from polyswarmclient.amounts import format_ether, parse_ether
-from polyswarmclient.client.facade import ClientConfig
+from polyswarmclient.client.settings import ClientConfig
 from polyswarmclient.errors import ConfigError
 from polyswarmclient.services.lifecycle import DEFAULT_GRACE
 

@@ -14,13 +14,12 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from polyswarmclient.client.pins import PinStore, load_expected
+from polyswarmclient.client.settings import ClientConfig as ClientConfig  # re-exported
 from polyswarmclient.client.signing import TransactionSigner
-from polyswarmclient.client.transactions import Action, Outcome, TransactionPipeline, TransactionSettings
+from polyswarmclient.client.transactions import Action, Outcome, TransactionPipeline
 from polyswarmclient.errors import (
     ApiError,
     ConfigError,
@@ -34,8 +33,8 @@ from polyswarmclient.eth.abi import int_to_guid
 from polyswarmclient.eth.bloom import bloom_words
 from polyswarmclient.eth.keys import Signer
 from polyswarmclient.transport.address import check_chain, parse_address
-from polyswarmclient.transport.http import NO_BODY, HttpSettings, HttpTransport, Upload
-from polyswarmclient.transport.stream import EventStream, StreamSettings
+from polyswarmclient.transport.http import NO_BODY, HttpTransport, Upload
+from polyswarmclient.transport.stream import EventStream
 from polyswarmclient.wire.bits import MAX_ARTIFACTS, bools_to_int, popcount
 from polyswarmclient.wire.events import Event, FeeUpdate, Reconnected, WindowUpdate
 from polyswarmclient.wire.models import (
@@ -60,27 +59,6 @@ OnSigned = Callable[[str], None]
 #: What ``GET /transactions`` says of one hash.
 TxStatus = Literal["mined", "reverted", "missing"]
 _URI = re.compile(r"^[A-Za-z0-9]{1,99}$")
-
-
-@dataclass(frozen=True)
-class ClientConfig:
-    """Everything a client needs besides its signer. Each default lives here or in the settings classes."""
-
-    polyswarmd_addr: str = "localhost:31337"
-    api_key: str | None = field(default=None, repr=False)
-    insecure_transport: bool = False
-    allow_key_over_http: bool = False
-    #: Pinned contract addresses and chain ids live here.
-    state_dir: Path = Path(".polyswarm-state")
-    #: The community's published contract addresses and chain ids (JSON); they win over first use.
-    contracts_file: Path | None = None
-    http: HttpSettings = field(default_factory=HttpSettings)
-    stream: StreamSettings = field(default_factory=StreamSettings)
-    transactions: TransactionSettings = field(default_factory=TransactionSettings)
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr)
-        return f"ClientConfig({shown}, api_key={'<set>' if self.api_key else None})"
 
 
 def _check_guid(guid: str) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 
 from polyswarmclient.client.nonces import NonceManager
 from polyswarmclient.client.pins import PinStore
+from polyswarmclient.client.settings import TransactionSettings as TransactionSettings  # re-exported
 from polyswarmclient.client.signing import TransactionSigner, as_transaction_signer
 from polyswarmclient.errors import (
     ApiError,
@@ -150,20 +151,6 @@ class _HttpNonceSource:
         ):
             raise MalformedResponse(f"GET /pending: expected a list of decimal nonces, got {str(result)[:200]}")
         return sorted(int(v) for v in result)
-
-
-@dataclass(frozen=True)
-class TransactionSettings:
-    """How hard the pipeline tries, and what one transaction may cost."""
-
-    #: Whole build-verify-sign-post-confirm attempts when nonces need a resync.
-    attempts: int = 3
-    #: Extra waits for a receipt that timed out, before giving up with ``ReceiptTimeout``.
-    receipt_polls: int = 2
-    #: Re-posts of the same signed bytes after a broken ``POST /transactions``.
-    post_retries: int = 2
-    #: Most wei of ether one transaction may cost in gas (gas x gasPrice); ``None`` checks nothing.
-    max_fee: int | None = 5 * 10**16
 
 
 class TransactionPipeline:

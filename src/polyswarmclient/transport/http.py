@@ -27,7 +27,7 @@ import logging
 import random
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, TypedDict, Unpack
 
 import aiohttp
@@ -43,6 +43,8 @@ from polyswarmclient.errors import (
 from polyswarmclient.transport.address import PolyswarmdAddress
 from polyswarmclient.transport.backoff import Backoff
 from polyswarmclient.transport.ratelimit import NORMAL, RateGate
+from polyswarmclient.transport.settings import HttpSettings as HttpSettings  # re-exported
+from polyswarmclient.transport.settings import RateLimitSettings as RateLimitSettings
 from polyswarmclient.wire.envelope import parse_body
 
 log = logging.getLogger(__name__)
@@ -58,46 +60,6 @@ class _NoBody:
 
 #: Marker for "send no JSON body" (``None`` would send ``null``).
 NO_BODY: Final = _NoBody()
-
-
-@dataclass(frozen=True)
-class RateLimitSettings:
-    """How every request waits out HTTP 429 (:mod:`polyswarmclient.transport.ratelimit`)."""
-
-    #: Without Retry-After, the shared pause starts near ``base`` and doubles up to ``cap`` (Retry-After is
-    #: capped at ``cap`` too).
-    base: float = 2.0
-    cap: float = 30.0
-    #: Pauses one request may sit through before it fails with :class:`RateLimited`.
-    retries: int = 6
-    #: After a pause, waiting requests are let through one per this many seconds.
-    spacing: float = 0.05
-
-
-@dataclass(frozen=True)
-class HttpSettings:
-    """Timeouts (seconds) and retry policy."""
-
-    connect_timeout: float = 10.0
-    #: Most calls answer quickly.
-    request_timeout: float = 30.0
-    #: ``GET /transactions`` blocks up to 10 s (side) / 60 s (home) per hash, one after another.
-    receipt_timeout: float = 300.0
-    #: ``POST /artifacts`` may carry many megabytes.
-    upload_timeout: float = 300.0
-    #: Extra attempts after the first one, for retryable failures.
-    max_retries: int = 4
-    retry_base: float = 0.5
-    retry_cap: float = 8.0
-    #: The one gate all requests wait at after an HTTP 429.
-    rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
-    #: Seconds one request may take in all, retries included (at least its own time limit); a server
-    #: that answers a byte at a time cannot keep a command silent for longer.
-    total_timeout: float = 60.0
-    #: Most bytes of one answer, decompressed: JSON envelopes are small, so a bigger one is hostile.
-    max_reply_bytes: int = 8 * 2**20
-    #: Most bytes of one artifact, decompressed (polyswarmd's own default cap is 10 MiB).
-    max_artifact_bytes: int = 10 * 2**20
 
 
 class RequestOptions(TypedDict, total=False):

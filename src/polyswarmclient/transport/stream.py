@@ -21,7 +21,6 @@ import json
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
@@ -29,23 +28,10 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from polyswarmclient.errors import MalformedResponse
 from polyswarmclient.metrics import HEALTH
 from polyswarmclient.transport.backoff import Backoff
+from polyswarmclient.transport.settings import StreamSettings as StreamSettings  # re-exported
 from polyswarmclient.wire.events import Block, Event, Reconnected, UnknownEvent, parse_event
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StreamSettings:
-    backoff_base: float = 1.0
-    backoff_cap: float = 32.0
-    open_timeout: float = 10.0
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
-    close_timeout: float = 5.0
-    max_message_bytes: int = 16 * 1024 * 1024
-    #: A socket that delivers nothing (not even a block) for this long is treated as dead and re-opened:
-    #: polyswarmd sends a block message per new block, so silence means its poller or the path is stuck.
-    idle_timeout: float | None = 120.0
 
 
 class EventStream:
