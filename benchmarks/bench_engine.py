@@ -10,6 +10,7 @@
 * Latency: from the ``bounty`` event to the ``assertion`` event of the process's own assertion, both
   seen by one observer on the devnet's event stream; p50 and p99 over the N bounties.
 * ``--count-requests``: both run behind a TCP proxy that counts request lines (requests per bounty).
+* ``--profile FILE``: the engine runs under cProfile (its CPU figure then includes the profiler's cost).
 * ``--soak SECONDS``: afterwards, the engine without ``--testing`` against a continuous ambassador;
   every ``--every`` seconds a line with its RSS and its state directory (files, bytes).
 
@@ -134,6 +135,7 @@ def run_one(
     bounties: int,
     count_requests: bool,
     log: str,
+    profile: str | None = None,
 ) -> dict[str, float]:
     proxy = TcpProxy(devnet.port).start() if count_requests else None
     addr = proxy.addr if proxy else devnet.addr
@@ -148,7 +150,15 @@ def run_one(
             cli.ready(process, "floor ready")
         else:
             args = ["--backend", "eicar", "--block-time", str(OPTIONS.block_time), "--testing", str(bounties)]
-            process = cli.start("microengine", *args, keystore=keystore, name="engine", addr=addr, log_level=log)
+            if profile:  # the same command under cProfile (CPU figures then include its overhead)
+                argv = [
+                    sys.executable, "-m", "cProfile", "-o", profile, "-m", "polyswarmclient.cli.microengine", *args,
+                    "--polyswarmd-addr", addr, "--insecure-transport", "--keyfile", str(keyfile(keystore)),
+                    "--password", PASSWORD, "--state-dir", str(cli.workdir / "state" / "engine"), "--log", log,
+                ]  # fmt: skip
+                process = cli.spawn("engine", argv)
+            else:
+                process = cli.start("microengine", *args, keystore=keystore, name="engine", addr=addr, log_level=log)
             if log.lower() in ("info", "debug"):
                 cli.ready(process, ENGINE_READY)
             else:  # nothing is logged at the default level: give it time to connect (catch-up takes late ones)
@@ -231,6 +241,7 @@ def main() -> None:
     parser.add_argument("--help-runs", type=int, default=7)
     parser.add_argument("--engine-log", default="warning", help="the engine's --log (its default: warning)")
     parser.add_argument("--count-requests", action="store_true", help="count requests through a TCP proxy")
+    parser.add_argument("--profile", metavar="FILE", help="run the engine under cProfile, stats to FILE")
     parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS", help="then soak this long")
     parser.add_argument("--every", type=float, default=30.0, metavar="SECONDS", help="soak sample interval")
     args = parser.parse_args()
@@ -253,7 +264,15 @@ def main() -> None:
             cli = Cli(devnet, workdir / label)
             try:
                 results[label] = run_one(
-                    label, devnet, cli, observer, keystore, args.bounties, args.count_requests, args.engine_log
+                    label,
+                    devnet,
+                    cli,
+                    observer,
+                    keystore,
+                    args.bounties,
+                    args.count_requests,
+                    args.engine_log,
+                    args.profile,
                 )
             finally:
                 cli.cleanup()

@@ -376,6 +376,7 @@ class FakeClient:
         return Bloom(tuple(self.market.bounties[guid].bloom))
 
     async def nct_balance(self, chain: str, address: str | None = None) -> int:
+        self._record("nct_balance", chain)
         balances = self.market.home_nct if chain == "home" else self.market.nct
         return balances.get(address or self.address, 0)
 

@@ -174,6 +174,20 @@ async def test_block_number_and_balances(client: PolyswarmClient) -> None:
             await client.eth_balance("side")
 
 
+async def test_the_same_metadata_is_uploaded_once(client: PolyswarmClient) -> None:
+    """Metadata is stored under the hash of its content: the same document again (keys in any order) is
+    answered from memory; a different one is uploaded."""
+    eicar = [{"malware_family": "EICAR", "scanner": {"version": "1"}}]
+    with aioresponses() as m:
+        m.post(url(BASE, "/bounties/metadata"), payload=ok("QmEicar"))
+        m.post(url(BASE, "/bounties/metadata"), payload=ok("QmOther"))
+        assert await client.post_metadata(eicar) == "QmEicar"
+        assert await client.post_metadata([{"scanner": {"version": "1"}, "malware_family": "EICAR"}]) == "QmEicar"
+        assert await client.post_metadata([{"malware_family": "Other"}]) == "QmOther"
+        posted = [key for key in m.requests if key[0] == "POST"]
+        assert len(m.requests[posted[0]]) == 2
+
+
 def bounty_pages(m: aioresponses, first: int) -> None:
     """``GET /bounties``: page ``first`` holds GUID, the next OTHER_GUID, the one after is empty."""
     for page, guids in enumerate([[GUID], [OTHER_GUID], []], start=first):

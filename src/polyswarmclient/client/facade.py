@@ -10,9 +10,11 @@ it must consist of, from :mod:`polyswarmclient.eth.verify`) and run by the
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Literal
 
@@ -54,6 +56,8 @@ _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 #: What :meth:`PolyswarmClient.learn_contracts` can learn: assertion (the side token and bounty
 #: registry), relay (both tokens and relays), staking (the side token and arbiter staking).
 FIRST_CONTACT = ("assertion", "relay", "staking")
+#: Distinct metadata documents whose IPFS hash the client remembers (see :meth:`PolyswarmClient.post_metadata`).
+METADATA_CACHE_SIZE = 256
 #: Called with a transaction's hash once it is signed, before it is posted.
 OnSigned = Callable[[str], None]
 #: What ``GET /transactions`` says of one hash.
@@ -121,6 +125,7 @@ class PolyswarmClient:
         self._pins = pins
         self._pipeline = TransactionPipeline(self._http, signer, pins, config.transactions)
         self._bounty_parameters: dict[str, BountyParameters] = {}
+        self._metadata_hashes: OrderedDict[str, str] = OrderedDict()  # metadata JSON -> its IPFS hash
 
     def __repr__(self) -> str:
         return f"PolyswarmClient({self._addr.base}, account={self.address})"
@@ -355,10 +360,22 @@ class PolyswarmClient:
         return result
 
     async def post_metadata(self, metadata: object) -> str:
-        """Store metadata JSON via ``POST /bounties/metadata``; returns its IPFS hash."""
+        """Store metadata JSON via ``POST /bounties/metadata``; returns its IPFS hash.
+
+        The hash names the content, so the same metadata is stored once: an engine whose verdicts carry the
+        same metadata bounty after bounty (same family, same scanner) asks once, not once per reveal. The
+        last :data:`METADATA_CACHE_SIZE` distinct documents are remembered.
+        """
+        key = json.dumps(metadata, sort_keys=True, separators=(",", ":"))
+        if (known := self._metadata_hashes.get(key)) is not None:
+            self._metadata_hashes.move_to_end(key)
+            return known
         result = await self._http.request("POST", "/bounties/metadata", json=metadata, idempotent=True)
         if not isinstance(result, str) or not result:
             raise MalformedResponse("POST /bounties/metadata: expected an IPFS hash (a string)")
+        self._metadata_hashes[key] = result
+        while len(self._metadata_hashes) > METADATA_CACHE_SIZE:
+            self._metadata_hashes.popitem(last=False)
         return result
 
     # --- balances -------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 In order: give up when too few blocks are left to scan and post; scan within the time the deadline
 leaves (:mod:`.scanning`); plan bids, mask and verdicts (:mod:`.planning`, pure); check the NCT balance
-covers bids and fee (in ``--testing`` mode a shortfall is fatal); check the scan did not run past the
-last useful block; write the nonce and verdicts behind the commitment to the state directory; then post
-the assertion and schedule its reveal and settle.
+covers bids and fee (:class:`Funds`: a balance read stands for the next assertions, less what they
+take, for :data:`BALANCE_REUSE` seconds; in ``--testing`` mode a shortfall is fatal); check the scan
+did not run past the last useful block; write the nonce and verdicts behind the commitment to the state
+directory; then post the assertion and schedule its reveal and settle.
 
 A record written by an engine that died before its assertion went out (status committing, not on chain)
 is posted again after a restart, with the stored commitment, while the bounty is still open
@@ -13,7 +14,9 @@ is posted again after a restart, with the stored commitment, while the bounty is
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from polyswarmclient import metrics
@@ -42,6 +45,36 @@ from polyswarmclient.wire.models import BountyParameters
 
 log = logging.getLogger("microengine")
 
+#: Seconds one NCT balance read answers for the assertions after it (less what each of them takes). A
+#: deposit or a payout meanwhile only makes the estimate low (then it is read again); a withdrawal from the
+#: same account by another program can make it high for at most this long (the assertion then reverts).
+BALANCE_REUSE = 30.0
+
+
+class Funds:
+    """Our NCT per chain as last read, less the cost of each assertion let through since."""
+
+    def __init__(self, client: EngineClient) -> None:
+        self.client = client
+        self._known: dict[str, tuple[int, float]] = {}  # chain -> (estimate, when it was read)
+        self._lock = asyncio.Lock()
+
+    async def take(self, chain: str, cost: int) -> tuple[bool, int]:
+        """Whether the balance covers ``cost`` (then it is counted as spent), and the balance it judged by.
+
+        The balance is read when the estimate is older than :data:`BALANCE_REUSE` or does not cover
+        ``cost``; concurrent assertions wait for one read instead of each making its own.
+        """
+        async with self._lock:
+            known = self._known.get(chain)
+            if known is None or known[0] < cost or time.monotonic() - known[1] > BALANCE_REUSE:
+                known = (await self.client.nct_balance(chain), time.monotonic())
+                metrics.NCT_BALANCE.set(metrics.nct(known[0]), chain=chain)
+            balance, read_at = known
+            covered = balance >= cost
+            self._known[chain] = (balance - cost, read_at) if covered else known
+            return covered, balance
+
 
 @dataclass(eq=False)
 class Asserting:
@@ -56,6 +89,7 @@ class Asserting:
     def __post_init__(self) -> None:
         self.scanner = Scanner(self.client, self.backend, self.config.bounty_filter, self.config.max_concurrent_scans)
         self._strategy = bidding.strategy(self.config.bid_strategy)
+        self.funds = Funds(self.client)
 
     async def run(self, bounty: OpenBounty) -> bool:
         """Assert on ``bounty`` if we can; True once the assertion is mined."""
@@ -101,9 +135,8 @@ class Asserting:
         return plan(judged, params, self._strategy, custom)
 
     async def _affordable(self, bounty: OpenBounty, decision: Assert) -> bool:
-        balance = await self.client.nct_balance(bounty.chain)
-        metrics.NCT_BALANCE.set(metrics.nct(balance), chain=bounty.chain)
-        if balance >= decision.cost:
+        covered, balance = await self.funds.take(bounty.chain, decision.cost)
+        if covered:
             return True
         shortfall = (
             f"NCT balance {format_amount(balance)} on {bounty.chain} is below the {format_amount(decision.cost)} "
