@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from polyswarmclient.client.nonces import NonceManager, allocate, resync_state
+from polyswarmclient.client.nonces import NonceBook, NonceManager, allocate, resync_state
 
 
 def test_allocate_takes_the_smallest_free_nonces() -> None:
@@ -144,3 +144,49 @@ async def test_nonce_abandoned_while_a_resync_reads_the_pool_is_refilled() -> No
     manager = await resync_racing(abandon_nonce_0)
     assert await manager.reserve(1) == [0]
     assert not manager.needs_resync
+
+
+async def test_a_shared_book_gives_one_sequence_per_chain_id_across_clients() -> None:
+    """Two communities' clients on one homechain (same chain id) draw from one sequence: no nonce twice."""
+    first, second = Source(low=4), Source(low=4)
+    book = NonceBook()
+    a = book.sequence(1337, "0xAbC", first)
+    b = book.sequence(1337, "0xabc", second)  # the same account, however it is spelled
+    assert a is b
+    results = await asyncio.gather(
+        *(a.reserve(1, source=first) for _ in range(5)), *(b.reserve(2, source=second) for _ in range(5))
+    )
+    flat = [n for r in results for n in r]
+    assert len(flat) == len(set(flat)) == 15
+    assert sorted(flat) == list(range(4, 19))
+
+
+async def test_a_shared_book_keeps_other_chain_ids_and_accounts_apart() -> None:
+    """Sidechains with their own chain ids, and other accounts, keep sequences of their own."""
+    book = NonceBook()
+    home = book.sequence(1337, "0xabc", Source(low=7))
+    side_a = book.sequence(1338, "0xabc", Source(low=0))
+    side_b = book.sequence(2338, "0xabc", Source(low=3))
+    other = book.sequence(1337, "0xdef", Source(low=0))
+    assert len({id(m) for m in (home, side_a, side_b, other)}) == 4
+    assert (await home.reserve(1), await side_a.reserve(1), await side_b.reserve(1), await other.reserve(1)) == (
+        [7],
+        [0],
+        [3],
+        [0],
+    )
+
+
+async def test_a_resync_reads_through_the_asking_clients_polyswarmd() -> None:
+    """The community that reserves reads the chain through its own polyswarmd (another may be down)."""
+
+    class Down(Source):
+        async def confirmed_nonce(self) -> int:
+            raise ConnectionError("community a is down")
+
+    down, up = Down(), Source(low=9)
+    manager = NonceBook().sequence(1337, "0xabc", down)
+    with pytest.raises(ConnectionError):
+        await manager.reserve(1)
+    assert await manager.reserve(1, source=up) == [9]
+    assert up.reads == 1

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Literal
 
+from polyswarmclient.client.nonces import NonceBook
 from polyswarmclient.client.pins import PinStore, load_expected
 from polyswarmclient.client.settings import ClientConfig as ClientConfig  # re-exported
 from polyswarmclient.client.signing import TransactionSigner
@@ -106,9 +107,15 @@ def _decimal(result: Any, what: str) -> int:
 
 
 class PolyswarmClient:
-    """``async with PolyswarmClient(config, signer) as client: ...``"""
+    """``async with PolyswarmClient(config, signer) as client: ...``
 
-    def __init__(self, config: ClientConfig, signer: Signer | TransactionSigner) -> None:
+    ``nonces``: the nonce book this client shares with the other clients of the same wallet (one per
+    community), so a chain id they have in common keeps one nonce sequence; by default a book of its own.
+    """
+
+    def __init__(
+        self, config: ClientConfig, signer: Signer | TransactionSigner, *, nonces: NonceBook | None = None
+    ) -> None:
         self.config = config
         self.address: str = signer.address
         api_key = config.api_key or None
@@ -123,7 +130,7 @@ class PolyswarmClient:
         pins = PinStore.in_state_dir(config.state_dir, expected)
         pins.validate()
         self._pins = pins
-        self._pipeline = TransactionPipeline(self._http, signer, pins, config.transactions)
+        self._pipeline = TransactionPipeline(self._http, signer, pins, config.transactions, nonces=nonces)
         self._bounty_parameters: dict[str, BountyParameters] = {}
         self._metadata_hashes: OrderedDict[str, str] = OrderedDict()  # metadata JSON -> its IPFS hash
 

@@ -18,6 +18,12 @@ Unlike polyswarm-client 2.13.3 this never waits for a gap to fill by itself: the
 be consecutive, only increasing, and transactions are posted in that order.
 
 The decision logic lives in the pure functions :func:`allocate` and :func:`resync_state`.
+
+Several clients of one wallet (one per community, see docs/communities.md) share a :class:`NonceBook`: it
+keeps one sequence per (chain id, account), so two communities whose chains have the same chain id (one
+homechain) draw from the same sequence and never hand out the same nonce. Each reservation resyncs, when
+it must, through the polyswarmd of the client that asks (:meth:`NonceManager.reserve` ``source=``), so a
+community that is down does not stop the others from reading the chain.
 """
 
 from __future__ import annotations
@@ -84,8 +90,11 @@ class NonceManager:
     def needs_resync(self) -> bool:
         return self._needs_sync
 
-    async def reserve(self, n: int) -> list[int]:
-        """Reserve ``n`` increasing nonces. Call :meth:`release` once they are posted (or abandoned)."""
+    async def reserve(self, n: int, *, source: NonceSource | None = None) -> list[int]:
+        """Reserve ``n`` increasing nonces. Call :meth:`release` once they are posted (or abandoned).
+
+        A resync reads ``source`` when given (the asking client's polyswarmd), else the manager's own."""
+        read = source or self._source
         async with self._lock:
             while self._needs_sync:
                 # Snapshot before the reads: a nonce released (posted) while we await may have missed
@@ -94,8 +103,8 @@ class NonceManager:
                 in_flight = set(self._in_flight)
                 self._needs_sync = False
                 try:
-                    pending = await self._source.pending_nonces()
-                    low = await self._source.confirmed_nonce()
+                    pending = await read.pending_nonces()
+                    low = await read.confirmed_nonce()
                 except BaseException:
                     self._needs_sync = True
                     raise
@@ -115,3 +124,29 @@ class NonceManager:
         if not self._needs_sync:
             log.info("%s: nonce resync scheduled", self._label)
         self._needs_sync = True
+
+
+class NonceBook:
+    """One :class:`NonceManager` per (chain id, account), for every client that shares it.
+
+    A client alone gets a book of its own; the clients of one wallet across communities share one, so a
+    chain id reached through several polyswarmds still has a single sequence. Entries are few (chains times
+    accounts) and live as long as the process.
+    """
+
+    def __init__(self) -> None:
+        self._sequences: dict[tuple[int, str], NonceManager] = {}
+
+    def __repr__(self) -> str:
+        return f"NonceBook({len(self._sequences)} sequences)"
+
+    def __len__(self) -> int:
+        return len(self._sequences)
+
+    def sequence(self, chain_id: int, account: str, source: NonceSource) -> NonceManager:
+        """The sequence of ``account`` on chain ``chain_id``; made on first use, resyncing from ``source``."""
+        key = (chain_id, account.lower())
+        manager = self._sequences.get(key)
+        if manager is None:
+            manager = self._sequences[key] = NonceManager(source, label=f"chain {chain_id}/{account}")
+        return manager

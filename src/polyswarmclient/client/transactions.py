@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from polyswarmclient.client.nonces import NonceManager
+from polyswarmclient.client.nonces import NonceBook, NonceManager
 from polyswarmclient.client.pins import PinStore
 from polyswarmclient.client.settings import TransactionSettings as TransactionSettings  # re-exported
 from polyswarmclient.client.signing import TransactionSigner, as_transaction_signer
@@ -162,6 +162,8 @@ class TransactionPipeline:
         signer: Signer | TransactionSigner,
         pins: PinStore,
         settings: TransactionSettings | None = None,
+        *,
+        nonces: NonceBook | None = None,
     ) -> None:
         settings = settings or TransactionSettings()
         self._max_fee = settings.max_fee
@@ -171,18 +173,29 @@ class TransactionPipeline:
         self._attempts = settings.attempts
         self._receipt_polls = settings.receipt_polls
         self._post_retries = settings.post_retries
-        self._nonces: dict[str, NonceManager] = {}
+        #: One sequence per (chain id, account), shared with the other communities' clients of this wallet.
+        self._nonce_book = nonces if nonces is not None else NonceBook()
+        #: Chain name -> the chain id its transactions carried last (the key into the book).
+        self._chain_ids: dict[str, int] = {}
+        self._sources: dict[str, _HttpNonceSource] = {}
 
     @property
     def account(self) -> str:
         return self._signer.address
 
-    def nonce_manager(self, chain: str) -> NonceManager:
-        manager = self._nonces.get(chain)
-        if manager is None:
-            source = _HttpNonceSource(self._http, self.account, chain)
-            manager = self._nonces[chain] = NonceManager(source, label=f"{chain}/{self.account}")
-        return manager
+    def _source(self, chain: str) -> _HttpNonceSource:
+        source = self._sources.get(chain)
+        if source is None:
+            source = self._sources[chain] = _HttpNonceSource(self._http, self.account, chain)
+        return source
+
+    def nonce_manager(self, chain: str, chain_id: int | None = None) -> NonceManager:
+        """The nonce sequence of ``chain`` (by its chain id: given, or as last seen on this chain's transactions)."""
+        if chain_id is None:
+            chain_id = self._chain_ids.get(chain)
+            if chain_id is None:
+                raise LookupError(f"no transaction on the {chain} chain yet: its chain id is unknown")
+        return self._nonce_book.sequence(chain_id, self.account, self._source(chain))
 
     async def inspect(self, action: Action) -> tuple[Verified, int]:
         """Have polyswarmd build ``action`` and verify it, without pinning, signing or posting anything.
@@ -194,7 +207,6 @@ class TransactionPipeline:
         return verified, max(tx.gas_price for tx in txs)
 
     async def run(self, action: Action) -> Outcome:
-        nonces = self.nonce_manager(action.chain)
         problem = ""
         for attempt in range(1, self._attempts + 1):
             txs = await self._build(action)
@@ -206,6 +218,9 @@ class TransactionPipeline:
                 verified.contracts,
                 gas_price=max(tx.gas_price for tx in txs),
             )
+            # The pinned chain id names the sequence: clients sharing the book share it per chain id.
+            self._chain_ids[action.chain] = verified.chain_id
+            nonces = self.nonce_manager(action.chain, verified.chain_id)
             try:
                 hashes = await self._sign_and_post(action, txs, nonces)
             except _NonceTrouble as exc:
@@ -246,7 +261,7 @@ class TransactionPipeline:
     async def _sign_and_post(
         self, action: Action, txs: Sequence[UnsignedTransaction], nonces: NonceManager
     ) -> list[str]:
-        reserved = await nonces.reserve(len(txs))
+        reserved = await nonces.reserve(len(txs), source=self._source(action.chain))
         hashes: list[str] = []
         try:
             for tx, nonce in zip(txs, reserved, strict=True):
