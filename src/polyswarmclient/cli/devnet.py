@@ -21,7 +21,7 @@ from polyswarmclient.cli.options import LOG, LOG_FORMAT, METRICS_ADDR, SHUTDOWN_
 from polyswarmclient.cli.role_options import NCT_AMOUNT
 from polyswarmclient.devnet.deploy import CommunityConfig
 from polyswarmclient.devnet.node import CHAIN_BACKENDS, DevnetConfig
-from polyswarmclient.errors import PolyswarmError
+from polyswarmclient.errors import ConfigError, PolyswarmError
 from polyswarmclient.log import register_secret, setup_logging
 from polyswarmclient.metrics import HEALTH
 from polyswarmclient.services.lifecycle import Shutdown
@@ -51,6 +51,20 @@ BATCH_WINDOW = _devnet(
     "Seconds an embedded chain gathers the transactions that arrive together before mining them into one "
     "block; 0 mines as soon as the chain is free.",
     type=click.FloatRange(min=0.0, max=1.0),
+)
+RETAIN_BLOCKS = _devnet(
+    "retain_blocks",
+    "Blocks each embedded chain keeps receipts, logs and block headers for (older state is pruned); artifacts "
+    "used within that many blocks are never evicted. At least twice a bounty's longest life (max duration plus "
+    "the reveal and vote windows, plus relay confirmations).",
+    type=click.IntRange(min=1),
+)
+ARTIFACT_STORE_SIZE = _devnet(
+    "artifact_store_size",
+    "Bytes of artifact content kept in memory; when an upload does not fit, the least recently used artifacts "
+    "older than --retain-blocks are dropped, and if that is not enough the upload is refused (413).",
+    type=click.IntRange(min=1024 * 1024),
+    metavar="BYTES",
 )
 RELAY_CONFIRMATIONS = _devnet(
     "relay_confirmations",
@@ -124,6 +138,8 @@ OPTIONS: tuple[Option, ...] = (
     PORT,
     BLOCK_TIME,
     BATCH_WINDOW,
+    RETAIN_BLOCKS,
+    ARTIFACT_STORE_SIZE,
     RELAY_CONFIRMATIONS,
     API_KEYS,
     KEYFILES_DIR,
@@ -148,6 +164,18 @@ def build_config(options: dict[str, Any]) -> DevnetConfig:
     windows = {"assertion_reveal_window": options["reveal_window"], "arbiter_vote_window": options["vote_window"]}
     overrides = {name: value for name, value in windows.items() if value is not None}
     return replace(build(DevnetConfig, OPTIONS, options), community_overrides=overrides)
+
+
+def check_retention(config: DevnetConfig) -> None:
+    """``--retain-blocks`` must outlive every bounty twice over (see ``minimum_retention``)."""
+    from polyswarmclient.devnet.node import minimum_retention
+
+    least = minimum_retention(config)
+    if config.retain_blocks < least:
+        raise ConfigError(
+            f"--retain-blocks {config.retain_blocks} is shorter than twice a bounty's longest life on this devnet; "
+            f"give at least {least} (DEVNET_RETAIN_BLOCKS)"
+        )
 
 
 async def serve(config: Any, shutdown: Shutdown) -> None:
@@ -180,6 +208,7 @@ def main(**options: Any) -> None:
         register_secret(key)
     guard(require_devnet_extra)("polyswarmd-devnet")
     config = build_config(options)
+    guard(check_retention)(config)
     with contextlib.ExitStack() as stack:
         guard(stack.enter_context)(operations(options))  # a bad or busy --metrics-addr: one line, exit 2 or 1
         run(lambda shutdown: serve(config, shutdown), grace=options["shutdown_grace"])

@@ -5,13 +5,19 @@ Objects are addressed by CIDv0 strings (``Qm…``): base58btc of the sha2-256 mu
 domain-separated canonical listing, so a directory never collides with a file. Uploads become a directory
 whose entries are named ``000000``, ``000001``, … in upload order, like polyswarmd HEAD (spec §6).
 
-Everything lives in memory: the devnet is throw-away by design.
+Everything lives in memory: the devnet is throw-away by design. The store holds at most
+``max_store_size`` bytes of file content: when an upload would not fit, the least recently used objects
+are dropped first, but only those last used ``min_age_blocks`` or more blocks ago on every chain of
+``clock`` (the devnet passes its retention, so an open bounty's artifacts stay); when that does not make
+room (or there is no clock), the upload is refused with 413 ``Artifact store full``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -21,7 +27,7 @@ DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 DEFAULT_MAX_FILES = 256
 #: Most bytes one upload may carry, all its files together.
 DEFAULT_MAX_UPLOAD_SIZE = 64 * 1024 * 1024
-#: Most bytes the whole (in-memory) store may hold; uploads past it answer 413 until the devnet restarts.
+#: Most bytes of file content the whole (in-memory) store holds; see the module docstring for eviction.
 DEFAULT_MAX_STORE_SIZE = 512 * 1024 * 1024
 #: polyswarmd accepts URIs shorter than this (spec §6)
 MAX_URI_LENGTH = 100
@@ -97,7 +103,7 @@ class _Directory:
 
 class ArtifactStore:
     """Thread-safe in-memory store. ``max_file_size``, ``max_files`` and ``max_upload_size`` limit one
-    upload; ``max_store_size`` limits what all uploads together may hold."""
+    upload; ``max_store_size`` limits what all uploads together hold (see the module docstring)."""
 
     def __init__(
         self,
@@ -106,6 +112,8 @@ class ArtifactStore:
         max_files: int = DEFAULT_MAX_FILES,
         max_upload_size: int = DEFAULT_MAX_UPLOAD_SIZE,
         max_store_size: int = DEFAULT_MAX_STORE_SIZE,
+        clock: Callable[[], tuple[int, ...]] | None = None,
+        min_age_blocks: int = 0,
     ) -> None:
         if not 1 <= max_files <= 256:
             raise ValueError("max_files must be between 1 and 256")
@@ -115,7 +123,49 @@ class ArtifactStore:
         self.max_store_size = max_store_size
         self._objects: dict[str, _File | _Directory] = {}
         self._stored = 0  # bytes of file content held
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self.clock = clock
+        self.min_age_blocks = min_age_blocks
+        self._used: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # least recently used first, with when
+        self._links: dict[str, int] = {}  # file hash -> how many stored directories link to it
+        self.evicted = 0  # objects dropped to make room
+
+    def _now(self) -> tuple[int, ...]:
+        return self.clock() if self.clock is not None else ()
+
+    def _touch(self, key: str, now: tuple[int, ...]) -> None:
+        self._used[key] = now
+        self._used.move_to_end(key)
+
+    def _make_room(self, size: int) -> bool:
+        """Drop least recently used objects old enough until ``size`` more bytes fit (call with the lock).
+
+        Without a ``clock`` nothing is ever old enough: a full store refuses.
+        """
+        now = self._now()
+        progress = self.clock is not None
+        while progress and self._stored + size > self.max_store_size:
+            progress = False  # a directory dropped frees its files for the next pass
+            for key, used in list(self._used.items()):
+                if self._stored + size <= self.max_store_size:
+                    break
+                if any(n - u < self.min_age_blocks for n, u in zip(now, used, strict=False)):
+                    break  # this one and everything after it were used too recently
+                obj = self._objects[key]
+                if isinstance(obj, _File):
+                    if self._links.get(key):
+                        continue  # a directory still kept needs it
+                    self._stored -= len(obj.content)
+                else:
+                    for link in obj.links:
+                        self._links[link.hash] -= 1
+                        if not self._links[link.hash]:
+                            del self._links[link.hash]
+                del self._objects[key]
+                del self._used[key]
+                self.evicted += 1
+                progress = True
+        return self._stored + size <= self.max_store_size
 
     @property
     def stored_bytes(self) -> int:
@@ -128,25 +178,33 @@ class ArtifactStore:
         """Store one blob and return its hash (no limits applied)."""
         digest = hashlib.sha256(content).digest()
         key = cid_v0(digest)
+        now = self._now()
         with self._lock:
             if key not in self._objects:
+                self._make_room(len(content))
                 self._objects[key] = _File(bytes(content))
                 self._stored += len(content)
+            self._touch(key, now)
         return key
 
     def add_directory(self, entries: list[tuple[str, str]]) -> str:
         """Store a directory of ``(name, hash)`` entries (each hash already stored); links keep this order."""
         links = []
+        now = self._now()
         with self._lock:
             for name, key in entries:
                 obj = self._objects.get(key)
                 if obj is None:
                     raise KeyError(key)
                 links.append(Link(name, key, self._size(obj)))
-        listing = _DIR_PREFIX + b"".join(f"{ln.name}\x00{ln.hash}\x00{ln.size}\n".encode() for ln in links)
-        key = cid_v0(hashlib.sha256(listing).digest())
-        with self._lock:
-            self._objects.setdefault(key, _Directory(tuple(links), listing))
+                self._touch(key, now)
+            listing = _DIR_PREFIX + b"".join(f"{ln.name}\x00{ln.hash}\x00{ln.size}\n".encode() for ln in links)
+            key = cid_v0(hashlib.sha256(listing).digest())
+            if key not in self._objects:
+                self._objects[key] = _Directory(tuple(links), listing)
+                for link in links:
+                    self._links[link.hash] = self._links.get(link.hash, 0) + 1
+            self._touch(key, now)
         return key
 
     def upload(self, files: list[bytes]) -> str:
@@ -167,10 +225,11 @@ class ArtifactStore:
         if total > self.max_upload_size:
             raise ArtifactError(413, "Upload too large")
         with self._lock:
-            if self._stored + total > self.max_store_size:
+            new = {cid_v0(hashlib.sha256(c).digest()): len(c) for c in files}
+            if not self._make_room(sum(n for key, n in new.items() if key not in self._objects)):
                 raise ArtifactError(413, "Artifact store full")
-        hashes = [self.add_file(content) for content in files]
-        return self.add_directory([(f"{i:06d}", h) for i, h in enumerate(hashes)])
+            hashes = [self.add_file(content) for content in files]
+            return self.add_directory([(f"{i:06d}", h) for i, h in enumerate(hashes)])
 
     # --- reading ----------------------------------------------------------------------------------
 

@@ -34,8 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import eth_abi
+import rlp
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
+from eth.db.backends.memory import MemoryDB
+from eth.db.schema import SchemaV1
 from eth.exceptions import Revert, VMError
 from eth.vm.forks.cancun import CancunVM
 from eth.vm.forks.cancun.headers import create_cancun_header_from_parent
@@ -58,6 +61,12 @@ _REPLACEMENT_BUMP_PERCENT = 10
 #: Most transactions in one block. Each may use the whole per-transaction gas limit, so the block's own
 #: gas limit is that many times larger.
 MAX_BATCH = 256
+#: How many of the latest blocks keep their whole state once old state is pruned (eth_call at a past block).
+STATE_BLOCKS = 64
+#: Headers kept whatever ``retain_blocks`` says: BLOCKHASH reaches back 256 blocks.
+_MIN_HEADERS = 257
+_EMPTY_TRIE = keccak(rlp.encode(b""))
+_EMPTY_CODE = keccak(b"")
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +197,8 @@ class EmbeddedChain:
             "extra_data": b"polyswarm-kit devnet",
         }
         genesis_state = {faucet: {"balance": _FAUCET_BALANCE, "nonce": 0, "code": b"", "storage": {}}}
-        self._chain = chain_class.from_genesis(AtomicDB(), genesis_params, genesis_state)
+        self._kv = MemoryDB()  # py-evm's whole database: the dict we prune
+        self._chain = chain_class.from_genesis(AtomicDB(self._kv), genesis_params, genesis_state)
         self._head = self._chain.get_canonical_head()
         self._read: tuple[Any, Any, Any] | None = None  # (head header, vm, state) for reads
 
@@ -203,6 +213,8 @@ class EmbeddedChain:
         self._pending_hashes: set[bytes] = set()
         self._pending_nonces: dict[bytes, int] = {}  # sender -> its next nonce after its pending txs
         self.oldest_retained_block = 0
+        self._kv_after_prune = len(self._kv.kv_store)
+        self.prunes = 0  # how many times old state was swept (for tests and logs)
 
     # ------------------------------------------------------------------ blocks
 
@@ -481,6 +493,7 @@ class EmbeddedChain:
         self._head = self._chain.get_canonical_head()
         self._read = None
         self._forget_old_blocks()
+        self._maybe_prune()
         return out
 
     def _forget_old_blocks(self) -> None:
@@ -499,6 +512,114 @@ class EmbeddedChain:
         for number in self._log_blocks[:cut]:
             self._logs_by_block.pop(number, None)
         del self._log_blocks[:cut]
+
+    # ------------------------------------------------------------------ pruning py-evm's database
+
+    def _maybe_prune(self) -> None:
+        """Sweep the database once it has grown by half since the last sweep (and by 20,000 entries)."""
+        if self.retain_blocks is None:
+            return
+        size = len(self._kv.kv_store)
+        if size - self._kv_after_prune >= max(20_000, self._kv_after_prune // 2):
+            self.prune()
+
+    def prune(self) -> int:
+        """Drop from py-evm's database everything no retained block needs; returns the entries dropped.
+
+        py-evm never deletes anything: every block adds its header, transaction and receipt tries and the
+        trie nodes of every account and storage slot it changed, and the old nodes stay. This keeps:
+        the headers (with their number and score entries) of the last ``retain_blocks`` blocks (at least
+        257, for BLOCKHASH); the transaction, receipt and withdrawal tries and transaction lookups of
+        those blocks; the state of the last ``STATE_BLOCKS`` blocks (every node reachable from their state
+        roots, with contract code); and py-evm's own bookkeeping. Everything else is unreachable garbage.
+        """
+        with self._lock:
+            kv = self._kv.kv_store
+            before = len(kv)
+            head = int(self._head.block_number)
+            keep_headers = max(self.retain_blocks or 0, _MIN_HEADERS)
+            first = max(0, head - keep_headers + 1)
+            keep: set[bytes] = set()
+            state_roots: list[bytes] = []
+            db = self._chain.chaindb
+            for number in range(first, head + 1):
+                number_key = SchemaV1.make_block_number_to_hash_lookup_key(number)
+                block_hash = kv.get(number_key)
+                if block_hash is None:
+                    continue
+                block_hash = rlp.decode(block_hash)
+                header = db.get_block_header_by_hash(block_hash)
+                keep.update((number_key, block_hash, SchemaV1.make_block_hash_to_score_lookup_key(block_hash)))
+                keep.add(bytes(header.uncles_hash))
+                for root in (header.transaction_root, header.receipt_root, getattr(header, "withdrawals_root", None)):
+                    if root is not None:
+                        self._mark_trie(kv, bytes(root), keep, None)
+                if number > head - STATE_BLOCKS:
+                    state_roots.append(bytes(header.state_root))
+            for root in state_roots:
+                self._mark_trie(kv, root, keep, self._mark_account)
+            for key in [k for k in kv if k not in keep]:
+                if len(key) == 32 or key.startswith((b"block-number-to-hash:", b"block-hash-to-score:")):
+                    del kv[key]
+                elif key.startswith(b"transaction-hash-to-block:") and not self._lookup_is_recent(kv[key], first):
+                    del kv[key]
+            self._kv_after_prune = len(kv)
+            self._read = None
+            self.prunes += 1
+            log.debug("chain %d: pruned %d of %d database entries", self.chain_id, before - len(kv), before)
+            return before - len(kv)
+
+    @staticmethod
+    def _lookup_is_recent(value: bytes, first: int) -> bool:
+        """Whether a transaction lookup entry points at a retained block."""
+        try:
+            number = rlp.decode(value)[0]
+        except Exception:
+            return False
+        return int.from_bytes(number, "big") >= first
+
+    def _mark_account(self, kv: dict[bytes, bytes], leaf: bytes, keep: set[bytes]) -> None:
+        """A state-trie leaf (an account): keep its storage trie and its code."""
+        _nonce, _balance, storage_root, code_hash = rlp.decode(leaf)
+        if storage_root != _EMPTY_TRIE:
+            self._mark_trie(kv, bytes(storage_root), keep, None)
+        if code_hash != _EMPTY_CODE:
+            keep.add(bytes(code_hash))
+
+    def _mark_trie(
+        self,
+        kv: dict[bytes, bytes],
+        root: bytes,
+        keep: set[bytes],
+        on_leaf: Any,
+    ) -> None:
+        """Add every node of the hexary trie at ``root`` to ``keep`` (``on_leaf(kv, value, keep)`` per leaf)."""
+        stack: list[Any] = [root]
+        while stack:
+            ref = stack.pop()
+            if isinstance(ref, list):  # a node embedded in its parent (shorter than 32 bytes)
+                node = ref
+            else:
+                if not ref or ref in keep:
+                    continue
+                encoded = kv.get(ref)
+                if encoded is None:
+                    continue
+                keep.add(ref)
+                node = rlp.decode(encoded)
+            if not node:
+                continue
+            if len(node) == 17:
+                stack.extend(child for child in node[:16] if child)
+                if node[16] and on_leaf is not None:
+                    on_leaf(kv, node[16], keep)
+            elif len(node) == 2:
+                is_leaf = bool(node[0] and node[0][0] & 0x20)
+                if is_leaf:
+                    if on_leaf is not None:
+                        on_leaf(kv, node[1], keep)
+                else:
+                    stack.append(node[1])
 
     def submit_batch(self, raws: list[bytes]) -> tuple[list[bytes | ChainError], list[Receipt]]:
         """Validate each raw transaction, then mine everything pending into one block.
@@ -579,6 +700,8 @@ class EmbeddedChain:
             else:
                 self._check_block(block)
                 header = self._chain.get_canonical_block_header_by_number(block)
+                if bytes(header.state_root) not in self._kv.kv_store:
+                    raise ChainError(f"the state of block {block} is pruned (the devnet keeps {STATE_BLOCKS} blocks)")
                 vm = self._chain.get_vm(header)
                 # Like geth's eth_call: the state after block N, executed with block.number == N.
                 state = vm.build_state(self._chain.chaindb.db, header, vm.chain_context, vm.previous_hashes)

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from polyswarmclient.devnet.artifacts import DEFAULT_MAX_FILE_SIZE, ArtifactStore
+from polyswarmclient.devnet.artifacts import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_STORE_SIZE, ArtifactStore
 from polyswarmclient.devnet.chainnode import ChainNode
 from polyswarmclient.devnet.http import ServerContext
 from polyswarmclient.devnet.relay import RelayDaemon
@@ -98,6 +98,12 @@ class DevnetConfig:
     #: Seconds an embedded chain gathers transactions before mining them into one block (0: mine as soon
     #: as the chain is free; what arrives while a block is being mined still goes into the next one).
     batch_window: float = 0.005
+    #: Blocks each embedded chain keeps receipts, logs and headers for (older state is pruned, see
+    #: ``EmbeddedChain.prune``); artifacts used within that many blocks are never evicted. At least
+    #: ``minimum_retention()``: twice a bounty's longest life.
+    retain_blocks: int = 10_000
+    #: Bytes of file content the artifact store holds before it evicts the least recently used.
+    artifact_store_size: int = DEFAULT_MAX_STORE_SIZE
     #: ArbiterStaking's MINIMUM_STAKE. The contracts' default is 1.6's 10,000,000 NCT; the devnet lowers it
     #: to 1,000 NCT because it gives each keystore 10,000 NCT on the sidechain (``fund_nct_side``), so that
     #: ``arbiter_keyfile`` can stake and vote. ``community_overrides["minimum_stake"]`` wins over it.
@@ -112,13 +118,26 @@ class DevnetConfig:
     community_overrides: dict[str, Any] = field(default_factory=dict)
 
 
+def minimum_retention(config: DevnetConfig) -> int:
+    """The fewest blocks ``retain_blocks`` may be: twice a bounty's longest life (the longest duration plus
+    the reveal and vote windows), so that nothing an open bounty still needs is forgotten."""
+    from polyswarmclient.devnet.deploy import CommunityConfig
+
+    community = replace(CommunityConfig(), **config.community_overrides)
+    life = community.max_duration + community.assertion_reveal_window + community.arbiter_vote_window
+    return 2 * (life + config.relay_confirmations)
+
+
 class Devnet:
     """A running devnet. See the module docstring."""
 
     def __init__(self, config: DevnetConfig | None = None) -> None:
         self.config = config or DevnetConfig()
         self.artifacts = ArtifactStore(
-            max_file_size=self.config.max_artifact_size, max_files=self.config.artifact_limit
+            max_file_size=self.config.max_artifact_size,
+            max_files=self.config.artifact_limit,
+            max_store_size=self.config.artifact_store_size,
+            min_age_blocks=self.config.retain_blocks,
         )
         self.home: ChainNode
         self.side: ChainNode
@@ -184,6 +203,7 @@ class Devnet:
         )
         mined = await asyncio.gather(*(asyncio.to_thread(self._mines, n.chain, n.name) for n in (self.home, self.side)))
         self._mined = [n for n, yes in zip((self.home, self.side), mined, strict=True) if yes]
+        self.artifacts.clock = lambda: (self.home.head, self.side.head)
         hubs = {"home": EventHub(self.home, self.artifacts), "side": EventHub(self.side, self.artifacts)}
         self.context = ServerContext(
             home=self.home,
@@ -323,7 +343,7 @@ class Devnet:
                 return chain
             from polyswarmclient.devnet.evm import EmbeddedChain
 
-            embedded = EmbeddedChain(chain_id)
+            embedded = EmbeddedChain(chain_id, retain_blocks=cfg.retain_blocks)
             self._chains.append(embedded)
             return embedded
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ from polyswarmclient.eth import abi
 log = logging.getLogger(__name__)
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+#: Transfers remembered as handled (a log is published once; this guards a rescan) and kept in ``history``.
+REMEMBERED = 10_000
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,8 @@ class RelayDaemon:
         self._key = verifier_key
         self.confirmations = confirmations
         self._ignore = {ZERO_ADDRESS.lower(), *(a.lower() for a in ignore_senders)}
-        self._processed: set[tuple[str, bytes]] = set()
-        self.history: list[RelayedTransfer] = []
+        self._processed: OrderedDict[tuple[str, bytes], None] = OrderedDict()
+        self.history: deque[RelayedTransfer] = deque(maxlen=REMEMBERED)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -87,6 +90,11 @@ class RelayDaemon:
         finally:
             source.unsubscribe(updates)
 
+    def _remember(self, key: tuple[str, bytes]) -> None:
+        self._processed[key] = None
+        while len(self._processed) > REMEMBERED:
+            self._processed.popitem(last=False)
+
     async def _relay(self, source: ChainNode, dest: ChainNode, entry: Any) -> None:
         tx_hash = bytes(entry.tx_hash)
         key = (source.name, tx_hash)
@@ -94,10 +102,9 @@ class RelayDaemon:
             return
         args = abi.TRANSFER_EVENT.decode([bytes(t) for t in entry.topics], bytes(entry.data))
         sender, amount = str(args["from"]), int(args["value"])
+        self._remember(key)
         if sender.lower() in self._ignore or sender.lower() == dest.addresses.erc20_relay.lower():
-            self._processed.add(key)
             return
-        self._processed.add(key)
         fees = int(await dest.call("ERC20Relay", "fees"))
         if amount <= fees:
             log.warning(

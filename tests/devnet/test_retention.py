@@ -1,0 +1,177 @@
+"""Bounded memory: what the devnet forgets (old receipts, logs, headers, state, artifacts) and what it keeps.
+
+The chain-level tests prune an ``EmbeddedChain`` directly. The server test runs a bounty from post to
+settle and a relay withdrawal on a devnet with the shortest retention it accepts, pruning py-evm's
+database at every step: nothing an open bounty or the relay still needs may be gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import pytest
+from eth_account import Account
+from eth_utils import keccak
+
+from polyswarmclient.devnet.artifacts import ArtifactError, ArtifactStore
+from polyswarmclient.devnet.deploy import NCT, contract_call, deploy_community, fund_account
+from polyswarmclient.devnet.evm import ChainError, EmbeddedChain
+from polyswarmclient.devnet.node import DevnetConfig, minimum_retention
+from polyswarmclient.eth import abi
+from polyswarmclient.eth.commitment import commitment, new_nonce
+from tests.fixtures_devnet import DevnetApi, collect_messages, running_devnet
+from tests.helpers import signer
+
+KEY = keccak(b"retention sender")
+SENDER = Account.from_key(KEY).address
+
+
+def test_old_receipts_logs_headers_and_state_are_forgotten_and_the_live_state_is_intact() -> None:
+    """After 150 blocks of transfers with a 100-block retention: the first transfer's receipt, logs and
+    header are gone, the recent ones answer, a sweep drops the state tries no retained block uses, and balances, calls
+    and new transactions are exactly as without pruning."""
+    home, side = EmbeddedChain(1337), EmbeddedChain(1338, retain_blocks=100)
+    community = deploy_community(home, side)
+    fund_account(home, side, community, SENDER, eth=NCT, nct_home=0, nct_side=1000 * NCT)
+    token, registry = community.side.nectar_token, community.side.bounty_registry
+
+    def transfer(amount: int) -> bytes:
+        tx = {
+            "to": token,
+            "data": abi.TRANSFER.encode(registry, amount),
+            "value": 0,
+            "gas": 200_000,
+            "gasPrice": 0,
+            "nonce": side.get_nonce(SENDER),
+            "chainId": side.chain_id,
+        }
+        return side.send_raw_transaction(bytes(Account.sign_transaction(tx, KEY).raw_transaction))
+
+    first = transfer(1)
+    first_block = side.get_receipt(first).block_number
+    for _ in range(150):
+        transfer(0)
+    last = transfer(2)
+    head = side.block_number()
+    assert side.get_receipt(first) is None and side.get_receipt(last) is not None
+    assert side.get_logs(0, first_block) == [] and len(side.get_logs(head, head)) == 1
+    with pytest.raises(ChainError, match="older than the 100 blocks"):
+        side.block_hash(first_block)
+    assert len(side.block_hash(head - 99)) == 32
+
+    balance = int(contract_call(side, token, "NectarToken", "balanceOf", registry))
+    entries = len(side._kv.kv_store)
+    dropped = side.prune()
+    # each transfer left old trie nodes (the token's storage, the sender's account) behind
+    assert dropped > 150 and len(side._kv.kv_store) == entries - dropped
+    assert int(contract_call(side, token, "NectarToken", "balanceOf", registry)) == balance == 3
+    with pytest.raises(ChainError, match="pruned"):
+        contract_call(side, token, "NectarToken", "balanceOf", registry, block=head - 80)
+    assert int(contract_call(side, token, "NectarToken", "balanceOf", registry, block=head - 1)) == 1
+    again = transfer(4)
+    assert side.get_receipt(again).status == 1
+    assert int(contract_call(side, token, "NectarToken", "balanceOf", registry)) == 7
+    side.prune()
+    assert side.get_receipt(transfer(8)).status == 1  # a sweep right before still leaves a minable chain
+
+
+def test_the_artifact_store_evicts_only_what_is_old_enough() -> None:
+    """A full store refuses uploads while everything in it is younger than the retention, then drops the
+    least recently used old uploads (keeping files a kept upload still links) to make room."""
+    heads = [100, 100]
+    store = ArtifactStore(max_store_size=3000, clock=lambda: tuple(heads), min_age_blocks=50)
+    old = store.upload([b"a" * 1000])
+    shared = store.upload([b"s" * 1000])
+    with pytest.raises(ArtifactError, match="Artifact store full"):
+        store.upload([b"c" * 1500])
+    heads[:] = [160, 160]
+    reused = store.upload([b"s" * 1000, b"n" * 10])  # touches the shared file: it is recent again
+    newer = store.upload([b"c" * 1500])
+    assert not store.exists(old) and store.exists(reused) and store.exists(newer)
+    assert store.cat(store.ls(reused)[0][1]) == b"s" * 1000
+    assert not store.exists(shared)  # the old directory went; the file it shared stayed for the new one
+    assert store.stored_bytes <= 3000
+
+
+def test_the_cli_refuses_a_retention_shorter_than_a_bounty_can_live() -> None:
+    config = DevnetConfig(community_overrides={"max_duration": 10, "assertion_reveal_window": 3})
+    # (10 + 3 + 10 windows + 3 relay confirmations) * 2
+    assert minimum_retention(config) == 52
+
+
+NCT_BID = NCT // 10
+
+
+@pytest.mark.asyncio
+async def test_a_bounty_and_a_withdrawal_survive_pruning_at_every_step() -> None:
+    """Shortest accepted retention, old state swept after every step: the bounty is posted, asserted,
+    revealed, voted on and settled, each settle pays, every event arrives once, and a withdrawal the relay
+    handles after a sweep is paid on the homechain."""
+    overrides = {"max_duration": 10, "assertion_reveal_window": 3, "arbiter_vote_window": 3}
+    base = DevnetConfig(community_overrides=overrides, relay_confirmations=2)
+    retain = minimum_retention(base)
+    async with (
+        running_devnet(block_time=0.2, retain_blocks=retain, community_overrides=overrides) as net,
+        aiohttp.ClientSession() as session,
+    ):
+        api = DevnetApi(session, net.url)
+        devnet = net.devnet
+
+        async def sweep() -> None:
+            for node in (devnet.home, devnet.side):
+                await node.run(node.chain.prune)
+
+        ambassador, engine, arbiter, spare = (
+            signer("ambassador"),
+            signer("microengine"),
+            signer("arbiter"),
+            signer("spare3"),
+        )
+        received: list[dict[str, Any]] = []
+        ws = await session.ws_connect(net.url.replace("http", "ws", 1) + "/events?chain=side")
+        collector = asyncio.create_task(collect_messages(ws, received))
+        staking = (await api.get("/staking/parameters", chain="side", account=arbiter.address)).result
+        await api.transact("/staking/deposit", arbiter, {"amount": str(staking["minimum_stake"])})
+        await net.mine_to(devnet.side.head + retain + 5)  # the setup's blocks fall out of the retention
+        await sweep()
+        home_before = await api.nct(spare.address, chain="home")
+        await api.transact("/relay/withdrawal", spare, {"amount": str(10 * NCT)})
+
+        uri = await api.upload(b"retained artifact")
+        body = {"amount": str(2 * NCT), "uri": uri, "duration": 10, "artifact_type": "file"}
+        guid = (await api.transact("/bounties", ambassador, body))["bounties"][0]["guid"]
+        await sweep()
+        nonce = new_nonce()
+        assertion = {"bid": [str(NCT_BID)], "mask": [True], "commitment": str(commitment(nonce, 1, engine.address))}
+        index = (await api.transact(f"/bounties/{guid}/assertions", engine, assertion))["assertions"][0]["index"]
+        expiration = (await api.get(f"/bounties/{guid}", chain="side", account=engine.address)).result["expiration"]
+        await net.mine_to(expiration)
+        await sweep()
+        assert (await api.request("GET", f"/artifacts/{uri}/0")).status == 200
+        reveal = {"nonce": str(nonce), "verdicts": [True], "metadata": ""}
+        assert (await api.transact(f"/bounties/{guid}/assertions/{index}/reveal", engine, reveal))["reveals"]
+        await net.mine_to(expiration + 3)
+        await sweep()
+        await api.transact(f"/bounties/{guid}/vote", arbiter, {"votes": [True], "valid_bloom": True})
+        await net.mine_to(expiration + 6)
+        await sweep()
+        engine_before = await api.nct(engine.address)
+        for who in (engine, arbiter, ambassador):
+            events = await api.transact(f"/bounties/{guid}/settle", who)
+            assert events["errors"] == []
+        assert await api.nct(engine.address) > engine_before
+        fee = int((await api.get("/relay/fees", chain="home", account=spare.address)).result["fees"])
+        for _ in range(50):
+            if await api.nct(spare.address, chain="home") == home_before + 10 * NCT - fee:
+                break
+            await asyncio.sleep(0.1)
+        assert await api.nct(spare.address, chain="home") == home_before + 10 * NCT - fee
+        assert devnet.side.chain.prunes >= 5
+        await asyncio.sleep(0.5)
+        await ws.close()
+        await collector
+    names = [m["event"] for m in received if m["event"] not in ("block", "connected")]
+    assert names.count("bounty") == 1 and names.count("reveal") == 1 and names.count("vote") == 1
+    assert names.count("settled_bounty") == 3
