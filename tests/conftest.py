@@ -1,7 +1,7 @@
 """What every tier shares: a marker per tier folder, and the fixtures more than one test module uses.
 
 Each test is marked with the tier its folder names (``unit``, ``integration``, ``cli``, ``devnet``,
-``e2e``, ``faults``, and the real-component tiers ``clamav``, ``yara`` and ``anvil``; registered in
+``e2e``, ``faults``, and the real-component tiers ``clamav``, ``yara``, ``anvil`` and ``redis``; registered in
 ``pyproject.toml``), so ``pytest -m unit`` runs exactly ``tests/unit``.
 Helpers that are plain functions (envelopes, ``unused_port``, ``wait_until``, ``cli_invoker``, ...) live in
 ``tests/helpers.py``.
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tests.fixtures_devnet import DevnetApi, RunningDevnet
 
 TESTS = Path(__file__).resolve().parent
-TIERS = ("unit", "integration", "cli", "devnet", "e2e", "faults", "clamav", "yara", "anvil")
+TIERS = ("unit", "integration", "cli", "devnet", "e2e", "faults", "clamav", "yara", "anvil", "redis")
 
 
 def tier_of(path: Path) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 _SECRETS: set[str] = set()
 _HANDLER_NAME = "polyswarm-kit"
 #: Loggers configured by :func:`setup_logging`. Third-party libraries keep their own levels.
-LOGGER_NAMES = ("polyswarmclient", "microengine", "balancemanager", "ambassador", "arbiter", "devnet")
+LOGGER_NAMES = ("polyswarmclient", "microengine", "balancemanager", "ambassador", "arbiter", "devnet", "worker")
 #: The library's own logger, set by ``--client-log`` (CLIENT_LOG_LEVEL) when given, else by ``--log``.
 CLIENT_LOGGER = "polyswarmclient"
 #: Fields JSON lines carry for the work under way (``guid``, ``chain``, ``block``): tasks inherit them.

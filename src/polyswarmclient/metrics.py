@@ -116,7 +116,7 @@ BOUNTIES_SEEN = Counter("polyswarm_bounties_seen_total", "Bounties announced on 
 BOUNTIES_SKIPPED = Counter(
     "polyswarm_bounties_skipped_total",
     "Bounties seen but not asserted on, by reason: artifact_type, stopping, testing_quota, too_late, "
-    "no_artifacts, no_verdict, funds.",
+    "no_artifacts, no_verdict, funds, queue_down.",
     ("chain", "reason"),
 )
 ASSERTIONS = Counter("polyswarm_assertions_total", "Our assertions mined.", ("chain",))

@@ -64,6 +64,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "services": BASE | COMPAT | {"samples", "wire", "eth", "transport", "client", "backends"},
     # polyswarm-client 2.x's bid strategies for engine-template engines, on the engine's bid rule
     "bidstrategy": BASE | COMPAT | {"samples", "wire", "eth", "transport", "client", "backends", "services"},
+    # the scan queue: microengine --scan-queue's producer (the engine's scan step) and the worker service
+    "scanqueue": BASE | COMPAT | {"samples", "wire", "eth", "transport", "client", "backends", "services"},
     # the local polyswarmd and its EVM: shares the wire format and the ABI with the client, nothing else
     "devnet": BASE | {"samples", "wire", "eth"},
     # microengine --devnet: runs a devnet, the roles and the engine together
@@ -85,6 +87,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
         "demo",
         "signer",
         "telemetry",
+        "scanqueue",
     },
 }
 
@@ -100,6 +103,7 @@ CONFINED: dict[str, frozenset[str]] = {
     "vyper": frozenset({"devnet"}),
     "web3": frozenset({"devnet"}),
     "yara": frozenset({"backends"}),
+    "redis": frozenset({"scanqueue"}),
 }
 #: Layers that import nothing outside the standard library (and, for the base, the base).
 STDLIB_ONLY = BASE | {"samples"}

@@ -20,7 +20,7 @@ from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.backends import Backend, list_backends, load_backend_class
 from polyswarmclient.cli import options
 from polyswarmclient.cli.common import connect, guard, operations, require_devnet_extra, run, serve
-from polyswarmclient.cli.options import CONNECTION, LOGGING, OPERATIONS, Option, apply
+from polyswarmclient.cli.options import CONNECTION, LOGGING, OPERATIONS, QUEUE, SCAN_QUEUE, Option, apply
 from polyswarmclient.errors import ConfigError
 from polyswarmclient.log import setup_logging
 from polyswarmclient.services.microengine.bidding import STRATEGIES
@@ -175,6 +175,8 @@ MICROENGINE_OPTIONS: tuple[Option, ...] = (
     MAX_CONCURRENT_SCANS,
     SCAN_TIMEOUT,
     BLOCK_TIME,
+    SCAN_QUEUE,
+    QUEUE,
     DEVNET,
     DEVNET_PORT,
     DEVNET_BLOCK_TIME,
@@ -272,20 +274,56 @@ def cli(**params: Any) -> None:
     from polyswarmclient.services.microengine.engine import Microengine
     from polyswarmclient.services.microengine.state import StateStore
 
+    queue_url = _scan_queue(params)
     client = connect(params, MICROENGINE_OPTIONS)
     store = StateStore(Path(params["state_dir"]), client.address)
     backend = make_backend(client, backend_class, params["backend"], config)
 
     async def work(client: PolyswarmClient, shutdown: Shutdown) -> None:
-        await Microengine(client, backend, store, config, shutdown).run()
+        if queue_url is None:
+            await Microengine(client, backend, store, config, shutdown).run()
+            return
+        from polyswarmclient.scanqueue.connection import connect as connect_redis
+        from polyswarmclient.scanqueue.jobs import default_queue
+        from polyswarmclient.scanqueue.producer import QueueScanner
+
+        redis = await connect_redis(queue_url)
+        queue = params["queue"] or default_queue(params["backend"])
+        async with QueueScanner(
+            client, redis, url=queue_url, queue=queue, bounty_filter=config.bounty_filter
+        ) as producer:
+            await Microengine(client, backend, store, config, shutdown, producer).run()
 
     with store, operations(params):
         # Before polyswarmd is contacted: a backend's configuration error (no clamd, a bad rule) is exit 2 now.
-        run(lambda _: backend.setup())
+        # With a scan queue the workers scan: the backend here only bids, and is not set up.
+        if queue_url is None:
+            run(lambda _: backend.setup())
         try:
             serve(client, work, learn=("assertion",), grace=params["shutdown_grace"])
         finally:
             run(lambda _: _tear_down(backend))
+
+
+def _scan_queue(params: dict[str, Any]) -> str | None:
+    """The checked Redis address of --scan-queue, reached once now (exit 2 when it cannot be), or None."""
+    if not params["scan_queue"]:
+        if params["queue"]:
+            raise ConfigError("--queue (QUEUE) names a scan queue: give --scan-queue (SCAN_QUEUE) with it")
+        return None
+    from polyswarmclient.scanqueue.connection import require_redis
+
+    require_redis()
+    from polyswarmclient.scanqueue.connection import connect as connect_redis
+    from polyswarmclient.scanqueue.jobs import redis_url
+
+    url = redis_url(params["scan_queue"])
+
+    async def probe(_: Shutdown) -> None:
+        await (await connect_redis(url)).aclose()
+
+    run(probe)
+    return url
 
 
 async def _tear_down(backend: Backend) -> None:

@@ -326,3 +326,21 @@ SHUTDOWN_GRACE = Option(
 )
 #: What every long-running command takes for operations: the metrics server and the drain's grace.
 OPERATIONS: tuple[Option, ...] = (METRICS_ADDR, SHUTDOWN_GRACE)
+
+# The scan queue (microengine --scan-queue, worker; docs/scaling.md).
+SCAN_QUEUE = Option(
+    "--scan-queue",
+    "SCAN_QUEUE",
+    "Redis address of the scan queue, redis://HOST:PORT/DB (REDIS_ADDR, polyswarm-client's name, is read too; "
+    "a bare HOST:PORT means database 0). With it the engine publishes one scan job per artifact and `worker` "
+    "processes scan them; needs the redis extra (pip install 'polyswarm-kit[redis]').",
+    metavar="URL",
+    extra={"envvar": ["SCAN_QUEUE", "REDIS_ADDR"]},
+)
+QUEUE = Option(
+    "--queue",
+    "QUEUE",
+    "Name of the scan queue the engine and its workers share (its Redis streams are NAME:jobs and "
+    "NAME:results:<engine address>); default polyswarm:scan:<--backend>.",
+    metavar="NAME",
+)

@@ -18,9 +18,9 @@ END = "<!-- END GENERATED OPTIONS -->"
 
 
 def _commands() -> list[tuple[str, click.Command]]:
-    from polyswarmclient.cli import ambassador, arbiter, balancemanager, devnet, keyfile, microengine, signer
+    from polyswarmclient.cli import ambassador, arbiter, balancemanager, devnet, keyfile, microengine, signer, worker
 
-    out: list[tuple[str, click.Command]] = [("microengine", microengine.cli)]
+    out: list[tuple[str, click.Command]] = [("microengine", microengine.cli), ("worker", worker.cli)]
     group = balancemanager.cli
     assert isinstance(group, click.Group)
     for name in sorted(group.commands):

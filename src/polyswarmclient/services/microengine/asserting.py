@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from polyswarmclient import metrics
 from polyswarmclient.amounts import format_amount
@@ -37,7 +37,7 @@ from polyswarmclient.services.microengine.planning import (
     plan,
     verdict_text,
 )
-from polyswarmclient.services.microengine.scanning import Scanner
+from polyswarmclient.services.microengine.scanning import Scanner, ScanStep
 from polyswarmclient.services.microengine.schedule import scan_timeout, still_open
 from polyswarmclient.services.microengine.state import ASSERTED, COMMITTING, AssertionRecord
 from polyswarmclient.wire.bits import bools_to_int
@@ -85,9 +85,13 @@ class Asserting:
     book: Book
     config: EngineConfig
     stats: EngineStats
+    #: Scans in this process when None; else, say, a scan queue's producer.
+    scan_step: ScanStep | None = field(default=None)
 
     def __post_init__(self) -> None:
-        self.scanner = Scanner(self.client, self.backend, self.config.bounty_filter, self.config.max_concurrent_scans)
+        self.scanner: ScanStep = self.scan_step or Scanner(
+            self.client, self.backend, self.config.bounty_filter, self.config.max_concurrent_scans
+        )
         self._strategy = bidding.strategy(self.config.bid_strategy)
         self.funds = Funds(self.client)
 
@@ -100,6 +104,8 @@ class Asserting:
             return self._skip(bounty, why, reason="too_late")
         params = await self.client.bounty_parameters(bounty.chain)
         scanned = await self.scanner.scan(bounty, budget)
+        if scanned.skipped:
+            return self._skip(bounty, scanned.skipped, logging.WARNING, reason="queue_down")
         if not scanned.results:
             return self._skip(bounty, f"no artifacts at {bounty.uri}", reason="no_artifacts")
         decision = await self._plan(bounty, judge(scanned.results, scanned.metadata, self.config.confidence), params)

@@ -33,6 +33,7 @@ from polyswarmclient.services.microengine.catchup import CatchUp
 from polyswarmclient.services.microengine.config import EngineClient, EngineConfig, EngineStats
 from polyswarmclient.services.microengine.planning import OpenBounty, combine_metadata
 from polyswarmclient.services.microengine.quota import TestingQuota
+from polyswarmclient.services.microengine.scanning import ScanStep
 from polyswarmclient.services.microengine.schedule import Action, Schedule
 from polyswarmclient.services.microengine.startup import StartupHold
 from polyswarmclient.services.microengine.state import AssertionRecord, StateStore
@@ -70,6 +71,7 @@ class Microengine:
         store: StateStore,
         config: EngineConfig | None = None,
         shutdown: Shutdown | None = None,
+        scan_step: ScanStep | None = None,
     ) -> None:
         self.client = client
         self.backend = backend
@@ -82,7 +84,7 @@ class Microengine:
         self.book = Book(store, self.config.seen_cache_size)
         self.quota = TestingQuota(self.config.testing, on_complete=self._testing_done)
         self.is_fatal = FatalErrors(testing=bool(self.config.testing))
-        self.asserting = Asserting(client, backend, self.book, self.config, self.stats)
+        self.asserting = Asserting(client, backend, self.book, self.config, self.stats, scan_step)
         self.steps = Steps(client, self.book, self.stats, self.quota, self.is_fatal)
         self.catch_up = CatchUp(client, self.book, self.steps, self, self.config.seen_cache_size)
         self._connected: set[str] = set()
@@ -109,8 +111,9 @@ class Microengine:
         """Run until a shutdown request has drained, ``--testing`` is complete, or a fatal error.
 
         The backend is set up here, and torn down at the end, unless the caller already set it up (the CLI
-        does, before the client's first contact): whoever sets it up tears it down."""
-        if self.backend.is_set_up:
+        does, before the client's first contact): whoever sets it up tears it down. With a scan step of its
+        own (a scan queue) the engine scans nothing here: the backend is not set up, only asked for bids."""
+        if self.backend.is_set_up or self.asserting.scan_step is not None:
             await self._run()
             return
         await self.backend.setup()

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from polyswarmclient import metrics
 from polyswarmclient.abstractscanner import ScanResult
@@ -30,10 +30,20 @@ log = logging.getLogger("microengine")
 
 @dataclass(frozen=True)
 class Scanned:
-    """One result per artifact, in order, and each artifact's metadata object (``{}`` when unknown)."""
+    """One result per artifact, in order, and each artifact's metadata object (``{}`` when unknown).
+
+    ``skipped`` says why the bounty was not scanned at all (the scan queue is down), else it is empty."""
 
     results: list[ScanResult]
     metadata: list[dict[str, Any]]
+    skipped: str = ""
+
+
+class ScanStep(Protocol):
+    """What the assertion step scans with: :class:`Scanner` in process, or a scan queue's producer
+    (:mod:`polyswarmclient.scanqueue.producer`) that has ``worker`` processes scan."""
+
+    async def scan(self, bounty: OpenBounty, budget: float) -> Scanned: ...
 
 
 class Scanner:
