@@ -138,7 +138,7 @@ def test_missing_anvil_is_one_line_naming_the_npm_install() -> None:
     env = _anvil_env()
     env["DEVNET_ANVIL"] = str(Path(ROOT) / "no-such-anvil")
     lines = _fails("--chains-on", "anvil", env=env)
-    assert len(lines) == 1 and lines[0].startswith("Error: DEVNET_ANVIL="), lines
+    assert len(lines) == 1 and lines[0].startswith("Error: --anvil (DEVNET_ANVIL) "), lines
     assert "npm install --global @foundry-rs/anvil" in lines[0]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from tests.cli.test_microengine_devnet import OUTCOME, SUMMARY, VERDICTS, _free_port, _run_demo
@@ -19,7 +20,7 @@ def test_devnet_on_anvil_scans_a_bounty_and_is_paid(tmp_path: Path) -> None:
         "eicar",
         "--testing",
         "1",
-        env={"DEVNET_PORT": str(port)},
+        env={"DEVNET_PORT": str(port), "DEVNET_ANVIL": os.environ["DEVNET_ANVIL"]},  # set by the tier's conftest
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

@@ -122,6 +122,7 @@ def run_demo(
         port=params["devnet_port"],
         block_time=block_time,
         chains_on=params["devnet_chains_on"],
+        anvil=params["devnet_anvil"],
         engine_signer=signer,
         backend_name=params["backend"],
         config=config,

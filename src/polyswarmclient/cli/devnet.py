@@ -95,6 +95,11 @@ CHAINS_ON = _devnet(
     "DEVNET_ANVIL at the binary).",
     type=click.Choice(CHAIN_BACKENDS),
 )
+ANVIL = _devnet(
+    "anvil",
+    "The anvil binary for --chains-on anvil. Default: anvil on PATH, else ./.tools/npm/node_modules/.bin/anvil.",
+    type=click.Path(dir_okay=False, path_type=Path),
+)
 HOME_RPC = _devnet("home_rpc", "Use this JSON-RPC node as the homechain instead of an embedded EVM.", convert=_optional)
 SIDE_RPC = _devnet("side_rpc", "Use this JSON-RPC node as the sidechain instead of an embedded EVM.", convert=_optional)
 REVEAL_WINDOW = Option(
@@ -144,6 +149,7 @@ OPTIONS: tuple[Option, ...] = (
     API_KEYS,
     KEYFILES_DIR,
     CHAINS_ON,
+    ANVIL,
     HOME_RPC,
     SIDE_RPC,
     REVEAL_WINDOW,

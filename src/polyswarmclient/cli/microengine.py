@@ -157,6 +157,13 @@ DEVNET_CHAINS_ON = Option(
     type=click.Choice(["embedded", "anvil"]),
     default="embedded",
 )
+DEVNET_ANVIL = Option(
+    "--devnet-anvil",
+    "DEVNET_ANVIL",
+    "With --devnet-chains-on anvil: the anvil binary. Default: anvil on PATH, else "
+    "./.tools/npm/node_modules/.bin/anvil.",
+    type=click.Path(dir_okay=False, path_type=Path),
+)
 
 #: Every microengine option, in --help order. Add new options here and read them in cli().
 MICROENGINE_OPTIONS: tuple[Option, ...] = (
@@ -181,6 +188,7 @@ MICROENGINE_OPTIONS: tuple[Option, ...] = (
     DEVNET_PORT,
     DEVNET_BLOCK_TIME,
     DEVNET_CHAINS_ON,
+    DEVNET_ANVIL,
     *OPERATIONS,
 )
 

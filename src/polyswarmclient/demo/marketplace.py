@@ -97,6 +97,7 @@ class DemoPlan:
     config: EngineConfig
     extra_accounts: tuple[str, ...] = field(default=())
     chains_on: str = "embedded"
+    anvil: Path | None = None
 
 
 @contextlib.contextmanager
@@ -109,6 +110,7 @@ def planned(
     config: EngineConfig,
     state_dir: Path | None = None,
     chains_on: str = "embedded",
+    anvil: Path | None = None,
 ) -> Iterator[DemoPlan]:
     """The plan of one run, with a scratch directory for the roles' state that is removed afterwards.
 
@@ -124,6 +126,7 @@ def planned(
             moved_from=port if moved else None,
             block_time=block_time,
             chains_on=chains_on,
+            anvil=anvil,
             windows=demo_windows(block_time),
             testing=config.testing,
             engine_signer=engine_signer,
@@ -151,6 +154,7 @@ async def run_marketplace(
             port=plan.port,
             block_time=plan.block_time,
             chains_on=plan.chains_on,
+            anvil=plan.anvil,
             keyfiles_dir=PACKAGED_KEYFILES,
             extra_accounts=plan.extra_accounts,
             poll_interval=min(0.5, plan.block_time / 4),

@@ -5,7 +5,7 @@ anvil comes from the npm package ``@foundry-rs/anvil`` (it ships the native bina
     npm install --prefix .tools/npm @foundry-rs/anvil@1.7.1      # in a checkout (ignored by git)
     npm install --global @foundry-rs/anvil@1.7.1                 # or on PATH
 
-``find_anvil`` looks at ``$DEVNET_ANVIL``, then ``anvil`` on ``PATH``, then ``.tools/npm`` under the current
+``find_anvil`` looks at ``--anvil``/``$DEVNET_ANVIL``, then ``anvil`` on ``PATH``, then ``.tools/npm`` under the current
 directory and under the checkout this package runs from. npm's ``anvil`` is a node wrapper; the native
 binary beside it is run instead, so that a signal reaches anvil itself.
 
@@ -65,16 +65,16 @@ def _checkouts() -> list[Path]:
     return roots
 
 
-def find_anvil(env: dict[str, str] | None = None) -> Path:
-    """The anvil binary to run; ``AnvilError`` naming the npm command when there is none."""
+def find_anvil(given: Path | None = None, env: dict[str, str] | None = None) -> Path:
+    """The anvil binary to run: ``given`` (``--anvil``), else the usual places; ``AnvilMissing`` naming the npm
+    command when there is none."""
     env = dict(os.environ) if env is None else env
-    given = env.get(ANVIL_ENV)
-    if given:
-        path = Path(given).expanduser()
+    if given is not None or env.get(ANVIL_ENV):
+        path = Path(given if given is not None else env[ANVIL_ENV]).expanduser()
         if path.is_file() and os.access(path, os.X_OK):
             return _native(path)
         raise AnvilMissing(
-            f"{ANVIL_ENV}={given} is not an executable file; point it at anvil or install it: {INSTALL_HINT}"
+            f"--anvil ({ANVIL_ENV}) {path} is not an executable file; point it at anvil or install it: {INSTALL_HINT}"
         )
     on_path = shutil.which("anvil", path=env.get("PATH"))
     if on_path:
@@ -190,9 +190,11 @@ class AnvilNode:
         self._reap()
 
 
-def start_anvils(chain_ids: Sequence[int], *, block_time: float | None = None) -> list[AnvilNode]:
+def start_anvils(
+    chain_ids: Sequence[int], *, binary: Path | None = None, block_time: float | None = None
+) -> list[AnvilNode]:
     """Start one anvil per chain id (all or none: a failure stops the ones already started)."""
-    binary = find_anvil()
+    binary = find_anvil(binary)
     nodes: list[AnvilNode] = []
     try:
         for chain_id in chain_ids:

@@ -84,6 +84,8 @@ class DevnetConfig:
     side_rpc: str | None = None
     #: ``embedded`` (py-evm in this process) or ``anvil`` (two anvil nodes started and stopped with the devnet).
     chains_on: str = "embedded"
+    #: The anvil binary for ``chains_on="anvil"``; None: ``$DEVNET_ANVIL``, PATH, then ``./.tools/npm``.
+    anvil: Path | None = None
     home_chain_id: int = 1337
     side_chain_id: int = 1338
     community: str = "devnet"
@@ -312,7 +314,8 @@ class Devnet:
         from polyswarmclient.devnet.anvil import AnvilError, AnvilMissing, start_anvils
 
         try:
-            self._anvils = start_anvils((self.config.home_chain_id, self.config.side_chain_id))
+            chain_ids = (self.config.home_chain_id, self.config.side_chain_id)
+            self._anvils = start_anvils(chain_ids, binary=self.config.anvil)
         except AnvilMissing as exc:
             raise ConfigError(str(exc)) from None
         except AnvilError as exc:
