@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
 import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from polyswarmclient.devnet.anvil import AnvilNode
 from polyswarmclient.devnet.deploy import devnet_key
@@ -142,11 +147,25 @@ def test_missing_anvil_is_one_line_naming_the_npm_install() -> None:
     assert "npm install --global @foundry-rs/anvil" in lines[0]
 
 
-def test_an_rpc_url_that_is_not_a_node_is_one_line() -> None:
-    """``--home-rpc`` at a port where no node listens: one line naming the flag and URL, exit 2."""
-    url = f"http://127.0.0.1:{unused_port()}"
-    lines = _fails("--home-rpc", url)
-    assert len(lines) == 1 and lines[0].startswith(f"Error: --home-rpc {url}: "), lines
+@pytest.fixture
+def web_server() -> Iterator[str]:
+    """A plain HTTP server that is no Ethereum node (it refuses POST)."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("what", ["nothing listening", "a web server"])
+def test_an_rpc_url_that_is_not_a_node_is_one_line(what: str, web_server: str) -> None:
+    """``--side-rpc`` where no node answers: one line naming the flag and the URL, exit 2."""
+    url = web_server if what == "a web server" else f"http://127.0.0.1:{unused_port()}"
+    lines = _fails("--side-rpc", url)
+    assert len(lines) == 1 and lines[0].startswith(f"Error: --side-rpc {url}: "), lines
     assert "does not answer as an Ethereum JSON-RPC node" in lines[0]
 
 

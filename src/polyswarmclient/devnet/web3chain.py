@@ -20,6 +20,7 @@ import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, Literal, TypeVar
 
+from aiohttp import ClientTimeout
 from eth_utils import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception, Web3RPCError
@@ -80,7 +81,9 @@ class Web3Chain:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="devnet-web3", daemon=True)
         self._thread.start()
-        provider = AsyncHTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
+        provider = AsyncHTTPProvider(
+            url, request_kwargs={"timeout": ClientTimeout(total=timeout)}, exception_retry_configuration=None
+        )
         self.w3 = AsyncWeb3(provider)
         self._contracts: dict[tuple[str, str], Any] = {}
         try:
@@ -92,10 +95,9 @@ class Web3Chain:
     async def _chain_id(self) -> int:
         try:
             return int(await self.w3.eth.chain_id)
-        except (Web3Exception, OSError, TimeoutError, ValueError) as exc:
-            raise NodeUnreachable(f"{self.url} does not answer as an Ethereum JSON-RPC node ({exc})") from None
-        except Exception as exc:  # aiohttp's errors, whose hierarchy web3 does not wrap
-            raise NodeUnreachable(f"{self.url} does not answer as an Ethereum JSON-RPC node ({exc})") from None
+        except Exception as exc:  # web3's, aiohttp's (web3 does not wrap them), a timeout, a bad answer
+            detail = str(exc) or type(exc).__name__
+            raise NodeUnreachable(f"{self.url} does not answer as an Ethereum JSON-RPC node ({detail})") from None
 
     # --- plumbing ------------------------------------------------------------------------------------
 
