@@ -42,8 +42,9 @@ def anvil_binary() -> Path:
 
 @pytest.fixture
 def anvil_pair(anvil_binary: Path) -> Iterator[tuple[AnvilNode, AnvilNode]]:
-    """Two fresh anvil nodes, chain ids 1337 and 1338, that the test gives to ``--home-rpc``/``--side-rpc``."""
-    nodes = (AnvilNode(anvil_binary, 1337), AnvilNode(anvil_binary, 1338))
+    """Two fresh anvil nodes, chain ids 1337 and 1338, mining a block per transaction (as a user's usually
+    do), that the test gives to ``--home-rpc``/``--side-rpc``."""
+    nodes = (AnvilNode(anvil_binary, 1337, automine=True), AnvilNode(anvil_binary, 1338, automine=True))
     try:
         for node in nodes:
             node.start()

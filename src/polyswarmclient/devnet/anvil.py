@@ -35,6 +35,9 @@ INSTALL_HINT = f"npm install --global {ANVIL_PACKAGE} (in a checkout: npm instal
 NPM_PREFIX = Path(".tools") / "npm"
 
 _PR_SET_PDEATHSIG = 1
+#: What one transaction may use, as on the embedded chain, and how many such a block holds.
+TX_GAS = 50_000_000
+BLOCK_TXS = 256
 
 
 class AnvilError(RuntimeError):
@@ -106,10 +109,12 @@ class AnvilNode:
     parent-death signal when the *thread* that forked the child ends.
     """
 
-    def __init__(self, binary: Path, chain_id: int, *, block_time: float | None = None, host: str = "127.0.0.1"):
+    def __init__(self, binary: Path, chain_id: int, *, automine: bool = False, host: str = "127.0.0.1"):
         self.binary = binary
         self.chain_id = chain_id
-        self.block_time = block_time
+        #: False (the devnet's own nodes): blocks only on evm_mine. True: a block per transaction, as a node
+        #: given to --home-rpc/--side-rpc usually is.
+        self.automine = automine
         self.host = host
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -120,12 +125,14 @@ class AnvilNode:
 
     def command(self) -> list[str]:
         cmd = [str(self.binary), "--host", self.host, "--port", str(self.port), "--chain-id", str(self.chain_id)]
-        # as the embedded chain: Cancun, a 50M gas limit, free gas (the devnet builds transactions with
-        # gasPrice 0, as polyswarmd's sidechain does)
-        cmd += ["--accounts", "1", "--quiet", "--hardfork", "cancun", "--gas-limit", "50000000"]
-        cmd += ["--base-fee", "0", "--gas-price", "0", "--disable-min-priority-fee"]
-        if self.block_time:
-            cmd += ["--block-time", f"{self.block_time:g}"]
+        # As the embedded chain: Cancun, free gas (the devnet builds transactions with gasPrice 0, as
+        # polyswarmd's sidechain does), blocks that hold BLOCK_TXS transactions of TX_GAS each, mined by
+        # the devnet only (evm_mine: at once for each batch of transactions, and every --block-time), in
+        # the order the transactions arrived.
+        cmd += ["--accounts", "1", "--quiet", "--hardfork", "cancun", "--gas-limit", str(TX_GAS * BLOCK_TXS)]
+        cmd += ["--base-fee", "0", "--gas-price", "0", "--disable-min-priority-fee", "--order", "fifo"]
+        if not self.automine:
+            cmd.append("--no-mining")
         return cmd
 
     def start(self, timeout: float = 30.0) -> None:
@@ -190,15 +197,13 @@ class AnvilNode:
         self._reap()
 
 
-def start_anvils(
-    chain_ids: Sequence[int], *, binary: Path | None = None, block_time: float | None = None
-) -> list[AnvilNode]:
+def start_anvils(chain_ids: Sequence[int], *, binary: Path | None = None) -> list[AnvilNode]:
     """Start one anvil per chain id (all or none: a failure stops the ones already started)."""
     binary = find_anvil(binary)
     nodes: list[AnvilNode] = []
     try:
         for chain_id in chain_ids:
-            node = AnvilNode(binary, chain_id, block_time=block_time)
+            node = AnvilNode(binary, chain_id)
             nodes.append(node)
             node.start()
     except BaseException:

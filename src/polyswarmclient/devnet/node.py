@@ -330,10 +330,16 @@ class Devnet:
         def make(name: str, chain_id: int) -> Any:
             url = self.rpc_urls[name]
             if url:
-                from polyswarmclient.devnet.web3chain import NodeUnreachable, Web3Chain
+                from polyswarmclient.devnet.web3chain import MinedWeb3Chain, NodeUnreachable, Web3Chain
 
+                timeout = getattr(cfg, f"receipt_timeout_{name}")
                 try:
-                    chain = Web3Chain(url, receipt_timeout=getattr(cfg, f"receipt_timeout_{name}"))
+                    if self._anvils:  # ours: the devnet mines them, batching as on the embedded chain
+                        from polyswarmclient.devnet.anvil import TX_GAS
+
+                        chain: Web3Chain = MinedWeb3Chain(url, tx_gas=TX_GAS, receipt_timeout=timeout)
+                    else:
+                        chain = Web3Chain(url, receipt_timeout=timeout)
                 except NodeUnreachable as exc:
                     raise ConfigError(f"--{name}-rpc {url}: {exc.message}; give the URL of a running node") from None
                 self._chains.append(chain)

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from typing import Any, Literal, TypeVar
 
@@ -52,6 +53,21 @@ def _log(item: Any) -> Log:
         block_number=int(item["blockNumber"]),
         tx_hash=bytes(item["transactionHash"]),
         log_index=int(item["logIndex"]),
+    )
+
+
+def _receipt(item: Any) -> Receipt:
+    contract = item.get("contractAddress")
+    return Receipt(
+        tx_hash=bytes(item["transactionHash"]),
+        block_number=int(item["blockNumber"]),
+        block_hash=bytes(item["blockHash"]),
+        status=int(item.get("status", 1)),
+        gas_used=int(item.get("gasUsed", 0)),
+        logs=[_log(entry) for entry in item.get("logs", [])],
+        to=to_checksum_address(item["to"]) if item.get("to") else None,
+        sender=to_checksum_address(item["from"]),
+        contract_address=to_checksum_address(contract) if contract else None,
     )
 
 
@@ -286,18 +302,7 @@ class Web3Chain:
             return None
         if item.get("blockNumber") is None:
             return None
-        contract = item.get("contractAddress")
-        return Receipt(
-            tx_hash=bytes(item["transactionHash"]),
-            block_number=int(item["blockNumber"]),
-            block_hash=bytes(item["blockHash"]),
-            status=int(item.get("status", 1)),
-            gas_used=int(item.get("gasUsed", 0)),
-            logs=[_log(entry) for entry in item.get("logs", [])],
-            to=to_checksum_address(item["to"]) if item.get("to") else None,
-            sender=to_checksum_address(item["from"]),
-            contract_address=to_checksum_address(contract) if contract else None,
-        )
+        return _receipt(item)
 
     def get_receipt(self, tx_hash: bytes) -> Receipt | None:
         return self._run(self._receipt(tx_hash))
@@ -333,24 +338,29 @@ class Web3Chain:
 
         return self._run(go())
 
+    async def _tx_gas(self) -> int:
+        return int((await self.w3.eth.get_block("latest"))["gasLimit"]) // 2
+
+    async def _send_signed(self, private_key: bytes, to: str | None, data: bytes, value: int) -> bytes:
+        """Sign with ``private_key`` (next pending nonce, the node's gas price) and send; the hash."""
+        sender = to_checksum_address(address_of(private_key))
+        fields: dict[str, Any] = {
+            "nonce": int(await self.w3.eth.get_transaction_count(sender, "pending")),
+            "gasPrice": int(await self.w3.eth.gas_price),
+            "gas": await self._tx_gas(),
+            "value": value,
+            "data": bytes(data),
+            "chainId": self.chain_id,
+        }
+        if to is not None:
+            fields["to"] = to_checksum_address(to)
+        return bytes(await self.w3.eth.send_raw_transaction(sign_transaction(private_key, fields)))
+
     def transact(self, private_key: bytes, to: str | None, data: bytes, value: int = 0) -> Receipt:
-        """Sign with ``private_key`` (next pending nonce, the node's gas price) and wait for the receipt."""
+        """Sign with ``private_key`` and send (see ``_send_signed``), then wait for the receipt."""
 
         async def go() -> Receipt:
-            sender = address_of(private_key)
-            block = await self.w3.eth.get_block("latest")
-            fields: dict[str, Any] = {
-                "nonce": int(await self.w3.eth.get_transaction_count(to_checksum_address(sender), "pending")),
-                "gasPrice": int(await self.w3.eth.gas_price),
-                "gas": int(block["gasLimit"]) // 2,
-                "value": value,
-                "data": bytes(data),
-                "chainId": self.chain_id,
-            }
-            if to is not None:
-                fields["to"] = to_checksum_address(to)
-            tx_hash = bytes(await self.w3.eth.send_raw_transaction(sign_transaction(private_key, fields)))
-            return await self._wait_receipt(tx_hash)
+            return await self._wait_receipt(await self._send_signed(private_key, to, data, value))
 
         return self._run(go())
 
@@ -373,3 +383,80 @@ class Web3Chain:
             await self._wait_receipt(bytes(tx_hash))
 
         self._run(go())
+
+
+class MinedWeb3Chain(Web3Chain):
+    """A node whose blocks the devnet makes (anvil ``--no-mining``): the batching interface of the embedded chain.
+
+    ``submit_batch`` sends the transactions that arrived together and mines them into one block with
+    ``evm_mine`` (the ``ChainNode`` batches them as it does on py-evm, so a burst of traffic does not run
+    the bounty windows down one block per transaction); ``transact`` and ``mine_block`` mine at once too.
+    The receipts of every block mined here are kept (the last ``receipt_cache`` of them), for
+    ``peek_receipt`` to answer from the event loop without I/O. ``block_gas_limit`` is what one transaction
+    may use (``tx_gas``); the node's blocks hold many.
+    """
+
+    def __init__(self, url: str, *, tx_gas: int, receipt_cache: int = 50_000, **kwargs: Any) -> None:
+        self._lock = threading.RLock()
+        self.tx_gas = tx_gas
+        self.receipt_cache = receipt_cache
+        self._receipts: OrderedDict[bytes, Receipt] = OrderedDict()
+        super().__init__(url, **kwargs)
+
+    async def _tx_gas(self) -> int:
+        return self.tx_gas
+
+    def block_gas_limit(self) -> int:
+        return self.tx_gas
+
+    async def _mine(self) -> tuple[int, list[Receipt]]:
+        """``evm_mine`` one block and keep its receipts; the new head and the receipts."""
+        await self._rpc("evm_mine", [])
+        head = int(await self.w3.eth.block_number)
+        receipts = [_receipt(item) for item in await self.w3.eth.get_block_receipts(head)]
+        for receipt in receipts:
+            self._receipts[receipt.tx_hash] = receipt
+        while len(self._receipts) > self.receipt_cache:
+            self._receipts.popitem(last=False)
+        return head, receipts
+
+    def mine_block(self) -> int:
+        with self._lock:
+            head, _receipts = self._run(self._mine())
+            return head
+
+    def submit_batch(self, raws: list[bytes]) -> tuple[list[bytes | ChainError], list[Receipt]]:
+        """Send each raw transaction, then mine one block; per transaction its hash or the node's refusal,
+        and the receipts of the block (a transaction behind a nonce gap keeps its hash and waits)."""
+
+        async def go() -> tuple[list[bytes | ChainError], list[Receipt]]:
+            results: list[bytes | ChainError] = []
+            for raw in raws:
+                try:
+                    results.append(bytes(await self.w3.eth.send_raw_transaction(bytes(raw))))
+                except (Web3Exception, ValueError) as exc:
+                    results.append(_node_error(exc))
+            _head, receipts = await self._mine()
+            return results, receipts
+
+        with self._lock:
+            return self._run(go())
+
+    def peek_receipt(self, tx_hash: bytes) -> Receipt | None:
+        """A receipt of a block mined here, without I/O (safe on the event loop); ``None`` otherwise."""
+        return self._receipts.get(bytes(tx_hash))
+
+    def get_receipt(self, tx_hash: bytes) -> Receipt | None:
+        return self.peek_receipt(tx_hash) or super().get_receipt(tx_hash)
+
+    def transact(self, private_key: bytes, to: str | None, data: bytes, value: int = 0) -> Receipt:
+        """Sign, send and mine at once (the node does not mine by itself); the receipt."""
+
+        async def go() -> Receipt:
+            tx_hash = await self._send_signed(private_key, to, data, value)
+            await self._mine()
+            receipt = self._receipts.get(tx_hash)
+            return receipt if receipt is not None else await self._wait_receipt(tx_hash)
+
+        with self._lock:
+            return self._run(go())
