@@ -18,15 +18,31 @@ END = "<!-- END GENERATED OPTIONS -->"
 
 
 def _commands() -> list[tuple[str, click.Command]]:
-    from polyswarmclient.cli import ambassador, arbiter, balancemanager, devnet, keyfile, microengine, signer, worker
+    from polyswarmclient.cli import (
+        ambassador,
+        arbiter,
+        balancemanager,
+        devnet,
+        keyfile,
+        microengine,
+        probe,
+        signer,
+        worker,
+    )
 
-    out: list[tuple[str, click.Command]] = [("microengine", microengine.cli), ("worker", worker.cli)]
+    out: list[tuple[str, click.Command]] = [("microengine", microengine.cli)]
+    tools = microengine.cli
+    assert isinstance(tools, click.Group)
+    for name in sorted(tools.commands):
+        out.append((f"microengine {name}", tools.commands[name]))
+    out.append(("worker", worker.cli))
     group = balancemanager.cli
     assert isinstance(group, click.Group)
     for name in sorted(group.commands):
         out.append((f"balancemanager {name}", group.commands[name]))
     out += [("ambassador", ambassador.cli), ("arbiter", arbiter.cli), ("polyswarmd-devnet", devnet.main)]
     out.append(("polyswarm-signer", signer.main))
+    out.append(("polyswarm-probe", probe.main))
     keyfiles = keyfile.main
     assert isinstance(keyfiles, click.Group)
     for name in sorted(keyfiles.commands):
