@@ -11,10 +11,11 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY packaging ./packaging
-# The devnet extra too, so the same image serves the local devnet of the compose file; an engine's image
+# The devnet extra too, so the same image serves the local devnet of the compose file, and the redis extra
+# for microengine --scan-queue and the worker command; an engine's image
 # adds its own backend package on top (FROM polyswarm-kit, then pip install your engine).
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir ".[devnet]" \
+    && /opt/venv/bin/pip install --no-cache-dir ".[devnet,redis]" \
     && /opt/venv/bin/pip install --no-cache-dir ./packaging/polyswarm-client
 
 # --- run: the virtualenv only, as an unprivileged user ------------------------------------------------

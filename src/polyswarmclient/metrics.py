@@ -215,10 +215,16 @@ class Health:
         self.serving = False
         self.draining = False
         self.streams: dict[str, StreamHealth] = {}
+        #: Other services the command needs (``redis``): reachable or not.
+        self.links: dict[str, bool] = {}
 
     def stream_connected(self, chain: str, connected: bool) -> None:
         self.streams.setdefault(chain, StreamHealth()).connected = connected
         STREAM_CONNECTED.set(1 if connected else 0, chain=chain)
+
+    def link(self, name: str, reachable: bool) -> None:
+        """Whether ``name`` (a service the command depends on, such as Redis) is reachable."""
+        self.links[name] = reachable
 
     def block(self, chain: str, number: int) -> None:
         now = self.clock()
@@ -247,6 +253,7 @@ class Health:
             problems.append("draining: a stop was requested")
         elif not self.serving:
             problems.append("starting: not serving yet")
+        problems += [f"{name} unreachable" for name, reachable in sorted(self.links.items()) if not reachable]
         now = self.clock()
         for chain, stream in sorted(self.streams.items()):
             if not stream.connected:

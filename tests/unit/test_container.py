@@ -80,6 +80,11 @@ def compose() -> dict[str, Any]:
     return loaded
 
 
+def ours() -> dict[str, dict[str, Any]]:
+    """The compose services that run this image (not redis)."""
+    return {name: s for name, s in compose()["services"].items() if s.get("image", "").startswith("polyswarm-kit")}
+
+
 def seconds(duration: str) -> float:
     match = re.fullmatch(r"(\d+)(s|m)", duration)
     assert match, f"write stop_grace_period as Ns or Nm, not {duration!r}"
@@ -139,12 +144,14 @@ def test_only_the_package_goes_into_the_build_context() -> None:
     assert "*" in lines and "!src/" in lines and "!pyproject.toml" in lines
 
 
-def test_compose_runs_the_devnet_the_engine_and_the_balance_manager() -> None:
+def test_compose_runs_the_devnet_the_engine_the_balance_manager_redis_and_workers() -> None:
     services = compose()["services"]
-    assert {"devnet", "microengine", "balancemanager"} <= set(services)
+    assert {"devnet", "microengine", "balancemanager", "redis", "worker"} <= set(services)
     assert services["balancemanager"]["entrypoint"] == ["balancemanager", "maintain"]
-    for name, service in services.items():
+    assert services["microengine"]["environment"]["SCAN_QUEUE"] == services["worker"]["environment"]["SCAN_QUEUE"]
+    for name, service in ours().items():
         assert service["entrypoint"][0] in scripts(), f"{name}: {service['entrypoint']} is no console script"
+    for name, service in services.items():
         for needed in service.get("depends_on", {}):
             assert needed in services, f"{name} depends on a service that is not there: {needed}"
 
@@ -152,7 +159,7 @@ def test_compose_runs_the_devnet_the_engine_and_the_balance_manager() -> None:
 def test_stop_grace_period_outlasts_every_service_s_drain() -> None:
     """Compose waits stop_grace_period before SIGKILL; SHUTDOWN_GRACE must end the drain well before."""
     image_grace = float(env_of(final_stage())["SHUTDOWN_GRACE"])
-    for name, service in compose()["services"].items():
+    for name, service in ours().items():
         grace = float(service.get("environment", {}).get("SHUTDOWN_GRACE", image_grace))
         period = seconds(service.get("stop_grace_period", f"{DOCKER_STOP_TIMEOUT}s"))
         assert period >= grace + 5, f"{name}: stop_grace_period {period} s does not outlast SHUTDOWN_GRACE {grace}"
@@ -161,7 +168,7 @@ def test_stop_grace_period_outlasts_every_service_s_drain() -> None:
 def test_compose_sets_only_environment_variables_the_commands_read() -> None:
     """A misspelt variable would be ignored silently: every one must be an option's env var."""
     known = envvars()
-    for name, service in compose()["services"].items():
+    for name, service in ours().items():
         unknown = set(service.get("environment", {})) - known
         assert not unknown, f"{name} sets variables no command reads: {sorted(unknown)}"
 

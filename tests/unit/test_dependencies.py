@@ -2,7 +2,7 @@
 
 A package that only arrives as some other dependency's dependency (``rlp`` through eth-account) breaks
 the day that dependency drops it. Imports in the devnet need the devnet or compile extra, the yara
-backend the yara extra; everything else needs a core dependency.
+backend the yara extra, the Redis scan queue the redis extra; everything else needs a core dependency.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ PACKAGE = ROOT / "src" / "polyswarmclient"
 EXTRAS_BY_PATH = {
     "devnet/": {"devnet", "compile"},
     "backends/yara_rules.py": {"yara"},
+    "scanqueue/": {"redis"},
 }
 
 

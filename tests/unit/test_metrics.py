@@ -166,6 +166,16 @@ def test_a_stream_goes_stale_after_a_few_block_intervals_never_under_the_floor(
     assert not fast.ready()[0]
 
 
+def test_an_unreachable_dependency_is_not_ready(health: tuple[Health, Clock]) -> None:
+    """A worker whose Redis is down says so on /readyz, and is ready again when it answers."""
+    state, _ = health
+    state.serving = True
+    state.link("redis", False)
+    assert state.ready() == (False, ["redis unreachable"])
+    state.link("redis", True)
+    assert state.ready() == (True, [])
+
+
 def test_draining_is_not_ready(health: tuple[Health, Clock]) -> None:
     """After the first stop signal an orchestrator must stop sending work: /readyz says draining."""
     state, _ = health

@@ -17,6 +17,7 @@ from polyswarmclient.cli.options import LOGGING, OPERATIONS, QUEUE, SCAN_QUEUE, 
 from polyswarmclient.client.settings import ClientConfig
 from polyswarmclient.errors import ConfigError
 from polyswarmclient.log import register_secret, setup_logging
+from polyswarmclient.metrics import HEALTH
 from polyswarmclient.scanqueue.settings import WorkerConfig
 
 if TYPE_CHECKING:  # the backends, the transport and Redis are imported where used, so --help is quick
@@ -130,7 +131,11 @@ def cli(**params: Any) -> None:
                     config=config,
                     shutdown=shutdown,
                 )
-                await worker.run()
+                HEALTH.serving = True  # /readyz: ready while the worker runs and Redis answers
+                try:
+                    await worker.run()
+                finally:
+                    HEALTH.serving = False
         finally:
             await redis.aclose()
 

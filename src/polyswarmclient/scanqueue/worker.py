@@ -24,9 +24,11 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
+from polyswarmclient import metrics
 from polyswarmclient.abstractscanner import ScanResult
 from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.backends import Backend, Job
+from polyswarmclient.metrics import HEALTH
 from polyswarmclient.scanqueue.connection import (
     BLOCK_MS,
     COMMAND_TIMEOUT,
@@ -170,6 +172,7 @@ class Worker:
             )
 
     def _down(self, exc: BaseException) -> None:
+        HEALTH.link("redis", False)
         if self.available:
             self.available = False
             log.warning(
@@ -181,6 +184,7 @@ class Worker:
             )
 
     def _up(self) -> None:
+        HEALTH.link("redis", True)
         if not self.available:
             self.available = True
             log.warning("worker %s: Redis at %s is back; taking jobs again", self.name, self.url)
@@ -309,15 +313,18 @@ class Worker:
                 scan = self.backend.start_scan(job.guid, kind, decoded, job.metadata, job.chain)
                 result = await scan.result()
         except TimeoutError:
+            metrics.SCAN_TIMEOUTS.inc(chain=job.chain)
             return None, scan
         except Exception as exc:
             return self._failed(job, f"scan failed ({exc.__class__.__name__}: {exc})"), scan
         scan_ms = (time.perf_counter() - started) * 1000
+        metrics.SCAN_SECONDS.observe(scan_ms / 1000)
         self.stats.scanned += 1
         self.stats.scan_ms.append(scan_ms)
         return ScanReply(job.id, job.guid, job.index, result, self.name, scan_ms), scan
 
     def _failed(self, job: ScanJob, why: str) -> ScanReply:
+        metrics.SCAN_ERRORS.inc(chain=job.chain)
         self.stats.failed += 1
         log.info("worker %s: bounty %s artifact %d: %s", self.name, job.guid, job.index, why)
         return ScanReply(job.id, job.guid, job.index, ScanResult(), self.name, 0.0, why)
@@ -361,6 +368,7 @@ class Worker:
                             waiting, held = int(group.get("lag") or 0), int(group.get("pending") or 0)
             except redis_errors():
                 continue
+            metrics.QUEUE_DEPTH.set(waiting)
             if now == reported and not waiting:
                 continue
             scans = list(s.scan_ms)
