@@ -147,6 +147,31 @@ QUEUE_DEPTH = Gauge(
     "polyswarm_queue_depth", "Work waiting for a free slot: artifacts waiting for a scan slot, or queued scan jobs."
 )
 
+# --- the scan queue (microengine --scan-queue, worker; docs/scaling.md) ---------------------------------
+
+SCAN_JOBS = Counter(
+    "polyswarm_scan_jobs_total",
+    "Scan jobs by outcome. The engine counts published, answered, unanswered (its deadline came first) and "
+    "late (a result after the deadline, or a second one); a worker counts scanned, failed, expired (dropped "
+    "unscanned) and taken_over (claimed from a worker that stopped answering).",
+    ("outcome",),
+)
+SCAN_JOB_LATENCY = Histogram(
+    "polyswarm_scan_job_latency_seconds",
+    "From publishing a scan job to its result reaching the engine.",
+    (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+SCAN_QUEUE_OVERHEAD = Histogram(
+    "polyswarm_scan_queue_overhead_seconds",
+    "What the queue adds to a scan job: its latency at the engine minus the worker's scan time.",
+    (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+SCAN_JOBS_AT_WORKERS = Gauge(
+    "polyswarm_scan_jobs_at_workers",
+    "Scan jobs taken by a worker and not acknowledged yet (polyswarm_queue_depth counts those no worker has taken).",
+)
+SCAN_QUEUE_UP = Gauge("polyswarm_scan_queue_up", "1 while the scan queue's Redis answers, 0 while it is unreachable.")
+
 # --- balances (balancemanager maintain, and what the roles read) ----------------------------------
 
 NCT_BALANCE = Gauge("polyswarm_balance_nct", "NCT balance of our account, per chain (when last read).", ("chain",))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from polyswarmclient import metrics
 from polyswarmclient.scanqueue.jobs import GROUP, job_stream, reply_stream
 from polyswarmclient.scanqueue.producer import QueueScanner
 from tests.fixtures.queue_backends import SlowScanner
@@ -150,3 +151,25 @@ async def test_redis_restarted_mid_run(
     down = [r for r in caplog.records if r.name == "microengine.queue" and "unreachable" in r.getMessage()]
     assert len(down) == 1, [r.getMessage() for r in down]
     assert handle.worker.available
+
+
+async def test_the_queue_is_measured_when_metrics_are_exported(
+    producer: QueueScanner, artifacts: ArtifactServer, start_worker: Any
+) -> None:
+    """With an exporter installed, jobs published and answered (engine), scanned (worker), each job's latency
+    and the queue's share of it are recorded."""
+    from tests.unit.test_metrics import Recorded
+
+    recorded = Recorded()
+    metrics.install(recorded)
+    try:
+        await start_worker()
+        await producer.scan(bounty(artifacts.add(BENIGN, EICAR)), budget=10)
+    finally:
+        metrics.install(None)
+    counted = [(name, amount, values) for kind, name, amount, values in recorded.calls if kind == "inc"]
+    assert ("polyswarm_scan_jobs_total", 2, ("published",)) in counted
+    assert counted.count(("polyswarm_scan_jobs_total", 1, ("answered",))) == 2
+    assert counted.count(("polyswarm_scan_jobs_total", 1, ("scanned",))) == 2
+    observed = {name for kind, name, _, _ in recorded.calls if kind == "observe"}
+    assert {"polyswarm_scan_job_latency_seconds", "polyswarm_scan_queue_overhead_seconds"} <= observed

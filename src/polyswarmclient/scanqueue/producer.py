@@ -24,6 +24,7 @@ import uuid
 from collections import deque
 from typing import TYPE_CHECKING
 
+from polyswarmclient import metrics
 from polyswarmclient.abstractscanner import ScanResult
 from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.scanqueue.connection import (
@@ -59,6 +60,8 @@ log = logging.getLogger("microengine.queue")
 
 #: Seconds between two queue reports (depth, latency, expired jobs) at INFO, when there was traffic.
 REPORT_EVERY = 30.0
+#: Seconds between two readings of the queue depth (the polyswarm_queue_depth metric).
+DEPTH_EVERY = 5.0
 #: Seconds between two attempts to reach Redis while it is down.
 RETRY_EVERY = 1.0
 #: Latencies kept for the report's percentiles (the most recent ones).
@@ -131,6 +134,7 @@ class QueueScanner:
         await self.redis.aclose()
 
     def _down(self, exc: BaseException) -> None:
+        metrics.SCAN_QUEUE_UP.set(0)
         if self.available:
             self.available = False
             log.warning(
@@ -141,6 +145,7 @@ class QueueScanner:
             )
 
     def _up(self) -> None:
+        metrics.SCAN_QUEUE_UP.set(1)
         if not self.available:
             self.available = True
             log.warning("scan queue: Redis at %s is back; taking new bounties again", self.url)
@@ -191,6 +196,7 @@ class QueueScanner:
                 return Scanned([], [], skipped=f"not scanned: the scan queue (Redis at {self.url}) is unreachable")
             published = time.monotonic()
             self.stats.published += len(jobs)
+            metrics.SCAN_JOBS.inc(len(jobs), outcome="published")
             await asyncio.wait(futures.values(), timeout=max(0.0, give_up - loop.time()))
         finally:
             for job in jobs:
@@ -204,9 +210,13 @@ class QueueScanner:
                 continue
             reply, received = future.result()
             latency = (received - published) * 1000
+            overhead = max(0.0, latency - reply.scan_ms)
             self.stats.answered += 1
             self.stats.latency_ms.append(latency)
-            self.stats.overhead_ms.append(max(0.0, latency - reply.scan_ms))
+            self.stats.overhead_ms.append(overhead)
+            metrics.SCAN_JOBS.inc(outcome="answered")
+            metrics.SCAN_JOB_LATENCY.observe(latency / 1000)
+            metrics.SCAN_QUEUE_OVERHEAD.observe(overhead / 1000)
             if reply.error:
                 log.info(
                     "bounty %s: artifact %d: worker %s: %s; not asserting on it",
@@ -219,6 +229,7 @@ class QueueScanner:
                 results[job.index] = reply.result
         if missing:
             self.stats.unanswered += len(missing)
+            metrics.SCAN_JOBS.inc(len(missing), outcome="unanswered")
             log.warning(
                 "bounty %s: no result from the workers on %s for artifact(s) %s within %.1fs (no assertion on "
                 "them); are enough workers running?",
@@ -241,6 +252,7 @@ class QueueScanner:
         future = self._waiting.get(reply.id)
         if future is None or future.done():
             self.stats.late += 1
+            metrics.SCAN_JOBS.inc(outcome="late")
             log.info(
                 "bounty %s: a result for artifact %d came after the engine stopped waiting, or twice; ignored",
                 reply.guid,
@@ -276,18 +288,25 @@ class QueueScanner:
         return 0, 0
 
     async def _report(self) -> None:
-        """Every REPORT_EVERY seconds with traffic: queue depth, latency and what expired, at INFO."""
+        """Queue depth every DEPTH_EVERY seconds (a metric); every REPORT_EVERY seconds with traffic, depth,
+        latency and what expired at INFO."""
         reported = (0, 0, 0)
+        last_line = time.monotonic()
         while True:
-            await asyncio.sleep(REPORT_EVERY)
-            s = self.stats
-            now = (s.published, s.unanswered, s.late)
-            if now == reported or not self.available:
+            await asyncio.sleep(DEPTH_EVERY)
+            if not self.available:
                 continue
             try:
                 async with asyncio.timeout(COMMAND_TIMEOUT):
                     waiting, held = await self.depth()
             except redis_errors():
+                raise_if_cancelled()
+                continue
+            metrics.QUEUE_DEPTH.set(waiting)
+            metrics.SCAN_JOBS_AT_WORKERS.set(held)
+            s = self.stats
+            now = (s.published, s.unanswered, s.late)
+            if now == reported or time.monotonic() - last_line < REPORT_EVERY:
                 continue
             latency = list(s.latency_ms)
             overhead = list(s.overhead_ms)
@@ -308,3 +327,4 @@ class QueueScanner:
                 percentile(overhead, 0.99),
             )
             reported = now
+            last_line = time.monotonic()

@@ -62,6 +62,8 @@ log = logging.getLogger("worker")
 
 #: Seconds between two reports (jobs scanned, expired, taken over; queue depth; scan times) at INFO.
 REPORT_EVERY = 30.0
+#: Seconds between two readings of the queue depth (the polyswarm_queue_depth metric).
+DEPTH_EVERY = 5.0
 #: Seconds between two attempts while Redis is down.
 RETRY_EVERY = 1.0
 #: A consumer of the group idle this long with nothing pending (a worker that stopped) is removed.
@@ -173,6 +175,7 @@ class Worker:
 
     def _down(self, exc: BaseException) -> None:
         HEALTH.link("redis", False)
+        metrics.SCAN_QUEUE_UP.set(0)
         if self.available:
             self.available = False
             log.warning(
@@ -185,6 +188,7 @@ class Worker:
 
     def _up(self) -> None:
         HEALTH.link("redis", True)
+        metrics.SCAN_QUEUE_UP.set(1)
         if not self.available:
             self.available = True
             log.warning("worker %s: Redis at %s is back; taking jobs again", self.name, self.url)
@@ -250,6 +254,7 @@ class Worker:
                 continue
             for entry_id, fields in claimed:
                 self.stats.taken_over += 1
+                metrics.SCAN_JOBS.inc(outcome="taken_over")
                 log.info(
                     "worker %s: took over job %s, unacknowledged for over %.0f s at a worker that stopped answering",
                     self.name,
@@ -270,6 +275,7 @@ class Worker:
         now = self.clock.now_ms()
         if expired(job.deadline, now):
             self.stats.expired += 1
+            metrics.SCAN_JOBS.inc(outcome="expired")
             log.info(
                 "worker %s: job for bounty %s artifact %d expired %.1f s ago; dropped, not scanned",
                 self.name,
@@ -282,6 +288,7 @@ class Worker:
         reply, scan = await self._scan(job, seconds_left(job.deadline, now))
         if reply is None:
             self.stats.expired += 1
+            metrics.SCAN_JOBS.inc(outcome="expired")
             log.info(
                 "worker %s: bounty %s artifact %d: its deadline came before the scan finished; dropped",
                 self.name,
@@ -321,11 +328,13 @@ class Worker:
         metrics.SCAN_SECONDS.observe(scan_ms / 1000)
         self.stats.scanned += 1
         self.stats.scan_ms.append(scan_ms)
+        metrics.SCAN_JOBS.inc(outcome="scanned")
         return ScanReply(job.id, job.guid, job.index, result, self.name, scan_ms), scan
 
     def _failed(self, job: ScanJob, why: str) -> ScanReply:
         metrics.SCAN_ERRORS.inc(chain=job.chain)
         self.stats.failed += 1
+        metrics.SCAN_JOBS.inc(outcome="failed")
         log.info("worker %s: bounty %s artifact %d: %s", self.name, job.guid, job.index, why)
         return ScanReply(job.id, job.guid, job.index, ScanResult(), self.name, 0.0, why)
 
@@ -354,22 +363,28 @@ class Worker:
     # --- reports ---------------------------------------------------------------------------------
 
     async def _report(self) -> None:
+        """Queue depth every DEPTH_EVERY seconds (metrics); every REPORT_EVERY seconds with traffic, what this
+        worker did and the queue depth at INFO; stopped consumers forgotten."""
         reported = (0, 0, 0, 0)
+        last_line = time.monotonic()
         while True:
-            await asyncio.sleep(REPORT_EVERY)
-            s = self.stats
-            now = (s.scanned, s.failed, s.expired, s.taken_over)
+            await asyncio.sleep(DEPTH_EVERY)
             try:
                 async with asyncio.timeout(COMMAND_TIMEOUT):
-                    await self._forget_stopped_consumers()
                     waiting, held = 0, 0
                     for group in await self.redis.xinfo_groups(self.jobs):
                         if group.get("name") == GROUP:
                             waiting, held = int(group.get("lag") or 0), int(group.get("pending") or 0)
+                    if time.monotonic() - last_line >= REPORT_EVERY:
+                        await self._forget_stopped_consumers()
             except redis_errors():
+                raise_if_cancelled()
                 continue
             metrics.QUEUE_DEPTH.set(waiting)
-            if now == reported and not waiting:
+            metrics.SCAN_JOBS_AT_WORKERS.set(held)
+            s = self.stats
+            now = (s.scanned, s.failed, s.expired, s.taken_over)
+            if time.monotonic() - last_line < REPORT_EVERY or (now == reported and not waiting):
                 continue
             scans = list(s.scan_ms)
             log.info(
@@ -386,6 +401,7 @@ class Worker:
                 percentile(scans, 0.99),
             )
             reported = now
+            last_line = time.monotonic()
 
     async def _forget_stopped_consumers(self) -> None:
         for consumer in await self.redis.xinfo_consumers(self.jobs, GROUP):
