@@ -52,6 +52,7 @@ _OPTION_ENV = (
     "NO_BOUNTY_METADATA", "MAXIMUM", "WITHDRAW_TARGET", "CONFIRMATIONS", "DENOMINATION",
     "SIGNER", "SIGNER_TOKEN_FILE", "SIGNER_SOCKET", "SIGNER_LISTEN", "SIGNER_STATE_DIR", "SIGNER_AUDIT_LOG",
     "METRICS_ADDR", "SHUTDOWN_GRACE", "CLIENT_LOG_LEVEL", "PROBE_TIMEOUT",
+    "SCAN_QUEUE", "REDIS_ADDR", "QUEUE", "CONCURRENCY", "CLAIM_TIMEOUT",
 )  # fmt: skip
 
 #: Console script -> module under ``polyswarmclient.cli`` (used when the scripts are not installed).
@@ -63,6 +64,7 @@ _MODULES = {
     "balancemanager": "balancemanager",
     "polyswarm-signer": "signer",
     "polyswarm-probe": "probe",
+    "worker": "worker",
 }
 
 
