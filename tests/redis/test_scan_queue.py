@@ -173,3 +173,28 @@ async def test_the_queue_is_measured_when_metrics_are_exported(
     assert counted.count(("polyswarm_scan_jobs_total", 1, ("scanned",))) == 2
     observed = {name for kind, name, _, _ in recorded.calls if kind == "observe"}
     assert {"polyswarm_scan_job_latency_seconds", "polyswarm_scan_queue_overhead_seconds"} <= observed
+
+
+async def test_sigterm_lets_a_worker_finish_the_scan_it_holds(
+    producer: QueueScanner, artifacts: ArtifactServer, redis_server: RedisServer, worker_process: Any
+) -> None:
+    """The first SIGTERM stops a worker taking jobs, but the scan it holds finishes, its result reaches the
+    engine and the job is acknowledged; the worker exits 0."""
+    worker = worker_process(
+        "draining",
+        "--backend", SLOW, "--scan-queue", redis_server.url, "--queue", QUEUE,
+        "--polyswarmd-addr", artifacts.addr, "--insecure-transport", "--log", "INFO",
+        env={"SLOW_SCAN_SECONDS": "1.5"},
+    )  # fmt: skip
+    scan = asyncio.create_task(producer.scan(bounty(artifacts.add(EICAR)), budget=30))
+    for _ in range(300):
+        if await pending(producer) == 1:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"the worker never took the job:\n{worker.output()}")
+    code = await asyncio.to_thread(worker.terminate)
+    assert code == 0, worker.output()
+    scanned = await asyncio.wait_for(scan, 10)
+    assert scanned.results[0].verdict is True
+    assert await pending(producer) == 0

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from polyswarmclient import metrics
 from polyswarmclient.abstractscanner import ScanResult
 from polyswarmclient.artifacts import ArtifactType
+from polyswarmclient.errors import ConfigError
 from polyswarmclient.scanqueue.connection import (
     BLOCK_MS,
     COMMAND_TIMEOUT,
@@ -103,7 +104,6 @@ class QueueScanner:
         self.stats = QueueStats()
         self.available = True
         self._waiting: dict[str, asyncio.Future[tuple[ScanReply, float]]] = {}
-        self._published_at: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._last_reply = "$"
 
@@ -111,10 +111,13 @@ class QueueScanner:
 
     async def __aenter__(self) -> QueueScanner:
         """Create the stream and group, read Redis's clock, and start the reader and the reports."""
-        async with asyncio.timeout(COMMAND_TIMEOUT):
-            await ensure_group(self.redis, self.jobs)
-            await self.clock.sync(self.redis)
-            newest = await self.redis.xrevrange(self.reply, count=1)
+        try:
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                await ensure_group(self.redis, self.jobs)
+                await self.clock.sync(self.redis)
+                newest = await self.redis.xrevrange(self.reply, count=1)
+        except redis_errors() as exc:
+            raise ConfigError(f"cannot use Redis at {self.url} ({str(exc) or exc.__class__.__name__})") from None
         self._last_reply = str(newest[0][0]) if newest else "0-0"
         self._tasks = [
             asyncio.create_task(self._read_replies(), name="scan queue replies"),

@@ -28,6 +28,7 @@ from polyswarmclient import metrics
 from polyswarmclient.abstractscanner import ScanResult
 from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.backends import Backend, Job
+from polyswarmclient.errors import ConfigError
 from polyswarmclient.metrics import HEALTH
 from polyswarmclient.scanqueue.connection import (
     BLOCK_MS,
@@ -122,9 +123,12 @@ class Worker:
     # --- running ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        async with asyncio.timeout(COMMAND_TIMEOUT):
-            await ensure_group(self.redis, self.jobs)
-            await self.clock.sync(self.redis)
+        try:
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                await ensure_group(self.redis, self.jobs)
+                await self.clock.sync(self.redis)
+        except redis_errors() as exc:
+            raise ConfigError(f"cannot use Redis at {self.url} ({str(exc) or exc.__class__.__name__})") from None
         log.info(
             "worker %s: scanning jobs of %s (Redis at %s) with backend %s, %d at a time",
             self.name,
