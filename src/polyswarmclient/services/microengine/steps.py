@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 from polyswarmclient import metrics
 from polyswarmclient.errors import TransactionFailed
+from polyswarmclient.log import set_fields as set_log_fields
 from polyswarmclient.services.microengine.book import Book
 from polyswarmclient.services.microengine.config import EngineClient, EngineStats
 from polyswarmclient.services.microengine.planning import verdict_text
@@ -97,6 +98,7 @@ class Steps:
     # --- reveal ----------------------------------------------------------------------------------
 
     async def reveal(self, guid: str) -> None:
+        set_log_fields(guid=guid)  # this step's own task: its JSON lines name the bounty
         record = self.book.get(guid)
         if record is None or record.index is None:
             self.book.schedule.failed(guid, "reveal", final=True)
@@ -195,6 +197,7 @@ class Steps:
     # --- settle ----------------------------------------------------------------------------------
 
     async def settle(self, guid: str) -> None:
+        set_log_fields(guid=guid)  # this step's own task: its JSON lines name the bounty
         record = self.book.get(guid)
         if record is None:
             self.book.schedule.failed(guid, "settle", final=True)
