@@ -154,3 +154,31 @@ def test_microengine_help_and_usage_errors_import_no_signing_or_network_stack() 
     )
     assert result.returncode == 0, result.stderr
     assert "Usage: microengine " in result.stdout and "usage error exit 2" in result.stdout
+
+
+def test_without_the_redis_extra_the_scan_queue_is_one_line_and_exit_2() -> None:
+    """``worker`` and ``microengine --scan-queue`` without the redis package say which extra to install
+    (exit 2), and ``worker --help`` works without it."""
+    done = _run(
+        ("redis",),
+        """
+        import sys
+        from click.testing import CliRunner
+        from polyswarmclient.cli import microengine, worker
+
+        help = CliRunner().invoke(worker.cli, ["--help"])
+        assert help.exit_code == 0, help.output
+        for command, args in (
+            (worker.cli, ["--backend", "eicar", "--scan-queue", "redis://127.0.0.1:1/0"]),
+            (microengine.cli, ["--backend", "eicar", "--scan-queue", "redis://127.0.0.1:1/0"]),
+        ):
+            result = CliRunner().invoke(command, args)
+            print(result.exit_code, result.output.strip())
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 2, done.stdout
+    for line in lines:
+        assert line.startswith("2 Error: --scan-queue needs the redis extra"), line
+        assert "pip install 'polyswarm-kit[redis]'" in line
