@@ -93,3 +93,17 @@ def test_a_metrics_port_in_use_is_exit_1_in_one_line(tmp_path: Path) -> None:
         f"Error: --metrics-addr (METRICS_ADDR): 127.0.0.1:{port} is already in use; stop the other "
         "process or pick another port"
     ]
+
+
+def test_metrics_with_the_devnet_demo_is_refused() -> None:
+    """microengine --devnet is a demo that ends: --metrics-addr with it says to run the two commands instead."""
+    result = run_module(
+        "polyswarmclient.cli.microengine",
+        "--devnet",
+        "--backend",
+        "eicar",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        clear=CLEAR,
+    )
+    _one_line_usage_error(result, "--metrics-addr (METRICS_ADDR)", "polyswarmd-devnet")

@@ -8,6 +8,7 @@ to what the API reports about the bounty (``harness.expected_settlement``).
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,11 @@ from tests.e2e.harness import (
     assert_asserted_revealed_settled,
     assert_paid_as_the_only_right_expert,
     command,
+    free_port,
+    http_get,
     nct_text,
     posted_guids,
+    scrape,
     state_records,
     wait_until,
 )
@@ -242,3 +246,37 @@ def test_three_engines_on_one_bounty_are_paid_by_bid_and_correctness(
     # together the winners take the wrong engine's bids and the whole amount, less rounding dust
     won = settlement.payout(low) + settlement.payout(high) - sum(bids[low]) - sum(bids[high])
     assert 0 <= (2 * maximum + 2 * amount_per_artifact) - won <= 8
+
+
+def test_shutdown_grace_bounds_the_drain_of_a_scan_that_hangs(devnet: Devnet, cli: Cli) -> None:
+    """SHUTDOWN_GRACE=1: SIGTERM during a 60 s scan drains for 1 s, names what it cut short, and exits; the
+    engine is unready (draining) in between, as an orchestrator needs to see."""
+    port = free_port()
+    engine = cli.start(
+        "microengine",
+        "--backend", "tests.fixtures.queue_backends:SlowScanner",
+        "--block-time", str(devnet.options.block_time),
+        "--metrics-addr", f"127.0.0.1:{port}",
+        keystore="spare4_keyfile",
+        name="engine-hanging-scan",
+        env={"SLOW_SCAN_SECONDS": "60", "SHUTDOWN_GRACE": "1"},
+    )  # fmt: skip
+    cli.ready(engine, ENGINE_READY)
+    ambassador = cli.ambassador(bounties=1, duration=40)
+    wait_until(
+        lambda: scrape(port).get("polyswarm_bounties_in_flight") == 1,
+        timeout=30,
+        what="the engine to be scanning the bounty (one bounty in flight)",
+        watch=[engine, ambassador],
+    )
+    engine.popen.send_signal(signal.SIGTERM)
+    wait_until(
+        lambda: http_get(f"http://127.0.0.1:{port}/readyz")[1].startswith("not ready: draining") or not engine.running,
+        timeout=5,
+        what="/readyz to say draining",
+        watch=[engine],
+    )
+    engine.wait(timeout=15)  # the scan would take 60 s: the grace period ended the drain
+    guid = _only_guid(ambassador)
+    assert "waiting up to 1 s" in engine.output()
+    assert engine.lines_matching(rf"still running after the grace period were stopped: .*bounty {guid}")
