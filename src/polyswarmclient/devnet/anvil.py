@@ -109,12 +109,23 @@ class AnvilNode:
     parent-death signal when the *thread* that forked the child ends.
     """
 
-    def __init__(self, binary: Path, chain_id: int, *, automine: bool = False, host: str = "127.0.0.1"):
+    def __init__(
+        self,
+        binary: Path,
+        chain_id: int,
+        *,
+        automine: bool = False,
+        retain_blocks: int | None = None,
+        host: str = "127.0.0.1",
+    ):
         self.binary = binary
         self.chain_id = chain_id
         #: False (the devnet's own nodes): blocks only on evm_mine. True: a block per transaction, as a node
         #: given to --home-rpc/--side-rpc usually is.
         self.automine = automine
+        #: Keep the states and the transactions of only the last ``retain_blocks`` blocks (None: all), so a
+        #: node that runs for months holds a bounded history, as the embedded chain does (--retain-blocks).
+        self.retain_blocks = retain_blocks
         self.host = host
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -133,6 +144,9 @@ class AnvilNode:
         cmd += ["--base-fee", "0", "--gas-price", "0", "--disable-min-priority-fee", "--order", "fifo"]
         if not self.automine:
             cmd.append("--no-mining")
+        if self.retain_blocks is not None:
+            kept = str(self.retain_blocks)
+            cmd += ["--prune-history", kept, "--transaction-block-keeper", kept]
         return cmd
 
     def start(self, timeout: float = 30.0) -> None:
@@ -197,13 +211,15 @@ class AnvilNode:
         self._reap()
 
 
-def start_anvils(chain_ids: Sequence[int], *, binary: Path | None = None) -> list[AnvilNode]:
+def start_anvils(
+    chain_ids: Sequence[int], *, binary: Path | None = None, retain_blocks: int | None = None
+) -> list[AnvilNode]:
     """Start one anvil per chain id (all or none: a failure stops the ones already started)."""
     binary = find_anvil(binary)
     nodes: list[AnvilNode] = []
     try:
         for chain_id in chain_ids:
-            node = AnvilNode(binary, chain_id)
+            node = AnvilNode(binary, chain_id, retain_blocks=retain_blocks)
             nodes.append(node)
             node.start()
     except BaseException:

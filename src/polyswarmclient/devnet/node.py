@@ -315,7 +315,7 @@ class Devnet:
 
         try:
             chain_ids = (self.config.home_chain_id, self.config.side_chain_id)
-            self._anvils = start_anvils(chain_ids, binary=self.config.anvil)
+            self._anvils = start_anvils(chain_ids, binary=self.config.anvil, retain_blocks=self.config.retain_blocks)
         except AnvilMissing as exc:
             raise ConfigError(str(exc)) from None
         except AnvilError as exc:
