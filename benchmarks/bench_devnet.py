@@ -4,6 +4,7 @@ Prints figures and ratios; asserts nothing.
 
     PYTHONPATH=src python benchmarks/bench_devnet.py                  # lifecycles (default: 200, 40 in flight)
     PYTHONPATH=src python benchmarks/bench_devnet.py --lifecycles 400 --in-flight 40
+    PYTHONPATH=src python benchmarks/bench_devnet.py --chains-on embedded   # py-evm only (no anvil needed)
     PYTHONPATH=src python benchmarks/bench_devnet.py memory --seconds 300
 
 A lifecycle is one bounty from post to settle, 17 transactions: the ambassador's approve and postBounty,
@@ -17,8 +18,13 @@ in this process: the lifecycles go in waves of ``--in-flight``, each step of a w
 py-evm's gas limit allows (the best batching there can be), with empty blocks to move the windows on.
 It is measured in the same run; the ratio is server / floor.
 
-``memory`` runs lifecycles at full rate for ``--seconds`` and prints the server's RSS every
-``--sample`` seconds, and its growth after the warm-up (the first fifth of the run).
+The server runs once per ``--chains-on`` backend, by default on the embedded py-evm chains and then on
+two anvil nodes (``polyswarmd-devnet --chains-on anvil``; anvil from npm, see docs/devnet.md), and the
+figures are printed side by side. The server's CPU includes its anvil nodes.
+
+``memory`` runs lifecycles at full rate for ``--seconds`` and prints the server's RSS (with its anvil
+nodes', on ``--chains-on anvil``) every ``--sample`` seconds, and its growth after the warm-up (the first
+fifth of the run).
 """
 
 from __future__ import annotations
@@ -83,6 +89,23 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _tree_rss_kib(pid: int) -> int:
+    """RSS of ``pid`` and its children (the anvil nodes of ``--chains-on anvil``)."""
+    return _rss_kib(pid) + sum(_rss_kib(child) for child in _children(pid))
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its children (the anvil nodes of ``--chains-on anvil``)."""
+    return _cpu_seconds(pid) + sum(_cpu_seconds(child) for child in _children(pid))
+
+
 def _cpu_seconds(pid: int) -> float:
     parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
@@ -102,6 +125,7 @@ def serve(args: argparse.Namespace) -> None:
         "extra_accounts": tuple(_address(k) for k in AMBASSADOR_KEYS + ENGINE_KEYS),
         "community_overrides": {"assertion_reveal_window": REVEAL_WINDOW, "arbiter_vote_window": VOTE_WINDOW},
         "poll_interval": 0.5,
+        "chains_on": args.chains_on[0],
     }
     known = {f.name for f in fields(DevnetConfig)}
     config = DevnetConfig(**{k: v for k, v in wanted.items() if k in known})
@@ -117,9 +141,9 @@ def serve(args: argparse.Namespace) -> None:
 class Server:
     """The devnet in a subprocess; ``src`` is the source tree it runs (another checkout's, to compare)."""
 
-    def __init__(self, src: str | None, profile: str | None = None) -> None:
+    def __init__(self, src: str | None, profile: str | None = None, chains_on: str = "embedded") -> None:
         env = dict(os.environ, PYTHONPATH=src or str(ROOT / "src"))
-        command = [sys.executable, __file__, "serve"]
+        command = [sys.executable, __file__, "serve", "--chains-on", chains_on]
         if profile:  # py-spy (pip install py-spy) samples the server; collapsed stacks, one per line
             spy = Path(sys.executable).with_name("py-spy")
             command = [str(spy), "record", "--format", "raw", "--rate", "50", "-o", profile, "--", *command]
@@ -409,19 +433,19 @@ def floor(lifecycles: int, in_flight: int) -> tuple[float, int]:
 # --- modes -------------------------------------------------------------------------------------------------
 
 
-def lifecycles_mode(args: argparse.Namespace) -> None:
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
-    server = Server(args.server_src, args.profile)
+def run_server(args: argparse.Namespace, chains_on: str) -> dict[str, Any]:
+    """One server run of ``args.lifecycles`` lifecycles with the devnet's chains on ``chains_on``."""
+    server = Server(args.server_src, args.profile, chains_on)
     out: dict[str, Any] = {}
 
     async def body(clients: Clients) -> None:
         head0 = clients.head
-        cpu0 = _cpu_seconds(server.pid)
+        cpu0 = _tree_cpu_seconds(server.pid)
         own0 = time.process_time()
         t0 = time.perf_counter()
         await drive(clients, args.lifecycles, args.in_flight, None)
         out["elapsed"] = time.perf_counter() - t0
-        out["cpu"] = (_cpu_seconds(server.pid) - cpu0) / out["elapsed"]
+        out["cpu"] = (_tree_cpu_seconds(server.pid) - cpu0) / out["elapsed"]
         out["blocks"] = clients.head - head0
         out["own"] = (time.process_time() - own0) / out["elapsed"]
         out["stats"] = clients.stats
@@ -432,14 +456,21 @@ def lifecycles_mode(args: argparse.Namespace) -> None:
         server.stop()
     stats: Stats = out["stats"]
     elapsed, blocks = out["elapsed"], out["blocks"]
-    server_lps, server_tps = stats.done / elapsed, stats.txs / elapsed
+    out["lps"], out["tps"] = stats.done / elapsed, stats.txs / elapsed
     print(
-        f"server: {stats.done} lifecycles ({stats.failed} failed) in {elapsed:.1f} s = {server_lps:.2f} lifecycles/s, "
-        f"{server_tps:.0f} tx/s; {blocks} blocks ({stats.txs / max(1, blocks):.1f} tx/block); "
+        f"server on {chains_on}: {stats.done} lifecycles ({stats.failed} failed) in {elapsed:.1f} s = "
+        f"{out['lps']:.2f} lifecycles/s, {out['tps']:.0f} tx/s; {blocks} blocks "
+        f"({stats.txs / max(1, blocks):.1f} tx/block); "
         f"CPU: server {out['cpu'] * 100:.0f}%, clients {out['own'] * 100:.0f}% of a core"
     )
     for error in stats.errors:
         print(f"  failure: {error}")
+    return out
+
+
+def lifecycles_mode(args: argparse.Namespace) -> None:
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+    runs = {chains_on: run_server(args, chains_on) for chains_on in args.chains_on}
     floor_seconds, floor_blocks = floor(args.lifecycles, args.in_flight)
     floor_lps = args.lifecycles / floor_seconds
     floor_tps = floor_lps * TX_PER_LIFECYCLE
@@ -447,13 +478,21 @@ def lifecycles_mode(args: argparse.Namespace) -> None:
         f"floor (py-evm in-process): {args.lifecycles} lifecycles in {floor_seconds:.1f} s = {floor_lps:.2f} "
         f"lifecycles/s, {floor_tps:.0f} tx/s; {floor_blocks} blocks"
     )
-    print(f"ratio server/floor: {server_lps / floor_lps:.2f}x lifecycles/s, {server_tps / floor_tps:.2f}x tx/s")
+    print(f"{'chains on':<12} {'lifecycles/s':>12} {'tx/s':>8} {'failed':>7} {'server CPU':>11} {'vs floor':>9}")
+    for chains_on, out in runs.items():
+        print(
+            f"{chains_on:<12} {out['lps']:>12.2f} {out['tps']:>8.0f} {out['stats'].failed:>7} "
+            f"{out['cpu'] * 100:>10.0f}% {out['lps'] / floor_lps:>8.2f}x"
+        )
+    print(f"{'floor':<12} {floor_lps:>12.2f} {floor_tps:>8.0f}")
+    if {"embedded", "anvil"} <= runs.keys():
+        print(f"ratio anvil/embedded: {runs['anvil']['lps'] / max(runs['embedded']['lps'], 1e-9):.2f}x lifecycles/s")
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 
 def memory_mode(args: argparse.Namespace) -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
-    server = Server(args.server_src)
+    server = Server(args.server_src, None, args.chains_on[0])
     samples: list[tuple[float, int, int]] = []
     try:
 
@@ -463,7 +502,7 @@ def memory_mode(args: argparse.Namespace) -> None:
 
             async def sample() -> None:
                 while True:
-                    samples.append((loop.time() - t0, _rss_kib(server.pid), clients.stats.done))
+                    samples.append((loop.time() - t0, _tree_rss_kib(server.pid), clients.stats.done))
                     s = samples[-1]
                     print(f"  {s[0]:6.0f} s  RSS {s[1] / 1024:7.1f} MiB  lifecycles {s[2]}", flush=True)
                     await asyncio.sleep(args.sample)
@@ -471,7 +510,7 @@ def memory_mode(args: argparse.Namespace) -> None:
             sampler = asyncio.create_task(sample())
             await drive(clients, None, args.in_flight, t0 + args.seconds)
             sampler.cancel()
-            samples.append((loop.time() - t0, _rss_kib(server.pid), clients.stats.done))
+            samples.append((loop.time() - t0, _tree_rss_kib(server.pid), clients.stats.done))
             print(f"  failed lifecycles: {clients.stats.failed}")
 
         asyncio.run(_with_clients(server, body))
@@ -495,6 +534,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", nargs="?", default="lifecycles", choices=["lifecycles", "memory", "serve"])
     parser.add_argument("--lifecycles", type=int, default=200)
+    parser.add_argument(
+        "--chains-on",
+        type=lambda text: text.split(","),
+        default=["embedded", "anvil"],
+        help="the devnet's chains for each server run, side by side: embedded, anvil or embedded,anvil (default)",
+    )
     parser.add_argument("--in-flight", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=1500.0, help="memory mode: how long to run")
     parser.add_argument("--sample", type=float, default=30.0, help="memory mode: seconds between RSS samples")
