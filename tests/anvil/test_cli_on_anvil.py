@@ -230,3 +230,12 @@ def test_a_node_whose_contracts_are_missing_is_one_line(anvil_pair: tuple[AnvilN
     lines = _fails("--home-rpc", home.url, "--side-rpc", side.url)
     assert len(lines) == 1 and lines[0].startswith(f"Error: --side-rpc {side.url}: "), lines
     assert "there is no NectarToken at" in lines[0] and "contracts are missing" in lines[0]
+
+
+def test_a_node_urls_credentials_never_reach_the_message() -> None:
+    """A password or an API key in a node's URL is masked in the one-line error."""
+    port = unused_port()
+    key = "k3yk3yk3yk3yk3yk3yk3yk3y"
+    lines = _fails("--home-rpc", f"http://user:s3cret-pass@127.0.0.1:{port}/v3/{key}")
+    assert len(lines) == 1 and "does not answer" in lines[0], lines
+    assert "s3cret-pass" not in lines[0] and key not in lines[0] and "***" in lines[0]

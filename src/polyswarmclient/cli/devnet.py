@@ -12,6 +12,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -165,6 +166,18 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+def _register_url_secrets(url: str | None) -> None:
+    """A node URL's password and a long key-like path segment (``.../v3/<key>``) never reach a message."""
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.password:
+        register_secret(parts.password)
+    for segment in parts.path.split("/"):
+        if len(segment) >= 20:
+            register_secret(segment)
+
+
 def build_config(options: dict[str, Any]) -> DevnetConfig:
     """The devnet's settings from the declared options; the two windows override the community's."""
     windows = {"assertion_reveal_window": options["reveal_window"], "arbiter_vote_window": options["vote_window"]}
@@ -212,6 +225,8 @@ def main(**options: Any) -> None:
     setup_logging(options["log"], options["log_format"], options.get("client_log"))
     for key in options["api_key"]:
         register_secret(key)
+    for url in (options["home_rpc"], options["side_rpc"]):
+        _register_url_secrets(url)
     guard(require_devnet_extra)("polyswarmd-devnet")
     config = build_config(options)
     guard(check_retention)(config)
