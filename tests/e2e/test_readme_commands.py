@@ -35,6 +35,7 @@ IGNORED = shutil.ignore_patterns(
     "*.egg-info",
     "dist",
     ".polyswarm-state",
+    ".tools",  # anvil from npm, for the anvil tier
 )
 #: Environment a developer may have set that would change what the commands do.
 CLEARED = (
