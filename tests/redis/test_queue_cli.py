@@ -46,3 +46,9 @@ def test_a_bad_scan_queue_address_says_what_a_good_one_looks_like() -> None:
     done = run("worker", "--backend", "eicar", "--scan-queue", "http://localhost:6379")
     assert done.returncode == 2
     assert "use redis://HOST:PORT/DB" in done.stderr
+
+
+def test_the_devnet_demo_refuses_a_scan_queue_rather_than_ignoring_it() -> None:
+    done = run("microengine", "--devnet", "--backend", "eicar", "--scan-queue", "redis://127.0.0.1:6379/0")
+    assert done.returncode == 2
+    assert "--scan-queue (SCAN_QUEUE) hands scans to worker processes" in done.stderr

@@ -273,6 +273,11 @@ def cli(**params: Any) -> None:
                 "--metrics-addr (METRICS_ADDR) watches a long-running engine, not --devnet's demo: run "
                 "polyswarmd-devnet and microengine as two commands to serve metrics"
             )
+        if params["scan_queue"]:
+            raise ConfigError(
+                "--scan-queue (SCAN_QUEUE) hands scans to worker processes, which --devnet's demo does not run: "
+                "run polyswarmd-devnet, microengine --scan-queue and worker as separate commands (docs/scaling.md)"
+            )
         require_devnet_extra("--devnet")
         from polyswarmclient.cli.demo import run_demo  # needs the devnet extra; imported only here
 
