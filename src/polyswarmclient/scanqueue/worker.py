@@ -257,6 +257,8 @@ class Worker:
                 self._down(exc)
                 continue
             for entry_id, fields in claimed:
+                if entry_id in self._inflight.values():  # ours already (a late keep-alive): scanned once
+                    continue
                 self.stats.taken_over += 1
                 metrics.SCAN_JOBS.inc(outcome="taken_over")
                 log.info(
