@@ -30,7 +30,7 @@ def queries() -> list[tuple[str, str]]:
         if panel["type"] != "row"
         for target in panel["targets"]
     ]
-    found += [(f"variable {v['name']}", v["definition"]) for v in dashboard["templating"]["list"]]
+    found += [(f"variable {v['name']}", v["definition"]) for v in dashboard["templating"]["list"] if "definition" in v]
     return found
 
 
@@ -54,12 +54,27 @@ def test_every_metric_of_ours_is_on_the_dashboard() -> None:
     assert not missing, f"no panel shows {sorted(missing)}"
 
 
-def test_the_dashboard_is_importable_with_any_prometheus_data_source() -> None:
-    """Grafana's import asks for the data source (DS_PROMETHEUS) instead of expecting one by name."""
+def test_the_dashboard_works_imported_or_provisioned_with_any_prometheus_data_source() -> None:
+    """Every panel asks the DS_PROMETHEUS data-source variable, so Grafana's import and compose's
+    provisioning both work whatever the data source is called."""
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    assert [i["name"] for i in dashboard["__inputs"]] == ["DS_PROMETHEUS"]
+    [variable] = [v for v in dashboard["templating"]["list"] if v["name"] == "DS_PROMETHEUS"]
+    assert (variable["type"], variable["query"]) == ("datasource", "prometheus")
     for panel in dashboard["panels"]:
         if panel["type"] != "row":
             assert panel["datasource"]["uid"] == "${DS_PROMETHEUS}", panel["title"]
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def test_prometheus_in_the_compose_file_scrapes_every_service_of_the_image() -> None:
+    """The monitoring profile's Prometheus has a job for each service that serves /metrics."""
+    import yaml
+
+    deploy = DASHBOARD.parent
+    services = yaml.safe_load((deploy / "compose.yaml").read_text(encoding="utf-8"))["services"]
+    ours = {name for name, s in services.items() if "METRICS_ADDR" in (s.get("environment") or {})}
+    config = yaml.safe_load((deploy / "prometheus.yml").read_text(encoding="utf-8"))
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    assert ours and ours == jobs, (ours, jobs)
+    assert any(v.startswith("./grafana-dashboard.json:") for v in services["grafana"]["volumes"])
