@@ -8,7 +8,7 @@ process, one artifact at a time. The overhead uses the ``eicar`` backend (a scan
 a time, as one-artifact bounties scanned by the engine's in-process scan step and by the queue's producer with
 one worker. Prints a table; asserts nothing.
 
-    python benchmarks/scaleout.py [--jobs 24] [--samples 300]
+    python benchmarks/scaleout.py [--jobs 24] [--samples 300] [--part all|throughput|overhead]
 """
 
 from __future__ import annotations
@@ -132,11 +132,12 @@ async def main_async(args: argparse.Namespace) -> None:
     with RedisServer(logs) as redis:
         async with HttpTransport(parse_address(artifacts.addr, insecure_transport=True)) as http:
             client = InProcessClient(http)
-            floor = await floor_rate(max(5, args.jobs // 4), content)
-            print(f"floor (in process, one at a time): {floor:.2f} scans/s")
-            print("| worker processes | scans/s | x floor |")
-            print("| --- | --- | --- |")
-            for count in (1, 2, 4):
+            floor = await floor_rate(max(5, args.jobs // 4), content) if args.part != "overhead" else 0.0
+            if floor:
+                print(f"floor (in process, one at a time): {floor:.2f} scans/s")
+                print("| worker processes | scans/s | x floor |")
+                print("| --- | --- | --- |")
+            for count in (1, 2, 4) if floor else ():
                 queue = f"bench:busy:{count}"
                 workers = start_workers(count, BUSY, redis.url, queue, artifacts.addr, logs)
                 try:
@@ -147,6 +148,9 @@ async def main_async(args: argparse.Namespace) -> None:
                     stop_workers(workers)
                 print(f"| {count} | {rate:.2f} | {rate / floor:.2f} |")
 
+            if args.part == "throughput":
+                await runner.cleanup()
+                return
             # overhead: eicar, one-artifact bounties, one at a time
             eicar = create_backend(load_backend_class("eicar"), name="eicar")
             await eicar.setup()
@@ -192,6 +196,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=24, help="artifacts in the throughput bounty")
     parser.add_argument("--samples", type=int, default=300, help="one-artifact bounties for the overhead")
+    parser.add_argument("--part", choices=["all", "throughput", "overhead"], default="all", help="what to measure")
     asyncio.run(main_async(parser.parse_args()))
 
 
