@@ -57,6 +57,17 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+class TextFormatter(logging.Formatter):
+    """Plain lines; a line written for one of several communities names it: ``... microengine: [alpha] ...``."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        community = _FIELDS.get().get("community")
+        if community:
+            record = logging.makeLogRecord(record.__dict__)
+            record.message = f"[{community}] {record.message}"
+        return super().formatMessage(record)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
@@ -86,7 +97,7 @@ def setup_logging(level: str = "WARNING", fmt: str = "text", client_level: str |
     if fmt in ("json", "datadog"):
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in LOGGER_NAMES:
         logger = logging.getLogger(name)
         for old in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:

@@ -15,6 +15,7 @@ event stream is connected and how old its newest block is.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -59,6 +60,22 @@ def enabled() -> bool:
     return _sink is not None
 
 
+#: The community whose work records now (one process serving several, see docs/communities.md): set at the
+#: top of the community's task, inherited by the tasks it starts. Empty for a single community.
+_SCOPE: contextvars.ContextVar[str] = contextvars.ContextVar("polyswarm_metrics_scope", default="")
+
+
+def set_scope(community: str) -> None:
+    """Record this task's (and its child tasks') values for ``community``: ``chain`` labels read ``NAME/side``."""
+    _SCOPE.set(community)
+
+
+def scoped(chain: str) -> str:
+    """``chain`` as the current community's (``NAME/side``), or as given when one community is served."""
+    scope = _SCOPE.get()
+    return f"{scope}/{chain}" if scope else chain
+
+
 class Instrument:
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
@@ -67,7 +84,7 @@ class Instrument:
     def _values(self, labels: dict[str, str]) -> tuple[str, ...]:
         if labels.keys() != set(self.spec.labels):
             raise ValueError(f"{self.spec.name} takes labels {self.spec.labels}, not {tuple(labels)}")
-        return tuple(str(labels[name]) for name in self.spec.labels)
+        return tuple(scoped(str(labels[name])) if name == "chain" else str(labels[name]) for name in self.spec.labels)
 
 
 class Counter(Instrument):
@@ -244,7 +261,7 @@ class Health:
         self.links: dict[str, bool] = {}
 
     def stream_connected(self, chain: str, connected: bool) -> None:
-        self.streams.setdefault(chain, StreamHealth()).connected = connected
+        self.streams.setdefault(scoped(chain), StreamHealth()).connected = connected
         STREAM_CONNECTED.set(1 if connected else 0, chain=chain)
 
     def link(self, name: str, reachable: bool) -> None:
@@ -253,7 +270,7 @@ class Health:
 
     def block(self, chain: str, number: int) -> None:
         now = self.clock()
-        stream = self.streams.setdefault(chain, StreamHealth())
+        stream = self.streams.setdefault(scoped(chain), StreamHealth())
         if stream.block_at is not None:
             stream.gaps.append(now - stream.block_at)
         stream.block, stream.block_at = number, now

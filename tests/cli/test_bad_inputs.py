@@ -11,7 +11,16 @@ from tests.helpers import KEYFILES, run_module
 
 KEYFILE = KEYFILES / "microengine_keyfile"
 
-CLEAR = ("POLYSWARMD_ADDR", "KEYFILE", "PASSWORD", "PASSWORD_FILE", "API_KEY", "STATE_DIR")
+CLEAR = (
+    "POLYSWARMD_ADDR",
+    "KEYFILE",
+    "PASSWORD",
+    "PASSWORD_FILE",
+    "API_KEY",
+    "STATE_DIR",
+    "COMMUNITIES",
+    "API_KEY_FILE",
+)
 
 
 def _connection(tmp_path: Path, **overrides: str) -> list[str]:
@@ -107,3 +116,61 @@ def test_metrics_with_the_devnet_demo_is_refused() -> None:
         clear=CLEAR,
     )
     _one_line_usage_error(result, "--metrics-addr (METRICS_ADDR)", "polyswarmd-devnet")
+
+
+def _communities(tmp_path: Path, *entries: str) -> list[str]:
+    args = _connection(tmp_path)
+    at = args.index("--polyswarmd-addr")
+    del args[at : at + 2]
+    return [*args, *(item for entry in entries for item in ("--community", entry))]
+
+
+@pytest.mark.parametrize(
+    ("extra", "env", "fragments"),
+    [
+        (["--community", "a=127.0.0.1:9"], {}, ("--community", "given twice")),
+        (["--api-key", "b=s3cr3t"], {}, ("--api-key (API_KEY)", "no --community of that name")),
+        (["--polyswarmd-addr", "127.0.0.1:9"], {}, ("--polyswarmd-addr", "--community", "not both")),
+        ([], {"POLYSWARMD_ADDR": "127.0.0.1:9"}, ("--polyswarmd-addr", "not both")),
+        (["--community", "bad"], {}, ("--community (COMMUNITIES)", "NAME=URL")),
+        (["--scan-queue", "redis://127.0.0.1:9"], {}, ("--scan-queue", "one engine per community")),
+        (["--contracts", "c.json"], {}, ("--contracts", "--community")),
+    ],
+)
+def test_a_bad_community_option_is_one_line_before_anything_connects(
+    tmp_path: Path, extra: list[str], env: dict[str, str], fragments: tuple[str, ...]
+) -> None:
+    """microengine --community mistakes: a repeated name, a key for no community, --polyswarmd-addr too..."""
+    args = [*_communities(tmp_path, "a=127.0.0.1:9"), *extra]
+    result = run_module("polyswarmclient.cli.microengine", "--backend", "eicar", *args, clear=CLEAR, env=env)
+    _one_line_usage_error(result, *fragments)
+    assert "s3cr3t" not in result.stderr  # a key is never echoed
+
+
+def test_communities_from_the_environment_are_checked_too(tmp_path: Path) -> None:
+    """COMMUNITIES is a space-separated list of NAME=URL; a malformed entry there is one line too."""
+    result = run_module(
+        "polyswarmclient.cli.microengine",
+        "--backend",
+        "eicar",
+        *[a for a in _connection(tmp_path) if a not in ("--polyswarmd-addr", "127.0.0.1:9")],
+        clear=CLEAR,
+        env={"COMMUNITIES": "a=127.0.0.1:9 b"},
+    )
+    _one_line_usage_error(result, "--community (COMMUNITIES)", "'b'")
+
+
+def test_a_devnet_whose_two_chains_share_a_chain_id_is_refused() -> None:
+    """polyswarmd-devnet --home-chain-id 7 --side-chain-id 7: one line, exit 2."""
+    result = run_module("polyswarmclient.cli.devnet", "--home-chain-id", "7", "--side-chain-id", "7", "--port", "0")
+    _one_line_usage_error(result, "--home-chain-id", "different")
+
+
+def test_state_of_a_single_community_engine_is_not_left_behind(tmp_path: Path) -> None:
+    """Pending records in --state-dir itself would never be revealed by the engines of --state-dir/NAME."""
+    records = tmp_path / "state" / "microengine" / "0xd595c0c90498619daead4fb67886a1f06c1b3c17"
+    records.mkdir(parents=True)
+    (records / "side-7f3c0c6e-0000-4000-8000-000000000000.json").write_text("{}")
+    args = _communities(tmp_path, "a=127.0.0.1:9", "b=127.0.0.1:10")
+    result = run_module("polyswarmclient.cli.microengine", "--backend", "eicar", *args, clear=CLEAR)
+    _one_line_usage_error(result, "1 bounty record(s)", "state/NAME", "a or b")

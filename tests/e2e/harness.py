@@ -334,6 +334,8 @@ class DevnetOptions:
     eth_abi_v1: bool = False
     #: ``--chains-on``: ``embedded`` py-evm, or ``anvil`` nodes (the anvil tier)
     chains_on: str = "embedded"
+    #: ``(home, side)`` chain ids, for a second devnet that must be separate chains (default: the devnet's)
+    chain_ids: tuple[int, int] | None = None
 
     def argv(self) -> list[str]:
         return [
@@ -343,6 +345,8 @@ class DevnetOptions:
             "--relay-confirmations", str(self.relay_confirmations),
             *(["--eth-abi-v1"] if self.eth_abi_v1 else []),
             "--chains-on", self.chains_on,
+            *(["--home-chain-id", str(self.chain_ids[0]), "--side-chain-id", str(self.chain_ids[1])]
+              if self.chain_ids else []),
         ]  # fmt: skip
 
 

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # imported where used: eth-account and aiohttp cost half a se
     from polyswarmclient.client.facade import PolyswarmClient
     from polyswarmclient.client.signing import RemoteSigner, TransactionSigner
     from polyswarmclient.eth.keys import Signer
+    from polyswarmclient.services.communities import Communities
 
 T = TypeVar("T")
 log = logging.getLogger("polyswarmclient.cli")
@@ -240,6 +241,29 @@ def serve(
     return run(main, grace=grace)
 
 
+def serve_communities(
+    clients: Mapping[str, PolyswarmClient],
+    work: Callable[[str, Any, Shutdown], Awaitable[None]],
+    learn: Sequence[str] = (),
+    *,
+    grace: float = DEFAULT_GRACE,
+    started: Callable[[Communities], None] = lambda _: None,
+) -> None:
+    """:func:`serve` for several communities: ``work(name, client, shutdown)`` for each, each behind its own
+    boundary (:class:`~polyswarmclient.services.communities.Communities`); ``started`` sees the runner."""
+    from polyswarmclient.services.communities import Communities
+
+    async def main(shutdown: Shutdown) -> None:
+        runner = Communities(clients, shutdown)
+        started(runner)
+        try:
+            await runner.run(work, learn)
+        finally:
+            HEALTH.serving = False
+
+    run(main, grace=grace)
+
+
 def guard(func: Callable[..., Any]) -> Callable[..., Any]:
     """Map errors raised while preparing a command (before the event loop) to exit codes."""
 
@@ -267,4 +291,5 @@ __all__ = [
     "read_password",
     "run",
     "serve",
+    "serve_communities",
 ]

@@ -103,6 +103,15 @@ ANVIL = _devnet(
 )
 HOME_RPC = _devnet("home_rpc", "Use this JSON-RPC node as the homechain instead of an embedded EVM.", convert=_optional)
 SIDE_RPC = _devnet("side_rpc", "Use this JSON-RPC node as the sidechain instead of an embedded EVM.", convert=_optional)
+HOME_CHAIN_ID = _devnet(
+    "home_chain_id",
+    "Chain id of the homechain. Two devnets that should be two separate chains need their own ids (a wallet "
+    "serving both keeps one nonce sequence per chain id, see docs/communities.md).",
+    type=click.IntRange(min=1),
+)
+SIDE_CHAIN_ID = _devnet(
+    "side_chain_id", "Chain id of the sidechain (give each separate devnet its own).", type=click.IntRange(min=1)
+)
 REVEAL_WINDOW = Option(
     "--reveal-window",
     "DEVNET_REVEAL_WINDOW",
@@ -153,6 +162,8 @@ OPTIONS: tuple[Option, ...] = (
     ANVIL,
     HOME_RPC,
     SIDE_RPC,
+    HOME_CHAIN_ID,
+    SIDE_CHAIN_ID,
     REVEAL_WINDOW,
     VOTE_WINDOW,
     COMMUNITY,
@@ -182,7 +193,12 @@ def build_config(options: dict[str, Any]) -> DevnetConfig:
     """The devnet's settings from the declared options; the two windows override the community's."""
     windows = {"assertion_reveal_window": options["reveal_window"], "arbiter_vote_window": options["vote_window"]}
     overrides = {name: value for name, value in windows.items() if value is not None}
-    return replace(build(DevnetConfig, OPTIONS, options), community_overrides=overrides)
+    config = replace(build(DevnetConfig, OPTIONS, options), community_overrides=overrides)
+    if config.home_chain_id == config.side_chain_id:
+        raise ConfigError(
+            f"--home-chain-id and --side-chain-id are both {config.home_chain_id}; give the two chains different ids"
+        )
+    return config
 
 
 def check_retention(config: DevnetConfig) -> None:
@@ -228,7 +244,7 @@ def main(**options: Any) -> None:
     for url in (options["home_rpc"], options["side_rpc"]):
         _register_url_secrets(url)
     guard(require_devnet_extra)("polyswarmd-devnet")
-    config = build_config(options)
+    config = guard(build_config)(options)
     guard(check_retention)(config)
     with contextlib.ExitStack() as stack:
         guard(stack.enter_context)(operations(options))  # a bad or busy --metrics-addr: one line, exit 2 or 1

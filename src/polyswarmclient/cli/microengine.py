@@ -9,6 +9,8 @@ usage or configuration error (bad option, unknown backend, keyfile or password p
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -19,10 +21,26 @@ import click
 from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.backends import Backend, list_backends, load_backend_class
 from polyswarmclient.cli import options
-from polyswarmclient.cli.common import connect, guard, operations, require_devnet_extra, run, serve
+from polyswarmclient.cli.common import (
+    choose_signer,
+    guard,
+    operations,
+    require_devnet_extra,
+    run,
+    serve,
+    serve_communities,
+)
+from polyswarmclient.cli.communities import (
+    COMMUNITY_OPTIONS,
+    Community,
+    communities_from,
+    repeatable_api_key,
+    single_api_key,
+)
 from polyswarmclient.cli.options import CONNECTION, LOGGING, OPERATIONS, QUEUE, SCAN_QUEUE, Option, apply
+from polyswarmclient.client.settings import ClientConfig
 from polyswarmclient.errors import ConfigError
-from polyswarmclient.log import setup_logging
+from polyswarmclient.log import register_secret, setup_logging
 from polyswarmclient.services.microengine.bidding import STRATEGIES
 from polyswarmclient.services.microengine.config import EngineConfig
 from polyswarmclient.services.microengine.filters import OPERATOR_CHOICES, parse_confidence, parse_filters
@@ -168,7 +186,8 @@ DEVNET_ANVIL = Option(
 #: Every microengine option, in --help order. Add new options here and read them in cli().
 MICROENGINE_OPTIONS: tuple[Option, ...] = (
     *LOGGING,
-    *CONNECTION,
+    *(repeatable_api_key(option) if option is options.API_KEY else option for option in CONNECTION),
+    *COMMUNITY_OPTIONS,
     options.MAX_ARTIFACT_SIZE,
     BACKEND,
     APP_DIR,
@@ -267,6 +286,9 @@ def cli(**params: Any) -> None:
     backend_class = load_backend_class(params["backend"], app_dir=params["app_dir"])
     _adopt_backend_logger(backend_class.__module__)
     config = replace(engine_config(params), package_bid_strategy=not explicit("bid_strategy"))
+    communities = communities_from(params, explicit)
+    if params["devnet"] and communities:
+        raise ConfigError("--devnet runs a community of its own; it cannot go with --community (COMMUNITIES)")
     if params["devnet"]:
         if params["metrics_addr"]:
             raise ConfigError(
@@ -283,12 +305,24 @@ def cli(**params: Any) -> None:
 
         run_demo(params, backend_class, config, explicit=explicit)
         return
+    if communities:
+        if params["scan_queue"] or params["queue"]:
+            raise ConfigError(
+                "--scan-queue (SCAN_QUEUE) serves one community; with --community (COMMUNITIES) the engine scans "
+                "in its own process: run one engine per community to use a scan queue"
+            )
+        _serve_communities(params, communities, backend_class, config)
+        return
+    from polyswarmclient.client.facade import PolyswarmClient
     from polyswarmclient.services.microengine.build import make_backend
     from polyswarmclient.services.microengine.engine import Microengine
     from polyswarmclient.services.microengine.state import StateStore
 
     queue_url = _scan_queue(params)
-    client = connect(params, MICROENGINE_OPTIONS)
+    api_key = single_api_key(params["api_key"], params["api_key_file"])
+    register_secret(api_key)
+    base = dataclasses.replace(options.build(ClientConfig, MICROENGINE_OPTIONS, params), api_key=api_key)
+    client = PolyswarmClient(base, choose_signer(params))
     store = StateStore(Path(params["state_dir"]), client.address)
     backend = make_backend(client, backend_class, params["backend"], config)
 
@@ -337,6 +371,66 @@ def _scan_queue(params: dict[str, Any]) -> str | None:
 
     run(probe)
     return url
+
+
+def _serve_communities(
+    params: dict[str, Any], communities: tuple[Community, ...], backend_class: type, config: EngineConfig
+) -> None:
+    """One engine per community, in this process: one backend, one wallet (signer and nonce book), and per
+    community a client, pins, state directory (--state-dir/NAME) and event streams; --testing N counts
+    the bounties of all of them."""
+    from polyswarmclient.client.facade import PolyswarmClient
+    from polyswarmclient.client.nonces import NonceBook
+    from polyswarmclient.services.microengine.build import make_backend
+    from polyswarmclient.services.microengine.engine import Microengine
+    from polyswarmclient.services.microengine.quota import TestingQuota
+    from polyswarmclient.services.microengine.state import StateStore
+
+    base = options.build(ClientConfig, MICROENGINE_OPTIONS, params)
+    _check_no_single_community_state(Path(params["state_dir"]), communities)
+    signer = choose_signer(params)
+    book = NonceBook()
+    clients: dict[str, PolyswarmClient] = {}
+    for community in communities:
+        register_secret(community.api_key)
+        try:
+            clients[community.name] = PolyswarmClient(community.client_config(base), signer, nonces=book)
+        except ConfigError as exc:
+            raise ConfigError(f"--community {community.name}: {exc}") from None
+    stores = {name: StateStore(Path(params["state_dir"]) / name, signer.address) for name in clients}
+    # One backend for every community; an AbstractMicroengine's own client calls reach the first community.
+    backend = make_backend(next(iter(clients.values())), backend_class, params["backend"], config)
+    quota = TestingQuota(config.testing)
+
+    async def work(name: str, client: Any, shutdown: Shutdown) -> None:
+        await Microengine(client, backend, stores[name], config, shutdown, quota=quota).run()
+
+    with contextlib.ExitStack() as stack:
+        for store in stores.values():
+            stack.enter_context(store)
+        stack.enter_context(operations(params))
+        run(lambda _: backend.setup())
+        try:
+            grace = params["shutdown_grace"]
+            # A --testing run complete across communities also stops waiting for one that never came up.
+            serve_communities(
+                clients, work, learn=("assertion",), grace=grace, started=lambda runner: quota.subscribe(runner.done)
+            )
+        finally:
+            run(lambda _: _tear_down(backend))
+
+
+def _check_no_single_community_state(state_dir: Path, communities: tuple[Community, ...]) -> None:
+    """Pending work a single-community engine left in --state-dir itself would never be revealed or settled
+    by the engines of --state-dir/NAME: refuse to start until it is moved where it belongs."""
+    left = sorted(state_dir.glob("microengine/*/*.json"))
+    if left:
+        names = " or ".join(c.name for c in communities)
+        raise ConfigError(
+            f"--state-dir {state_dir} holds {len(left)} bounty record(s) of an engine run without --community; "
+            f"move {state_dir / 'microengine'} (and known_contracts.json) into {state_dir}/NAME for the community "
+            f"they belong to ({names}), or finish them with --polyswarmd-addr first"
+        )
 
 
 async def _tear_down(backend: Backend) -> None:

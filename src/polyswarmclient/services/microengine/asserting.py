@@ -137,6 +137,8 @@ class Asserting:
                 list(judged.confidences),
                 list(judged.notes),
                 bounty.chain,
+                # this community's bid range (a backend serving several communities must not mix them up)
+                limits=(params.assertion_bid_minimum, params.assertion_bid_maximum),
             )
         return plan(judged, params, self._strategy, custom)
 

@@ -72,7 +72,10 @@ class Microengine:
         config: EngineConfig | None = None,
         shutdown: Shutdown | None = None,
         scan_step: ScanStep | None = None,
+        *,
+        quota: TestingQuota | None = None,
     ) -> None:
+        """``quota``: a ``--testing N`` count shared with the engines of other communities (else its own)."""
         self.client = client
         self.backend = backend
         self.store = store
@@ -82,7 +85,11 @@ class Microengine:
         self.stats = EngineStats()
         self._in_flight = 0
         self.book = Book(store, self.config.seen_cache_size)
-        self.quota = TestingQuota(self.config.testing, on_complete=self._testing_done)
+        if quota is None:
+            self.quota = TestingQuota(self.config.testing, on_complete=self._testing_done)
+        else:
+            self.quota = quota
+            quota.subscribe(self._testing_done)
         self.is_fatal = FatalErrors(testing=bool(self.config.testing))
         self.asserting = Asserting(client, backend, self.book, self.config, self.stats, scan_step)
         self.steps = Steps(client, self.book, self.stats, self.quota, self.is_fatal)

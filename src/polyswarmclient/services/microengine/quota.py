@@ -1,5 +1,8 @@
 """``--testing N``: take N bounties, then stop once each of them is finished. All the counting is here.
 
+One quota may serve several engines (one per community, see docs/communities.md): N counts the bounties
+of all of them, and each engine subscribes to hear when the run is complete.
+
 A bounty counts from the moment the engine takes it (or finds it in the state directory on a restart:
 a bounty taken before the restart is still one of the N) until it is finished: settled, skipped,
 failed before anything was posted, or abandoned. A bounty whose assertion may have been posted stays
@@ -20,7 +23,11 @@ class TestingQuota:
         self.limit = limit
         self.taken = 0
         self._open: set[str] = set()
-        self._on_complete = on_complete
+        self._listeners: list[Callable[[], None]] = [on_complete]
+
+    def subscribe(self, on_complete: Callable[[], None]) -> None:
+        """Call ``on_complete`` too once the run is complete (an engine sharing this quota)."""
+        self._listeners.append(on_complete)
 
     @property
     def active(self) -> bool:
@@ -58,4 +65,5 @@ class TestingQuota:
             return
         self._open.discard(guid)
         if self.complete:
-            self._on_complete()
+            for listener in list(self._listeners):
+                listener()

@@ -1,0 +1,142 @@
+"""One ``microengine`` process serving two communities: two devnets on separate chains, one wallet.
+
+``alpha`` is the module's devnet (chain ids 1337/1338), ``beta`` a second devnet with chain ids of its own
+(2337/2338), each with its own arbiter. The engine takes both with ``--community`` and one keystore;
+``--testing N`` counts the bounties of both. Payouts are judged on each chain by the reference's rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import (
+    ARBITER_READY,
+    PASSWORD,
+    Cli,
+    Devnet,
+    DevnetOptions,
+    Process,
+    TcpProxy,
+    assert_asserted_revealed_settled,
+    assert_paid_as_the_only_right_expert,
+    command,
+    keyfile,
+    posted_guids,
+    state_records,
+    wait_until,
+)
+
+DURATION = 12
+BETA = DevnetOptions(chain_ids=(2337, 2338))
+
+
+@pytest.fixture(scope="module")
+def beta(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    net = Devnet.start(tmp_path_factory.mktemp("beta"), BETA)
+    try:
+        yield net
+    finally:
+        code = net.process.stop(timeout=20) if net.process.running else net.process.returncode
+        net.process.cleanup()
+    assert code == 0, f"the beta devnet exited with code {code} on SIGTERM"
+
+
+@pytest.fixture(scope="module")
+def beta_arbiter(beta: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    shared = Cli(beta, tmp_path_factory.mktemp("beta-arbiter"))
+    process = shared.arbiter(testing=0)
+    try:
+        shared.ready(process, ARBITER_READY)
+        yield process
+    finally:
+        shared.cleanup()
+
+
+@pytest.fixture
+def beta_cli(beta: Devnet, tmp_path: Path) -> Iterator[Cli]:
+    runner = Cli(beta, tmp_path / "beta")
+    try:
+        yield runner
+    finally:
+        runner.cleanup()
+
+
+def _engine(cli: Cli, keystore: str, state: Path, communities: dict[str, str], testing: int) -> Process:
+    argv = [
+        *command("microengine"),
+        "--backend", "eicar",
+        "--block-time", "0.25",
+        "--testing", str(testing),
+        *(arg for name, addr in communities.items() for arg in ("--community", f"{name}={addr}")),
+        "--insecure-transport",
+        "--keyfile", str(keyfile(keystore)),
+        "--password", PASSWORD,
+        "--state-dir", str(state),
+        "--log", "info",
+    ]  # fmt: skip
+    engine = cli.spawn("engine-communities", argv)
+    for name in communities:
+        cli.ready(engine, f"[{name}] catch-up on side done")
+    return engine
+
+
+def _one_guid(ambassador: Process) -> str:
+    guids = posted_guids(ambassador)
+    assert len(guids) == 1, guids
+    return guids[0]
+
+
+def test_one_engine_asserts_reveals_and_settles_in_two_communities(
+    devnet: Devnet, arbiter: Process, beta: Devnet, beta_arbiter: Process, cli: Cli, beta_cli: Cli, tmp_path: Path
+) -> None:
+    """One bounty in each community, one engine and one wallet: both settled and paid, --testing 2 counts both."""
+    keystore = "spare1_keyfile"
+    before = {"alpha": devnet.balances(keystore), "beta": beta.balances(keystore)}
+    state = tmp_path / "state"
+    engine = _engine(cli, keystore, state, {"alpha": devnet.addr, "beta": beta.addr}, testing=2)
+    posters = {
+        "alpha": cli.ambassador(bounties=1, duration=DURATION),
+        "beta": beta_cli.ambassador(bounties=1, duration=DURATION),
+    }
+    engine.expect_exit(0, timeout=120)
+    for ambassador in posters.values():
+        ambassador.expect_exit(0, timeout=60)
+
+    log = engine.output()
+    for name, net in (("alpha", devnet), ("beta", beta)):
+        guid = _one_guid(posters[name])
+        assert_asserted_revealed_settled(engine, guid)
+        assert f"[{name}] bounty {guid}: settled" in log, f"the settle of {guid} is not logged for {name}"
+        assert_paid_as_the_only_right_expert(net, guid, keystore, before[name])
+        assert (state / name / "known_contracts.json").is_file(), f"{name}'s contracts were not pinned apart"
+        assert state_records(state / name) == []  # settled: the record was deleted
+    # each bounty was scanned once, in its own community
+    assert log.count("asserting verdicts=[malicious]") == 2, log
+
+
+def test_a_community_taken_down_mid_run_leaves_the_other_serving(
+    devnet: Devnet, arbiter: Process, beta: Devnet, cli: Cli, tmp_path: Path
+) -> None:
+    """beta's polyswarmd goes away after start; alpha's bounty is still asserted, revealed and settled."""
+    keystore = "spare2_keyfile"
+    before = devnet.balances(keystore)
+    with TcpProxy(beta.port) as proxy:
+        engine = _engine(
+            cli, keystore, tmp_path / "state", {"alpha": devnet.addr, "beta": f"localhost:{proxy.port}"}, testing=1
+        )
+        proxy.cut()
+        wait_until(
+            lambda: "[beta] event stream" in engine.output() and "reconnecting" in engine.output(),
+            timeout=30,
+            what="the engine to notice that beta is gone",
+            watch=[engine],
+        )
+        ambassador = cli.ambassador(bounties=1, duration=DURATION)
+        engine.expect_exit(0, timeout=120)
+        ambassador.expect_exit(0, timeout=60)
+    guid = _one_guid(ambassador)
+    assert_asserted_revealed_settled(engine, guid)
+    assert_paid_as_the_only_right_expert(devnet, guid, keystore, before)
