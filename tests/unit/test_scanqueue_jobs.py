@@ -135,3 +135,11 @@ def test_percentiles_use_the_nearest_rank() -> None:
     assert percentile([], 0.99) == 0.0
     assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
     assert percentile([float(i) for i in range(1, 101)], 0.99) == 99.0
+
+
+def test_the_password_of_a_redis_address_is_found_for_redaction() -> None:
+    from polyswarmclient.scanqueue.jobs import redis_password
+
+    assert redis_password("redis://:s3cret@host:6379/0") == "s3cret"
+    assert redis_password("redis://user:pw@host/0") == "pw"
+    assert redis_password("redis://host:6379/0") is None

@@ -362,9 +362,10 @@ def _scan_queue(params: dict[str, Any]) -> str | None:
 
     require_redis()
     from polyswarmclient.scanqueue.connection import connect as connect_redis
-    from polyswarmclient.scanqueue.jobs import redis_url
+    from polyswarmclient.scanqueue.jobs import redis_password, redis_url
 
     url = redis_url(params["scan_queue"])
+    register_secret(redis_password(url))
 
     async def probe(_: Shutdown) -> None:
         await (await connect_redis(url)).aclose()

@@ -87,7 +87,7 @@ def cli(**params: Any) -> None:
     require_redis()
     from polyswarmclient.backends import load_backend_class
     from polyswarmclient.scanqueue.connection import connect
-    from polyswarmclient.scanqueue.jobs import default_queue, redis_url
+    from polyswarmclient.scanqueue.jobs import default_queue, redis_password, redis_url
     from polyswarmclient.scanqueue.worker import ArtifactSource, Worker
     from polyswarmclient.services.microengine.build import make_backend
     from polyswarmclient.services.microengine.config import EngineConfig
@@ -98,6 +98,7 @@ def cli(**params: Any) -> None:
     if not params["scan_queue"]:
         raise ConfigError("no scan queue: pass --scan-queue (SCAN_QUEUE) with the Redis address, redis://HOST:PORT/DB")
     url = redis_url(params["scan_queue"])
+    register_secret(redis_password(url))
     queue = params["queue"] or default_queue(params["backend"])
     register_secret(params["api_key"])
     client_config = options.build(ClientConfig, WORKER_OPTIONS, params)

@@ -96,6 +96,11 @@ def check_redis_url(url: str, option: str = "--scan-queue (SCAN_QUEUE)") -> str:
     return url
 
 
+def redis_password(url: str) -> str | None:
+    """The password in ``url`` (``redis://:PASSWORD@host``), to register as a secret that logs never show."""
+    return urllib.parse.urlsplit(url).password or None
+
+
 def redis_url_for_logs(url: str) -> str:
     """``url`` without its password, for log lines and messages."""
     parsed = urllib.parse.urlsplit(url)
