@@ -2,14 +2,13 @@
 
 The engine holds the wallet and does commit / reveal / settle; the workers scan with a slow test backend
 (``tests.fixtures.queue_backends:SlowScanner``). The first worker is given scans that never finish in time
-and is killed while it holds a job; the second takes that job over after the claim timeout. Every bounty
+and is killed while it holds a job; the second, started then, takes that job over after the claim timeout. Every bounty
 must still be asserted with the right verdict, revealed and settled, and the engine's balance must change
 by exactly what the settlements say.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,16 +79,13 @@ def test_bounties_are_scanned_by_workers_and_a_killed_worker_loses_nothing(
 ) -> None:
     before = devnet.balances(ENGINE)
     doomed = _worker(cli, devnet, redis_server, "worker-doomed", scan_seconds="600")
-    wait_until(
-        lambda: "scanning jobs of" in doomed.output(), timeout=60, what="the first worker to start", watch=[doomed]
-    )
-    time.sleep(1.0)  # blocked on the stream first: Redis hands the first job to it
-    survivor = _worker(cli, devnet, redis_server, "worker-survivor", scan_seconds="0.5")
-    wait_until(lambda: "scanning jobs of" in survivor.output(), timeout=60, what="the second worker to start")
+    wait_until(lambda: "scanning jobs of" in doomed.output(), timeout=60, what="the first worker to start")
     engine = cli.engine(ENGINE, "--scan-queue", redis_server.url, backend=SLOW, testing=BOUNTIES)
     cli.ready(engine, ENGINE_READY)
     ambassador = cli.ambassador(bounties=BOUNTIES, duration=DURATION)
 
+    # The first job goes to the only worker there is, which never finishes it: kill it mid-scan, then start
+    # the worker that must take that job over (and scan the others).
     wait_until(
         lambda: _held_by(redis_server, f"-{doomed.pid}"),
         timeout=60,
@@ -97,6 +93,7 @@ def test_bounties_are_scanned_by_workers_and_a_killed_worker_loses_nothing(
         watch=[doomed, engine],
     )
     doomed.kill()
+    survivor = _worker(cli, devnet, redis_server, "worker-survivor", scan_seconds="0.5")
 
     engine.expect_exit(0, timeout=180)
     ambassador.expect_exit(0, timeout=60)
