@@ -14,6 +14,7 @@ still find it on chain and reveal.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -170,6 +171,37 @@ def test_bounty_posted_while_the_engine_is_cut_off_is_caught_up_and_paid(
     assert dropped < reconnected < asserted, (dropped, reconnected, asserted)
     assert reconnected < caught_up
     _worked_and_paid(devnet, engine, guid, keystore, before)
+
+
+def test_readyz_goes_stale_while_the_devnet_is_frozen_and_ready_when_it_runs_again(
+    devnet: Devnet, arbiter: Process, cli: Cli
+) -> None:
+    """The devnet stopped (SIGSTOP: the socket stays open, no block comes): /readyz turns unready on its
+    own clock, /healthz stays 200 (the engine is fine), and both are ready again once the devnet runs."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    engine = cli.engine("spare4_keyfile", "--metrics-addr", f"127.0.0.1:{port}", testing=None, name="engine-frozen")
+    cli.ready(engine, ENGINE_READY)
+    wait_until(lambda: http_get(base + "/readyz")[0] == 200, timeout=10, what="/readyz to answer ready", watch=[engine])
+    devnet.process.popen.send_signal(signal.SIGSTOP)
+    try:
+        status, reason = wait_until(
+            lambda: (answer := http_get(base + "/readyz"))[0] != 200 and answer,
+            timeout=40,
+            what="/readyz to notice that no block came",
+            watch=[engine],
+        )
+        assert (status, reason.split(": newest block")[0]) == (503, "not ready: side event stream stale"), reason
+        assert http_get(base + "/healthz")[0] == 200
+    finally:
+        devnet.process.popen.send_signal(signal.SIGCONT)
+    wait_until(
+        lambda: http_get(base + "/readyz")[0] == 200,
+        timeout=45,
+        what="/readyz to answer ready once the devnet runs again",
+        watch=[engine],
+    )
+    assert engine.stop() == 0
 
 
 def test_engine_started_after_a_bounty_was_posted_takes_it_on_its_first_connect(
