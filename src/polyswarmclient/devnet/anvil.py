@@ -23,11 +23,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 ANVIL_ENV = "DEVNET_ANVIL"
 ANVIL_PACKAGE = "@foundry-rs/anvil@1.7.1"
@@ -129,6 +131,7 @@ class AnvilNode:
         self.host = host
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -152,11 +155,14 @@ class AnvilNode:
     def start(self, timeout: float = 30.0) -> None:
         for _attempt in range(3):  # a free port can be taken between the probe and anvil's bind
             self.port = free_port(self.host)
+            # stderr goes to a file, not a pipe nobody reads while the node runs (a full pipe would stall it);
+            # with --quiet anvil writes there only when something is wrong
+            self._stderr = tempfile.TemporaryFile()
             self.process = subprocess.Popen(
                 self.command(),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                stderr=self._stderr,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - setpgid + PDEATHSIG, nothing else
             )
             if self._wait_ready(timeout):
@@ -190,11 +196,14 @@ class AnvilNode:
             return ""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        try:
-            _, err = process.communicate(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+        stderr, self._stderr = self._stderr, None
+        if stderr is None:
             return ""
-        return err.decode(errors="replace") if err else ""
+        with stderr:
+            stderr.seek(0)
+            return stderr.read(64 * 1024).decode(errors="replace")
 
     def stop(self, grace: float = 3.0) -> None:
         """SIGTERM the node's process group, SIGKILL after ``grace`` seconds; idempotent."""
