@@ -174,3 +174,15 @@ def test_state_of_a_single_community_engine_is_not_left_behind(tmp_path: Path) -
     args = _communities(tmp_path, "a=127.0.0.1:9", "b=127.0.0.1:10")
     result = run_module("polyswarmclient.cli.microengine", "--backend", "eicar", *args, clear=CLEAR)
     _one_line_usage_error(result, "1 bounty record(s)", "state/NAME", "a or b")
+
+
+def test_maintain_checks_its_communities_and_an_old_journal(tmp_path: Path) -> None:
+    """balancemanager maintain --community: a repeated name is one line; so is a journal left in --state-dir."""
+    args = _communities(tmp_path, "a=127.0.0.1:9", "a=127.0.0.1:10")
+    result = run_module("polyswarmclient.cli.balancemanager", "maintain", "1", "1", *args, clear=CLEAR)
+    _one_line_usage_error(result, "--community", "given twice")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "balancemanager-0x5702046d922a4c7381aebf6ea4c021e8bb468704.json").write_text("{}")
+    args = _communities(tmp_path, "a=127.0.0.1:9", "b=127.0.0.1:10")
+    result = run_module("polyswarmclient.cli.balancemanager", "maintain", "1", "1", *args, clear=CLEAR)
+    _one_line_usage_error(result, "transfer journal", "state/NAME")

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,12 +15,14 @@ import pytest
 
 from tests.e2e.harness import (
     ARBITER_READY,
+    NCT,
     PASSWORD,
     Cli,
     Devnet,
     DevnetOptions,
     Process,
     TcpProxy,
+    address_of,
     assert_asserted_revealed_settled,
     assert_paid_as_the_only_right_expert,
     command,
@@ -140,3 +143,31 @@ def test_a_community_taken_down_mid_run_leaves_the_other_serving(
     guid = _one_guid(ambassador)
     assert_asserted_revealed_settled(engine, guid)
     assert_paid_as_the_only_right_expert(devnet, guid, keystore, before)
+
+
+def test_one_balancemanager_refills_the_sidechains_of_both_communities(
+    devnet: Devnet, beta: Devnet, cli: Cli, tmp_path: Path
+) -> None:
+    """maintain 10005 10 over two communities: one deposit on each chain, each home debited exactly once."""
+    who = "balancemanager_keyfile"
+    before = {"alpha": devnet.balances(who), "beta": beta.balances(who)}
+    assert before["alpha"].side == before["beta"].side == 10_000 * NCT
+    argv = [
+        *command("balancemanager"), "maintain", "10005", "10", "--testing", "2",
+        "--community", f"alpha={devnet.addr}", "--community", f"beta={beta.addr}",
+        "--insecure-transport",
+        "--keyfile", str(keyfile(who)),
+        "--password", PASSWORD,
+        "--state-dir", str(tmp_path / "state"),
+        "--log", "info",
+    ]  # fmt: skip
+    maintain = cli.spawn("maintain-communities", argv)
+    maintain.expect_exit(0, timeout=90)
+
+    log = maintain.output()
+    for name, net in (("alpha", devnet), ("beta", beta)):
+        assert len(re.findall(rf"\[{name}\] side balance .* is below MINIMUM .*: depositing 10 NCT", log)) == 1, log
+        assert re.search(rf"\[{name}\] deposit of 10 NCT sent at home block \d+ has arrived", log), log
+        assert net.nct(who, "home") == before[name].home - 10 * NCT, f"{name}'s home was not debited exactly once"
+        assert net.nct(who, "side") == before[name].side + 10 * NCT - net.relay_fee("side")
+        assert (tmp_path / "state" / name / f"balancemanager-{address_of(who)}.json").is_file()

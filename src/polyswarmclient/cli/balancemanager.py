@@ -10,16 +10,27 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from polyswarmclient.amounts import DENOMINATIONS, format_amount, parse_amount
 from polyswarmclient.cli import options as shared
-from polyswarmclient.cli.common import guard, operations, serve
-from polyswarmclient.cli.options import CONNECTION, LOGGING, OPERATIONS, Option, apply
+from polyswarmclient.cli.common import choose_signer, guard, operations, serve, serve_communities
+from polyswarmclient.cli.communities import (
+    COMMUNITY_OPTIONS,
+    Community,
+    communities_from,
+    given,
+    repeatable_api_key,
+    single_api_key,
+)
+from polyswarmclient.cli.options import CONNECTION, LOGGING, OPERATIONS, Option, apply, build
 from polyswarmclient.cli.role_options import connect
 from polyswarmclient.client import PolyswarmClient
+from polyswarmclient.client.settings import ClientConfig
+from polyswarmclient.errors import ConfigError
 from polyswarmclient.services.balancemanager.journal import Direction, TransferJournal
 from polyswarmclient.services.balancemanager.policy import (
     DEFAULT_CONFIRMATIONS,
@@ -85,6 +96,15 @@ CONFIRMATIONS = Option(
 
 #: The options every sub-command takes.
 COMMON: tuple[Option, ...] = (*CONNECTION, *LOGGING, TESTING, DENOMINATION)
+#: maintain's: it also serves several communities (--community, --api-key NAME=KEY, see docs/communities.md).
+MAINTAIN_OPTIONS: tuple[Option, ...] = (
+    MAXIMUM,
+    WITHDRAW_TARGET,
+    CONFIRMATIONS,
+    *(repeatable_api_key(option) if option is shared.API_KEY else option for option in COMMON),
+    *COMMUNITY_OPTIONS,
+    *OPERATIONS,
+)
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -212,7 +232,7 @@ def withdraw(amount: str | None, **options: Any) -> None:
 @cli.command()
 @click.argument("minimum", metavar="MINIMUM")
 @click.argument("refill_amount", metavar="REFILL_AMOUNT")
-@apply((MAXIMUM, WITHDRAW_TARGET, CONFIRMATIONS, *COMMON, *OPERATIONS))
+@apply(MAINTAIN_OPTIONS)
 @guard
 def maintain(minimum: str, refill_amount: str, **options: Any) -> None:
     """Keep the side-chain NCT balance at least MINIMUM by depositing REFILL_AMOUNT from the home chain.
@@ -238,7 +258,11 @@ def maintain(minimum: str, refill_amount: str, **options: Any) -> None:
         denomination=denomination,
     )
     testing = options["testing"]
-    client = connect(options)
+    communities = communities_from(options, given)
+    if communities:
+        _maintain_communities(options, communities, policy, testing)
+        return
+    client = connect({**options, "api_key": single_api_key(options["api_key"], options["api_key_file"])})
     journal = TransferJournal.open(client.config.state_dir, client.address)
 
     async def body(client: PolyswarmClient, shutdown: Shutdown) -> int:
@@ -248,6 +272,55 @@ def maintain(minimum: str, refill_amount: str, **options: Any) -> None:
         transfers = serve(client, body, learn=("relay",), grace=options["shutdown_grace"])
     if testing:
         log.info("testing mode: %d transfer(s) completed", transfers)
+
+
+def _maintain_communities(
+    options: dict[str, Any], communities: tuple[Community, ...], policy: Policy, testing: int
+) -> None:
+    """One manager per community, one wallet: each sidechain kept between the bounds, deposits decided one at
+    a time per homechain (one home balance, never spent twice), --testing N counted across communities."""
+    from polyswarmclient.client.nonces import NonceBook
+    from polyswarmclient.log import register_secret, setup_logging
+    from polyswarmclient.services.balancemanager.service import HomeBudget, TransferTally
+
+    setup_logging(options["log"], options["log_format"], options.get("client_log"))
+    state_dir = options["state_dir"]
+    left = sorted(Path(state_dir).glob("balancemanager-*.json"))
+    if left:
+        raise ConfigError(
+            f"--state-dir {state_dir} holds the transfer journal of a balancemanager run without --community "
+            f"({left[0].name}); move it into {state_dir}/NAME for the community it belongs to, or finish its "
+            "deposits with --polyswarmd-addr first"
+        )
+    base = build(ClientConfig, CONNECTION, {**options, "api_key": None})
+    signer = choose_signer(options)
+    book = NonceBook()
+    clients: dict[str, PolyswarmClient] = {}
+    for community in communities:
+        register_secret(community.api_key)
+        try:
+            clients[community.name] = PolyswarmClient(community.client_config(base), signer, nonces=book)
+        except ConfigError as exc:
+            raise ConfigError(f"--community {community.name}: {exc}") from None
+    budget = HomeBudget()
+    tally = TransferTally(testing) if testing else None
+
+    async def work(name: str, client: Any, shutdown: Shutdown) -> None:
+        journal = TransferJournal.open(client.config.state_dir, client.address)
+        home = client.pinned_chain_id("home")
+        manager = BalanceManager(
+            client, policy, journal=journal, budget=(budget, home if home is not None else "home"), tally=tally
+        )
+        await manager.run(shutdown)
+
+    def started(runner: Any) -> None:
+        if tally is not None:
+            tally.subscribe(runner.done)
+
+    with operations(options):
+        serve_communities(clients, work, learn=("relay",), grace=options["shutdown_grace"], started=started)
+    if tally is not None:
+        log.info("testing mode: %d transfer(s) completed across %d communities", tally.count, len(clients))
 
 
 # --- view-balance -----------------------------------------------------------------------------------

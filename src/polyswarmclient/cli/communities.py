@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
+
 from polyswarmclient.cli.options import Option
 from polyswarmclient.client.settings import ClientConfig
 from polyswarmclient.errors import ConfigError
@@ -138,6 +140,12 @@ def single_api_key(api_keys: Sequence[str], key_files: Sequence[str]) -> str | N
     if key_files:
         return read_key_file(Path(key_files[0]), "--api-key-file (API_KEY_FILE)")
     return None
+
+
+def given(name: str) -> bool:
+    """Whether option ``name`` of the running click command came from the command line or the environment."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
 
 
 def communities_from(params: Mapping[str, Any], explicit: Callable[[str], bool]) -> tuple[Community, ...]:

@@ -192,6 +192,11 @@ class PolyswarmClient:
             )
         log.info("polyswarmd at %s serves community %r", self._addr, status.community)
 
+    def pinned_chain_id(self, chain: str) -> int | None:
+        """The chain id pinned for ``chain`` of this polyswarmd (known after first contact), else None."""
+        chain_id = self._pins.pinned(self._addr.pin_key, chain).get("chain_id")
+        return chain_id if isinstance(chain_id, int) else None
+
     async def status(self) -> Status:
         """``GET /status``: the community and each chain's reachability and block."""
         return Status.from_json(await self._http.request("GET", "/status"))

@@ -6,9 +6,10 @@ leaves every choice to :func:`~polyswarmclient.services.balancemanager.policy.de
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
@@ -294,6 +295,46 @@ _LEVEL = {
 }
 
 
+class HomeBudget:
+    """The home NCT that several managers (one per community) spend on refills.
+
+    Communities that share a homechain share its NCT balance: two managers that read it at the same block
+    would both decide on a refill the balance covers once. Each manager decides a deposit while holding
+    the lock of its homechain (by chain id) and reads the balances again under it; ``send`` returns once
+    the deposit is mined, so the next manager's read already shows the NCT spent. Decisions on separate
+    homechains do not wait for each other.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, asyncio.Lock] = {}
+
+    def lock(self, home: Hashable) -> asyncio.Lock:
+        """The lock of homechain ``home`` (its chain id)."""
+        return self._locks.setdefault(home, asyncio.Lock())
+
+
+class TransferTally:
+    """``--testing N`` across communities: the transfers every manager completed, and who to tell at N."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self._listeners: list[Callable[[], None]] = []
+
+    @property
+    def done(self) -> bool:
+        return self.limit > 0 and self.count >= self.limit
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def add(self) -> None:
+        self.count += 1
+        if self.done:
+            for listener in list(self._listeners):
+                listener()
+
+
 class BalanceManager:
     """``maintain``: keep the side-chain NCT balance between bounds, driven by home-chain blocks.
 
@@ -315,10 +356,16 @@ class BalanceManager:
         *,
         testing: int = 0,
         journal: TransferJournal | None = None,
+        budget: tuple[HomeBudget, Hashable] | None = None,
+        tally: TransferTally | None = None,
     ) -> None:
+        """``budget``: the home budget shared with other communities' managers and this one's homechain key;
+        ``tally``: a ``--testing`` count shared with them (``testing`` is then the tally's limit)."""
         self.client = client
         self.policy = policy
-        self.testing = testing
+        self.testing = testing if tally is None else tally.limit
+        self._budget = budget
+        self._tally = tally
         self.journal = journal if journal is not None else TransferJournal.in_memory()
         self.transfers = 0
         self.in_flight: InFlightDeposit | None = None
@@ -372,6 +419,10 @@ class BalanceManager:
         log.info("maintaining the side balance of %s: %s", self.client.address, bounds)
         # step() retries what can be retried, and says so; whatever it lets through stops maintain.
         supervisor = Supervisor(log, shutdown, FatalErrors(always=(Exception,)), stop_note="no further steps")
+        if self._tally is not None:  # N transfers across communities also stop this one
+            self._tally.subscribe(supervisor.finish)
+            if self._tally.done:
+                supervisor.finish()
         async with supervisor:
             supervisor.consume(self.client, ["home"], partial(self._on_event, supervisor))
             await supervisor.serve()
@@ -389,12 +440,40 @@ class BalanceManager:
 
     @property
     def done(self) -> bool:
+        if self._tally is not None:
+            return self._tally.done
         return self.testing > 0 and self.transfers >= self.testing
+
+    def _completed(self) -> None:
+        self.transfers += 1
+        if self._tally is not None:
+            self._tally.add()
 
     # -- one home block ----------------------------------------------------------------------------
 
     async def step(self, block: int) -> None:
         """Read the balances, decide, act. Errors that retrying cannot fix propagate."""
+        view = await self._read(block)
+        if view is None:
+            return
+        decision = self._decide(view)
+        if self.done:
+            return
+        if isinstance(decision, Deposit) and self._budget is not None:
+            budget, home = self._budget
+            async with budget.lock(home):
+                # Another community's manager may have spent the home NCT while we waited: read again.
+                view = await self._read(block)
+                if view is None:
+                    return
+                decision = self._decide(view)
+                if self.done:
+                    return
+                await self._act(decision, view)
+            return
+        await self._act(decision, view)
+
+    async def _read(self, block: int) -> BalanceView | None:
         try:
             side = await self.client.nct_balance("side")
             home = await self.client.nct_balance("home")
@@ -402,13 +481,16 @@ class BalanceManager:
             raise
         except TransportError as exc:
             log.warning("cannot read balances at home block %d (%s); trying again at the next block", block, exc)
-            return
+            return None
         metrics.NCT_BALANCE.set(metrics.nct(side), chain="side")
         metrics.NCT_BALANCE.set(metrics.nct(home), chain="home")
         await self._gauge_eth()
         if self.in_flight is not None:
             self.in_flight = self.in_flight.observe(side)
-        decision = decide(BalanceView(block=block, side=side, home=home, in_flight=self.in_flight), self.policy)
+        return BalanceView(block=block, side=side, home=home, in_flight=self.in_flight)
+
+    def _decide(self, view: BalanceView) -> Deposit | Withdraw | Wait:
+        decision = decide(view, self.policy)
         show = self.policy.show
         if decision.arrived is not None:
             sent = decision.arrived
@@ -416,21 +498,22 @@ class BalanceManager:
                 "deposit of %s sent at home block %d has arrived (side balance %s)",
                 show(sent.amount),
                 sent.sent_at_block,
-                show(side),
+                show(view.side),
             )
             for seq in self._in_flight_records:
                 self.journal.finish(seq, "arrived")
             self.in_flight, self._in_flight_records = None, []
-            self.transfers += 1
-            if self.done:
-                return
+            self._completed()
+        return decision
+
+    async def _act(self, decision: Deposit | Withdraw | Wait, view: BalanceView) -> None:
         match decision:
             case Deposit(amount=amount):
-                await self._deposit(amount, block, side, home)
+                await self._deposit(amount, view.block, view.side, view.home)
             case Withdraw(amount=amount):
-                await self._withdraw(amount, side)
+                await self._withdraw(amount, view.side)
             case Wait():
-                self._report(decision, block)
+                self._report(decision, view.block)
 
     async def _gauge_eth(self) -> None:
         """With --metrics-addr, read the ETH balances for their gauges, at most once a minute (gas money)."""
@@ -519,7 +602,7 @@ class BalanceManager:
                 raise
             return
         metrics.TRANSFERS.inc(direction="withdraw")
-        self.transfers += 1
+        self._completed()
         log.info("withdrew %s to the home chain (the homechain relay deducts its fee on payout)", show(amount))
 
     def _unsettled(self) -> list[TransferRecord]:
