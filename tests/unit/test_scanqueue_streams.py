@@ -25,3 +25,20 @@ async def test_the_group_is_made_once_and_a_job_reads_back_through_it() -> None:
     await redis.xack(stream, GROUP, got[0][0])
     assert (await redis.xpending(stream, GROUP))["pending"] == 0
     await redis.aclose()
+
+
+async def test_deadlines_follow_redis_s_clock_not_this_machine_s() -> None:
+    """A worker whose clock is 10 s behind Redis's still sees a job expire when Redis's clock says so: the
+    clock reads TIME and keeps the offset."""
+    import time
+
+    from polyswarmclient.scanqueue.connection import RedisClock
+
+    class Ahead:
+        async def time(self) -> tuple[int, int]:
+            now = time.time() + 10
+            return int(now), int((now % 1) * 1_000_000)
+
+    clock = RedisClock()
+    await clock.sync(Ahead())  # type: ignore[arg-type]
+    assert abs(clock.now_ms() - (time.time() + 10) * 1000) < 200
