@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from polyswarmclient import metrics
 from polyswarmclient.cli.communities import Community, communities_from, parse_communities, single_api_key
 from polyswarmclient.client.settings import ClientConfig
 from polyswarmclient.errors import ConfigError, ConnectionFailed, Unauthorized
-from polyswarmclient.log import TextFormatter
+from polyswarmclient.log import JsonFormatter, TextFormatter
 from polyswarmclient.services.communities import Communities
 from polyswarmclient.services.lifecycle import Shutdown
 
@@ -90,10 +91,11 @@ def test_each_community_gets_its_own_address_key_and_state_subfolder() -> None:
 class FakeClient:
     """A community's client: ``down`` start-ups fail as unreachable, ``refuse`` means a 401."""
 
-    def __init__(self, down: int = 0, refuse: bool = False) -> None:
+    def __init__(self, down: int = 0, refuse: bool = False, side_id: int | None = None) -> None:
         self.down = down
         self.refuse = refuse
         self.starts = 0
+        self.side_id = side_id
 
     async def __aenter__(self) -> FakeClient:
         return self
@@ -110,6 +112,9 @@ class FakeClient:
 
     async def learn_contracts(self, kinds: object) -> None:
         return None
+
+    def pinned_chain_id(self, chain: str) -> int | None:
+        return self.side_id if chain == "side" else None
 
 
 async def test_one_community_refused_or_down_never_stops_the_others(caplog: pytest.LogCaptureFixture) -> None:
@@ -161,13 +166,29 @@ async def test_logs_and_metrics_of_a_community_carry_its_name() -> None:
     formatter = TextFormatter("%(name)s: %(message)s")
     lines: list[str] = []
     labels: list[str] = []
+    communities: list[str] = []
 
     async def work(name: str, client: object, shutdown: Shutdown) -> None:
         record = logging.LogRecord("microengine", logging.INFO, __file__, 1, "bounty %s: settled", ("g",), None)
         lines.append(formatter.format(record))
         labels.append(metrics.scoped("side"))
+        communities.append(json.loads(JsonFormatter().format(record))["community"])
 
     await Communities({"alpha": FakeClient(), "beta": FakeClient()}, Shutdown()).run(work)
     assert sorted(lines) == ["microengine: [alpha] bounty g: settled", "microengine: [beta] bounty g: settled"]
     assert sorted(labels) == ["alpha/side", "beta/side"]
+    assert sorted(communities) == ["alpha", "beta"]
     assert metrics.scoped("side") == "side"  # outside a community's task nothing changes
+
+
+async def test_two_communities_on_one_sidechain_id_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """Two sidechains reporting one chain id share a nonce sequence: the operator is told, naming both."""
+
+    async def work(name: str, client: object, shutdown: Shutdown) -> None:
+        return None
+
+    clients = {"alpha": FakeClient(side_id=1338), "beta": FakeClient(side_id=1338), "gamma": FakeClient(side_id=2338)}
+    with caplog.at_level(logging.WARNING):
+        await Communities(clients, Shutdown()).run(work)
+    warnings = [r.getMessage() for r in caplog.records if "sidechain id" in r.getMessage()]
+    assert len(warnings) == 1 and "alpha, beta" in warnings[0] and "1338" in warnings[0]

@@ -46,6 +46,8 @@ class CommunityClient(Protocol):
 
     async def learn_contracts(self, kinds: Sequence[str]) -> None: ...
 
+    def pinned_chain_id(self, chain: str) -> int | None: ...
+
 
 class Communities:
     """Runs ``work(name, client, shutdown)`` for each community, each behind its own boundary."""
@@ -68,6 +70,8 @@ class Communities:
         self.serving: set[str] = set()
         #: Why each stopped community was stopped (its error), by name.
         self.failed: dict[str, PolyswarmError] = {}
+        #: (chain, chain id) -> the communities seen on it, to say which ones share a nonce sequence.
+        self._chain_ids: dict[tuple[str, int], list[str]] = {}
 
     def done(self) -> None:
         """Stop waiting for communities that have not started (a ``--testing`` run completed elsewhere)."""
@@ -100,6 +104,7 @@ class Communities:
                 async with client:
                     await client.check_server()
                     await client.learn_contracts(learn)
+                    self._note_chain_ids(name, client)
                     started = True
                     self.serving.add(name)
                     HEALTH.serving = True
@@ -123,6 +128,33 @@ class Communities:
                     "community %s: cannot start (%s); trying again in %.0f s while the others serve", name, exc, delay
                 )
                 await self._wait(delay)
+
+    def _note_chain_ids(self, name: str, client: CommunityClient) -> None:
+        """Say which communities share a chain (one chain id): they share its nonce sequence. Two sidechains
+        with one id are most likely two chains that were given the same id, whose nonces would then clash."""
+        for chain in ("home", "side"):
+            chain_id = client.pinned_chain_id(chain)
+            if chain_id is None:
+                continue
+            names = self._chain_ids.setdefault((chain, chain_id), [])
+            if name in names:
+                continue
+            names.append(name)
+            if len(names) < 2:
+                continue
+            if chain == "home":
+                log.info(
+                    "communities %s share homechain %d: one nonce sequence and one home balance",
+                    ", ".join(names),
+                    chain_id,
+                )
+            else:
+                log.warning(
+                    "communities %s report the same sidechain id %d, so they share one nonce sequence on it; "
+                    "if these are separate chains, their nonces will clash: give each chain its own chain id",
+                    ", ".join(names),
+                    chain_id,
+                )
 
     def _stop(self, name: str, error: PolyswarmError, why: str) -> None:
         self.failed[name] = error
