@@ -6,7 +6,8 @@ polyswarmd's artifact routes. Throughput uses ``tests.fixtures.queue_backends:Bu
 of CPU per scan, BUSY_SCAN_MS) in real ``worker`` processes; its floor is the same backend scanning in this
 process, one artifact at a time. The overhead uses the ``eicar`` backend (a scan of microseconds), one job at
 a time, as one-artifact bounties scanned by the engine's in-process scan step and by the queue's producer with
-one worker. Prints a table; asserts nothing.
+one worker process, and with the worker service on the benchmark's own event loop (the queue's round trips
+without another process to schedule). Prints a table; asserts nothing.
 
     python benchmarks/scaleout.py [--jobs 24] [--samples 300] [--part all|throughput|overhead]
 """
@@ -34,6 +35,8 @@ from polyswarmclient.backends import create_backend, load_backend_class  # noqa:
 from polyswarmclient.scanqueue.connection import connect  # noqa: E402
 from polyswarmclient.scanqueue.jobs import percentile  # noqa: E402
 from polyswarmclient.scanqueue.producer import QueueScanner  # noqa: E402
+from polyswarmclient.scanqueue.worker import ArtifactSource, Worker  # noqa: E402
+from polyswarmclient.services.lifecycle import Shutdown  # noqa: E402
 from polyswarmclient.services.microengine.filters import BountyFilter  # noqa: E402
 from polyswarmclient.services.microengine.scanning import Scanner  # noqa: E402
 from polyswarmclient.transport import HttpTransport, parse_address  # noqa: E402
@@ -99,6 +102,37 @@ async def wait_for_workers(producer: QueueScanner, uri: str, count: int) -> None
             return
         await producer.scan(bounty(uri, GUIDS.format(0)), budget=10)
     raise RuntimeError(f"only {len(live)} of {count} workers joined")
+
+
+async def same_process_queue(client: InProcessClient, url: str, uri: str, samples: int) -> list[float]:
+    """One-artifact bounties through the queue to a Worker service running on this event loop (eicar)."""
+    backend = create_backend(load_backend_class("eicar"), name="eicar")
+    await backend.setup()
+    shutdown = Shutdown(grace=5)
+    worker = Worker(
+        await connect(url),
+        url=url,
+        queue="bench:same",
+        backend=backend,
+        artifacts=ArtifactSource(client.http),
+        shutdown=shutdown,
+        name="same-process",
+    )
+    task = asyncio.create_task(worker.run())
+    times: list[float] = []
+    try:
+        async with QueueScanner(client, await connect(url), url=url, queue="bench:same") as producer:  # type: ignore[arg-type]
+            await producer.scan(bounty(uri, GUIDS.format(0)), budget=10)
+            for n in range(samples):
+                start = time.perf_counter()
+                await producer.scan(bounty(uri, GUIDS.format(n)), budget=10)
+                times.append((time.perf_counter() - start) * 1000)
+    finally:
+        shutdown.request("benchmark done")
+        await task
+        await worker.redis.aclose()
+        await backend.teardown()
+    return times
 
 
 async def floor_rate(jobs: int, content: bytes) -> float:
@@ -176,6 +210,9 @@ async def main_async(args: argparse.Namespace) -> None:
                     own = list(producer.stats.overhead_ms)
             finally:
                 stop_workers(workers)
+            # the same with the worker service on this process's event loop: the queue's own round trips,
+            # without the scheduling of another process
+            same = await same_process_queue(client, redis.url, one, args.samples)
     await runner.cleanup()
     print()
     print(f"one-artifact bounty, {args.samples} samples (list + fetch + scan), eicar backend:")
@@ -186,6 +223,8 @@ async def main_async(args: argparse.Namespace) -> None:
     added50 = percentile(queued, 0.5) - percentile(local, 0.5)
     added99 = percentile(queued, 0.99) - percentile(local, 0.99)
     print(f"| added by the queue | {added50:.2f} | {added99:.2f} |")
+    same50, same99 = percentile(same, 0.5), percentile(same, 0.99)
+    print(f"| through the queue, worker in the same process | {same50:.2f} | {same99:.2f} |")
     own50, own99 = percentile(own, 0.5), percentile(own, 0.99)
     print(f"| job latency minus scan time, as the engine logs it | {own50:.2f} | {own99:.2f} |")
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
