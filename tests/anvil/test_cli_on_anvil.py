@@ -239,3 +239,22 @@ def test_a_node_urls_credentials_never_reach_the_message() -> None:
     lines = _fails("--home-rpc", f"http://user:s3cret-pass@127.0.0.1:{port}/v3/{key}")
     assert len(lines) == 1 and "does not answer" in lines[0], lines
     assert "s3cret-pass" not in lines[0] and key not in lines[0] and "***" in lines[0]
+
+
+def test_an_anvil_node_that_dies_stops_the_devnet_with_one_line() -> None:
+    """When one of its anvil nodes exits, the devnet says which in one line and exits 1 (no orphan left)."""
+    served = Served("--chains-on", "anvil")
+    try:
+        urls = served.node_urls()
+        children = Path(f"/proc/{served.process.pid}/task/{served.process.pid}/children").read_text().split()
+        side = next(
+            int(pid) for pid in children if urls[1].rsplit(":", 1)[1] in Path(f"/proc/{pid}/cmdline").read_text()
+        )
+        os.kill(side, signal.SIGKILL)
+        assert served.process.wait(timeout=20) == 1
+        assert served.process.stderr is not None
+        lines = served.process.stderr.read().splitlines()
+        assert lines == [f"Error: the sidechain's anvil ({urls[1]}) exited with code -9; the devnet cannot go on"]
+        assert _gone(urls[0])
+    finally:
+        served.cleanup()

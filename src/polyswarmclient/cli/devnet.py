@@ -7,6 +7,7 @@ SIGTERM/SIGINT (exit 0).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 from dataclasses import replace
@@ -229,7 +230,18 @@ async def serve(config: Any, shutdown: Shutdown) -> None:
         click.echo(devnet.describe())
         sys.stdout.flush()
         HEALTH.serving = True
-        await shutdown.wait()
+        stopping = asyncio.create_task(shutdown.wait())
+        failing = asyncio.create_task(devnet.failed())
+        try:
+            await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            failing.cancel()
+        if failing.done() and not failing.cancelled():
+            reason = failing.result()
+            if isinstance(reason, PolyswarmError):
+                raise reason
+            raise PolyswarmError(f"the devnet stopped: {reason}")
     finally:
         await devnet.stop()
 

@@ -151,6 +151,7 @@ class Devnet:
         self.port: int = self.config.port
         self._runner: web.AppRunner | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self._failure_told = False
         #: JSON-RPC URL of each chain on a node (``--home-rpc``/``--side-rpc`` or a started anvil), else None.
         self.rpc_urls: dict[str, str | None] = {"home": self.config.home_rpc, "side": self.config.side_rpc}
         self._anvils: list[Any] = []
@@ -250,7 +251,8 @@ class Devnet:
             self._runner = None
         if self._supervisor is not None:
             self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # a failure ``failed()`` already handed out is not raised again here
+            with contextlib.suppress(BaseException if self._failure_told else asyncio.CancelledError):
                 await self._supervisor
             self._supervisor = None
         for node in (getattr(self, "home", None), getattr(self, "side", None)):
@@ -280,13 +282,44 @@ class Devnet:
                 assert self.relay is not None
                 group.create_task(self.relay.run(), name="relay")
                 group.create_task(self._tick(), name="ticker")
+                if self._anvils:
+                    group.create_task(self._watch_anvils(), name="anvils")
                 await asyncio.sleep(0)  # let the watchers create their conditions
                 ready.set()
         except asyncio.CancelledError:
             raise
+        except BaseExceptionGroup as group:
+            if all(isinstance(exc, PolyswarmError) for exc in group.exceptions):
+                raise  # said in one line by whoever waits on failed() (the CLI), no traceback
+            log.exception("devnet background tasks failed")
+            raise
         except BaseException:
             log.exception("devnet background tasks failed")
             raise
+
+    async def _watch_anvils(self, interval: float = 0.5) -> None:
+        """Fail the background tasks (and so the devnet, see ``failed``) when one of its anvil nodes exits."""
+        while True:
+            await asyncio.sleep(interval)
+            for name, anvil in zip(("home", "side"), self._anvils, strict=True):
+                code = anvil.process.poll() if anvil.process is not None else None
+                if code is not None:
+                    raise PolyswarmError(
+                        f"the {name}chain's anvil ({anvil.url}) exited with code {code}; the devnet cannot go on"
+                    )
+
+    async def failed(self) -> BaseException:
+        """Wait until the background tasks fail and return why (waits forever while they run well)."""
+        assert self._supervisor is not None, "the devnet is not started"
+        try:
+            await asyncio.shield(self._supervisor)
+        except BaseExceptionGroup as group:
+            self._failure_told = True
+            return group.exceptions[0]
+        except Exception as exc:
+            self._failure_told = True
+            return exc
+        return RuntimeError("the devnet's background tasks ended")
 
     async def _tick(self) -> None:
         """Wall-clock blocks: an empty block every ``block_time`` on each chain the devnet mines.
