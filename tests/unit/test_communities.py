@@ -12,7 +12,7 @@ import pytest
 from polyswarmclient import metrics
 from polyswarmclient.cli.communities import Community, communities_from, parse_communities, single_api_key
 from polyswarmclient.client.settings import ClientConfig
-from polyswarmclient.errors import ConfigError, ConnectionFailed, Unauthorized
+from polyswarmclient.errors import ConfigError, ConnectionFailed, TransactionFailed, Unauthorized
 from polyswarmclient.log import JsonFormatter, TextFormatter
 from polyswarmclient.services.communities import Communities
 from polyswarmclient.services.lifecycle import Shutdown
@@ -192,3 +192,30 @@ async def test_two_communities_on_one_sidechain_id_are_warned_about(caplog: pyte
         await Communities(clients, Shutdown()).run(work)
     warnings = [r.getMessage() for r in caplog.records if "sidechain id" in r.getMessage()]
     assert len(warnings) == 1 and "alpha, beta" in warnings[0] and "1338" in warnings[0]
+
+
+async def test_a_community_gone_before_its_service_got_going_is_started_again() -> None:
+    """Its polyswarmd answered the first contact, then failed the service's first reads: tried again."""
+    attempts: list[str] = []
+
+    async def work(name: str, client: object, shutdown: Shutdown) -> None:
+        attempts.append(name)
+        if name == "beta" and attempts.count("beta") == 1:
+            raise ConnectionFailed("connection refused")
+
+    await Communities({"alpha": FakeClient(), "beta": FakeClient()}, Shutdown(), retry_base=0.01, retry_cap=0.02).run(
+        work
+    )
+    assert sorted(attempts) == ["alpha", "beta", "beta"]
+
+
+async def test_an_error_that_stops_the_process_is_raised_as_itself() -> None:
+    """A --testing run's fatal error in one community ends the run with that error (one line, its exit code)."""
+
+    async def work(name: str, client: object, shutdown: Shutdown) -> None:
+        if name == "beta":
+            raise TransactionFailed("settle: the transaction was mined but reverted")
+        await asyncio.sleep(10)
+
+    with pytest.raises(TransactionFailed):
+        await Communities({"alpha": FakeClient(), "beta": FakeClient()}, Shutdown()).run(work)

@@ -43,3 +43,25 @@ def test_without_testing_every_bounty_is_taken_and_nothing_completes() -> None:
     assert not quota.resume("old")
     quota.finished("1")
     assert not quota.complete and done == []
+
+
+def test_one_quota_counts_the_bounties_of_several_engines_and_tells_each() -> None:
+    """--testing 2 over two communities: a bounty in each completes the run, and both engines hear it."""
+    told: list[str] = []
+    quota = TestingQuota(2)
+    quota.subscribe(lambda: told.append("alpha"))
+    quota.subscribe(lambda: told.append("beta"))
+    assert quota.take("guid-in-alpha") and quota.take("guid-in-beta")
+    assert not quota.take("a third bounty")
+    quota.finished("guid-in-alpha")
+    assert told == []
+    quota.finished("guid-in-beta")
+    assert told == ["alpha", "beta"]
+
+
+def test_without_a_quota_an_engine_started_again_and_again_keeps_nothing() -> None:
+    """No --testing: subscribing (each time a community's engine starts) keeps no reference."""
+    quota = TestingQuota(0)
+    for _ in range(1000):
+        quota.subscribe(lambda: None)
+    assert quota._listeners == [quota._listeners[0]]

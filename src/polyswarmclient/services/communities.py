@@ -6,12 +6,14 @@ streams); the clients share the wallet's signer and nonce book (see :mod:`polysw
 
 * every log line and metric written for a community carries its name (log field ``community``; the
   ``chain`` label of a metric reads ``NAME/side``), set once at the top of the community's task;
-* a community whose polyswarmd cannot be reached at start (down, 5xx, 429) is retried with capped backoff
-  while the others serve; once started, its client reconnects by itself;
+* a community whose polyswarmd cannot be reached at start (down, 5xx, 429), or goes away before its
+  service got going, is retried with capped backoff while the others serve; once serving, its client
+  reconnects by itself;
 * a community that cannot be served (its API key refused, at start or later; a configuration problem
   such as a pin mismatch) is stopped with one error line, and the others go on;
 * the run ends when every community's service has returned. When none could be served at all, the first
-  error is raised, so the command exits as it would for that error alone.
+  error is raised, so the command exits as it would for that error alone; so is an error that stops
+  the whole process (``--testing`` mode's fatal errors), as itself rather than as a task group's.
 """
 
 from __future__ import annotations
@@ -80,9 +82,12 @@ class Communities:
     async def run(
         self, work: Callable[[str, CommunityClient, Shutdown], Awaitable[None]], learn: Sequence[str] = ()
     ) -> None:
-        async with asyncio.TaskGroup() as group:
-            for name, client in self.clients.items():
-                group.create_task(self._serve(name, client, work, learn), name=f"community {name}")
+        try:
+            async with asyncio.TaskGroup() as group:
+                for name, client in self.clients.items():
+                    group.create_task(self._serve(name, client, work, learn), name=f"community {name}")
+        except BaseExceptionGroup as errors:  # one error stops the process: show it as itself, not as a group
+            raise _first(errors) from None
         if len(self.failed) == len(self.clients):
             raise next(iter(self.failed.values()))
         for name, error in self.failed.items():
@@ -121,11 +126,12 @@ class Communities:
                 self._stop(name, exc, "it cannot be served as configured")
                 return
             except TransportError as exc:
-                if started:
-                    raise
+                # Down at start, or gone before its service got going (its parameters, its listing): only
+                # this community waits and starts again, from the state directory, as after a restart.
                 delay = backoff.delay()
+                state = "stopped" if started else "cannot start"
                 log.warning(
-                    "community %s: cannot start (%s); trying again in %.0f s while the others serve", name, exc, delay
+                    "community %s: %s (%s); trying again in %.0f s while the others serve", name, state, exc, delay
                 )
                 await self._wait(delay)
 
@@ -170,6 +176,16 @@ class Communities:
         finally:
             stop.cancel()
             done.cancel()
+
+
+def _first(errors: BaseExceptionGroup) -> BaseException:
+    """The first error of a task group that is not a cancellation (the others were cancelled because of it)."""
+    for error in errors.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _first(error)
+        if not isinstance(error, asyncio.CancelledError):
+            return error
+    return errors.exceptions[0]
 
 
 __all__ = ["Communities", "CommunityClient"]

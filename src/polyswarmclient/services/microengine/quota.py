@@ -26,8 +26,10 @@ class TestingQuota:
         self._listeners: list[Callable[[], None]] = [on_complete]
 
     def subscribe(self, on_complete: Callable[[], None]) -> None:
-        """Call ``on_complete`` too once the run is complete (an engine sharing this quota)."""
-        self._listeners.append(on_complete)
+        """Call ``on_complete`` too once the run is complete (an engine sharing this quota). Without a quota
+        nothing completes, so nothing is kept (an engine started again and again adds nothing)."""
+        if self.active:
+            self._listeners.append(on_complete)
 
     @property
     def active(self) -> bool:
