@@ -11,6 +11,8 @@
   seen by one observer on the devnet's event stream; p50 and p99 over the N bounties.
 * ``--count-requests``: both run behind a TCP proxy that counts request lines (requests per bounty).
 * ``--profile FILE``: the engine runs under cProfile (its CPU figure then includes the profiler's cost).
+* ``--py-spy FILE``: py-spy (installed beside this Python) samples the engine from its ready line to its
+  exit and writes the collapsed stacks to FILE.
 * ``--soak SECONDS``: afterwards, the engine without ``--testing`` against a continuous ambassador;
   every ``--every`` seconds a line with its RSS and its state directory (files, bytes).
 
@@ -25,12 +27,14 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import aiohttp
@@ -55,6 +59,8 @@ from tests.e2e.harness import (  # noqa: E402
 OPTIONS = DevnetOptions()  # 0.25 s blocks, reveal window 12, vote window 8
 DURATION = 20  # blocks from posting to expiration
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+#: GUIDs, hashes and numbers in request paths, replaced to group requests by route.
+ROUTE = re.compile(r"[0-9a-f]{8}-[0-9a-f-]{27}|Qm[1-9A-Za-z]{44}|0x[0-9a-fA-F]{40}|/\d+(?=/|$| )")
 #: Seconds an engine logging at WARNING (no ready line) is given to connect before bounties are posted.
 STARTUP_SECONDS = 8.0
 
@@ -136,6 +142,7 @@ def run_one(
     count_requests: bool,
     log: str,
     profile: str | None = None,
+    spy_to: str | None = None,
 ) -> dict[str, float]:
     proxy = TcpProxy(devnet.port).start() if count_requests else None
     addr = proxy.addr if proxy else devnet.addr
@@ -166,11 +173,18 @@ def run_one(
                 if not process.running:
                     raise SystemExit(f"engine exited at start:\n{process.tail(30)}")
         time.sleep(0.5)
+        spy = None
+        if spy_to and label == "engine":  # sampled from here (start-up excluded) until the engine exits
+            py_spy = str(Path(sys.executable).with_name("py-spy"))
+            argv = [py_spy, "record", "--rate", "250", "--format", "raw", "--output", spy_to, "--pid", str(process.pid)]
+            spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         before = cpu_seconds(process.pid)
         requests_before = len(proxy.requests) if proxy else 0
         started = time.monotonic()
         ambassador = cli.ambassador(bounties=bounties, duration=DURATION)
         total = reap(process, timeout=120 + 5 * bounties)
+        if spy is not None:
+            spy.wait(30)
         seconds = time.monotonic() - started
         ambassador.expect_exit(0, timeout=120)
         latencies = observer.latencies(address_of(keystore))
@@ -183,7 +197,12 @@ def run_one(
             "seconds": seconds,
         }
         if proxy:
-            result["requests"] = (len(proxy.requests) - requests_before) / bounties
+            lines = proxy.requests[requests_before:]
+            result["requests"] = len(lines) / bounties
+            kinds = Counter(ROUTE.sub("<id>", line.split("?")[0]) for line in lines)
+            print(f"{label} requests per bounty, by route:", flush=True)
+            for kind, count in kinds.most_common():
+                print(f"  {count / bounties:5.2f}  {kind}", flush=True)
         return result
     finally:
         if proxy:
@@ -242,6 +261,7 @@ def main() -> None:
     parser.add_argument("--engine-log", default="warning", help="the engine's --log (its default: warning)")
     parser.add_argument("--count-requests", action="store_true", help="count requests through a TCP proxy")
     parser.add_argument("--profile", metavar="FILE", help="run the engine under cProfile, stats to FILE")
+    parser.add_argument("--py-spy", metavar="FILE", help="sample the engine with py-spy (raw stacks to FILE)")
     parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS", help="then soak this long")
     parser.add_argument("--every", type=float, default=30.0, metavar="SECONDS", help="soak sample interval")
     args = parser.parse_args()
@@ -273,6 +293,7 @@ def main() -> None:
                     args.count_requests,
                     args.engine_log,
                     args.profile,
+                    args.py_spy,
                 )
             finally:
                 cli.cleanup()

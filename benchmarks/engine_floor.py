@@ -23,6 +23,7 @@ from typing import Any
 
 import aiohttp
 from eth_account import Account
+from eth_keys.datatypes import PrivateKey
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src")]
@@ -35,7 +36,7 @@ EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 class Floor:
     def __init__(self, base: str, key: bytes, address: str, bounties: int) -> None:
         self.base = base
-        self.key = key
+        self.key = PrivateKey(key)  # parsed once, as the engine's Signer does
         self.address = address
         self.wanted = bounties
         self.settled = 0

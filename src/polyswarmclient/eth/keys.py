@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from eth_keys.datatypes import PrivateKey
 from eth_utils import keccak, to_checksum_address
 
 from polyswarmclient.errors import KeyfileError
@@ -16,11 +17,13 @@ from polyswarmclient.wire.models import UnsignedTransaction
 class Signer:
     """Signs transactions for one account. ``repr`` shows the address only."""
 
-    __slots__ = ("_key", "address")
+    __slots__ = ("_key", "_private", "address")
 
     def __init__(self, private_key: bytes) -> None:
         self._key = bytes(private_key)
-        self.address: str = Account.from_key(self._key).address
+        #: Parsed once: eth-account given raw bytes would derive the public key again for every signature.
+        self._private = PrivateKey(self._key)
+        self.address: str = self._private.public_key.to_checksum_address()
 
     def __repr__(self) -> str:
         return f"Signer(address={self.address})"
@@ -41,7 +44,7 @@ class Signer:
             "nonce": tx.nonce,
             "chainId": tx.chain_id,
         }
-        signed = Account.sign_transaction(fields, self._key)
+        signed = Account.sign_transaction(fields, self._private)
         raw = bytes(signed.raw_transaction)
         return raw, "0x" + keccak(raw).hex()
 

@@ -156,6 +156,8 @@ class EventStream:
                     close_timeout=self.settings.close_timeout,
                     max_size=self.settings.max_message_bytes,
                     proxy=None,
+                    # Events are small JSON objects: per-message deflate would cost more CPU than it saves.
+                    compression=None,
                 )
             except (OSError, TimeoutError, WebSocketException) as exc:
                 log.warning("cannot open event stream %s: %s: %s", self.url, type(exc).__name__, exc)
