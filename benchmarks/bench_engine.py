@@ -258,7 +258,7 @@ def soak(devnet: Devnet, cli: Cli, seconds: float, every: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bounties", type=int, default=40)
-    parser.add_argument("--rounds", type=int, default=1, help="floor/engine pairs; medians are reported")
+    parser.add_argument("--rounds", type=int, default=1, help="floor/engine pairs, medians reported (0: soak only)")
     parser.add_argument("--help-runs", type=int, default=7)
     parser.add_argument("--engine-log", default="warning", help="the engine's --log (its default: warning)")
     parser.add_argument("--count-requests", action="store_true", help="count requests through a TCP proxy")
@@ -304,21 +304,22 @@ def main() -> None:
                 runs[label].append(result)
                 print(f"round {round_ + 1} {label}: {result}", flush=True)
                 load = max(load, os.getloadavg()[0])
-        results = {label: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for label, rs in runs.items()}
-        load = max(load, os.getloadavg()[0])
-        floor, engine = results["floor"], results["engine"]
-        print(f"\n{args.bounties} one-artifact EICAR bounties each, median of {args.rounds} round(s); load average "
-              f"up to {load:.2f} on {os.cpu_count()} CPUs")  # fmt: skip
-        print("| figure | floor | microengine | ratio | goal |")
-        print("| --- | --- | --- | --- | --- |")
-        rows = [("CPU per bounty, ms", "cpu_ms", "<= 1.3x"), ("event -> assertion mined p50, ms", "p50_ms", ""),
-                ("event -> assertion mined p99, ms", "p99_ms", "<= 1.1x")]  # fmt: skip
-        if args.count_requests:
-            rows.append(("requests per bounty", "requests", ""))
-        for name, key, goal in rows:
-            print(f"| {name} | {floor[key]:.1f} | {engine[key]:.1f} | {engine[key] / floor[key]:.2f}x | {goal} |")
-        print(f"| `microengine --help`, ms | {floor_s * 1000:.0f} (python -c pass) | {help_s * 1000:.0f} | "
-              f"{help_s / floor_s:.2f}x | < 250 ms |")  # fmt: skip
+        if args.rounds:
+            results = {label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for label, rs in runs.items()}
+            load = max(load, os.getloadavg()[0])
+            floor, engine = results["floor"], results["engine"]
+            print(f"\n{args.bounties} one-artifact EICAR bounties each, median of {args.rounds} round(s); load average "
+                  f"up to {load:.2f} on {os.cpu_count()} CPUs")  # fmt: skip
+            print("| figure | floor | microengine | ratio | goal |")
+            print("| --- | --- | --- | --- | --- |")
+            rows = [("CPU per bounty, ms", "cpu_ms", "<= 1.3x"), ("event -> assertion mined p50, ms", "p50_ms", ""),
+                    ("event -> assertion mined p99, ms", "p99_ms", "<= 1.1x")]  # fmt: skip
+            if args.count_requests:
+                rows.append(("requests per bounty", "requests", ""))
+            for name, key, goal in rows:
+                print(f"| {name} | {floor[key]:.1f} | {engine[key]:.1f} | {engine[key] / floor[key]:.2f}x | {goal} |")
+            print(f"| `microengine --help`, ms | {floor_s * 1000:.0f} (python -c pass) | {help_s * 1000:.0f} | "
+                  f"{help_s / floor_s:.2f}x | < 250 ms |")  # fmt: skip
         if args.soak:
             cli = Cli(devnet, workdir / "soak")
             try:
