@@ -240,8 +240,9 @@ def soak(devnet: Devnet, cli: Cli, seconds: float, every: float) -> None:
     print("| --- | --- | --- | --- | --- |")
     started = time.monotonic()
     samples: list[tuple[float, int]] = []
-    while (elapsed := time.monotonic() - started) < seconds:
+    while time.monotonic() - started < seconds:
         time.sleep(every)
+        elapsed = time.monotonic() - started
         files = [p for p in state.rglob("*") if p.is_file()]
         size = sum(p.stat().st_size for p in files)
         rss = rss_kib(engine.pid)
