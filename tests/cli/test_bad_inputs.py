@@ -135,6 +135,7 @@ def _communities(tmp_path: Path, *entries: str) -> list[str]:
         (["--community", "bad"], {}, ("--community (COMMUNITIES)", "NAME=URL")),
         (["--scan-queue", "redis://127.0.0.1:9"], {}, ("--scan-queue", "one engine per community")),
         (["--contracts", "c.json"], {}, ("--contracts", "--community")),
+        (["--signer", "unix:///nonexistent.sock"], {}, ("--signer (SIGNER)", "--keyfile")),
     ],
 )
 def test_a_bad_community_option_is_one_line_before_anything_connects(

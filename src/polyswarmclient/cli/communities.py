@@ -161,6 +161,11 @@ def communities_from(params: Mapping[str, Any], explicit: Callable[[str], bool])
             "give either --polyswarmd-addr (POLYSWARMD_ADDR) for one community or --community (COMMUNITIES) "
             "NAME=URL for each of several, not both"
         )
+    if params.get("signer"):
+        raise ConfigError(
+            "--signer (SIGNER): polyswarm-signer pins the contracts of one community and would refuse the others' "
+            "transactions; with --community (COMMUNITIES) sign with --keyfile, or run one process per community"
+        )
     if params.get("contracts_file"):
         raise ConfigError(
             "--contracts (CONTRACTS) describes one community's contracts and cannot go with --community "
