@@ -102,6 +102,16 @@ class Counter(Instrument):
 class Gauge(Instrument):
     def __init__(self, name: str, help: str, labels: tuple[str, ...] = ()) -> None:
         super().__init__(Spec(name, "gauge", help, labels))
+        #: Running totals of :meth:`add`, per label values (as few as the label combinations).
+        self._totals: dict[tuple[str, ...], float] = {}
+
+    def add(self, delta: float, **labels: str) -> None:
+        """Move the gauge by ``delta``: several services of one process (one per community) each add their
+        share of one total, where :meth:`set` would have each overwrite the others'."""
+        values = self._values(labels)
+        total = self._totals[values] = self._totals.get(values, 0.0) + delta
+        if _sink is not None:
+            _sink.set(self.spec, total, values)
 
     def set(self, value: float, **labels: str) -> None:
         values = self._values(labels)

@@ -218,3 +218,32 @@ def test_refresh_sets_the_time_dependent_gauges(sink: Recorded, health: tuple[He
     state.refresh()
     assert ("set", "polyswarm_last_block_age_seconds", 3.0, ("side",)) in sink.calls
     assert ("set", "polyswarm_ready", 1, ()) in sink.calls
+
+
+def test_a_gauge_several_services_add_to_shows_their_total(sink: Recorded) -> None:
+    """Two communities' engines with bounties in flight: the gauge shows both, not the last one's count."""
+    gauge = metrics.IN_FLIGHT
+    start = gauge._totals.get((), 0.0)  # what other tests left in this process
+    gauge.add(1)  # alpha takes a bounty
+    gauge.add(1)  # beta takes one
+    gauge.add(1)  # alpha another
+    gauge.add(-1)  # beta's is done
+    shown = [value - start for _, name, value, _ in sink.calls if name == gauge.spec.name]
+    gauge.add(-2)
+    assert shown == [1, 2, 3, 2]
+
+
+def test_a_chain_label_inside_a_community_names_it(sink: Recorded) -> None:
+    """A metric recorded in a community's task carries NAME/side; outside one, side as before."""
+    import contextvars
+
+    def in_beta() -> None:
+        metrics.set_scope("beta")
+        metrics.BOUNTIES_SEEN.inc(chain="side")
+
+    contextvars.copy_context().run(in_beta)
+    metrics.BOUNTIES_SEEN.inc(chain="side")
+    assert [values for _, name, _, values in sink.calls if name == "polyswarm_bounties_seen_total"] == [
+        ("beta/side",),
+        ("side",),
+    ]

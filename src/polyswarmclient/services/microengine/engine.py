@@ -337,7 +337,7 @@ class Microengine:
         taken = time.monotonic()
         set_log_fields(guid=bounty.guid, chain=bounty.chain)
         self._in_flight += 1
-        metrics.IN_FLIGHT.set(self._in_flight)
+        metrics.IN_FLIGHT.add(1)  # the engines of every community add up
         try:
             asserted = await self.asserting.run(bounty)
             if asserted:
@@ -347,7 +347,7 @@ class Microengine:
             raise
         finally:
             self._in_flight -= 1
-            metrics.IN_FLIGHT.set(self._in_flight)
+            metrics.IN_FLIGHT.add(-1)
             # A commitment that may have gone out (its record exists) is finished by the schedule: it is
             # revealed and settled, or abandoned once the chain shows it was never mined.
             if not asserted and bounty.guid not in self.book:

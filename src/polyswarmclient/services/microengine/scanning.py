@@ -95,12 +95,12 @@ class Scanner:
             done[index] = True
             return
         self._waiting += 1
-        metrics.QUEUE_DEPTH.set(self._waiting)
+        metrics.QUEUE_DEPTH.add(1)  # the scanners of every community add up
         try:
             await self._slots.acquire()
         finally:
             self._waiting -= 1
-            metrics.QUEUE_DEPTH.set(self._waiting)
+            metrics.QUEUE_DEPTH.add(-1)
         done[index] = True  # unless cancelled below
         started = time.monotonic()
         job: Job[ScanResult] | None = None
