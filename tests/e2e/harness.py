@@ -337,6 +337,8 @@ class DevnetOptions:
     chains_on: str = "embedded"
     #: ``(home, side)`` chain ids, for a second devnet that must be separate chains (default: the devnet's)
     chain_ids: tuple[int, int] | None = None
+    #: API keys the devnet accepts (any turns enforcement on)
+    api_keys: tuple[str, ...] = ()
 
     def argv(self) -> list[str]:
         return [
@@ -348,6 +350,7 @@ class DevnetOptions:
             "--chains-on", self.chains_on,
             *(["--home-chain-id", str(self.chain_ids[0]), "--side-chain-id", str(self.chain_ids[1])]
               if self.chain_ids else []),
+            *(arg for key in self.api_keys for arg in ("--api-key", key)),
         ]  # fmt: skip
 
 

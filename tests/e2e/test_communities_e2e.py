@@ -67,7 +67,15 @@ def beta_cli(beta: Devnet, tmp_path: Path) -> Iterator[Cli]:
         runner.cleanup()
 
 
-def _engine(cli: Cli, keystore: str, state: Path, communities: dict[str, str], testing: int) -> Process:
+def _engine(
+    cli: Cli,
+    keystore: str,
+    state: Path,
+    communities: dict[str, str],
+    testing: int,
+    *extra: str,
+    ready: tuple[str, ...] = (),
+) -> Process:
     argv = [
         *command("microengine"),
         "--backend", "eicar",
@@ -79,9 +87,10 @@ def _engine(cli: Cli, keystore: str, state: Path, communities: dict[str, str], t
         "--password", PASSWORD,
         "--state-dir", str(state),
         "--log", "info",
+        *extra,
     ]  # fmt: skip
     engine = cli.spawn("engine-communities", argv)
-    for name in communities:
+    for name in ready or tuple(communities):
         cli.ready(engine, f"[{name}] catch-up on side done")
     return engine
 
@@ -171,3 +180,37 @@ def test_one_balancemanager_refills_the_sidechains_of_both_communities(
         assert net.nct(who, "home") == before[name].home - 10 * NCT, f"{name}'s home was not debited exactly once"
         assert net.nct(who, "side") == before[name].side + 10 * NCT - net.relay_fee("side")
         assert (tmp_path / "state" / name / f"balancemanager-{address_of(who)}.json").is_file()
+
+
+def test_a_community_that_refuses_the_api_key_is_stopped_alone(
+    devnet: Devnet, arbiter: Process, cli: Cli, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """gamma's polyswarmd answers 401 to the key given for it: gamma stops with one line, alpha settles."""
+    gamma = Devnet.start(
+        tmp_path_factory.mktemp("gamma"), DevnetOptions(chain_ids=(3337, 3338), api_keys=("right-key",))
+    )
+    try:
+        keystore = "spare3_keyfile"
+        before = devnet.balances(keystore)
+        engine = _engine(
+            cli,
+            keystore,
+            tmp_path / "state",
+            {"alpha": devnet.addr, "gamma": gamma.addr},
+            1,
+            "--api-key", "gamma=not-the-key", "--allow-key-over-http",
+            ready=("alpha",),
+        )  # fmt: skip
+        ambassador = cli.ambassador(bounties=1, duration=DURATION)
+        engine.expect_exit(0, timeout=120)
+        ambassador.expect_exit(0, timeout=60)
+    finally:
+        gamma.process.stop(timeout=20)
+        gamma.process.cleanup()
+    guid = _one_guid(ambassador)
+    assert_asserted_revealed_settled(engine, guid)
+    assert_paid_as_the_only_right_expert(devnet, guid, keystore, before)
+    log = engine.output()
+    refused = [line for line in log.splitlines() if "community gamma" in line and "API key" in line]
+    assert refused and "ERROR" in refused[0], log
+    assert "not-the-key" not in log
