@@ -123,9 +123,14 @@ def serve(args: argparse.Namespace) -> None:
         "block_time": BLOCK_TIME,
         "keyfiles_dir": KEYFILES,
         "extra_accounts": tuple(_address(k) for k in AMBASSADOR_KEYS + ENGINE_KEYS),
-        "community_overrides": {"assertion_reveal_window": REVEAL_WINDOW, "arbiter_vote_window": VOTE_WINDOW},
+        "community_overrides": {
+            "assertion_reveal_window": REVEAL_WINDOW,
+            "arbiter_vote_window": VOTE_WINDOW,
+            "max_duration": max(DURATION, 1),  # so that the shortest legal retention is short too
+        },
         "poll_interval": 0.5,
         "chains_on": args.chains_on[0],
+        "retain_blocks": args.retain_blocks,
     }
     known = {f.name for f in fields(DevnetConfig)}
     config = DevnetConfig(**{k: v for k, v in wanted.items() if k in known})
@@ -135,15 +140,19 @@ def serve(args: argparse.Namespace) -> None:
             print(devnet.url, flush=True)
             await asyncio.Event().wait()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:  # how the benchmark stops it
+        pass
 
 
 class Server:
     """The devnet in a subprocess; ``src`` is the source tree it runs (another checkout's, to compare)."""
 
-    def __init__(self, src: str | None, profile: str | None = None, chains_on: str = "embedded") -> None:
-        env = dict(os.environ, PYTHONPATH=src or str(ROOT / "src"))
-        command = [sys.executable, __file__, "serve", "--chains-on", chains_on]
+    def __init__(self, args: argparse.Namespace, chains_on: str = "embedded", profile: str | None = None) -> None:
+        env = dict(os.environ, PYTHONPATH=args.server_src or str(ROOT / "src"))
+        command = [sys.executable, __file__, "serve", "--chains-on", chains_on, *_window_args(args)]
+        command += ["--retain-blocks", str(args.retain_blocks)]
         if profile:  # py-spy (pip install py-spy) samples the server; collapsed stacks, one per line
             spy = Path(sys.executable).with_name("py-spy")
             command = [str(spy), "record", "--format", "raw", "--rate", "50", "-o", profile, "--", *command]
@@ -435,7 +444,7 @@ def floor(lifecycles: int, in_flight: int) -> tuple[float, int]:
 
 def run_server(args: argparse.Namespace, chains_on: str) -> dict[str, Any]:
     """One server run of ``args.lifecycles`` lifecycles with the devnet's chains on ``chains_on``."""
-    server = Server(args.server_src, args.profile, chains_on)
+    server = Server(args, chains_on, args.profile)
     out: dict[str, Any] = {}
 
     async def body(clients: Clients) -> None:
@@ -470,6 +479,10 @@ def run_server(args: argparse.Namespace, chains_on: str) -> dict[str, Any]:
 
 def lifecycles_mode(args: argparse.Namespace) -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+    print(
+        f"{args.lifecycles} lifecycles, {args.in_flight} in flight; bounties of {DURATION} blocks, reveal window "
+        f"{REVEAL_WINDOW}, vote window {VOTE_WINDOW}; {BLOCK_TIME} s blocks"
+    )
     runs = {chains_on: run_server(args, chains_on) for chains_on in args.chains_on}
     floor_seconds, floor_blocks = floor(args.lifecycles, args.in_flight)
     floor_lps = args.lifecycles / floor_seconds
@@ -492,7 +505,7 @@ def lifecycles_mode(args: argparse.Namespace) -> None:
 
 def memory_mode(args: argparse.Namespace) -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
-    server = Server(args.server_src, None, args.chains_on[0])
+    server = Server(args, args.chains_on[0])
     samples: list[tuple[float, int, int]] = []
     try:
 
@@ -530,7 +543,19 @@ def memory_mode(args: argparse.Namespace) -> None:
     )
 
 
+def _window_args(args: argparse.Namespace) -> list[str]:
+    return [
+        "--duration",
+        str(args.duration),
+        "--reveal-window",
+        str(args.reveal_window),
+        "--vote-window",
+        str(args.vote_window),
+    ]
+
+
 def main() -> None:
+    global DURATION, REVEAL_WINDOW, VOTE_WINDOW
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", nargs="?", default="lifecycles", choices=["lifecycles", "memory", "serve"])
     parser.add_argument("--lifecycles", type=int, default=200)
@@ -547,7 +572,17 @@ def main() -> None:
     parser.add_argument(
         "--server-src", help="run the devnet from this source tree (an older checkout's src/, to compare)"
     )
+    parser.add_argument("--duration", type=int, default=DURATION, help="bounty duration in blocks")
+    parser.add_argument("--reveal-window", type=int, default=REVEAL_WINDOW, help="reveal window in blocks")
+    parser.add_argument("--vote-window", type=int, default=VOTE_WINDOW, help="vote window in blocks")
+    parser.add_argument(
+        "--retain-blocks",
+        type=int,
+        default=1000,
+        help="the server's --retain-blocks (at least 2 x (duration + windows + 3))",
+    )
     args = parser.parse_args()
+    DURATION, REVEAL_WINDOW, VOTE_WINDOW = args.duration, args.reveal_window, args.vote_window
     if args.mode == "serve":
         serve(args)
     elif args.mode == "memory":

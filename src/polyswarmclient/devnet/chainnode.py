@@ -337,4 +337,6 @@ class ChainNode:
                 cond.notify_all()
 
     def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -103,7 +103,7 @@ class DevnetConfig:
     #: Blocks each embedded chain keeps receipts, logs and headers for (older state is pruned, see
     #: ``EmbeddedChain.prune``); artifacts used within that many blocks are never evicted. At least
     #: ``minimum_retention()``: twice a bounty's longest life.
-    retain_blocks: int = 10_000
+    retain_blocks: int = 1_000
     #: Bytes of file content the artifact store holds before it evicts the least recently used.
     artifact_store_size: int = DEFAULT_MAX_STORE_SIZE
     #: ArbiterStaking's MINIMUM_STAKE. The contracts' default is 1.6's 10,000,000 NCT; the devnet lowers it
