@@ -131,13 +131,14 @@ def test_microengine_devnet_without_the_extra_is_the_one_line_hint() -> None:
     ]
 
 
-#: What answering ``--help`` or a usage error must not import: the signing and network stacks.
-HEAVY = ("eth_account", "eth_keyfile", "aiohttp", "websockets")
+#: What answering ``--help`` or a usage error must not import: the signing and network stacks, and the
+#: entry-point machinery (importlib.metadata pulls in email and zipfile) that only a backend lookup needs.
+HEAVY = ("eth_account", "eth_keyfile", "aiohttp", "websockets", "importlib.metadata")
 
 
 def test_microengine_help_and_usage_errors_import_no_signing_or_network_stack() -> None:
-    """``microengine --help`` and a bad option answer without importing eth-account, aiohttp or websockets
-    (importing eth-account alone took 0.4 s), so they answer at once."""
+    """``microengine --help`` and a bad option answer without importing eth-account, aiohttp, websockets or
+    importlib.metadata (importing eth-account alone took 0.4 s), so they answer at once."""
     result = _run(
         HEAVY,
         """

@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.metadata
 import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyswarmclient.errors import BackendNotFound
+
+if TYPE_CHECKING:  # importlib.metadata (with email and zipfile) is imported when a backend is looked up
+    import importlib.metadata
 
 #: The microengine's entry-point group (the default everywhere here).
 GROUP = "polyswarmclient.backends"
@@ -61,6 +63,8 @@ MODULE_CLASS_NAMES = ("Microengine", "Scanner")
 
 def registered(group: str = GROUP) -> dict[str, importlib.metadata.EntryPoint]:
     """Installed backends of ``group`` by slug."""
+    import importlib.metadata
+
     found = {ep.name: ep for ep in importlib.metadata.entry_points(group=group)}
     for name, value in _BUILTIN_FALLBACK.get(group, {}).items():
         found.setdefault(name, importlib.metadata.EntryPoint(name=name, value=value, group=group))

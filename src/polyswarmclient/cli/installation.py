@@ -9,10 +9,13 @@ never pull the real one. Any *other* distribution called polyswarm-client is for
 
 from __future__ import annotations
 
-import importlib.metadata
 import re
+from typing import TYPE_CHECKING
 
 from polyswarmclient.errors import ConfigError
+
+if TYPE_CHECKING:  # imported when the check runs (after --help and usage errors are answered)
+    import importlib.metadata
 
 #: The command that puts a broken installation right (run from a polyswarm-kit checkout).
 REPAIR = "pip uninstall -y polyswarm-client && pip install --force-reinstall --no-deps . ./packaging/polyswarm-client"
@@ -24,6 +27,8 @@ def _is_stand_in(dist: importlib.metadata.Distribution) -> bool:
 
 def foreign_polyswarm_client() -> str | None:
     """The version of a polyswarm-client that is not our stand-in, or None when there is none."""
+    import importlib.metadata
+
     try:
         dist = importlib.metadata.distribution("polyswarm-client")
     except importlib.metadata.PackageNotFoundError:
