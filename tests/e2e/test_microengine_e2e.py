@@ -162,46 +162,6 @@ def test_engine_killed_after_commit_forfeits_its_bid_to_the_engine_that_reveals(
     assert settlement.net("spare3_keyfile") == killed_bid + amount - fee
 
 
-def test_engine_restarted_with_same_state_dir_reveals_and_is_paid(
-    devnet: Devnet, arbiter: Process, cli: Cli, tmp_path: Path
-) -> None:
-    """Nothing lost: an engine killed after committing and restarted in the reveal window reveals and is paid."""
-    state = tmp_path / "engine-state"
-    before = devnet.balances("spare4_keyfile")
-    first = cli.engine("spare4_keyfile", state_dir=state, name="engine-first-run")
-    cli.ready(first, ENGINE_READY)
-    ambassador = cli.ambassador(bounties=1, duration=DURATION)
-
-    record = _wait_committed(first, state)
-    guid, expiration = record["guid"], record["expiration"]
-    first.kill()
-    assert devnet.block() < expiration, "the kill came too late to precede the reveal window"
-    # down while the reveal falls due: the next process has only what the state directory remembers
-    wait_until(
-        lambda: devnet.block() >= expiration,
-        timeout=30,
-        what=f"block {expiration} (the reveal window opening)",
-        watch=[devnet.process],
-    )
-    assert devnet.assertion_of(guid, "spare4_keyfile")["nonce"] == "0"
-
-    second = cli.engine("spare4_keyfile", state_dir=state, testing=None, name="engine-restarted")
-    wait_until(
-        lambda: f"bounty {guid}: settled" in second.output() and state_records(state) == [],
-        timeout=60,
-        what=f"the restarted engine to settle bounty {guid}",
-        watch=[second],
-    )
-    assert second.stop() == 0
-    ambassador.expect_exit(0, timeout=60)
-
-    log = second.output()
-    assert f"bounty {guid}: resuming from state (asserted)" in log
-    assert f"bounty {guid}: revealed verdicts=[malicious]" in log
-    assert "revealed" not in first.output()
-    assert_paid_as_the_only_right_expert(devnet, guid, "spare4_keyfile", before)
-
-
 def test_three_engines_on_one_bounty_are_paid_by_bid_and_correctness(
     devnet: Devnet, arbiter: Process, cli: Cli
 ) -> None:

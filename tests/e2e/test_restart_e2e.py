@@ -88,3 +88,51 @@ def test_engine_killed_after_sending_its_reveal_settles_on_restart_and_keeps_its
     assert f"bounty {guid}: settled" in log
     assert state_records(state) == []  # settled: nothing left in the state directory
     assert_paid_as_the_only_right_expert(devnet, guid, KEYSTORE, before)
+
+
+def test_engine_restarted_with_same_state_dir_reveals_and_is_paid(
+    devnet: Devnet, arbiter: Process, cli: Cli, tmp_path: Path
+) -> None:
+    """Nothing lost: an engine killed after committing and restarted in the reveal window reveals and is paid.
+
+    Here (not in test_microengine_e2e) for the 40-block reveal window: the restart must fit in it even on a
+    loaded machine, where a cold start took longer than the 12-block window's 3 s."""
+    state = tmp_path / "engine-state"
+    before = devnet.balances("spare4_keyfile")
+    first = cli.engine("spare4_keyfile", state_dir=state, name="engine-first-run")
+    cli.ready(first, ENGINE_READY)
+    ambassador = cli.ambassador(bounties=1, duration=DURATION)
+
+    record = wait_until(
+        lambda: _record(state, "asserted"),
+        timeout=60,
+        what="the engine's state file to show its assertion mined",
+        watch=[first],
+    )
+    guid, expiration = record["guid"], record["expiration"]
+    first.kill()
+    assert devnet.block() < expiration, "the kill came too late to precede the reveal window"
+    # down while the reveal falls due: the next process has only what the state directory remembers
+    wait_until(
+        lambda: devnet.block() >= expiration,
+        timeout=30,
+        what=f"block {expiration} (the reveal window opening)",
+        watch=[devnet.process],
+    )
+    assert devnet.assertion_of(guid, "spare4_keyfile")["nonce"] == "0"
+
+    second = cli.engine("spare4_keyfile", state_dir=state, testing=None, name="engine-restarted")
+    wait_until(
+        lambda: f"bounty {guid}: settled" in second.output() and state_records(state) == [],
+        timeout=60,
+        what=f"the restarted engine to settle bounty {guid}",
+        watch=[second],
+    )
+    assert second.stop() == 0
+    ambassador.expect_exit(0, timeout=60)
+
+    log = second.output()
+    assert f"bounty {guid}: resuming from state (asserted)" in log
+    assert f"bounty {guid}: revealed verdicts=[malicious]" in log
+    assert "revealed" not in first.output()
+    assert_paid_as_the_only_right_expert(devnet, guid, "spare4_keyfile", before)
