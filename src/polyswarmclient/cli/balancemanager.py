@@ -22,6 +22,7 @@ from polyswarmclient.cli.communities import (
     COMMUNITY_OPTIONS,
     Community,
     communities_from,
+    community_clients,
     given,
     repeatable_api_key,
     single_api_key,
@@ -279,8 +280,7 @@ def _maintain_communities(
 ) -> None:
     """One manager per community, one wallet: each sidechain kept between the bounds, deposits decided one at
     a time per homechain (one home balance, never spent twice), --testing N counted across communities."""
-    from polyswarmclient.client.nonces import NonceBook
-    from polyswarmclient.log import register_secret, setup_logging
+    from polyswarmclient.log import setup_logging
     from polyswarmclient.services.balancemanager.service import HomeBudget, TransferTally
 
     setup_logging(options["log"], options["log_format"], options.get("client_log"))
@@ -294,14 +294,7 @@ def _maintain_communities(
         )
     base = build(ClientConfig, CONNECTION, {**options, "api_key": None})
     signer = choose_signer(options)
-    book = NonceBook()
-    clients: dict[str, PolyswarmClient] = {}
-    for community in communities:
-        register_secret(community.api_key)
-        try:
-            clients[community.name] = PolyswarmClient(community.client_config(base), signer, nonces=book)
-        except ConfigError as exc:
-            raise ConfigError(f"--community {community.name}: {exc}") from None
+    clients = community_clients(communities, base, signer)
     budget = HomeBudget()
     tally = TransferTally(testing) if testing else None
 

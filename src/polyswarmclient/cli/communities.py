@@ -14,13 +14,18 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from polyswarmclient.cli.options import Option
 from polyswarmclient.client.settings import ClientConfig
 from polyswarmclient.errors import ConfigError
+
+if TYPE_CHECKING:
+    from polyswarmclient.client.facade import PolyswarmClient
+    from polyswarmclient.client.signing import TransactionSigner
+    from polyswarmclient.eth.keys import Signer
 
 #: A community's name: it names a state subdirectory, log fields and metric labels.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
@@ -189,3 +194,24 @@ def repeatable_api_key(option: Option) -> Option:
         target=None,
         convert=None,
     )
+
+
+def community_clients(
+    communities: Sequence[Community], base: ClientConfig, signer: Signer | TransactionSigner
+) -> dict[str, PolyswarmClient]:
+    """One client per community, each ``base`` made that community's, all signing with ``signer`` and
+    drawing nonces from one book (one sequence per chain id and account), so two communities on one
+    homechain never hand out the same nonce."""
+    from polyswarmclient.client.facade import PolyswarmClient
+    from polyswarmclient.client.nonces import NonceBook
+    from polyswarmclient.log import register_secret
+
+    book = NonceBook()
+    clients: dict[str, PolyswarmClient] = {}
+    for community in communities:
+        register_secret(community.api_key)
+        try:
+            clients[community.name] = PolyswarmClient(community.client_config(base), signer, nonces=book)
+        except ConfigError as exc:
+            raise ConfigError(f"--community {community.name}: {exc}") from None
+    return clients

@@ -34,6 +34,7 @@ from polyswarmclient.cli.communities import (
     COMMUNITY_OPTIONS,
     Community,
     communities_from,
+    community_clients,
     repeatable_api_key,
     single_api_key,
 )
@@ -380,8 +381,6 @@ def _serve_communities(
     """One engine per community, in this process: one backend, one wallet (signer and nonce book), and per
     community a client, pins, state directory (--state-dir/NAME) and event streams; --testing N counts
     the bounties of all of them."""
-    from polyswarmclient.client.facade import PolyswarmClient
-    from polyswarmclient.client.nonces import NonceBook
     from polyswarmclient.services.microengine.build import make_backend
     from polyswarmclient.services.microengine.engine import Microengine
     from polyswarmclient.services.microengine.quota import TestingQuota
@@ -390,14 +389,7 @@ def _serve_communities(
     base = options.build(ClientConfig, MICROENGINE_OPTIONS, params)
     _check_no_single_community_state(Path(params["state_dir"]), communities)
     signer = choose_signer(params)
-    book = NonceBook()
-    clients: dict[str, PolyswarmClient] = {}
-    for community in communities:
-        register_secret(community.api_key)
-        try:
-            clients[community.name] = PolyswarmClient(community.client_config(base), signer, nonces=book)
-        except ConfigError as exc:
-            raise ConfigError(f"--community {community.name}: {exc}") from None
+    clients = community_clients(communities, base, signer)
     stores = {name: StateStore(Path(params["state_dir"]) / name, signer.address) for name in clients}
     # One backend for every community; an AbstractMicroengine's own client calls reach the first community.
     backend = make_backend(next(iter(clients.values())), backend_class, params["backend"], config)
