@@ -453,25 +453,28 @@ class BalanceManager:
 
     async def step(self, block: int) -> None:
         """Read the balances, decide, act. Errors that retrying cannot fix propagate."""
-        view = await self._read(block)
-        if view is None:
+        planned = await self._plan(block)
+        if planned is None:
             return
-        decision = self._decide(view)
-        if self.done:
-            return
-        if isinstance(decision, Deposit) and self._budget is not None:
+        if isinstance(planned[0], Deposit) and self._budget is not None:
             budget, home = self._budget
             async with budget.lock(home):
                 # Another community's manager may have spent the home NCT while we waited: read again.
-                view = await self._read(block)
-                if view is None:
-                    return
-                decision = self._decide(view)
-                if self.done:
-                    return
-                await self._act(decision, view)
+                planned = await self._plan(block)
+                if planned is not None:
+                    await self._act(*planned)
             return
-        await self._act(decision, view)
+        await self._act(*planned)
+
+    async def _plan(self, block: int) -> tuple[Deposit | Withdraw | Wait, BalanceView] | None:
+        """The balances read at ``block`` and the decision on them; None when there is nothing to do."""
+        view = await self._read(block)
+        if view is None:
+            return None
+        decision = self._decide(view)
+        if self.done:
+            return None
+        return decision, view
 
     async def _read(self, block: int) -> BalanceView | None:
         try:
