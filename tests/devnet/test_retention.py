@@ -8,6 +8,10 @@ database at every step: nothing an open bounty or the relay still needs may be g
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -96,9 +100,18 @@ def test_the_artifact_store_evicts_only_what_is_old_enough() -> None:
 
 
 def test_the_cli_refuses_a_retention_shorter_than_a_bounty_can_live() -> None:
+    """``--retain-blocks`` below twice a bounty's longest life is one line and exit 2, before anything starts."""
     config = DevnetConfig(community_overrides={"max_duration": 10, "assertion_reveal_window": 3})
     # (10 + 3 + 10 windows + 3 relay confirmations) * 2
     assert minimum_retention(config) == 52
+    script = shutil.which("polyswarmd-devnet", path=str(Path(sys.executable).parent))
+    assert script is not None
+    done = subprocess.run(
+        [script, "--retain-blocks", "200", "--vote-window", "20"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--retain-blocks 200" in lines[0] and "at least 266" in lines[0], done.stderr
 
 
 NCT_BID = NCT // 10
