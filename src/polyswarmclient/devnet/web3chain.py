@@ -81,10 +81,17 @@ def _node_error(exc: Exception) -> ChainError:
     if isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, dict):
         error = exc.rpc_response.get("error")
         if isinstance(error, dict):
-            detail = error.get("data")
-            raw = _raw(detail) if isinstance(detail, str) and detail.startswith("0x") else b""
-            return ChainError(str(error.get("message", error)), reason=decode_revert_reason(raw), data=raw)
+            return _rpc_error(error)
     return ChainError(getattr(exc, "user_message", None) or str(exc) or type(exc).__name__)
+
+
+def _rpc_error(error: Any) -> ChainError:
+    """A JSON-RPC error object as the node's own words (and revert data, when there is some)."""
+    if not isinstance(error, dict):
+        return ChainError(str(error))
+    detail = error.get("data")
+    raw = _raw(detail) if isinstance(detail, str) and detail.startswith("0x") else b""
+    return ChainError(str(error.get("message", error)), reason=decode_revert_reason(raw), data=raw)
 
 
 class Web3Chain:
@@ -430,17 +437,31 @@ class MinedWeb3Chain(Web3Chain):
         and the receipts of the block (a transaction behind a nonce gap keeps its hash and waits)."""
 
         async def go() -> tuple[list[bytes | ChainError], list[Receipt]]:
-            results: list[bytes | ChainError] = []
-            for raw in raws:
-                try:
-                    results.append(bytes(await self.w3.eth.send_raw_transaction(bytes(raw))))
-                except (Web3Exception, ValueError) as exc:
-                    results.append(_node_error(exc))
+            results = await self._send_all(raws)
             _head, receipts = await self._mine()
             return results, receipts
 
         with self._lock:
             return self._run(go())
+
+    async def _send_all(self, raws: list[bytes]) -> list[bytes | ChainError]:
+        """``eth_sendRawTransaction`` of each, in one JSON-RPC batch request; per transaction its hash or
+        the node's refusal."""
+        if not raws:
+            return []
+        requests = [(RPCEndpoint("eth_sendRawTransaction"), ["0x" + bytes(raw).hex()]) for raw in raws]
+        responses = await self.w3.provider.make_batch_request(requests)
+        if not isinstance(responses, list):  # the node refused the batch as a whole
+            return [_rpc_error(responses.get("error", responses)) for _ in raws]
+        if len(responses) != len(raws):
+            raise ChainError(f"{self.url} answered {len(raws)} transactions with {len(responses)} results")
+        results: list[bytes | ChainError] = []
+        for response in responses:
+            if response.get("error") is not None:
+                results.append(_rpc_error(response["error"]))
+            else:
+                results.append(_raw(response.get("result")))
+        return results
 
     def peek_receipt(self, tx_hash: bytes) -> Receipt | None:
         """A receipt of a block mined here, without I/O (safe on the event loop); ``None`` otherwise."""
