@@ -339,6 +339,8 @@ class DevnetOptions:
     chain_ids: tuple[int, int] | None = None
     #: API keys the devnet accepts (any turns enforcement on)
     api_keys: tuple[str, ...] = ()
+    #: further ``polyswarmd-devnet`` arguments (``--home-rpc URL --shared-home NAME``)
+    extra: tuple[str, ...] = ()
 
     def argv(self) -> list[str]:
         return [
@@ -351,6 +353,7 @@ class DevnetOptions:
             *(["--home-chain-id", str(self.chain_ids[0]), "--side-chain-id", str(self.chain_ids[1])]
               if self.chain_ids else []),
             *(arg for key in self.api_keys for arg in ("--api-key", key)),
+            *self.extra,
         ]  # fmt: skip
 
 

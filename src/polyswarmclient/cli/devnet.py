@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -104,6 +105,15 @@ ANVIL = _devnet(
 )
 HOME_RPC = _devnet("home_rpc", "Use this JSON-RPC node as the homechain instead of an embedded EVM.", convert=_optional)
 SIDE_RPC = _devnet("side_rpc", "Use this JSON-RPC node as the sidechain instead of an embedded EVM.", convert=_optional)
+SHARED_HOME = _devnet(
+    "shared_home",
+    "Share the --home-rpc node with other devnets as communities share the homechain: use the NectarToken, "
+    "ArbiterStaking and BountyRegistry deployed there (deploying them if the node has none) and deploy this "
+    "community's own ERC20Relay and relay verifier, derived from NAME (letters, digits, - and _; one name "
+    "per devnet on the node, the same on every restart). Start the devnets one after another.",
+    convert=_optional,
+    metavar="NAME",
+)
 HOME_CHAIN_ID = _devnet(
     "home_chain_id",
     "Chain id of the homechain. Two devnets that should be two separate chains need their own ids (a wallet "
@@ -163,6 +173,7 @@ OPTIONS: tuple[Option, ...] = (
     ANVIL,
     HOME_RPC,
     SIDE_RPC,
+    SHARED_HOME,
     HOME_CHAIN_ID,
     SIDE_CHAIN_ID,
     REVEAL_WINDOW,
@@ -195,6 +206,8 @@ def build_config(options: dict[str, Any]) -> DevnetConfig:
     windows = {"assertion_reveal_window": options["reveal_window"], "arbiter_vote_window": options["vote_window"]}
     overrides = {name: value for name, value in windows.items() if value is not None}
     config = replace(build(DevnetConfig, OPTIONS, options), community_overrides=overrides)
+    if config.shared_home is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", config.shared_home):
+        raise ConfigError(f"--shared-home {config.shared_home!r}: a name is 1 to 64 letters, digits, '-' and '_'")
     if config.home_chain_id == config.side_chain_id:
         raise ConfigError(
             f"--home-chain-id and --side-chain-id are both {config.home_chain_id}; give the two chains different ids"

@@ -9,7 +9,7 @@ Keys are derived, never written down: ``devnet_key(label) = keccak256(b"polyswar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import eth_abi
@@ -215,12 +215,13 @@ def _deploy(chain: ChainLike, key: bytes, name: str, *args: Any) -> str:
     return str(receipt.contract_address)
 
 
-def deploy_chain(chain: ChainLike, config: CommunityConfig, *, home: bool) -> ChainContracts:
-    """Deploy and wire the four contracts on one chain (see ``deploy_community``)."""
+def deploy_chain(chain: ChainLike, config: CommunityConfig, *, home: bool, verifier: str = "") -> ChainContracts:
+    """Deploy and wire the four contracts on one chain (see ``deploy_community``); ``verifier`` is the
+    relay's (default: ``devnet_address("relay")``)."""
     rate = config.home_nct_eth_rate if home else config.side_nct_eth_rate
     deployer_key = devnet_key("deployer")
     deployer = devnet_address("deployer")
-    verifier = devnet_address("relay")
+    verifier = verifier or devnet_address("relay")
     fee_wallet = devnet_address("relay-fees")
     chain.fund(deployer, config.operator_eth)
     chain.fund(verifier, config.operator_eth)
@@ -294,7 +295,7 @@ class ContractsMismatch(DeployError):
         self.chain_id = chain_id
 
 
-def attach_chain(chain: Any, config: CommunityConfig, *, home: bool) -> ChainContracts:
+def attach_chain(chain: Any, config: CommunityConfig, *, home: bool, verifier: str = "") -> ChainContracts:
     """The contracts an earlier ``deploy_chain`` left on ``chain`` (a node that keeps its state), checked.
 
     Each contract must sit at its deterministic address with the runtime code that this version's
@@ -323,7 +324,7 @@ def attach_chain(chain: Any, config: CommunityConfig, *, home: bool) -> ChainCon
             config.arbiter_lookback_range,
             config.page_size,
         ),
-        "ERC20Relay": (token, rate, devnet_address("relay-fees"), [devnet_address("relay")]),
+        "ERC20Relay": (token, rate, devnet_address("relay-fees"), [verifier or devnet_address("relay")]),
     }
     for kind, address in addresses.items():
         code = bytes(chain.get_code(address))
@@ -356,14 +357,61 @@ def attach_chain(chain: Any, config: CommunityConfig, *, home: bool) -> ChainCon
     )
 
 
-def deploy_or_attach(chain: Any, config: CommunityConfig, *, home: bool) -> ChainContracts:
+def deploy_or_attach(chain: Any, config: CommunityConfig, *, home: bool, verifier: str = "") -> ChainContracts:
     """``deploy_chain`` on a node the deployer never used, else ``attach_chain`` to what it deployed there."""
     if int(chain.get_nonce(devnet_address("deployer"))) == 0:
-        return deploy_chain(chain, config, home=home)
-    return attach_chain(chain, config, home=home)
+        return deploy_chain(chain, config, home=home, verifier=verifier)
+    return attach_chain(chain, config, home=home, verifier=verifier)
 
 
-def deploy_community(home: ChainLike, side: ChainLike, config: CommunityConfig | None = None) -> Community:
+def relay_key(shared_home: str | None = None) -> bytes:
+    """The relay verifier's key: ``devnet_key("relay")``, or one of its own for a community on a shared homechain."""
+    return devnet_key(f"relay {shared_home}" if shared_home else "relay")
+
+
+def relay_address(shared_home: str | None = None) -> str:
+    return str(Account.from_key(relay_key(shared_home)).address)
+
+
+def deploy_or_attach_home_relay(chain: Any, config: CommunityConfig, token: str, name: str) -> str:
+    """The ERC20Relay of community ``name`` on a homechain node that several devnets share.
+
+    It is created (nonce 0) by a deployer of its own, ``devnet_key("deployer " + name)``, on the shared
+    ``token``, with the verifier ``relay_key(name)``; the devnet's deployer moves ``home_relay_liquidity``
+    to its address first (so a deployment cut short is redone whole). A relay already there is checked as
+    ``attach_chain`` checks the others (``ContractsMismatch``).
+    """
+    deployer_key = devnet_key(f"deployer {name}")
+    deployer = str(Account.from_key(deployer_key).address)
+    address = create_address(deployer, 0)
+    args = (token, config.home_nct_eth_rate, devnet_address("relay-fees"), [relay_address(name)])
+    if int(chain.get_nonce(deployer)) == 0:
+        chain.fund(deployer, config.operator_eth)
+        chain.fund(relay_address(name), config.operator_eth)
+        if config.home_relay_liquidity:
+            contract_transact(
+                chain, devnet_key("deployer"), token, "NectarToken", "transfer", address, config.home_relay_liquidity
+            )
+        return _deploy(chain, deployer_key, "ERC20Relay", *args)
+    code = bytes(chain.get_code(address))
+    if not code:
+        raise ContractsMismatch(
+            f"the deployer {deployer} of community {name!r} has sent transactions on chain {chain.chain_id}, but "
+            f"there is no ERC20Relay at {address}: it is missing (an unfinished deployment?)",
+            chain.chain_id,
+        )
+    if code != bytes(chain.create_code(encode_deploy("ERC20Relay", args), sender=deployer)):
+        raise ContractsMismatch(
+            f"the ERC20Relay of community {name!r} at {address} on chain {chain.chain_id} differs from this "
+            "version's contracts (another polyswarm-kit version?)",
+            chain.chain_id,
+        )
+    return address
+
+
+def deploy_community(
+    home: ChainLike, side: ChainLike, config: CommunityConfig | None = None, *, shared_home: str | None = None
+) -> Community:
     """Deploy all four contracts on both chains from ``devnet_key("deployer")``.
 
     * the relay verifier is ``devnet_key("relay")`` (funded with ETH on both chains);
@@ -371,24 +419,33 @@ def deploy_community(home: ChainLike, side: ChainLike, config: CommunityConfig |
     * side: the whole NCT supply is minted to the side relay (it pays out deposits);
     * home: the supply is minted to the deployer (who funds users), and
       ``home_relay_liquidity`` of it is moved to the home relay (it pays out withdrawals).
+
+    With ``shared_home`` (a community name), the homechain node is shared with other devnets, as
+    communities share the real homechain: the home NectarToken, ArbiterStaking and BountyRegistry are the
+    ones the devnet's deployer left there (or deploys), and the community gets an ERC20Relay of its own
+    (``deploy_or_attach_home_relay``) with a verifier of its own (``relay_key(shared_home)``) on both chains.
     """
     cfg = config or CommunityConfig()
+    verifier = relay_address(shared_home)
     home_contracts = _deploy_on(home, cfg, home=True)
-    side_contracts = _deploy_on(side, cfg, home=False)
+    if shared_home:
+        relay = deploy_or_attach_home_relay(home, cfg, home_contracts.nectar_token, shared_home)
+        home_contracts = replace(home_contracts, erc20_relay=to_checksum_address(relay))
+    side_contracts = _deploy_on(side, cfg, home=False, verifier=verifier)
     return Community(
         home=home_contracts,
         side=side_contracts,
-        relay_verifier=devnet_address("relay"),
+        relay_verifier=verifier,
         deployer=devnet_address("deployer"),
         fee_wallet=devnet_address("relay-fees"),
     )
 
 
-def _deploy_on(chain: ChainLike, config: CommunityConfig, *, home: bool) -> ChainContracts:
+def _deploy_on(chain: ChainLike, config: CommunityConfig, *, home: bool, verifier: str = "") -> ChainContracts:
     # An external node may keep an earlier run's deployment (it has create_code); the embedded chain never does.
     if hasattr(chain, "create_code"):
-        return deploy_or_attach(chain, config, home=home)
-    return deploy_chain(chain, config, home=home)
+        return deploy_or_attach(chain, config, home=home, verifier=verifier)
+    return deploy_chain(chain, config, home=home, verifier=verifier)
 
 
 def fund_account(

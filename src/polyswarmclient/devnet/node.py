@@ -82,6 +82,9 @@ class DevnetConfig:
     extra_accounts: tuple[str, ...] = ()
     home_rpc: str | None = None
     side_rpc: str | None = None
+    #: A community name: the ``home_rpc`` node is shared with other devnets; this one uses the NectarToken
+    #: there and deploys its own home ERC20Relay and relay verifier (``deploy_community(shared_home=...)``).
+    shared_home: str | None = None
     #: ``embedded`` (py-evm in this process) or ``anvil`` (two anvil nodes started and stopped with the devnet).
     chains_on: str = "embedded"
     #: The anvil binary for ``chains_on="anvil"``; None: ``$DEVNET_ANVIL``, PATH, then ``./.tools/npm``.
@@ -187,6 +190,11 @@ class Devnet:
                 )
             # on this thread, not a worker's: anvil's PR_SET_PDEATHSIG follows the thread that started it
             self._start_anvils()
+        if cfg.shared_home and not cfg.home_rpc:
+            raise ConfigError(
+                f"--shared-home {cfg.shared_home} shares a homechain node with other devnets; give that node "
+                "with --home-rpc"
+            )
         home_chain, side_chain = await asyncio.to_thread(self._make_chains)
         try:
             self.community = await asyncio.to_thread(self._deploy_and_fund, home_chain, side_chain)
@@ -219,12 +227,12 @@ class Devnet:
             receipt_timeouts={"home": cfg.receipt_timeout_home, "side": cfg.receipt_timeout_side},
             eth_abi_v1=cfg.eth_abi_v1,
         )
-        from polyswarmclient.devnet.deploy import devnet_key
+        from polyswarmclient.devnet.deploy import relay_key
 
         self.relay = RelayDaemon(
             self.home,
             self.side,
-            devnet_key("relay"),
+            relay_key(cfg.shared_home),
             confirmations=cfg.relay_confirmations,
             ignore_senders=tuple(a for a in (getattr(self.community, "deployer", ""),) if a),
         )
@@ -416,7 +424,7 @@ class Devnet:
         from polyswarmclient.devnet.deploy import deploy_community, fund_account, register_arbiter
 
         cfg = self.config
-        community = deploy_community(home_chain, side_chain, self.community_config())
+        community = deploy_community(home_chain, side_chain, self.community_config(), shared_home=cfg.shared_home)
         directory = cfg.keyfiles_dir or default_keyfiles_dir()
         self.accounts = keystore_addresses(directory) if directory.is_dir() else {}
         for i, extra in enumerate(cfg.extra_accounts):

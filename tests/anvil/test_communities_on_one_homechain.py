@@ -1,0 +1,160 @@
+"""Two communities whose homechain is one node: two devnets on one anvil homechain, one wallet.
+
+One anvil node is the homechain of both devnets (``--home-rpc URL --shared-home NAME``): they share its
+NectarToken and each deploys a relay of its own there; each has its own embedded sidechain (chain ids 2338
+and 3338). The wallet's homechain nonces then come from one sequence for two polyswarmds, and its home NCT
+is one balance that both communities' refills draw from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import eth_abi
+import pytest
+from eth_account import Account
+from web3 import HTTPProvider, Web3
+
+from polyswarmclient.client.nonces import NonceBook
+from polyswarmclient.devnet.anvil import AnvilNode
+from polyswarmclient.devnet.deploy import create_address, devnet_key
+from tests.devnet.test_shared_nonces import DEPOSITS, _client, _deposits
+from tests.e2e.harness import NCT, PASSWORD, Cli, Devnet, DevnetOptions, address_of, command, keyfile
+
+pytestmark = pytest.mark.anvil
+
+HOME_CHAIN_ID = 1337
+SIDE_CHAIN_IDS = {"a": 2338, "b": 3338}
+TRANSFER = Web3.keccak(text="transfer(address,uint256)")[:4]
+
+
+@pytest.fixture(scope="module")
+def home_node(anvil_binary: Path) -> Iterator[AnvilNode]:
+    """The shared homechain: one anvil node mining a block per transaction, as a user's node does."""
+    node = AnvilNode(anvil_binary, HOME_CHAIN_ID, automine=True)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="module")
+def communities(home_node: AnvilNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Devnet]]:
+    """Devnets ``a`` and ``b`` on the shared homechain, started one after the other (the second attaches to
+    the home contracts the first deployed and adds its own relay)."""
+    nets: dict[str, Devnet] = {}
+    try:
+        for name, side_id in SIDE_CHAIN_IDS.items():
+            options = DevnetOptions(
+                chain_ids=(HOME_CHAIN_ID, side_id), extra=("--home-rpc", home_node.url, "--shared-home", name)
+            )
+            nets[name] = Devnet.start(tmp_path_factory.mktemp(f"devnet-{name}"), options)
+        yield nets
+    finally:
+        codes = {}
+        for name, net in nets.items():
+            codes[name] = net.process.stop(timeout=20) if net.process.running else net.process.returncode
+            net.process.cleanup()
+    assert codes == {name: 0 for name in nets}, f"a devnet did not exit with 0 on SIGTERM: {codes}"
+
+
+def _home_relay(name: str) -> str:
+    return create_address(Account.from_key(devnet_key(f"deployer {name}")).address, 0)
+
+
+def _sent_since(w3: Web3, sender: str, first_block: int) -> list[Any]:
+    """Every transaction ``sender`` got mined on the node from ``first_block`` on, in block order."""
+    sent = []
+    for number in range(first_block, w3.eth.block_number + 1):
+        block = w3.eth.get_block(number, full_transactions=True)
+        sent += [tx for tx in block["transactions"] if tx["from"] == sender]
+    return sent
+
+
+_HOME_BANNER = re.compile(
+    r"homechain +chain id (\d+), .*\n +NectarToken +(0x[0-9a-fA-F]{40})\n.*\n +ERC20Relay +(0x[0-9a-fA-F]{40})"
+)
+
+
+def test_the_two_devnets_share_the_home_token_and_keep_a_relay_each(communities: dict[str, Devnet]) -> None:
+    home = {}
+    for name, net in communities.items():
+        found = _HOME_BANNER.search(net.process.output())
+        assert found, net.process.output()
+        home[name] = (int(found.group(1)), found.group(2), found.group(3))
+    assert home["a"][0] == home["b"][0] == HOME_CHAIN_ID
+    assert home["a"][1] == home["b"][1], "the second devnet deployed a home NectarToken of its own"
+    assert (home["a"][2], home["b"][2]) == (_home_relay("a"), _home_relay("b"))
+
+
+def test_one_balancemanager_refills_both_sidechains_from_one_home_balance(
+    home_node: AnvilNode, communities: dict[str, Devnet], tmp_path: Path
+) -> None:
+    """maintain 10005 10 over a and b: one deposit to each community's own relay, home NCT debited by
+    exactly the two deposits, the two home transactions mined with consecutive nonces."""
+    a, b = communities["a"], communities["b"]
+    who = "balancemanager_keyfile"
+    sender = Web3.to_checksum_address(address_of(who))
+    w3 = Web3(HTTPProvider(home_node.url))
+    home_before = a.nct(who, "home")
+    assert b.nct(who, "home") == home_before  # one token, one balance
+    sides_before = {name: net.nct(who, "side") for name, net in communities.items()}
+    nonce_before = w3.eth.get_transaction_count(sender)
+    first_block = w3.eth.block_number + 1
+
+    cli = Cli(a, tmp_path)
+    try:
+        argv = [
+            *command("balancemanager"), "maintain", "10005", "10", "--testing", "2",
+            "--community", f"a={a.addr}", "--community", f"b={b.addr}",
+            "--insecure-transport",
+            "--keyfile", str(keyfile(who)),
+            "--password", PASSWORD,
+            "--state-dir", str(tmp_path / "state"),
+            "--log", "info",
+        ]  # fmt: skip
+        maintain = cli.spawn("maintain-shared-home", argv)
+        maintain.expect_exit(0, timeout=120)
+    finally:
+        cli.cleanup()
+
+    log = maintain.output()
+    assert re.search(r"communities [ab], [ab] share homechain 1337: one nonce sequence and one home balance", log), log
+    assert not re.search(r"resync|refused|too low", log), log  # no nonce handed out twice, none re-read
+    for name, net in communities.items():
+        assert len(re.findall(rf"\[{name}\] side balance .* is below MINIMUM .*: depositing 10 NCT", log)) == 1, log
+        assert re.search(rf"\[{name}\] deposit of 10 NCT sent at home block \d+ has arrived", log), log
+        assert net.nct(who, "side") == sides_before[name] + 10 * NCT - net.relay_fee("side")
+    assert a.nct(who, "home") == b.nct(who, "home") == home_before - 20 * NCT, "the home NCT was not debited once each"
+
+    sent = _sent_since(w3, sender, first_block)
+    assert [tx["nonce"] for tx in sent] == [nonce_before, nonce_before + 1]
+    assert all(w3.eth.get_transaction_receipt(tx["hash"])["status"] == 1 for tx in sent)
+    assert w3.eth.get_transaction_count(sender, "pending") == nonce_before + 2
+    recipients = {eth_abi.decode(["address", "uint256"], bytes(tx["input"])[4:])[0].lower() for tx in sent}
+    assert all(bytes(tx["input"])[:4] == TRANSFER for tx in sent)
+    assert recipients == {_home_relay("a").lower(), _home_relay("b").lower()}, "each deposit goes to its own relay"
+
+
+async def _deposit_through_both(communities: dict[str, Devnet], tmp_path: Path, *, shared: bool) -> list[Any]:
+    book = NonceBook() if shared else None
+    a = _client(communities["a"].addr, tmp_path / "a", book)
+    b = _client(communities["b"].addr, tmp_path / "b", book if shared else None)
+    async with a, b:
+        runs = await asyncio.gather(_deposits(a, NCT), _deposits(b, 2 * NCT))
+    return [error for run in runs for error in run]
+
+
+async def test_two_communities_on_one_homechain_clash_without_a_shared_nonce_book(
+    communities: dict[str, Devnet], tmp_path: Path
+) -> None:
+    """Clients of a and b for one wallet depositing at once: with one book every home deposit goes through;
+    with a book each, they hand out the same homechain nonces and the node refuses some."""
+    assert await _deposit_through_both(communities, tmp_path / "shared", shared=True) == [None] * (2 * DEPOSITS)
+    refused = [e for e in await _deposit_through_both(communities, tmp_path / "apart", shared=False) if e]
+    assert refused, "two nonce books for one account on one chain never clashed"
