@@ -22,6 +22,8 @@ from web3 import HTTPProvider, Web3
 from polyswarmclient.client.nonces import NonceBook
 from polyswarmclient.devnet.anvil import AnvilNode
 from polyswarmclient.devnet.deploy import create_address, devnet_key
+from polyswarmclient.devnet.web3chain import Web3Chain
+from tests.anvil.test_cli_on_anvil import _fails
 from tests.devnet.test_shared_nonces import DEPOSITS, _client, _deposits
 from tests.e2e.harness import NCT, PASSWORD, Cli, Devnet, DevnetOptions, address_of, command, keyfile
 
@@ -158,3 +160,34 @@ async def test_two_communities_on_one_homechain_clash_without_a_shared_nonce_boo
     assert await _deposit_through_both(communities, tmp_path / "shared", shared=True) == [None] * (2 * DEPOSITS)
     refused = [e for e in await _deposit_through_both(communities, tmp_path / "apart", shared=False) if e]
     assert refused, "two nonce books for one account on one chain never clashed"
+
+
+@pytest.mark.parametrize("left", ["other code", "nothing"])
+def test_a_community_relay_missing_or_different_on_the_shared_node_is_one_line(home_node: AnvilNode, left: str) -> None:
+    """The community's relay deployer has used the node, but its relay is not there or is other code: exit 2."""
+    name = "other" if left == "other code" else "missing"
+    chain = Web3Chain(home_node.url)
+    try:
+        deployer = devnet_key(f"deployer {name}")
+        chain.fund(chain.w3.eth.account.from_key(deployer).address, 10**18)
+        if left == "other code":
+            one_byte_contract = bytes.fromhex("600160005360016000f3")  # its runtime code is 0x01
+            assert chain.transact(deployer, None, one_byte_contract).status == 1
+        else:
+            assert chain.transact(deployer, "0x000000000000000000000000000000000000dEaD", b"").status == 1
+    finally:
+        chain.close()
+    settings = DevnetOptions(chain_ids=(HOME_CHAIN_ID, 4338)).argv()  # the windows the home contracts have
+    lines = _fails(*settings, "--home-rpc", home_node.url, "--shared-home", name)
+    assert len(lines) == 1 and lines[0].startswith(f"Error: --home-rpc {home_node.url}: "), lines
+    expected = "differs from this version's contracts" if left == "other code" else "there is no ERC20Relay at"
+    assert f"community '{name}'" in lines[0] and expected in lines[0], lines
+
+
+def test_shared_home_needs_a_home_node_and_a_plain_name() -> None:
+    lines = _fails("--shared-home", "a")
+    assert lines == [
+        "Error: --shared-home a shares a homechain node with other devnets; give that node with --home-rpc"
+    ]
+    lines = _fails("--shared-home", "a b", "--home-rpc", "http://127.0.0.1:1")
+    assert lines == ["Error: --shared-home 'a b': a name is 1 to 64 letters, digits, '-' and '_'"]
