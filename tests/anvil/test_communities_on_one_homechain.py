@@ -25,7 +25,20 @@ from polyswarmclient.devnet.deploy import create_address, devnet_key
 from polyswarmclient.devnet.web3chain import Web3Chain
 from tests.anvil.test_cli_on_anvil import _fails
 from tests.devnet.test_shared_nonces import DEPOSITS, _client, _deposits
-from tests.e2e.harness import NCT, PASSWORD, Cli, Devnet, DevnetOptions, address_of, command, keyfile
+from tests.e2e.harness import (
+    ARBITER_READY,
+    NCT,
+    PASSWORD,
+    Cli,
+    Devnet,
+    DevnetOptions,
+    address_of,
+    assert_asserted_revealed_settled,
+    assert_paid_as_the_only_right_expert,
+    command,
+    keyfile,
+)
+from tests.e2e.test_communities_e2e import DURATION, _engine, _one_guid
 
 pytestmark = pytest.mark.anvil
 
@@ -191,3 +204,46 @@ def test_shared_home_needs_a_home_node_and_a_plain_name() -> None:
     ]
     lines = _fails("--shared-home", "a b", "--home-rpc", "http://127.0.0.1:1")
     assert lines == ["Error: --shared-home 'a b': a name is 1 to 64 letters, digits, '-' and '_'"]
+
+
+@pytest.fixture(scope="module")
+def arbiters(communities: dict[str, Devnet], tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each devnet's registered arbiter, voting on its bounties."""
+    runners = [Cli(net, tmp_path_factory.mktemp(f"arbiter-{name}")) for name, net in communities.items()]
+    try:
+        processes = [runner.arbiter(testing=0) for runner in runners]
+        for runner, process in zip(runners, processes, strict=True):
+            runner.ready(process, ARBITER_READY)
+        yield
+    finally:
+        for runner in runners:
+            runner.cleanup()
+
+
+def test_one_engine_asserts_reveals_and_settles_in_both_communities_on_one_homechain(
+    communities: dict[str, Devnet], arbiters: None, tmp_path: Path
+) -> None:
+    """One bounty in each community, one engine and one wallet: both settled and paid, --testing 2 counts both.
+    (The engine works on the sidechains; it reads no homechain unless told to with --chains.)"""
+    keystore = "spare1_keyfile"
+    before = {name: net.balances(keystore) for name, net in communities.items()}
+    state = tmp_path / "state"
+    runners = {name: Cli(net, tmp_path / name) for name, net in communities.items()}
+    try:
+        engine = _engine(
+            runners["a"], keystore, state, {name: net.addr for name, net in communities.items()}, testing=2
+        )
+        posters = {name: runner.ambassador(bounties=1, duration=DURATION) for name, runner in runners.items()}
+        engine.expect_exit(0, timeout=120)
+        for ambassador in posters.values():
+            ambassador.expect_exit(0, timeout=60)
+        log = engine.output()
+        for name, net in communities.items():
+            guid = _one_guid(posters[name])
+            assert_asserted_revealed_settled(engine, guid)
+            assert f"[{name}] bounty {guid}: settled" in log, f"the settle of {guid} is not logged for {name}"
+            assert_paid_as_the_only_right_expert(net, guid, keystore, before[name])
+        assert log.count("asserting verdicts=[malicious]") == 2, log
+    finally:
+        for runner in runners.values():
+            runner.cleanup()
