@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import rlp
 from eth_account import Account
 from eth_utils import keccak
 
@@ -188,3 +189,47 @@ async def test_a_bounty_and_a_withdrawal_survive_pruning_at_every_step() -> None
     names = [m["event"] for m in received if m["event"] not in ("block", "connected")]
     assert names.count("bounty") == 1 and names.count("reveal") == 1 and names.count("vote") == 1
     assert names.count("settled_bounty") == 3
+
+
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RSS and malloc_trim are read on Linux")
+def test_memory_freed_by_a_sweep_goes_back_to_the_system() -> None:
+    """A sweep frees trie nodes scattered through the C heap, pinned by survivors: glibc keeps those pages
+    until ``release_freed_memory`` (run after every sweep) hands them back, so RSS falls instead of
+    staying at its highest point."""
+    from polyswarmclient.devnet.evm import release_freed_memory
+
+    # 40 MiB of 1 KiB values (malloc's, not Python's small-object allocator), every 64th kept alive
+    blobs = [bytes([i % 251]) * 1024 for i in range(40 * 1024)]
+    survivors = blobs[::64]
+    del blobs
+    before = _rss_bytes()
+    assert release_freed_memory()
+    after = _rss_bytes()
+    assert before - after > 20 * 1024 * 1024, f"RSS {before >> 20} MiB -> {after >> 20} MiB"
+    assert all(len(s) == 1024 for s in survivors)
+
+
+def test_the_chain_hashes_with_safe_pysha3_and_its_hashes_do_not_change() -> None:
+    """eth-hash takes pycryptodome first; the devnet switches py-evm and the trie to safe-pysha3 (several
+    times faster) when it is installed, and every hash (transactions, blocks, state) is the same."""
+    from eth_hash.auto import keccak as auto_keccak
+    from eth_hash.backends import pycryptodome, pysha3
+
+    chain = EmbeddedChain(1399)
+    assert chain.keccak_backend == "pysha3"
+    assert auto_keccak.hasher is pysha3.keccak256
+    tx = {"to": SENDER, "value": 1, "gas": 21_000, "gasPrice": 0, "nonce": 0, "chainId": 1399}
+    raw = bytes(Account.sign_transaction(tx, KEY).raw_transaction)
+    chain.fund(SENDER, 10**18)
+    tx_hash = chain.send_raw_transaction(raw)
+    assert tx_hash == pycryptodome.keccak256(raw)
+    block = chain._chain.get_canonical_block_by_number(chain.block_number())
+    assert bytes(block.hash) == pycryptodome.keccak256(rlp.encode(block.header))
+    assert chain.eth_balance(SENDER) == 10**18  # a 0-price self-transfer: the state root checked out on mining
