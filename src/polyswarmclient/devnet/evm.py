@@ -94,8 +94,8 @@ def use_fast_keccak() -> str:
     if auto_keccak.hasher is not pysha3.keccak256:
         if pysha3.keccak256(b"") != _EMPTY_CODE:  # pragma: no cover - a broken build
             return "pycryptodome"
-        auto_keccak.hasher = pysha3.keccak256
-        auto_keccak.preimage = pysha3.preimage
+        auto_keccak.hasher = pysha3.keccak256  # type: ignore[assignment]  # eth-hash types it as its first-run hook
+        auto_keccak.preimage = pysha3.preimage  # type: ignore[assignment]
     return "pysha3"
 
 
