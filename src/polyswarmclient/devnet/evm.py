@@ -118,9 +118,10 @@ _MALLOC_TRIM = _find_malloc_trim()
 def release_freed_memory() -> bool:
     """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``); False where there is none.
 
-    A sweep frees tens of thousands of trie nodes scattered through the heap; glibc keeps those pages
-    (the heap only shrinks from its top), so without this the process's RSS stays at its highest point
-    and creeps up with every sweep.
+    A sweep frees tens of thousands of trie nodes scattered through the heap, and glibc only gives back
+    what is free at the heap's top; this returns the free pages in the middle too. (On the benchmark's
+    5-minute runs it made no difference that could be seen next to the live state's growth; see
+    docs/performance.md.)
     """
     if _MALLOC_TRIM is None:
         return False
