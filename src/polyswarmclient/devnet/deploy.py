@@ -215,31 +215,14 @@ def _deploy(chain: ChainLike, key: bytes, name: str, *args: Any) -> str:
     return str(receipt.contract_address)
 
 
-def deploy_chain(chain: ChainLike, config: CommunityConfig, *, home: bool, verifier: str = "") -> ChainContracts:
-    """Deploy and wire the four contracts on one chain (see ``deploy_community``); ``verifier`` is the
-    relay's (default: ``devnet_address("relay")``)."""
-    rate = config.home_nct_eth_rate if home else config.side_nct_eth_rate
-    deployer_key = devnet_key("deployer")
-    deployer = devnet_address("deployer")
-    verifier = verifier or devnet_address("relay")
-    fee_wallet = devnet_address("relay-fees")
-    chain.fund(deployer, config.operator_eth)
-    chain.fund(verifier, config.operator_eth)
+def _staking_args(config: CommunityConfig, token: str) -> tuple[Any, ...]:
+    """ArbiterStaking's constructor arguments."""
+    return (token, config.minimum_stake, config.maximum_stake, config.stake_duration)
 
-    token = _deploy(chain, deployer_key, "NectarToken")
-    staking = _deploy(
-        chain,
-        deployer_key,
-        "ArbiterStaking",
-        token,
-        config.minimum_stake,
-        config.maximum_stake,
-        config.stake_duration,
-    )
-    registry = _deploy(
-        chain,
-        deployer_key,
-        "BountyRegistry",
+
+def _registry_args(config: CommunityConfig, token: str, staking: str) -> tuple[Any, ...]:
+    """BountyRegistry's constructor arguments: the token, the staking contract, fees, bid range and windows."""
+    return (
         token,
         staking,
         config.bounty_fee,
@@ -253,6 +236,22 @@ def deploy_chain(chain: ChainLike, config: CommunityConfig, *, home: bool, verif
         config.arbiter_lookback_range,
         config.page_size,
     )
+
+
+def deploy_chain(chain: ChainLike, config: CommunityConfig, *, home: bool, verifier: str = "") -> ChainContracts:
+    """Deploy and wire the four contracts on one chain (see ``deploy_community``); ``verifier`` is the
+    relay's (default: ``devnet_address("relay")``)."""
+    rate = config.home_nct_eth_rate if home else config.side_nct_eth_rate
+    deployer_key = devnet_key("deployer")
+    deployer = devnet_address("deployer")
+    verifier = verifier or devnet_address("relay")
+    fee_wallet = devnet_address("relay-fees")
+    chain.fund(deployer, config.operator_eth)
+    chain.fund(verifier, config.operator_eth)
+
+    token = _deploy(chain, deployer_key, "NectarToken")
+    staking = _deploy(chain, deployer_key, "ArbiterStaking", *_staking_args(config, token))
+    registry = _deploy(chain, deployer_key, "BountyRegistry", *_registry_args(config, token, staking))
     contract_transact(chain, deployer_key, staking, "ArbiterStaking", "setBountyRegistry", registry)
     relay = _deploy(chain, deployer_key, "ERC20Relay", token, rate, fee_wallet, [verifier])
 
@@ -309,21 +308,8 @@ def attach_chain(chain: Any, config: CommunityConfig, *, home: bool, verifier: s
     rate = config.home_nct_eth_rate if home else config.side_nct_eth_rate
     args: dict[str, tuple[Any, ...]] = {
         "NectarToken": (),
-        "ArbiterStaking": (token, config.minimum_stake, config.maximum_stake, config.stake_duration),
-        "BountyRegistry": (
-            token,
-            staking,
-            config.bounty_fee,
-            config.assertion_fee,
-            config.bounty_amount_minimum,
-            config.assertion_bid_minimum,
-            config.assertion_bid_maximum,
-            config.assertion_reveal_window,
-            config.arbiter_vote_window,
-            config.max_duration,
-            config.arbiter_lookback_range,
-            config.page_size,
-        ),
+        "ArbiterStaking": _staking_args(config, token),
+        "BountyRegistry": _registry_args(config, token, staking),
         "ERC20Relay": (token, rate, devnet_address("relay-fees"), [verifier or devnet_address("relay")]),
     }
     for kind, address in addresses.items():
