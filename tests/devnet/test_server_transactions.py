@@ -79,6 +79,22 @@ async def test_wrong_sender_is_refused(api: DevnetApi) -> None:
     ]
 
 
+async def test_transaction_signed_for_the_other_chain_is_refused(api: DevnetApi, net: RunningDevnet) -> None:
+    """A sidechain transaction signed with the homechain's chain id is refused and never mined, although
+    the route decodes it once for both its own checks and the chain."""
+    tx = await _transfer_tx(api, "spare3")
+    home_id = net.devnet.node("home").chain.chain_id
+    assert tx["chainId"] != home_id
+    raw, tx_hash = _sign("spare3", {**tx, "chainId": home_id})
+    reply = await _post(api, signer("spare3").address, [raw])
+    assert reply.status == 400
+    (entry,) = reply.body["errors"]
+    assert entry["message"] == f"Invalid transaction error for tx {tx_hash}: invalid sender"
+    assert net.devnet.node("side").chain.peek_receipt(bytes.fromhex(tx_hash[2:])) is None
+    good, _ = _sign("spare3", tx)  # the same nonce signed for the sidechain still goes through
+    assert (await _post(api, signer("spare3").address, [good])).status == 200
+
+
 async def test_recipient_must_be_a_community_contract(api: DevnetApi) -> None:
     """A tx to an address that is none of the chain's contracts gives ``Invalid transaction recipient``."""
     tx = await _transfer_tx(api, "spare3")

@@ -111,7 +111,7 @@ class ChainNode:
         self.gas_limit: int = int(chain.block_gas_limit())
         self.batch_window = batch_window
         self.batching: bool = hasattr(chain, "submit_batch")
-        self._batch: list[tuple[bytes, asyncio.Future[bytes]]] = []
+        self._batch: list[tuple[bytes, Any, asyncio.Future[bytes]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._publish_lock: asyncio.Lock | None = None
 
@@ -169,16 +169,17 @@ class ChainNode:
 
     # --- sending and mining -----------------------------------------------------------------------
 
-    async def send_raw_transaction(self, raw: bytes) -> bytes:
+    async def send_raw_transaction(self, raw: bytes, decoded: Any = None) -> bytes:
         """Send one signed transaction; return its hash once it is mined (or queued behind a nonce gap).
 
         Raises the chain's ``ChainError`` when it is refused. On an embedded chain the transactions that
-        arrive within ``batch_window`` seconds of each other go into one block.
+        arrive within ``batch_window`` seconds of each other go into one block; ``decoded`` is the
+        chain's ``decode_transaction(raw)`` when the caller already has it.
         """
         if not self.batching:
             return bytes(await self.run(self.chain.send_raw_transaction, raw, mutating=True))
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._batch.append((bytes(raw), future))
+        self._batch.append((bytes(raw), decoded, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name=f"devnet-{self.name}-batch")
         return await future
@@ -189,18 +190,18 @@ class ChainNode:
             if self.batch_window > 0:
                 await asyncio.sleep(self.batch_window)
             batch, self._batch = self._batch, []
-            raws = [raw for raw, _future in batch]
+            raws = [raw for raw, _decoded, _future in batch]
             try:
-                results = await self._mine_and_publish(raws)
+                results = await self._mine_and_publish(raws, [decoded for _raw, decoded, _future in batch])
             except BaseException as exc:
-                for _raw, future in batch:
+                for _raw, _decoded, future in batch:
                     if not future.done():
                         future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("stopped"))
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 log.exception("%s chain: mining a batch failed", self.name)
                 continue
-            for (_raw, future), result in zip(batch, results, strict=True):
+            for (_raw, _decoded, future), result in zip(batch, results, strict=True):
                 if future.done():
                     continue
                 if isinstance(result, Exception):
@@ -208,14 +209,17 @@ class ChainNode:
                 else:
                     future.set_result(result)
 
-    async def _mine_and_publish(self, raws: list[bytes]) -> list[Any]:
-        """One worker job: submit ``raws`` (none: an empty block), mine, read the new logs; then publish."""
+    async def _mine_and_publish(self, raws: list[bytes], decoded: list[Any] | None = None) -> list[Any]:
+        """One worker job: submit ``raws`` (none: an empty block), mine, read the new logs; then publish.
+
+        ``decoded`` holds, per raw transaction, the chain's decoded transaction or ``None``.
+        """
 
         def work(since: int) -> tuple[list[Any], int, list[Any]]:
             chain = self.chain
             with chain._lock:
                 if raws:
-                    results, _receipts = chain.submit_batch(raws)
+                    results, _receipts = chain.submit_batch(raws, decoded)
                 else:
                     chain.mine_block()
                     results = []

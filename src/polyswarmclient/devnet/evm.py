@@ -50,6 +50,8 @@ from eth.vm.spoof import SpoofTransaction
 from eth_account import Account
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 
+from polyswarmclient.eth.abi import checksum
+
 __all__ = [
     "ChainError",
     "EmbeddedChain",
@@ -259,6 +261,9 @@ class EmbeddedChain:
         self._kv = MemoryDB()  # py-evm's whole database: the dict we prune
         self._chain = chain_class.from_genesis(AtomicDB(self._kv), genesis_params, genesis_state)
         self._head = self._chain.get_canonical_head()
+        # The fork's transaction class: decoding is pure, so the server's route may decode on its own
+        # thread and hand the object over (one decode and one sender recovery per transaction).
+        self._tx_builder = self._chain.get_vm().get_transaction_builder()
         self._read: tuple[Any, Any, Any] | None = None  # (head header, vm, state) for reads
 
         self._receipts: dict[bytes, Receipt] = {}
@@ -367,13 +372,32 @@ class EmbeddedChain:
 
     # ------------------------------------------------------------------ transactions
 
-    def send_raw_transaction(self, raw: bytes, *, mine: bool = True) -> bytes:
+    def decode_transaction(self, raw: bytes) -> Any:
+        """py-evm's transaction object for ``raw``, its sender recovered; safe on any thread.
+
+        Raises ``ChainError`` when ``raw`` is not a signed transaction. The object may be passed to
+        :meth:`send_raw_transaction` or :meth:`submit_batch` with its ``raw`` so that it is not decoded
+        and its signature not checked a second time.
+        """
+        try:
+            tx = self._tx_builder.decode(bytes(raw))
+        except Exception as exc:
+            raise ChainError(f"invalid transaction: {exc}") from exc
+        try:
+            _ = tx.chain_id
+            _ = tx.sender
+        except Exception as exc:
+            raise ChainError("invalid sender") from exc
+        return tx
+
+    def send_raw_transaction(self, raw: bytes, *, mine: bool = True, decoded: Any = None) -> bytes:
         """Validate, then add to the pending block (next nonce) or queue (future nonce); return the hash.
 
         With ``mine`` (the default) the pending block is mined before returning, so the receipt is there.
+        ``decoded`` is :meth:`decode_transaction`'s object for ``raw``, when the caller has it.
         """
         with self._lock:
-            tx = self._decode(raw)
+            tx = self._decode(raw, decoded)
             tx_hash = bytes(tx.hash)
             sender = bytes(tx.sender)
             if tx_hash in self._receipts or tx_hash in self._queued_hashes or tx_hash in self._pending_hashes:
@@ -404,16 +428,9 @@ class EmbeddedChain:
         self._pending_hashes.add(bytes(tx.hash))
         self._pending_nonces[sender] = int(tx.nonce) + 1
 
-    def _decode(self, raw: bytes) -> Any:
-        try:
-            tx = self._chain.get_vm().get_transaction_builder().decode(bytes(raw))
-        except Exception as exc:
-            raise ChainError(f"invalid transaction: {exc}") from exc
-        try:
-            chain_id = tx.chain_id
-            _ = tx.sender
-        except Exception as exc:
-            raise ChainError("invalid sender") from exc
+    def _decode(self, raw: bytes, decoded: Any = None) -> Any:
+        tx = decoded if decoded is not None else self.decode_transaction(raw)
+        chain_id = tx.chain_id
         if chain_id is None:
             raise ChainError("only replay-protected (EIP-155) transactions allowed over RPC")
         if chain_id != self.chain_id:
@@ -512,7 +529,7 @@ class EmbeddedChain:
             tx_hash = bytes(tx.hash)
             logs = [
                 Log(
-                    address=to_checksum_address(entry.address),
+                    address=checksum(bytes(entry.address)),
                     topics=[int(t).to_bytes(32, "big") for t in entry.topics],
                     data=bytes(entry.data),
                     block_number=number,
@@ -533,8 +550,8 @@ class EmbeddedChain:
                 status=status,
                 gas_used=int(raw_receipt.gas_used) - cumulative_gas,
                 logs=logs,
-                to=to_checksum_address(tx.to) if tx.to else None,
-                sender=to_checksum_address(tx.sender),
+                to=checksum(bytes(tx.to)) if tx.to else None,
+                sender=checksum(bytes(tx.sender)),
                 contract_address=contract_address,
             )
             cumulative_gas = int(raw_receipt.gas_used)
@@ -681,17 +698,20 @@ class EmbeddedChain:
                 else:
                     stack.append(node[1])
 
-    def submit_batch(self, raws: list[bytes]) -> tuple[list[bytes | ChainError], list[Receipt]]:
+    def submit_batch(
+        self, raws: list[bytes], decoded: list[Any] | None = None
+    ) -> tuple[list[bytes | ChainError], list[Receipt]]:
         """Validate each raw transaction, then mine everything pending into one block.
 
+        ``decoded`` holds, per raw transaction, :meth:`decode_transaction`'s object or ``None``.
         Returns, per raw transaction, its hash or the ``ChainError`` that refused it (a transaction
         py-evm refused while mining gets its error too), and the receipts of the mined block.
         """
         with self._lock:
             results: list[bytes | ChainError] = []
-            for raw in raws:
+            for raw, tx in zip(raws, decoded or [None] * len(raws), strict=True):
                 try:
-                    results.append(self.send_raw_transaction(raw, mine=False))
+                    results.append(self.send_raw_transaction(raw, mine=False, decoded=tx))
                 except ChainError as exc:
                     results.append(exc)
             receipts, refused = self.mine_pending()

@@ -89,17 +89,46 @@ def _is_withdrawal(request: web.Request, tx: DecodedTransaction) -> bool:
     return bool(args["to"].lower() == side.addresses.erc20_relay.lower() and args["value"] > 0)
 
 
-def _decode_all(raw_hexes: list[str]) -> list[tuple[bytes, DecodedTransaction]]:
-    """Decode every item first, like polyswarmd HEAD; raises ``ValueError`` on the first bad one."""
+def _decode_all(node: ChainNode, raw_hexes: list[str]) -> list[tuple[bytes, DecodedTransaction, Any]]:
+    """Decode every item first, like polyswarmd HEAD; raises ``ValueError`` on the first bad one.
+
+    Each item comes with the chain's own decoded transaction when the chain decodes (the embedded
+    chains): the route and the chain then share one decode and one signature recovery.
+    """
+    decode = getattr(node.chain, "decode_transaction", None)
     out = []
     for raw_hex in raw_hexes:
         raw = bytes.fromhex(raw_hex)
-        out.append((raw, decode_raw_transaction(raw)))
+        if decode is not None:
+            try:
+                chain_tx = decode(raw)
+            except Exception:
+                chain_tx = None  # the fields below say why, in the usual words
+            if chain_tx is not None:
+                out.append((raw, _fields_of(chain_tx, raw), chain_tx))
+                continue
+        out.append((raw, decode_raw_transaction(raw), None))
     return out
 
 
+def _fields_of(tx: Any, raw: bytes) -> DecodedTransaction:
+    """The route's view of py-evm's transaction ``tx`` (what ``decode_raw_transaction`` gives)."""
+    to = bytes(tx.to)
+    return DecodedTransaction(
+        tx_hash=bytes(tx.hash),
+        sender=abi.checksum(bytes(tx.sender)),
+        to=abi.checksum(to) if len(to) == 20 else None,
+        value=int(tx.value),
+        data=bytes(tx.data),
+        nonce=int(tx.nonce),
+        gas=int(tx.gas),
+        chain_id=tx.chain_id,
+        gas_price=int(tx.max_fee_per_gas),
+    )
+
+
 async def _submit(
-    request: web.Request, node: ChainNode, account: str, raw: bytes, tx: DecodedTransaction
+    request: web.Request, node: ChainNode, account: str, raw: bytes, tx: DecodedTransaction, chain_tx: Any
 ) -> dict[str, Any]:
     from polyswarmclient.devnet.evm import ChainError
 
@@ -118,7 +147,7 @@ async def _submit(
     if node.kind_of(tx.to) is None:
         return {"is_error": True, "message": f"Invalid transaction recipient for tx {tx_hash}: {tx.to}"}
     try:
-        await node.send_raw_transaction(raw)
+        await node.send_raw_transaction(raw, chain_tx)
     except ChainError as exc:
         return {"is_error": True, "message": f"Invalid transaction error for tx {tx_hash}: {exc}"}
     return {"is_error": False, "message": tx_hash}
@@ -148,12 +177,13 @@ async def post_transactions(request: web.Request) -> web.Response:
     if not request[AUTHENTICATED] and len(txs) != 1:
         raise ApiFailure(403, "Posting multiple transactions requires an API key")
     try:
-        decoded = _decode_all(txs)
+        decoded = _decode_all(node, txs)
     except ValueError as exc:
         # One undecodable item: a single error entry and nothing is sent (spec §2.3, HEAD).
         return fail([{"is_error": True, "message": f"Invalid transaction: {exc}"}], 400)
     # Submitted together (in order) so that they go into the same block.
-    results = await asyncio.gather(*(_submit(request, node, account, raw, tx) for raw, tx in decoded))
+    submits = (_submit(request, node, account, raw, tx, chain_tx) for raw, tx, chain_tx in decoded)
+    results = await asyncio.gather(*submits)
     if any(r["is_error"] for r in results):
         return fail(results, 400)
     return ok(results)

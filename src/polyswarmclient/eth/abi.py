@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,12 +11,18 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
 
+@functools.lru_cache(maxsize=4096)
+def checksum(address: str | bytes) -> str:
+    """``address`` (20 bytes or hex) in EIP-55 form; the few addresses a participant meets are cached."""
+    return str(to_checksum_address(address))
+
+
 def _named(names: tuple[str, ...], types: tuple[str, ...], values: Any) -> dict[str, Any]:
     """Decoded values by argument name: addresses checksummed, arrays as lists."""
     out: dict[str, Any] = {}
     for name, typ, value in zip(names, types, values, strict=True):
         if typ == "address":
-            value = to_checksum_address(value)
+            value = checksum(value)
         elif typ.endswith("]"):
             value = list(value)
         out[name] = value
@@ -37,7 +44,7 @@ class _Signature:
 
 @dataclass(frozen=True)
 class Function(_Signature):
-    @property
+    @functools.cached_property
     def selector(self) -> bytes:
         return keccak(text=self.signature)[:4]
 
@@ -150,7 +157,7 @@ FUNCTIONS = (
 class EventSig(_Signature):
     indexed: tuple[bool, ...]
 
-    @property
+    @functools.cached_property
     def topic(self) -> bytes:
         return keccak(text=self.signature)
 
