@@ -148,6 +148,23 @@ def test_call_at_past_block_and_logs_filter(chain) -> None:
     assert chain.get_logs(0, chain.block_number(), address=OTHER) == []
 
 
+def test_latest_block_calls_answer_the_new_state_after_each_block(chain) -> None:
+    """A call repeated at the latest block answers from the block it is asked at: a mint mined in
+    between shows, and a call that reverted before succeeds after the state changed."""
+    token = chain.transact(KEY, None, encode_deploy("NectarToken")).contract_address
+    abi = load_artifact("NectarToken")["abi"]
+    assert contract_call(chain, token, abi, "balanceOf", OTHER) == 0
+    assert contract_call(chain, token, abi, "balanceOf", OTHER) == 0
+    send = encode_call(abi, "transfer", (SENDER, 3))
+    with pytest.raises(ChainError, match="Insufficient balance"):
+        chain.call(token, send, sender=OTHER)
+    chain.transact(KEY, token, encode_call(abi, "mint", (OTHER, 5)))
+    assert contract_call(chain, token, abi, "balanceOf", OTHER) == 5
+    assert chain.call(token, send, sender=OTHER) == (1).to_bytes(32, "big")  # now OTHER can pay
+    with pytest.raises(ChainError, match="Insufficient balance"):
+        chain.call(token, send, sender=SENDER)  # the same call from another sender is its own answer
+
+
 def test_mine_block_fund_and_balances(chain) -> None:
     """mine_block advances one block; fund sends ETH from the faucet."""
     n = chain.block_number()

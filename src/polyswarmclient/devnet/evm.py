@@ -217,6 +217,11 @@ class _SenderQueue:
     by_nonce: dict[int, _Queued] = field(default_factory=dict)
 
 
+#: eth_call results kept for the latest block: the getters that building transactions asks for
+#: (fees, windows, a bounty's fields) are the same calls many times within one block.
+_CALL_CACHE_SIZE = 4096
+
+
 class EmbeddedChain:
     """An in-process chain with instant or batched mining; see the module docstring.
 
@@ -265,6 +270,9 @@ class EmbeddedChain:
         # thread and hand the object over (one decode and one sender recovery per transaction).
         self._tx_builder = self._chain.get_vm().get_transaction_builder()
         self._read: tuple[Any, Any, Any] | None = None  # (head header, vm, state) for reads
+        # eth_call results at the latest block, by (to, data, sender); emptied when the head moves
+        self._calls: dict[tuple[str, bytes, str | None], bytes | ChainError] = {}
+        self._calls_head: Any = None
 
         self._receipts: dict[bytes, Receipt] = {}
         self._revert_reasons: dict[bytes, str | None] = {}
@@ -775,7 +783,27 @@ class EmbeddedChain:
         transaction sent now sees ``block.number + 1``. Raises ChainError on revert.
         """
         with self._lock:
-            if block is None or block == self._head.block_number:
+            latest = block is None or block == self._head.block_number
+            if not latest:
+                return self._call(to, data, sender, block)
+            if self._calls_head is not self._head or len(self._calls) >= _CALL_CACHE_SIZE:
+                self._calls.clear()
+                self._calls_head = self._head
+            key = (to, bytes(data), sender)
+            found = self._calls.get(key)
+            if found is None:
+                try:
+                    found = self._call(to, data, sender, None)
+                except ChainError as exc:
+                    found = exc
+                self._calls[key] = found
+            if isinstance(found, ChainError):
+                raise ChainError(str(found), reason=found.reason, data=found.data)
+            return found
+
+    def _call(self, to: str, data: bytes, sender: str | None, block: int | None) -> bytes:
+        with self._lock:
+            if block is None:
                 vm, state = self._read_state()
             else:
                 self._check_block(block)
