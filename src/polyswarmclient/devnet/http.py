@@ -8,6 +8,7 @@ builds the application; no route module imports the server.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -104,9 +105,16 @@ def account_param(request: web.Request) -> str:
     account = request.query.get("account")
     if not account:
         raise ApiFailure(400, "Account must be provided")
-    if not is_address(account):
+    checked = _checked_account(account)
+    if checked is None:
         raise ApiFailure(400, "Invalid account")
-    return str(to_checksum_address(account))
+    return checked
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_account(account: str) -> str | None:
+    """``account`` checksummed, or ``None`` when it is not an address (the few callers are cached)."""
+    return str(to_checksum_address(account)) if is_address(account) else None
 
 
 def chain_scope(request: web.Request) -> tuple[ChainNode, str]:
