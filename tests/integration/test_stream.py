@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
+import subprocess
+from pathlib import Path
 
 import pytest
+from aiohttp import web
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from polyswarmclient.transport.stream import EventStream, StreamSettings
 from polyswarmclient.wire.events import Block, Connected, Event, QuorumReached, Reconnected
-from tests.helpers import GUID, message, unused_port, ws_server
+from tests.helpers import GUID, message, unused_port, wait_until, ws_server
 
 FAST = StreamSettings(backoff_base=0.01, backoff_cap=0.05, open_timeout=2)
 
@@ -226,3 +230,131 @@ async def test_a_socket_that_goes_silent_is_reopened() -> None:
             events = await take(stream, 4, within=5)
     assert [type(e) for e in events] == [Connected, Reconnected, Connected, Block]
     assert connections == 2
+
+
+async def test_a_peer_that_stops_answering_pings_is_dropped_before_the_idle_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A socket whose peer stops answering (no pong to our ping) is re-opened within the ping interval
+    and a half, long before the idle timeout would notice."""
+    caplog.set_level(logging.WARNING)
+    connections = 0
+    stop = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        nonlocal connections
+        connections += 1
+        ws = web.WebSocketResponse(autoping=False)  # pings are left unread and unanswered
+        await ws.prepare(request)
+        await ws.send_str(connected())
+        if connections > 1:
+            await ws.send_str(block(5))
+        await stop.wait()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/events/", handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    settings = StreamSettings(backoff_base=0.01, backoff_cap=0.05, open_timeout=2, ping_interval=0.2, idle_timeout=60)
+    try:
+        async with EventStream(f"ws://127.0.0.1:{port}/events/?chain=side", "side", settings) as stream:
+            events = await take(stream, 4, within=3)
+    finally:
+        stop.set()
+        await runner.cleanup()
+    assert [type(e) for e in events] == [Connected, Reconnected, Connected, Block]
+    assert "PONG" in caplog.text
+
+
+async def test_a_message_over_the_cap_drops_the_connection_unread(caplog: pytest.LogCaptureFixture) -> None:
+    """A message larger than max_message_bytes is never delivered: the socket is dropped and re-opened."""
+    caplog.set_level(logging.WARNING)
+    connections = 0
+
+    async def handler(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        await ws.send(connected())
+        if connections == 1:
+            await ws.send(message("block", {"number": 1, "padding": "x" * 5000}))
+        else:
+            await ws.send(block(2))
+        await ws.wait_closed()
+
+    settings = StreamSettings(backoff_base=0.01, backoff_cap=0.05, open_timeout=2, max_message_bytes=1024)
+    async with ws_server(handler) as base:
+        async with EventStream(f"{base}/events/?chain=side", "side", settings) as stream:
+            events = await take(stream, 4)
+    assert [type(e) for e in events] == [Connected, Reconnected, Connected, Block]
+    assert [e.number for e in events if isinstance(e, Block)] == [2]
+    assert "exceeds limit 1024" in caplog.text
+
+
+async def test_the_handshake_asks_for_no_compression_and_ignores_proxy_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No per-message deflate is offered, and a proxy named in the environment is not used."""
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{unused_port()}")
+    monkeypatch.setenv("ALL_PROXY", f"http://127.0.0.1:{unused_port()}")
+    offered: list[str | None] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        offered.append(ws.request.headers.get("Sec-WebSocket-Extensions"))
+        await ws.send(connected())
+        await ws.wait_closed()
+
+    async with ws_server(handler) as base:
+        async with EventStream(f"{base}/events/?chain=side", "side", FAST) as stream:
+            assert [type(e) for e in await take(stream, 1)] == [Connected]
+    assert offered == [None]
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, made by the openssl CLI."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_an_untrusted_certificate_is_refused_and_retried(
+    self_signed: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """wss:// verifies the server's certificate: a self-signed one is refused with one line, and retried."""
+    caplog.set_level(logging.WARNING)
+    cert, key = self_signed
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    handled = 0
+
+    async def handler(ws: ServerConnection) -> None:
+        nonlocal handled
+        handled += 1
+        await ws.send(connected())
+
+    server = await serve(handler, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    stream = EventStream(f"wss://127.0.0.1:{port}/events/?chain=side", "side", FAST)
+    pending = asyncio.ensure_future(anext(stream))
+    try:
+        await wait_until(lambda: caplog.text.count("cannot open event stream") >= 2, what="two refused attempts")
+    finally:
+        pending.cancel()
+        await stream.aclose()
+        server.close()
+        await server.wait_closed()
+    assert handled == 0
+    assert "CERTIFICATE_VERIFY_FAILED" in caplog.text
+    assert all("\n" not in r.getMessage() for r in caplog.records if "cannot open" in r.getMessage())

@@ -1,11 +1,11 @@
-"""Transport: the only package that imports aiohttp and websockets.
+"""Transport: the only package that imports aiohttp (besides the devnet's server and telemetry's).
 
 ``http`` owns REST, ``stream`` owns the websocket event stream, ``address`` turns the configured
 polyswarmd address into URLs, ``backoff`` is the shared retry delay policy, ``settings`` the settings
-dataclasses (light: no aiohttp or websockets).
+dataclasses (light: no aiohttp).
 
 The names below are imported on first use, so importing a light module of this package does not import
-aiohttp and websockets.
+aiohttp.
 """
 
 from __future__ import annotations

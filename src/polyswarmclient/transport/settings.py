@@ -1,5 +1,5 @@
-"""The transport's settings: plain dataclasses, importable without aiohttp or websockets (the CLI reads
-their defaults to declare its options before anything heavy is imported)."""
+"""The transport's settings: plain dataclasses, importable without aiohttp (the CLI reads their defaults
+to declare its options before anything heavy is imported)."""
 
 from __future__ import annotations
 
@@ -48,12 +48,18 @@ class HttpSettings:
 
 @dataclass(frozen=True)
 class StreamSettings:
+    """The event stream's reconnect delays, time limits (seconds) and message cap."""
+
     backoff_base: float = 1.0
     backoff_cap: float = 32.0
+    #: Connecting plus the websocket handshake.
     open_timeout: float = 10.0
+    #: After this long without a frame the client pings; no pong within half of it drops the socket.
+    #: ``None``: no pings (``idle_timeout`` still applies).
     ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
+    #: Waiting for the server's answer to our close frame.
     close_timeout: float = 5.0
+    #: A bigger message drops the connection unread (events are small JSON objects).
     max_message_bytes: int = 16 * 1024 * 1024
     #: A socket that delivers nothing (not even a block) for this long is treated as dead and re-opened:
     #: polyswarmd sends a block message per new block, so silence means its poller or the path is stuck.

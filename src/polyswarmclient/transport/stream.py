@@ -9,9 +9,18 @@
   accepts the socket and closes it at once, silent, is backed off up to the cap). After every successful
   *re*-connect (not the first connect) it yields :class:`Reconnected`, because polyswarmd replays
   nothing: whatever happened in between is lost, so consumers re-fetch parameters and catch up.
+* A dead connection is found two ways: after ``ping_interval`` seconds without a frame the client pings,
+  and a pong that does not come within half that time drops the socket (aiohttp's heartbeat); a socket
+  that answers pings but delivers no message for ``idle_timeout`` seconds is dropped too. Either way the
+  stream reconnects.
+* A message over ``max_message_bytes`` drops the connection (read no further) and the stream reconnects.
 * ``aclose()`` (or leaving ``async with``) closes the socket cleanly. Cancelling a pending
-  ``__anext__`` is safe (``recv`` is cancellation-safe) and leaves the stream usable; a consumer task
+  ``__anext__`` is safe (a message is never half taken) and leaves the stream usable; a consumer task
   that is cancelled inside ``async with stream:`` therefore closes it cleanly.
+
+The socket is aiohttp's websocket client (the REST transport's library, with its C frame reader), in a
+session of the stream's own: no proxy from the environment, certificates verified, no per-message
+deflate, and no API key (polyswarmd's websocket is not authenticated).
 """
 
 from __future__ import annotations
@@ -21,9 +30,9 @@ import json
 import logging
 import random
 from collections.abc import Callable
+from typing import Final
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
+import aiohttp
 
 from polyswarmclient.errors import MalformedResponse
 from polyswarmclient.metrics import HEALTH
@@ -52,7 +61,8 @@ class EventStream:
         self.chain = chain
         self.settings = settings or StreamSettings()
         self._backoff = Backoff(self.settings.backoff_base, self.settings.backoff_cap, rng=rng)
-        self._ws: ClientConnection | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._connected_before = False
         self._last_block: int | None = None
         self._unproven = False
@@ -83,8 +93,13 @@ class EventStream:
         self._closing.set()
         HEALTH.stream_connected(self.chain, False)
         ws, self._ws = self._ws, None
-        if ws is not None:
-            await ws.close()
+        session, self._session = self._session, None
+        try:
+            if ws is not None:
+                await ws.close()
+        finally:
+            if session is not None:
+                await session.close()
 
     async def __anext__(self) -> Event:
         event = await self._next()
@@ -108,21 +123,22 @@ class EventStream:
             try:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation of the consumer.
                 async with asyncio.timeout(self.settings.idle_timeout):
-                    raw = await ws.recv()
-            except ConnectionClosed as exc:
-                if self._closed:
-                    raise StopAsyncIteration from None
-                log.warning("event stream %s closed (%s); reconnecting", self.url, exc)
-                HEALTH.stream_connected(self.chain, False)
-                self._ws = None
-                continue
+                    message = await ws.receive()
             except TimeoutError:
                 log.warning(
                     "event stream %s sent nothing for %.0f s; reconnecting", self.url, self.settings.idle_timeout
                 )
-                HEALTH.stream_connected(self.chain, False)
-                self._ws = None
-                await ws.close()
+                await self._drop(ws)
+                continue
+            kind = message.type
+            if kind is _TEXT or kind is _BINARY:
+                raw = message.data
+            else:
+                # CLOSE, CLOSING, CLOSED or ERROR: this connection is over.
+                if self._closed:
+                    raise StopAsyncIteration
+                log.warning("event stream %s closed (%s); reconnecting", self.url, _why(ws, message))
+                await self._drop(ws)
                 continue
             if self._unproven:
                 # Only a connection that delivered something counts as a success: an endpoint that
@@ -148,19 +164,11 @@ class EventStream:
                     return
             first_attempt = False
             try:
-                ws = await connect(
-                    self.url,
-                    open_timeout=self.settings.open_timeout,
-                    ping_interval=self.settings.ping_interval,
-                    ping_timeout=self.settings.ping_timeout,
-                    close_timeout=self.settings.close_timeout,
-                    max_size=self.settings.max_message_bytes,
-                    proxy=None,
-                    # Events are small JSON objects: per-message deflate would cost more CPU than it saves.
-                    compression=None,
-                )
-            except (OSError, TimeoutError, WebSocketException) as exc:
-                log.warning("cannot open event stream %s: %s: %s", self.url, type(exc).__name__, exc)
+                ws = await self._open()
+            except (OSError, TimeoutError, aiohttp.ClientError) as exc:
+                if self._closed:
+                    return
+                log.warning("cannot open event stream %s: %s", self.url, _describe(exc))
                 continue
             if self._closed:  # aclose() ran while we were connecting
                 await ws.close()
@@ -170,6 +178,27 @@ class EventStream:
             HEALTH.stream_connected(self.chain, True)
             log.info("event stream %s connected", self.url)
             return
+
+    async def _open(self) -> aiohttp.ClientWebSocketResponse:
+        settings = self.settings
+        if self._session is None:
+            # The handshake's own time limit is open_timeout (below); an open socket has none.
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        async with asyncio.timeout(settings.open_timeout):
+            ws = await self._session.ws_connect(
+                self.url,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=settings.close_timeout),
+                heartbeat=settings.ping_interval,
+                max_msg_size=settings.max_message_bytes,
+                # Events are small JSON objects: per-message deflate would cost more CPU than it saves.
+                compress=0,
+            )
+        return ws
+
+    async def _drop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        HEALTH.stream_connected(self.chain, False)
+        self._ws = None
+        await ws.close()
 
     def _parse(self, raw: str | bytes) -> Event | None:
         try:
@@ -194,3 +223,25 @@ class EventStream:
             self._last_block = event.number
             HEALTH.block(self.chain, event.number)
         return event
+
+
+_TEXT: Final = aiohttp.WSMsgType.TEXT
+_BINARY: Final = aiohttp.WSMsgType.BINARY
+
+
+def _why(ws: aiohttp.ClientWebSocketResponse, message: aiohttp.WSMessage) -> str:
+    """Why a connection ended, in a few words, from the message that ended it."""
+    if message.type is aiohttp.WSMsgType.ERROR and isinstance(message.data, BaseException):
+        return _describe(message.data)
+    if (exc := ws.exception()) is not None:
+        return _describe(exc)
+    if message.type is aiohttp.WSMsgType.CLOSE:
+        reason = f" {message.extra}" if message.extra else ""
+        return f"the server closed it: code {message.data}{reason}"
+    return "the connection was lost without a close frame"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
