@@ -71,7 +71,8 @@ class Function(_Signature):
             values = abi_decode(types, body, strict=False)
         except Exception as exc:  # eth-abi raises several unrelated types
             raise ValueError(f"arguments do not decode as {self.signature}: {exc}") from None
-        if body not in (abi_encode(types, list(values)), encode_eth_abi_v1(types, list(values))):
+        # The eth-abi 1.x form is built only when the canonical one differs (it rarely does).
+        if body != abi_encode(types, list(values)) and body != encode_eth_abi_v1(types, list(values)):
             raise ValueError(f"call data for {self.signature} is neither the canonical nor the eth-abi 1.x encoding")
         return _named(self.arg_names, self.arg_types, values)
 
