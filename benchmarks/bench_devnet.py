@@ -450,11 +450,13 @@ def run_server(args: argparse.Namespace, chains_on: str) -> dict[str, Any]:
     async def body(clients: Clients) -> None:
         head0 = clients.head
         cpu0 = _tree_cpu_seconds(server.pid)
+        main0 = _cpu_seconds(server.pid)
         own0 = time.process_time()
         t0 = time.perf_counter()
         await drive(clients, args.lifecycles, args.in_flight, None)
         out["elapsed"] = time.perf_counter() - t0
         out["cpu"] = (_tree_cpu_seconds(server.pid) - cpu0) / out["elapsed"]
+        out["cpu_main"] = (_cpu_seconds(server.pid) - main0) / out["elapsed"]
         out["blocks"] = clients.head - head0
         out["own"] = (time.process_time() - own0) / out["elapsed"]
         out["stats"] = clients.stats
@@ -470,7 +472,8 @@ def run_server(args: argparse.Namespace, chains_on: str) -> dict[str, Any]:
         f"server on {chains_on}: {stats.done} lifecycles ({stats.failed} failed) in {elapsed:.1f} s = "
         f"{out['lps']:.2f} lifecycles/s, {out['tps']:.0f} tx/s; {blocks} blocks "
         f"({stats.txs / max(1, blocks):.1f} tx/block); "
-        f"CPU: server {out['cpu'] * 100:.0f}%, clients {out['own'] * 100:.0f}% of a core"
+        f"CPU: server {out['cpu'] * 100:.0f}% (its own process {out['cpu_main'] * 100:.0f}%, its children "
+        f"{(out['cpu'] - out['cpu_main']) * 100:.0f}%), clients {out['own'] * 100:.0f}% of a core"
     )
     for error in stats.errors:
         print(f"  failure: {error}")

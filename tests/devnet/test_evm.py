@@ -165,6 +165,31 @@ def test_latest_block_calls_answer_the_new_state_after_each_block(chain) -> None
         chain.call(token, send, sender=SENDER)  # the same call from another sender is its own answer
 
 
+def test_submit_and_scan_hands_over_one_round_of_the_batcher(chain) -> None:
+    """submit_and_scan mines a batch into one block and returns each transaction's hash or refusal, the new
+    head, and the logs and receipts of every block after ``since`` (a block mined by transact included);
+    with no transactions it mines an empty block; call_many answers each call at one block."""
+    token = chain.transact(KEY, None, encode_deploy("NectarToken")).contract_address
+    abi = load_artifact("NectarToken")["abi"]
+    since = chain.block_number()
+    minted = chain.transact(KEY, token, encode_call(abi, "mint", (OTHER, 5)))
+    raws = [_raw(2, to=token, data=encode_call(abi, "mint", (SENDER, 7)), gas=200_000), _raw(3, chain_id=1337)]
+    results, head, logs, receipts = chain.submit_and_scan(raws, None, since)
+    assert isinstance(results[0], bytes) and isinstance(results[1], ChainError)
+    assert results[1].message == "invalid sender"
+    assert head == since + 2 and [r.tx_hash for r in receipts] == [minted.tx_hash, results[0]]
+    assert [(log.block_number, log.tx_hash) for log in logs] == [(since + 1, minted.tx_hash), (head, results[0])]
+    assert chain.scan(head) == (head, [], [])
+    assert chain.submit_and_scan([], None, head) == ([], head + 1, [], [])
+    balance = encode_call(abi, "balanceOf", (OTHER,))
+    assert chain.call_many(token, [balance, encode_call(abi, "balanceOf", (SENDER,))]) == [
+        (5).to_bytes(32, "big"),
+        (7).to_bytes(32, "big"),
+    ]
+    with pytest.raises(ChainError, match="Insufficient balance"):
+        chain.call_many(token, [balance, encode_call(abi, "transfer", (SENDER, 3))])
+
+
 def test_mine_block_fund_and_balances(chain) -> None:
     """mine_block advances one block; fund sends ETH from the faucet."""
     n = chain.block_number()

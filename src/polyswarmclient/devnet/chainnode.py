@@ -111,6 +111,8 @@ class ChainNode:
         self.gas_limit: int = int(chain.block_gas_limit())
         self.batch_window = batch_window
         self.batching: bool = hasattr(chain, "submit_batch")
+        #: An embedded chain: one call mines a batch and scans the new blocks.
+        self._scans: bool = hasattr(chain, "submit_and_scan")
         self._batch: list[tuple[bytes, Any, asyncio.Future[bytes]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._publish_lock: asyncio.Lock | None = None
@@ -144,14 +146,7 @@ class ChainNode:
             results = await self.run(self.chain.contract_calls, kind, address, list(calls))
             return [abi.shape_web3(call[0], result) for call, result in zip(calls, results, strict=True)]
         encoded = [abi.encode_call(function, *args) for function, *args in calls]
-
-        def work() -> list[bytes]:
-            chain = self.chain
-            lock = getattr(chain, "_lock", None)
-            with lock if lock is not None else contextlib.nullcontext():
-                return [bytes(chain.call(address, data)) for data in encoded]
-
-        raws = await self.run(work)
+        raws = await self.run(self.chain.call_many, address, encoded)
         return [abi.decode_result(call[0], raw) for call, raw in zip(calls, raws, strict=True)]
 
     def receipt_now(self, tx_hash: bytes) -> Any:
@@ -217,12 +212,13 @@ class ChainNode:
 
         def work(since: int) -> tuple[list[Any], int, list[Any]]:
             chain = self.chain
-            with chain._lock:
-                if raws:
-                    results, _receipts = chain.submit_batch(raws, decoded)
-                else:
+            if self._scans:
+                results, head, logs, _receipts = chain.submit_and_scan(raws, decoded, since)
+                return results, head, logs
+            with chain._lock:  # a node the devnet mines (anvil)
+                results = chain.submit_batch(raws)[0] if raws else []
+                if not raws:
                     chain.mine_block()
-                    results = []
                 head = int(chain.block_number())
                 return results, head, chain.get_logs(since + 1, head) if head > since else []
 
@@ -315,6 +311,9 @@ class ChainNode:
         chain = self.chain
 
         def work(since: int) -> tuple[int, list[Any]]:
+            if self._scans:
+                head, logs, _receipts = chain.scan(since)
+                return head, logs
             head = int(chain.block_number())
             return head, (chain.get_logs(since + 1, head) if head > since else [])
 

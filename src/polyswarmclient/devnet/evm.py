@@ -727,6 +727,42 @@ class EmbeddedChain:
                 results = [ChainError(refused[r]) if isinstance(r, bytes) and r in refused else r for r in results]
             return results, receipts
 
+    def submit_and_scan(
+        self, raws: list[bytes], decoded: list[Any] | None, since: int
+    ) -> tuple[list[bytes | ChainError], int, list[Log], list[Receipt]]:
+        """One round of the server's batcher: mine ``raws`` into one block (none: mine a block anyway, with
+        whatever is pending), then :meth:`scan` from ``since``.
+
+        ``decoded`` is as for :meth:`submit_batch`. Returns the per-transaction results of
+        :meth:`submit_batch` and what :meth:`scan` returns.
+        """
+        with self._lock:
+            results: list[bytes | ChainError] = []
+            if raws:
+                results, _receipts = self.submit_batch(raws, decoded)
+            else:
+                self.mine_block()
+            return (results, *self.scan(since))
+
+    def scan(self, since: int) -> tuple[int, list[Log], list[Receipt]]:
+        """The head, the logs of blocks ``since + 1`` to the head, and the receipts of those blocks that are
+        still retained (the watcher's scan)."""
+        with self._lock:
+            head = int(self._head.block_number)
+            if head <= since:
+                return head, [], []
+            receipts: list[Receipt] = []
+            for number, hashes in reversed(self._block_txs):
+                if number <= since:
+                    break
+                receipts[:0] = [self._receipts[h] for h in hashes if h in self._receipts]
+            return head, self.get_logs(since + 1, head), receipts
+
+    def call_many(self, to: str, datas: list[bytes]) -> list[bytes]:
+        """Several :meth:`call` s at the latest block, all against the same block; raises the first error."""
+        with self._lock:
+            return [bytes(self.call(to, data)) for data in datas]
+
     def logs_between(self, from_block: int, to_block: int) -> list[Log]:
         """Every log of blocks ``from_block`` to ``to_block``, in order (the watcher's scan)."""
         return self.get_logs(from_block, to_block)
