@@ -31,10 +31,30 @@ def _env() -> dict[str, str]:
     return env
 
 
-def test_devnet_cli_serves_and_stops_cleanly_on_sigterm() -> None:
-    """The CLI prints its address, chain ids and contracts, answers /status, and exits 0 on SIGTERM."""
+def _state_files(pid: int) -> list[str]:
+    """The files under a state directory the process holds open (Linux: from /proc)."""
+    fds = Path(f"/proc/{pid}/fd")
+    targets = []
+    for fd in fds.iterdir():
+        try:
+            targets.append(os.readlink(fd))
+        except OSError:
+            continue
+    return [t for t in targets if "polyswarm-devnet-state-" in t]
+
+
+def test_devnet_cli_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """The CLI prints its address, chain ids and contracts, answers /status, and exits 0 on SIGTERM. Each
+    embedded chain's state lives in a file under --state-dir that is unlinked at once, so the directory is
+    empty while the devnet runs and after it stops."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
     process = subprocess.Popen(
-        [*_command(), "--port", "0", "--block-time", "0.5", "--keyfiles-dir", str(ROOT / "keyfiles-testing")],
+        [
+            *_command(),
+            *("--port", "0", "--block-time", "0.5", "--keyfiles-dir", str(ROOT / "keyfiles-testing")),
+            *("--state-dir", str(state_dir)),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -62,9 +82,14 @@ def test_devnet_cli_serves_and_stops_cleanly_on_sigterm() -> None:
         assert status["status"] == "OK" and status["result"]["side"]["reachable"] is True
         banner = "".join(lines)
         assert "chain id 1337" in banner and "chain id 1338" in banner and "BountyRegistry" in banner
+        if sys.platform.startswith("linux"):
+            held = _state_files(process.pid)
+            assert len(held) == 2 and all(f.startswith(str(state_dir)) and f.endswith("(deleted)") for f in held), held
+        assert list(state_dir.iterdir()) == []
 
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
+        assert list(state_dir.iterdir()) == []
     finally:
         if process.poll() is None:
             process.kill()

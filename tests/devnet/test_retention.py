@@ -33,14 +33,28 @@ KEY = keccak(b"retention sender")
 SENDER = Account.from_key(KEY).address
 
 
-def test_old_receipts_logs_headers_and_state_are_forgotten_and_the_live_state_is_intact() -> None:
+def _entries(chain: EmbeddedChain) -> int:
+    """Entries in py-evm's database: hot and cold on disk, or the dict in memory."""
+    return len(chain._store) if chain._store is not None else len(chain._kv.kv_store)  # type: ignore[union-attr]
+
+
+def _has(chain: EmbeddedChain, key: bytes) -> bool:
+    return key in chain._store if chain._store is not None else key in chain._kv.kv_store  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("on_disk", [True, False], ids=["state-on-disk", "state-in-memory"])
+def test_old_receipts_logs_headers_and_state_are_forgotten_and_the_live_state_is_intact(on_disk: bool) -> None:
     """After 150 blocks of transfers with a 100-block retention: the first transfer's receipt, logs and
-    header are gone, the recent ones answer, a sweep drops the state tries no retained block uses, and balances, calls
-    and new transactions are exactly as without pruning."""
-    home, side = EmbeddedChain(1337), EmbeddedChain(1338, retain_blocks=100)
+    header are gone, the recent ones answer, a sweep drops the state tries no retained block uses, and balances,
+    calls and new transactions are exactly as without pruning (the state on disk or in memory). On disk,
+    the state read back from the file after sweeps and compactions is the same, and a compaction drops the
+    old states the sweeps left in the file."""
+    home, side = EmbeddedChain(1337), EmbeddedChain(1338, retain_blocks=100, state_on_disk=on_disk)
+    assert (side._store is not None) is on_disk
     community = deploy_community(home, side)
     fund_account(home, side, community, SENDER, eth=NCT, nct_home=0, nct_side=1000 * NCT)
     token, registry = community.side.nectar_token, community.side.bounty_registry
+    code = side.get_code(token)
 
     def transfer(amount: int) -> bytes:
         tx = {
@@ -54,6 +68,9 @@ def test_old_receipts_logs_headers_and_state_are_forgotten_and_the_live_state_is
         }
         return side.send_raw_transaction(bytes(Account.sign_transaction(tx, KEY).raw_transaction))
 
+    def balance(block: int | None = None) -> int:
+        return int(contract_call(side, token, "NectarToken", "balanceOf", registry, block=block))
+
     first = transfer(1)
     first_block = side.get_receipt(first).block_number
     for _ in range(150):
@@ -66,20 +83,40 @@ def test_old_receipts_logs_headers_and_state_are_forgotten_and_the_live_state_is
         side.block_hash(first_block)
     assert len(side.block_hash(head - 99)) == 32
 
-    balance = int(contract_call(side, token, "NectarToken", "balanceOf", registry))
-    entries = len(side._kv.kv_store)
+    assert balance() == 3
+    old_root = bytes(side._chain.get_canonical_block_header_by_number(head - 80).state_root)
+    entries = _entries(side)
     dropped = side.prune()
     # each transfer left old trie nodes (the token's storage, the sender's account) behind
-    assert dropped > 150 and len(side._kv.kv_store) == entries - dropped
-    assert int(contract_call(side, token, "NectarToken", "balanceOf", registry)) == balance == 3
+    assert dropped > 150 and _entries(side) == entries - dropped
+    assert not _has(side, old_root)
+    assert balance() == 3
     with pytest.raises(ChainError, match="pruned"):
-        contract_call(side, token, "NectarToken", "balanceOf", registry, block=head - 80)
-    assert int(contract_call(side, token, "NectarToken", "balanceOf", registry, block=head - 1)) == 1
+        balance(block=head - 80)
+    assert balance(block=head - 1) == 1
     again = transfer(4)
     assert side.get_receipt(again).status == 1
-    assert int(contract_call(side, token, "NectarToken", "balanceOf", registry)) == 7
+    assert balance() == 7
     side.prune()
     assert side.get_receipt(transfer(8)).status == 1  # a sweep right before still leaves a minable chain
+    if not on_disk:
+        return
+
+    store = side._store
+    assert store is not None and store.compactions == 0
+    for _ in range(70):  # the swept states fall out of the 64 blocks kept, but stay in the file
+        transfer(1)
+    side.prune()
+    rows = store.cold_rows()
+    side.prune(compact=True)  # from here on reads go through sqlite: a compaction empties the read cache
+    assert store.compactions == 1 and store.cold_rows() < rows - 200 and not store.hot
+    assert balance() == 85 and side.get_code(token) == code and side.eth_balance(SENDER) == NCT
+    assert balance(block=side.block_number() - 1) == 84
+    for _ in range(3):  # and again: sweeps and compactions in turn keep a working chain
+        assert side.get_receipt(transfer(1)).status == 1
+        side.prune(compact=True)
+    assert balance() == 88 and side.get_code(token) == code
+    side.close()
 
 
 def test_the_artifact_store_evicts_only_what_is_old_enough() -> None:
@@ -133,9 +170,15 @@ async def test_a_bounty_and_a_withdrawal_survive_pruning_at_every_step() -> None
         api = DevnetApi(session, net.url)
         devnet = net.devnet
 
+        sweeps = 0
+
         async def sweep() -> None:
+            """Sweep both chains; every other time, compact the side chain's state file too."""
+            nonlocal sweeps
+            sweeps += 1
             for node in (devnet.home, devnet.side):
-                await node.run(node.chain.prune)
+                compact = node is devnet.side and sweeps % 2 == 0
+                await node.run(node.chain.prune, compact=compact)
 
         ambassador, engine, arbiter, spare = (
             signer("ambassador"),
@@ -182,7 +225,7 @@ async def test_a_bounty_and_a_withdrawal_survive_pruning_at_every_step() -> None
                 break
             await asyncio.sleep(0.1)
         assert await api.nct(spare.address, chain="home") == home_before + 10 * NCT - fee
-        assert devnet.side.chain.prunes >= 5
+        assert devnet.side.chain.prunes >= 5 and devnet.side.chain._store.compactions >= 2
         await asyncio.sleep(0.5)
         await ws.close()
         await collector

@@ -62,6 +62,14 @@ RETAIN_BLOCKS = _devnet(
     "the reveal and vote windows, plus relay confirmations).",
     type=click.IntRange(min=1),
 )
+STATE_DIR = _devnet(
+    "state_dir",
+    "Directory where each embedded chain keeps its contract state on disk, in a sqlite file (in a private "
+    "subdirectory, unlinked at once: nothing stays after exit). Default: the system's temporary directory "
+    "($TMPDIR); give one on a disk where that is a tmpfs.",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    metavar="DIR",
+)
 ARTIFACT_STORE_SIZE = _devnet(
     "artifact_store_size",
     "Bytes of artifact content kept in memory; when an upload does not fit, the least recently used artifacts "
@@ -165,6 +173,7 @@ OPTIONS: tuple[Option, ...] = (
     BLOCK_TIME,
     BATCH_WINDOW,
     RETAIN_BLOCKS,
+    STATE_DIR,
     ARTIFACT_STORE_SIZE,
     RELAY_CONFIRMATIONS,
     API_KEYS,

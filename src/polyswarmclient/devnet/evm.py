@@ -17,7 +17,9 @@ and reused until the next one.
 
 ``retain_blocks`` bounds memory: receipts, revert reasons and logs of blocks older than that many
 blocks are forgotten, and so are the block headers and the state tries that no retained block uses
-(see ``prune``). The live state itself (every contract's storage) is never pruned.
+(see ``prune``). The live state itself (every contract's storage) is never pruned; with ``retain_blocks``
+it is kept on disk (``statestore.TieredDB``: recent writes in memory, the rest in a sqlite file), so that
+it does not grow the process.
 
 All public methods take one internal lock, so the chain can be shared between an asyncio
 thread and executor threads.
@@ -35,6 +37,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import eth_abi
@@ -50,6 +53,7 @@ from eth.vm.spoof import SpoofTransaction
 from eth_account import Account
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 
+from polyswarmclient.devnet.statestore import ACCOUNTS, RAW, TRIE, TieredDB, mark_trie
 from polyswarmclient.eth.abi import checksum
 
 __all__ = [
@@ -71,8 +75,12 @@ MAX_BATCH = 256
 STATE_BLOCKS = 64
 #: Headers kept whatever ``retain_blocks`` says: BLOCKHASH reaches back 256 blocks.
 _MIN_HEADERS = 257
-_EMPTY_TRIE = keccak(rlp.encode(b""))
 _EMPTY_CODE = keccak(b"")
+#: With the state on disk: sweep once this many entries were written since the last sweep.
+_HOT_ENTRIES = 20_000
+#: With the state on disk: compact the file once this many rows (and at least as many as it kept at its
+#: last compaction) were written to it since.
+_COMPACT_ROWS = 100_000
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +234,9 @@ class EmbeddedChain:
     """An in-process chain with instant or batched mining; see the module docstring.
 
     ``gas_limit`` is what one transaction may use (and what ``block_gas_limit()`` reports); a block
-    holds up to ``max_batch`` such transactions.
+    holds up to ``max_batch`` such transactions. With ``retain_blocks``, py-evm's database lives in a
+    ``TieredDB`` in a private directory under ``state_dir`` (default: the system's temporary directory)
+    unless ``state_on_disk`` is False; ``close()`` releases it.
     """
 
     def __init__(
@@ -236,6 +246,8 @@ class EmbeddedChain:
         gas_limit: int = 50_000_000,
         max_batch: int = MAX_BATCH,
         retain_blocks: int | None = None,
+        state_dir: Path | None = None,
+        state_on_disk: bool = True,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -263,8 +275,11 @@ class EmbeddedChain:
             "extra_data": b"polyswarm-kit devnet",
         }
         genesis_state = {faucet: {"balance": _FAUCET_BALANCE, "nonce": 0, "code": b"", "storage": {}}}
-        self._kv = MemoryDB()  # py-evm's whole database: the dict we prune
-        self._chain = chain_class.from_genesis(AtomicDB(self._kv), genesis_params, genesis_state)
+        #: py-evm's whole database, which ``prune`` sweeps: on disk with a retention, else a plain dict.
+        self._store = TieredDB(state_dir) if retain_blocks is not None and state_on_disk else None
+        self._kv = MemoryDB() if self._store is None else None
+        base = self._store if self._store is not None else self._kv
+        self._chain = chain_class.from_genesis(AtomicDB(base), genesis_params, genesis_state)
         self._head = self._chain.get_canonical_head()
         # The fork's transaction class: decoding is pure, so the server's route may decode on its own
         # thread and hand the object over (one decode and one sender recovery per transaction).
@@ -285,8 +300,15 @@ class EmbeddedChain:
         self._pending_hashes: set[bytes] = set()
         self._pending_nonces: dict[bytes, int] = {}  # sender -> its next nonce after its pending txs
         self.oldest_retained_block = 0
-        self._kv_after_prune = len(self._kv.kv_store)
+        self._kv_after_prune = len(self._kv.kv_store) if self._kv is not None else 0
+        self._swept_head = -1  # the head at the last sweep
         self.prunes = 0  # how many times old state was swept (for tests and logs)
+
+    def close(self) -> None:
+        """Release the on-disk state (the chain is unusable afterwards); a no-op for an in-memory one."""
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
 
     # ------------------------------------------------------------------ blocks
 
@@ -600,14 +622,20 @@ class EmbeddedChain:
     # ------------------------------------------------------------------ pruning py-evm's database
 
     def _maybe_prune(self) -> None:
-        """Sweep the database once it has grown by half since the last sweep (and by 20,000 entries)."""
+        """Sweep once enough was written: with the state on disk, ``_HOT_ENTRIES`` entries since the last
+        sweep; in memory, once the database has grown by half since the last sweep (and by 20,000 entries)."""
         if self.retain_blocks is None:
             return
+        if self._store is not None:
+            if len(self._store.hot) >= _HOT_ENTRIES:
+                self.prune()
+            return
+        assert self._kv is not None
         size = len(self._kv.kv_store)
         if size - self._kv_after_prune >= max(20_000, self._kv_after_prune // 2):
             self.prune()
 
-    def prune(self) -> int:
+    def prune(self, *, compact: bool | None = None) -> int:
         """Drop from py-evm's database everything no retained block needs; returns the entries dropped.
 
         py-evm never deletes anything: every block adds its header, transaction and receipt tries and the
@@ -616,43 +644,99 @@ class EmbeddedChain:
         257, for BLOCKHASH); the transaction, receipt and withdrawal tries and transaction lookups of
         those blocks; the state of the last ``STATE_BLOCKS`` blocks (every node reachable from their state
         roots, with contract code); and py-evm's own bookkeeping. Everything else is unreachable garbage.
+
+        With the state on disk, a sweep walks only the entries written since the last one: what is
+        reachable moves to the sqlite file, the rest is dropped. Old states pile up in the file until a
+        compaction (``compact``; None: once ``_COMPACT_ROWS`` rows, and as many as the last compaction
+        kept, were written since) copies what is reachable into a fresh file; that returns the rows dropped
+        from the file too.
         """
         with self._lock:
-            kv = self._kv.kv_store
-            before = len(kv)
             head = int(self._head.block_number)
             keep_headers = max(self.retain_blocks or 0, _MIN_HEADERS)
             first = max(0, head - keep_headers + 1)
-            keep: set[bytes] = set()
-            state_roots: list[bytes] = []
-            db = self._chain.chaindb
-            for number in range(first, head + 1):
-                number_key = SchemaV1.make_block_number_to_hash_lookup_key(number)
-                block_hash = kv.get(number_key)
-                if block_hash is None:
-                    continue
-                block_hash = rlp.decode(block_hash)
-                header = db.get_block_header_by_hash(block_hash)
-                keep.update((number_key, block_hash, SchemaV1.make_block_hash_to_score_lookup_key(block_hash)))
-                keep.add(bytes(header.uncles_hash))
-                for root in (header.transaction_root, header.receipt_root, getattr(header, "withdrawals_root", None)):
-                    if root is not None:
-                        self._mark_trie(kv, bytes(root), keep, None)
-                if number > head - STATE_BLOCKS:
-                    state_roots.append(bytes(header.state_root))
-            for root in state_roots:
-                self._mark_trie(kv, root, keep, self._mark_account)
-            for key in [k for k in kv if k not in keep]:
-                if len(key) == 32 or key.startswith((b"block-number-to-hash:", b"block-hash-to-score:")):
-                    del kv[key]
-                elif key.startswith(b"transaction-hash-to-block:") and not self._lookup_is_recent(kv[key], first):
-                    del kv[key]
-            self._kv_after_prune = len(kv)
+            store = self._store
+            if store is None:
+                dropped = self._prune_memory(head, first)
+            else:
+                keep, roots = self._retained(head, max(first, self._swept_head + 1))
+                hot = store.hot
+                for root, kind in roots:
+                    mark_trie(hot.get, root, keep, kind == ACCOUNTS)
+                moved, dropped = store.flush(lambda k, v: k in keep or self._kept_unmarked(k, v, first))
+                if compact or (compact is None and store.cold_written >= max(_COMPACT_ROWS, store.cold_compacted)):
+                    before = store.cold_compacted + store.cold_written
+                    started = time.monotonic()
+                    keep, roots = self._retained(head, first)
+                    kept = store.compact(
+                        [*roots, *((key, RAW) for key in keep)],
+                        lambda k, v: k in keep or self._kept_unmarked(k, v, first),
+                    )
+                    dropped += max(0, before - kept)
+                    log.info(
+                        "chain %d: compacted the state file to %d entries (%.1f MB) in %.2f s",
+                        self.chain_id,
+                        kept,
+                        store.disk_bytes() / 1e6,
+                        time.monotonic() - started,
+                    )
+                log.debug("chain %d: swept %d new database entries to disk, dropped %d", self.chain_id, moved, dropped)
+            self._swept_head = head
             self._read = None
             self.prunes += 1
             release_freed_memory()
-            log.debug("chain %d: pruned %d of %d database entries", self.chain_id, before - len(kv), before)
-            return before - len(kv)
+            return dropped
+
+    def _retained(self, head: int, start: int) -> tuple[set[bytes], list[tuple[bytes, int]]]:
+        """What the retained blocks from ``start`` on need, as keys kept as they are (a header with its number
+        and score entries, its uncles) and trie roots (``TRIE`` for their transaction, receipt and
+        withdrawal tries, ``ACCOUNTS`` for the state roots of the last ``STATE_BLOCKS`` blocks)."""
+        keep: set[bytes] = set()
+        roots: list[tuple[bytes, int]] = []
+        db = self._chain.chaindb
+        raw: Any = self._store if self._store is not None else self._kv.kv_store if self._kv is not None else {}
+        for number in range(start, head + 1):
+            number_key = SchemaV1.make_block_number_to_hash_lookup_key(number)
+            encoded_hash = raw.get(number_key)
+            if encoded_hash is None:
+                continue
+            block_hash = rlp.decode(encoded_hash)
+            header = db.get_block_header_by_hash(block_hash)
+            keep.update((number_key, block_hash, SchemaV1.make_block_hash_to_score_lookup_key(block_hash)))
+            keep.add(bytes(header.uncles_hash))
+            for root in (header.transaction_root, header.receipt_root, getattr(header, "withdrawals_root", None)):
+                if root is not None:
+                    roots.append((bytes(root), TRIE))
+        for number in range(max(0, head - STATE_BLOCKS + 1), head + 1):
+            header = db.get_canonical_block_header_by_number(number)
+            roots.append((bytes(header.state_root), ACCOUNTS))
+        return keep, roots
+
+    @staticmethod
+    def _kept_unmarked(key: bytes, value: bytes, first: int) -> bool:
+        """Whether an entry the mark did not reach stays: py-evm's bookkeeping and the lookups of retained
+        transactions do; trie nodes, code, headers and number and score entries (32 bytes or those prefixes)
+        do not."""
+        if len(key) == 32 or key.startswith((b"block-number-to-hash:", b"block-hash-to-score:")):
+            return False
+        if key.startswith(b"transaction-hash-to-block:"):
+            return EmbeddedChain._lookup_is_recent(value, first)
+        return True
+
+    def _prune_memory(self, head: int, first: int) -> int:
+        """``prune`` for the in-memory database: mark everything retained, delete the rest."""
+        assert self._kv is not None
+        kv = self._kv.kv_store
+        before = len(kv)
+        keep, roots = self._retained(head, first)
+        for root, kind in roots:
+            mark_trie(kv.get, root, keep, kind == ACCOUNTS)
+        for key in [k for k in kv if k not in keep]:
+            if not self._kept_unmarked(key, kv[key], first):
+                del kv[key]
+        self._kv_after_prune = len(kv)
+        log.debug("chain %d: pruned %d of %d database entries", self.chain_id, before - len(kv), before)
+        return before - len(kv)
 
     @staticmethod
     def _lookup_is_recent(value: bytes, first: int) -> bool:
@@ -662,49 +746,6 @@ class EmbeddedChain:
         except Exception:
             return False
         return int.from_bytes(number, "big") >= first
-
-    def _mark_account(self, kv: dict[bytes, bytes], leaf: bytes, keep: set[bytes]) -> None:
-        """A state-trie leaf (an account): keep its storage trie and its code."""
-        _nonce, _balance, storage_root, code_hash = rlp.decode(leaf)
-        if storage_root != _EMPTY_TRIE:
-            self._mark_trie(kv, bytes(storage_root), keep, None)
-        if code_hash != _EMPTY_CODE:
-            keep.add(bytes(code_hash))
-
-    def _mark_trie(
-        self,
-        kv: dict[bytes, bytes],
-        root: bytes,
-        keep: set[bytes],
-        on_leaf: Any,
-    ) -> None:
-        """Add every node of the hexary trie at ``root`` to ``keep`` (``on_leaf(kv, value, keep)`` per leaf)."""
-        stack: list[Any] = [root]
-        while stack:
-            ref = stack.pop()
-            if isinstance(ref, list):  # a node embedded in its parent (shorter than 32 bytes)
-                node = ref
-            else:
-                if not ref or ref in keep:
-                    continue
-                encoded = kv.get(ref)
-                if encoded is None:
-                    continue
-                keep.add(ref)
-                node = rlp.decode(encoded)
-            if not node:
-                continue
-            if len(node) == 17:
-                stack.extend(child for child in node[:16] if child)
-                if node[16] and on_leaf is not None:
-                    on_leaf(kv, node[16], keep)
-            elif len(node) == 2:
-                is_leaf = bool(node[0] and node[0][0] & 0x20)
-                if is_leaf:
-                    if on_leaf is not None:
-                        on_leaf(kv, node[1], keep)
-                else:
-                    stack.append(node[1])
 
     def submit_batch(
         self, raws: list[bytes], decoded: list[Any] | None = None
@@ -844,7 +885,7 @@ class EmbeddedChain:
             else:
                 self._check_block(block)
                 header = self._chain.get_canonical_block_header_by_number(block)
-                if bytes(header.state_root) not in self._kv.kv_store:
+                if block <= self._swept_head - STATE_BLOCKS:
                     raise ChainError(f"the state of block {block} is pruned (the devnet keeps {STATE_BLOCKS} blocks)")
                 vm = self._chain.get_vm(header)
                 # Like geth's eth_call: the state after block N, executed with block.number == N.

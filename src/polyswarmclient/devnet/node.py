@@ -107,6 +107,9 @@ class DevnetConfig:
     #: ``EmbeddedChain.prune``); artifacts used within that many blocks are never evicted. At least
     #: ``minimum_retention()``: twice a bounty's longest life.
     retain_blocks: int = 1_000
+    #: Where each embedded chain keeps its state on disk (a sqlite file in a private subdirectory, unlinked
+    #: at once, see ``statestore``); None: the system's temporary directory.
+    state_dir: Path | None = None
     #: Bytes of file content the artifact store holds before it evicts the least recently used.
     artifact_store_size: int = DEFAULT_MAX_STORE_SIZE
     #: ArbiterStaking's MINIMUM_STAKE. The contracts' default is 1.6's 10,000,000 NCT; the devnet lowers it
@@ -393,7 +396,14 @@ class Devnet:
                 return chain
             from polyswarmclient.devnet.evm import EmbeddedChain
 
-            embedded = EmbeddedChain(chain_id, retain_blocks=cfg.retain_blocks)
+            try:
+                embedded = EmbeddedChain(chain_id, retain_blocks=cfg.retain_blocks, state_dir=cfg.state_dir)
+            except OSError as exc:
+                where = cfg.state_dir or "the temporary directory"
+                raise ConfigError(
+                    f"--state-dir {where}: cannot keep the chain state there ({exc.strerror or exc}); "
+                    "give a writable directory (DEVNET_STATE_DIR)"
+                ) from None
             self._chains.append(embedded)
             return embedded
 
