@@ -77,7 +77,7 @@ STATE_BLOCKS = 64
 _MIN_HEADERS = 257
 _EMPTY_CODE = keccak(b"")
 #: With the state on disk: sweep once this many entries were written since the last sweep.
-_HOT_ENTRIES = 20_000
+_HOT_ENTRIES = 10_000
 #: With the state on disk: compact the file once this many rows (and at least as many as it kept at its
 #: last compaction) were written to it since.
 _COMPACT_ROWS = 100_000

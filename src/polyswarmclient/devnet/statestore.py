@@ -130,7 +130,7 @@ class TieredDB(BaseDB):
     docstring. ``cache_entries``/``cache_bytes`` bound the read cache in front of sqlite."""
 
     def __init__(
-        self, directory: Path | None = None, *, cache_entries: int = 50_000, cache_bytes: int = 16 << 20
+        self, directory: Path | None = None, *, cache_entries: int = 16_384, cache_bytes: int = 4 << 20
     ) -> None:
         self.directory = directory
         self.hot: dict[bytes, bytes] = {}

@@ -1,0 +1,68 @@
+"""The embedded chains' on-disk state store: what a sweep moves to disk, what it drops, what a compaction
+keeps, the bounded read cache, and no file left behind."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from trie import HexaryTrie
+from trie.exceptions import MissingTrieNode
+
+from polyswarmclient.devnet.statestore import TRIE, TieredDB, mark_trie
+
+
+def test_a_sweep_moves_what_is_reachable_to_disk_and_a_compaction_drops_old_tries(tmp_path: Path) -> None:
+    """Two versions of a trie: after a sweep that keeps both, every node reads back from the file (nothing
+    in memory); the read cache stays within its bound; a compaction from the newer root drops the nodes
+    only the older one used, and keeps other entries it is told to; the directory stays empty."""
+    store = TieredDB(tmp_path, cache_entries=8)
+    trie = HexaryTrie(store)
+    items = {os.urandom(32): os.urandom(40) for _ in range(300)}
+    for key, value in items.items():
+        trie[key] = value
+    old_root = trie.root_hash
+    changed = next(iter(items))
+    trie[changed] = b"new value"
+    new_root = trie.root_hash
+    store[b"bookkeeping"] = b"kept"
+    store[b"garbage-" + os.urandom(24)] = b"x"  # 32 bytes long, reachable from nothing: dropped by the sweep
+
+    keep: set[bytes] = set()
+    for root in (old_root, new_root):
+        mark_trie(store.hot.get, root, keep, False)
+    moved, dropped = store.flush(lambda k, v: k in keep or k == b"bookkeeping")
+    assert moved == len(keep) + 1 and dropped > 0 and not store.hot
+    assert HexaryTrie(store, new_root)[changed] == b"new value"
+    assert HexaryTrie(store, old_root)[changed] == items[changed]
+    assert all(HexaryTrie(store, new_root)[k] == v for k, v in items.items() if k != changed)
+    assert len(store._cache) <= 8
+    rows = store.cold_rows()
+
+    kept = store.compact([(new_root, TRIE)], lambda k, v: k == b"bookkeeping")
+    assert kept == store.cold_rows() < rows
+    assert old_root not in store and new_root in store and store[b"bookkeeping"] == b"kept"
+    assert all(HexaryTrie(store, new_root)[k] == v for k, v in items.items() if k != changed)
+    with pytest.raises(MissingTrieNode):
+        HexaryTrie(store, old_root)[changed]  # noqa: B018 - reading is the point
+    assert list(tmp_path.iterdir()) == []  # the files are unlinked as soon as they are open
+    store.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writes_reads_and_deletes_behave_as_a_dict_across_the_tiers(tmp_path: Path) -> None:
+    """A rewrite in memory wins over the copy on disk, and a sweep replaces it; a delete removes both."""
+    store = TieredDB(tmp_path)
+    store[b"k"] = b"1"
+    store.flush(lambda k, v: True)
+    assert store[b"k"] == b"1" and b"k" in store
+    store[b"k"] = b"2"
+    assert store[b"k"] == b"2"
+    store.flush(lambda k, v: True)
+    assert store[b"k"] == b"2" and store.cold_rows() == 1
+    del store[b"k"]
+    assert b"k" not in store
+    with pytest.raises(KeyError):
+        del store[b"k"]
+    store.close()
