@@ -20,6 +20,7 @@ import rlp
 from eth_account import Account
 from eth_utils import keccak
 
+from polyswarmclient.devnet import evm
 from polyswarmclient.devnet.artifacts import ArtifactError, ArtifactStore
 from polyswarmclient.devnet.deploy import NCT, contract_call, deploy_community, fund_account
 from polyswarmclient.devnet.evm import ChainError, EmbeddedChain
@@ -43,7 +44,9 @@ def _has(chain: EmbeddedChain, key: bytes) -> bool:
 
 
 @pytest.mark.parametrize("on_disk", [True, False], ids=["state-on-disk", "state-in-memory"])
-def test_old_receipts_logs_headers_and_state_are_forgotten_and_the_live_state_is_intact(on_disk: bool) -> None:
+def test_old_receipts_logs_headers_and_state_are_forgotten_and_the_live_state_is_intact(
+    on_disk: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """After 150 blocks of transfers with a 100-block retention: the first transfer's receipt, logs and
     header are gone, the recent ones answer, a sweep drops the state tries no retained block uses, and balances,
     calls and new transactions are exactly as without pruning (the state on disk or in memory). On disk,
@@ -116,6 +119,15 @@ def test_old_receipts_logs_headers_and_state_are_forgotten_and_the_live_state_is
         assert side.get_receipt(transfer(1)).status == 1
         side.prune(compact=True)
     assert balance() == 88 and side.get_code(token) == code
+    # a compaction as the devnet runs one, a slice of 300 nodes per sweep, blocks mined in between
+    monkeypatch.setattr(evm, "_COMPACT_STEP", 300)
+    monkeypatch.setattr(evm, "_COMPACT_ROWS", 1)
+    store.cold_compacted = 0
+    for _ in range(8):
+        assert side.get_receipt(transfer(1)).status == 1
+        side.prune()
+    assert store.compactions == 5 and store.last_compaction[0] > 3 and not store.compacting
+    assert balance() == 96 and side.get_code(token) == code and balance(block=side.block_number() - 1) == 95
     side.close()
 
 

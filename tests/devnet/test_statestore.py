@@ -66,3 +66,37 @@ def test_writes_reads_and_deletes_behave_as_a_dict_across_the_tiers(tmp_path: Pa
     with pytest.raises(KeyError):
         del store[b"k"]
     store.close()
+
+
+def test_a_compaction_in_slices_keeps_what_sweeps_move_meanwhile(tmp_path: Path) -> None:
+    """A compaction copies a slice per sweep while the chain goes on: what sweeps move to disk between the
+    slices (here a new version of the trie, then the first version written again, node for node) is all
+    in the fresh file at the end, and every node of both versions reads back."""
+    store = TieredDB(tmp_path)
+    trie = HexaryTrie(store)
+    items = {os.urandom(32): os.urandom(40) for _ in range(300)}
+    for key, value in items.items():
+        trie[key] = value
+    first_root = trie.root_hash
+    store.flush(lambda k, v: True)
+    store.start_compaction([(first_root, TRIE)], lambda k, v: False)
+    assert store.compact_step(1) is None and store.compacting  # the root only
+
+    changed = next(iter(items))
+    for value in (b"new value", items[changed]):  # the second write rebuilds nodes the walk has not reached
+        trie[changed] = value
+        keep: set[bytes] = set()
+        mark_trie(store.hot.get, trie.root_hash, keep, False)
+        store.flush(lambda k, v, keep=keep: k in keep)  # type: ignore[misc]
+        if value == b"new value":
+            second_root = trie.root_hash
+        assert store.compact_step(1) is None
+    assert trie.root_hash == first_root
+    steps = 2
+    while store.compact_step(50) is None:
+        steps += 1
+    assert steps > 3 and store.compactions == 1 and not store.compacting
+    assert all(HexaryTrie(store, first_root)[k] == v for k, v in items.items())
+    assert HexaryTrie(store, second_root)[changed] == b"new value"
+    assert list(tmp_path.iterdir()) == []
+    store.close()

@@ -13,8 +13,10 @@ Python overhead. ``TieredDB`` keeps that state out of the process's memory:
 ``EmbeddedChain.prune`` decides what is reachable; this module moves it: ``flush`` copies the reachable
 hot entries into cold in one transaction and drops the rest of hot, and ``compact`` copies what is
 reachable from the retained roots into a fresh file and drops the old one (old states that fell out of
-the retention pile up in cold until then). A node moved to cold has its whole subtree in cold (it was
-reachable when it moved, and so were its children), so a sweep walks only hot nodes.
+the retention pile up in cold until then), a slice at a time if asked (``start_compaction``,
+``compact_step``), so that the chain does not stop for the whole walk. A node moved to cold has its
+whole subtree in cold (it was reachable when it moved, and so were its children), so a sweep walks only
+hot nodes.
 
 Durability is not wanted (the chain is gone when the process ends): no journal, no fsync.
 Not thread-safe by itself: ``EmbeddedChain`` calls it under its lock.
@@ -26,9 +28,11 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +129,16 @@ def _close(conn: sqlite3.Connection, leftover: str | None) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
+@dataclass
+class _Compaction:
+    fresh: sqlite3.Connection
+    leftover: str | None
+    stack: list[tuple[Any, int]]  # what is left to walk
+    rows_before: int
+    steps: int = 0
+    busy: float = 0.0
+
+
 class TieredDB(BaseDB):
     """py-evm's key-value database: a dict of recent writes, a sqlite file for the rest; see the module
     docstring. ``cache_entries``/``cache_bytes`` bound the read cache in front of sqlite."""
@@ -146,6 +160,9 @@ class TieredDB(BaseDB):
         self.cold_compacted = 0
         self.cold_written = 0
         self.compactions = 0
+        #: The last compaction's steps and the seconds they took in all.
+        self.last_compaction: tuple[int, float] = (0, 0.0)
+        self._compaction: _Compaction | None = None
 
     # --- py-evm's interface ------------------------------------------------------------------------
 
@@ -184,9 +201,18 @@ class TieredDB(BaseDB):
         found = self.hot.pop(key, None) is not None
         if key in self._cache:
             self._cache_size -= len(self._cache.pop(key)) + len(key)
-        found = self._conn.execute("DELETE FROM kv WHERE k = ?", (key,)).rowcount > 0 or found
+        for conn, table in self._targets():
+            found = conn.execute(f"DELETE FROM {table} WHERE k = ?", (key,)).rowcount > 0 or found
+        if self._compaction is not None:
+            self._compaction.fresh.execute("DELETE FROM kv WHERE k = ?", (key,))
         if not found:
             raise KeyError(key)
+
+    def _targets(self) -> list[tuple[sqlite3.Connection, str]]:
+        """Where moves and deletes go: cold, and during a compaction the fresh file's pending table."""
+        if self._compaction is None:
+            return [(self._conn, "kv")]
+        return [(self._conn, "kv"), (self._compaction.fresh, "pending")]
 
     def _remember(self, key: bytes, value: bytes) -> None:
         self._cache[key] = value
@@ -210,52 +236,97 @@ class TieredDB(BaseDB):
         (moved, dropped)."""
         hot, self.hot = self.hot, {}
         moving = [(k, v) for k, v in hot.items() if keep(k, v)]
-        conn = self._conn
-        conn.execute("BEGIN")
-        try:
-            conn.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?)", moving)
-        finally:
-            conn.execute("COMMIT")
+        for conn, table in self._targets():
+            conn.execute("BEGIN")
+            try:
+                conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", moving)
+            finally:
+                conn.execute("COMMIT")
         self.cold_written += len(moving)
         return len(moving), len(hot) - len(moving)
 
-    def compact(self, roots: Iterable[tuple[bytes, int]], keep_other: Callable[[bytes, bytes], bool]) -> int:
-        """Copy into a fresh file what the retained blocks need, and drop the old file; returns the rows kept.
+    @property
+    def compacting(self) -> bool:
+        """Whether a compaction is under way (``start_compaction`` without the ``compact_step`` that ends it)."""
+        return self._compaction is not None
+
+    def start_compaction(self, roots: Iterable[tuple[bytes, int]], keep_other: Callable[[bytes, bytes], bool]) -> None:
+        """Begin copying into a fresh file what the retained blocks need; ``compact_step`` goes on with it.
 
         Kept: every node of the tries at ``roots`` (``(root, TRIE | ACCOUNTS | RAW)``, see ``mark_trie``),
-        and each entry whose key is not 32 bytes long that ``keep_other(key, value)`` accepts. Call it right
-        after ``flush``: hot is not looked at. Reads and writes wait meanwhile (see docs/devnet.md).
+        and each entry whose key is not 32 bytes long that ``keep_other(key, value)`` accepts (copied now).
+        Call it right after ``flush``: hot is not looked at. Until the compaction ends, reads use the old
+        file and ``flush`` writes to both (to the fresh one's ``pending`` table, merged at the end, so that
+        the walk does not take a moved node for one it copied and skip its children).
         """
+        if self._compaction is not None:
+            raise RuntimeError("a compaction is already under way")
         fresh, leftover = _open(self.directory)
-        old = self._conn
         try:
+            fresh.execute("CREATE TABLE pending (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
             fresh.execute("BEGIN")
-            self._copy_tries(old, fresh, list(roots))
-            rows = (row for row in old.execute("SELECT k, v FROM kv WHERE length(k) != 32") if keep_other(*row))
+            rows = (row for row in self._conn.execute("SELECT k, v FROM kv WHERE length(k) != 32") if keep_other(*row))
             fresh.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?)", rows)
             fresh.execute("COMMIT")
-            kept = int(fresh.execute("SELECT count(*) FROM kv").fetchone()[0])
         except BaseException:
-            fresh.close()
-            if leftover:  # pragma: no cover
-                shutil.rmtree(leftover, ignore_errors=True)
+            _close(fresh, leftover)
             raise
+        self._compaction = _Compaction(fresh, leftover, list(roots), self.cold_compacted + self.cold_written)
+
+    def compact_step(self, budget: int | None) -> tuple[int, int] | None:
+        """Copy up to ``budget`` more trie nodes (None: all); when the walk is done, switch to the fresh
+        file, drop the old one and return (rows kept, rows dropped at most); else None."""
+        job = self._compaction
+        if job is None:
+            raise RuntimeError("no compaction under way")
+        fresh = job.fresh
+        started = time.monotonic()
+        try:
+            fresh.execute("BEGIN")
+            self._copy_tries(self._conn, fresh, job.stack, budget)
+            if not job.stack:
+                fresh.execute("INSERT OR REPLACE INTO kv SELECT k, v FROM pending")
+            fresh.execute("COMMIT")
+        except BaseException:
+            self._compaction = None
+            _close(fresh, job.leftover)
+            raise
+        job.busy += time.monotonic() - started
+        job.steps += 1
+        if job.stack:
+            return None
+        fresh.execute("DROP TABLE pending")
+        kept = int(fresh.execute("SELECT count(*) FROM kv").fetchone()[0])
+        self._compaction = None
         self._finalizer()  # closes the old file
-        self._conn, self._leftover = fresh, leftover
-        self._finalizer = weakref.finalize(self, _close, fresh, leftover)
+        self._conn, self._leftover = fresh, job.leftover
+        self._finalizer = weakref.finalize(self, _close, fresh, job.leftover)
         self._cache.clear()
         self._cache_size = 0
         self.cold_compacted, self.cold_written = kept, 0
         self.compactions += 1
-        return kept
+        self.last_compaction = (job.steps, job.busy)
+        return kept, max(0, job.rows_before - kept)
+
+    def compact(self, roots: Iterable[tuple[bytes, int]], keep_other: Callable[[bytes, bytes], bool]) -> int:
+        """A whole compaction at once (``start_compaction`` and every step); returns the rows kept."""
+        self.start_compaction(roots, keep_other)
+        done = self.compact_step(None)
+        assert done is not None
+        return done[0]
 
     @staticmethod
-    def _copy_tries(old: sqlite3.Connection, fresh: sqlite3.Connection, stack: list[tuple[Any, int]]) -> None:
-        """Walk the tries from ``stack`` over ``old``, copying each node into ``fresh``, a batch at a time;
-        ``fresh`` doubles as the set of nodes already copied."""
-        while stack:
+    def _copy_tries(
+        old: sqlite3.Connection, fresh: sqlite3.Connection, stack: list[tuple[Any, int]], budget: int | None
+    ) -> None:
+        """Walk the tries from ``stack`` over ``old``, copying each node into ``fresh``, a batch at a time,
+        until ``budget`` nodes are copied (None: all); ``fresh`` doubles as the set of nodes already copied,
+        and ``stack`` keeps what is left to walk."""
+        copied = 0
+        while stack and (budget is None or copied < budget):
             batch: dict[bytes, int] = {}
-            while stack and len(batch) < _BATCH:
+            limit = _BATCH if budget is None else min(_BATCH, budget - copied)
+            while stack and len(batch) < limit:
                 ref, kind = stack.pop()
                 if isinstance(ref, list):  # embedded node: no row of its own
                     children, leaf = _children(ref) if ref else ([], None)
@@ -274,6 +345,7 @@ class TieredDB(BaseDB):
                 continue
             rows = old.execute(f"SELECT k, v FROM kv WHERE k IN ({','.join('?' * len(todo))})", todo).fetchall()
             fresh.executemany("INSERT INTO kv VALUES (?, ?)", rows)
+            copied += len(rows)
             for key, value in rows:
                 kind = batch[bytes(key)]
                 if kind == RAW:
@@ -301,6 +373,9 @@ class TieredDB(BaseDB):
         return int(self._conn.execute("PRAGMA page_count").fetchone()[0]) * int(page_size)
 
     def close(self) -> None:
+        if self._compaction is not None:
+            _close(self._compaction.fresh, self._compaction.leftover)
+            self._compaction = None
         self._finalizer()
 
     def __len__(self) -> int:
