@@ -79,10 +79,11 @@ def scoped(chain: str) -> str:
 class Instrument:
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
+        self._label_set = frozenset(spec.labels)
         INSTRUMENTS.append(self)
 
     def _values(self, labels: dict[str, str]) -> tuple[str, ...]:
-        if labels.keys() != set(self.spec.labels):
+        if labels.keys() != self._label_set:
             raise ValueError(f"{self.spec.name} takes labels {self.spec.labels}, not {tuple(labels)}")
         return tuple(scoped(str(labels[name])) if name == "chain" else str(labels[name]) for name in self.spec.labels)
 

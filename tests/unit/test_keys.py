@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from eth_utils import to_checksum_address
 
 from polyswarmclient.errors import KeyfileError
 from polyswarmclient.eth.keys import Signer, load_keyfile
@@ -69,3 +70,68 @@ def test_signature_recovers_to_the_signer_with_the_tx_chain_id() -> None:
     raw, tx_hash = signer.sign(tx)
     assert Account.recover_transaction(raw) == account.address
     assert tx_hash.startswith("0x") and len(tx_hash) == 66
+
+
+@pytest.mark.parametrize(
+    ("to", "data", "value", "gas", "gas_price", "nonce", "chain_id"),
+    [
+        ("0x" + "11" * 20, b"\x01\x02", 0, 100000, 0, 7, 1338),
+        ("0x" + "ab" * 20, b"", 0, 21000, 1, 0, 1),
+        ("0x" + "Cd" * 20, bytes(range(256)) * 5, 10**18, 5_000_000, 2 * 10**9, 2**40, 1337),
+        ("0x" + "00" * 20, b"\x00" * 68, 1, 1, 10**15, 1, 2**32 + 7),
+    ],
+)
+def test_signed_bytes_are_eth_accounts_for_the_same_fields(
+    to: str, data: bytes, value: int, gas: int, gas_price: int, nonce: int, chain_id: int
+) -> None:
+    """The signer builds EIP-155 legacy transactions itself: byte for byte what eth-account signs, with
+    the hash of those bytes, recovering to the signer."""
+    account = Account.create()
+    signer = Signer(bytes(account.key))
+    tx = UnsignedTransaction(
+        to=to, data=data, value=value, gas=gas, gas_price=gas_price, nonce=nonce, chain_id=chain_id
+    )
+    raw, tx_hash = signer.sign(tx)
+    fields = {
+        "to": to_checksum_address(to),
+        "data": data,
+        "value": value,
+        "gas": gas,
+        "gasPrice": gas_price,
+        "nonce": nonce,
+        "chainId": chain_id,
+    }
+    signed = Account.sign_transaction(fields, account.key)
+    assert raw == bytes(signed.raw_transaction)
+    assert tx_hash == "0x" + bytes(signed.hash).hex()
+    assert Account.recover_transaction(raw) == account.address
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"to": "0x" + "11" * 19}, "20-byte hex address"),
+        ({"to": "0x" + "zz" * 20}, "20-byte hex address"),
+        ({"to": "0x" + "11 " * 13 + "1"}, "20-byte hex address"),
+        ({"to": ""}, "20-byte hex address"),
+        ({"value": -1}, "value must be an integer"),
+        ({"nonce": 2**256}, "nonce must be an integer"),
+        ({"gas": True}, "gas must be an integer"),
+        ({"chain_id": 0}, "chainId must be positive"),
+    ],
+)
+def test_a_transaction_that_cannot_be_signed_as_given_is_refused(change: dict[str, object], needle: str) -> None:
+    """Fields eth-account would refuse are refused with a ValueError naming the field, never signed."""
+    signer = Signer(bytes(Account.create().key))
+    fields: dict[str, object] = {
+        "to": "0x" + "11" * 20,
+        "data": b"",
+        "value": 0,
+        "gas": 21000,
+        "gas_price": 0,
+        "nonce": 0,
+        "chain_id": 1338,
+    }
+    fields.update(change)
+    with pytest.raises(ValueError, match=needle):
+        signer.sign(UnsignedTransaction(**fields))  # type: ignore[arg-type]

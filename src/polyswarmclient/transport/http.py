@@ -111,6 +111,8 @@ class HttpTransport:
         self._session: aiohttp.ClientSession | None = None
         limits = self.settings.rate_limit
         self._gate = RateGate(limits.base, limits.cap, limits.spacing, rng=self._rng)
+        #: First attempts' time limits, by seconds: one object per distinct limit (a handful, from settings).
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def __repr__(self) -> str:
         key = "set" if self._headers else "none"
@@ -189,6 +191,17 @@ class HttpTransport:
     def _timeout(self, total: float) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=total, sock_connect=self.settings.connect_timeout)
 
+    def _first_timeout(self, total: float) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(total)
+        if timeout is None:
+            timeout = self._timeout(total)
+            if len(self._timeouts) < 16:  # callers' own limits could be many: keep the first few
+                self._timeouts[total] = timeout
+        return timeout
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self.settings.retry_base, self.settings.retry_cap, rng=self._rng)
+
     def _unauthorized(self, what: str) -> Unauthorized:
         if self._headers:
             return Unauthorized(
@@ -219,7 +232,7 @@ class HttpTransport:
         # The whole request, retries included, ends by this time (rate-limit pauses do not count).
         budget = max(self.settings.total_timeout, per_attempt)
         deadline = loop.time() + budget
-        backoff = Backoff(self.settings.retry_base, self.settings.retry_cap, rng=self._rng)
+        backoff: Backoff | None = None  # made on the first retry
         failures = 0
         rate_limited = 0
         while True:
@@ -232,11 +245,14 @@ class HttpTransport:
                     "(POLYSWARMD_ADDR) is right"
                 )
             kwargs: dict[str, Any] = {
-                "params": dict(options.get("params") or {}),
                 "headers": self._headers,
                 # The first attempt gets its whole time limit; retries get what is left of the budget.
-                "timeout": self._timeout(per_attempt if not failures else min(per_attempt, remaining)),
+                "timeout": self._first_timeout(per_attempt)
+                if not failures
+                else self._timeout(min(per_attempt, remaining)),
             }
+            if params := options.get("params"):
+                kwargs["params"] = params
             if (payload := options.get("json", NO_BODY)) is not NO_BODY:
                 kwargs["json"] = payload
             if (form := options.get("form")) is not None:
@@ -279,6 +295,7 @@ class HttpTransport:
                 self._gate.passed()
                 if status in RETRYABLE_STATUS and safe_to_repeat and failures < self.settings.max_retries:
                     failures += 1
+                    backoff = backoff or self._backoff()
                     delay = backoff.delay()
                     log.info(
                         "%s answered HTTP %d; retrying in %.1f s (retry %d of %d)",
@@ -294,6 +311,7 @@ class HttpTransport:
             if failures >= self.settings.max_retries:
                 raise self._unreachable(what, problem, failures + 1) from problem
             failures += 1
+            backoff = backoff or self._backoff()
             delay = backoff.delay()
             slow = isinstance(problem, TimeoutError) and not isinstance(problem, aiohttp.ConnectionTimeoutError)
             # A server that accepted the request but is slow to answer is worth a word at the default level;
@@ -319,6 +337,11 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int, what: str, op
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
         raise MalformedResponse(f"{what}: polyswarmd answered in content encoding {encoding!r}, not asked for")
+    if encoding in ("", "identity"):
+        length = response.content_length
+        if length is not None and length <= cap:
+            # The parser delivers exactly Content-Length bytes: one read, already within the cap.
+            return await response.read()
     inflater = None
     if encoding in ("gzip", "x-gzip"):
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
