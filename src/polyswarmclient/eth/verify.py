@@ -25,8 +25,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_utils import to_checksum_address
-
 from polyswarmclient.errors import VerificationError
 from polyswarmclient.eth.abi import (
     APPROVE,
@@ -39,6 +37,7 @@ from polyswarmclient.eth.abi import (
     TRANSFER,
     VOTE_ON_BOUNTY,
     Function,
+    checksum,
     guid_to_int,
     int_to_guid,
 )
@@ -105,7 +104,7 @@ def _address(value: str, what: str) -> str:
         raise VerificationError(f"{what} is not an address: {value!r}; refusing to sign")
     if value.lower() == _ZERO:
         raise VerificationError(f"{what} is the zero address; refusing to sign")
-    return str(to_checksum_address(value))
+    return checksum(value)  # cached: a participant meets few addresses
 
 
 def _show(value: Any) -> str:
