@@ -210,8 +210,10 @@ async def test_aclose_interrupts_the_reconnect_wait() -> None:
         await asyncio.wait_for(pending, 2)
 
 
-async def test_a_socket_that_goes_silent_is_reopened() -> None:
-    """A connection that stays open but delivers nothing is dropped after the idle timeout and re-opened."""
+async def test_a_socket_that_goes_silent_is_reopened(caplog: pytest.LogCaptureFixture) -> None:
+    """A connection that stays open but delivers nothing is dropped after the idle timeout and re-opened;
+    a consumer that is busy elsewhere meanwhile does not count as silence."""
+    caplog.set_level(logging.WARNING)
     connections = 0
 
     async def handler(ws: ServerConnection) -> None:
@@ -222,14 +224,18 @@ async def test_a_socket_that_goes_silent_is_reopened() -> None:
             await ws.wait_closed()  # alive (pings are answered) but silent, until the client gives up
             return
         await ws.send(block(5))
+        await ws.send(block(6))
         await ws.wait_closed()
 
     settings = StreamSettings(backoff_base=0.01, backoff_cap=0.05, open_timeout=2, idle_timeout=0.3)
     async with ws_server(handler) as base:
         async with EventStream(f"{base}/events/?chain=side", "side", settings) as stream:
             events = await take(stream, 4, within=5)
-    assert [type(e) for e in events] == [Connected, Reconnected, Connected, Block]
+            await asyncio.sleep(0.6)  # busy for twice the idle timeout, with block 6 waiting unread
+            events += await take(stream, 1)
+    assert [type(e) for e in events] == [Connected, Reconnected, Connected, Block, Block]
     assert connections == 2
+    assert caplog.text.count("sent nothing for") == 1
 
 
 async def test_a_peer_that_stops_answering_pings_is_dropped_before_the_idle_timeout(

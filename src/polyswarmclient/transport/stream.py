@@ -69,6 +69,13 @@ class EventStream:
         self._closed = False
         self._closing = asyncio.Event()
         self._unknown_seen: set[str] = set()
+        # The idle timeout: one timer per connection instead of a timeout context per message. While the
+        # consumer waits for a message, _waiting_since says since when; the timer closes the socket once
+        # that wait reaches idle_timeout, and _went_idle tells _next why the socket ended.
+        self._waiting_since: float | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._went_idle = False
+        self._idle_close: asyncio.Task[bool] | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("open" if self._ws is not None else "connecting")
@@ -91,6 +98,7 @@ class EventStream:
         """Close the socket; iteration then ends. Safe to call more than once."""
         self._closed = True
         self._closing.set()
+        self._stop_watchdog()
         HEALTH.stream_connected(self.chain, False)
         ws, self._ws = self._ws, None
         session, self._session = self._session, None
@@ -120,16 +128,11 @@ class EventStream:
                 self._connected_before = True
             ws = self._ws
             assert ws is not None
+            self._waiting_since = ws_loop_time = asyncio.get_running_loop().time()
             try:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation of the consumer.
-                async with asyncio.timeout(self.settings.idle_timeout):
-                    message = await ws.receive()
-            except TimeoutError:
-                log.warning(
-                    "event stream %s sent nothing for %.0f s; reconnecting", self.url, self.settings.idle_timeout
-                )
-                await self._drop(ws)
-                continue
+                message = await ws.receive()
+            finally:
+                self._waiting_since = None
             kind = message.type
             if kind is _TEXT or kind is _BINARY:
                 raw = message.data
@@ -137,7 +140,14 @@ class EventStream:
                 # CLOSE, CLOSING, CLOSED or ERROR: this connection is over.
                 if self._closed:
                     raise StopAsyncIteration
-                log.warning("event stream %s closed (%s); reconnecting", self.url, _why(ws, message))
+                if self._went_idle:
+                    log.warning(
+                        "event stream %s sent nothing for %.0f s; reconnecting",
+                        self.url,
+                        asyncio.get_running_loop().time() - ws_loop_time,
+                    )
+                else:
+                    log.warning("event stream %s closed (%s); reconnecting", self.url, _why(ws, message))
                 await self._drop(ws)
                 continue
             if self._unproven:
@@ -175,6 +185,8 @@ class EventStream:
                 return
             self._ws = ws
             self._unproven = True
+            self._went_idle = False
+            self._arm_watchdog(asyncio.get_running_loop().time())
             HEALTH.stream_connected(self.chain, True)
             log.info("event stream %s connected", self.url)
             return
@@ -196,9 +208,35 @@ class EventStream:
         return ws
 
     async def _drop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._stop_watchdog()
         HEALTH.stream_connected(self.chain, False)
         self._ws = None
         await ws.close()
+
+    def _arm_watchdog(self, since: float) -> None:
+        idle = self.settings.idle_timeout
+        if idle is not None:
+            self._watchdog = asyncio.get_running_loop().call_at(since + idle, self._watch)
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _watch(self) -> None:
+        """The timer: close the socket if the current wait for a message reached idle_timeout, else re-arm."""
+        self._watchdog = None
+        idle, ws = self.settings.idle_timeout, self._ws
+        if ws is None or idle is None or self._closed:
+            return
+        now = asyncio.get_running_loop().time()
+        since = self._waiting_since
+        if since is None or now - since < idle:
+            self._arm_watchdog(now if since is None else since)
+            return
+        # Closing makes the pending receive() return at once; the close handshake finishes on its own.
+        self._went_idle = True
+        self._idle_close = asyncio.get_running_loop().create_task(ws.close())
 
     def _parse(self, raw: str | bytes) -> Event | None:
         try:
