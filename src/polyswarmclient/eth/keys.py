@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import rlp
 from eth_account import Account
 from eth_keys.datatypes import PrivateKey
 from eth_utils import keccak
@@ -53,13 +52,40 @@ class Signer:
                 raise ValueError(f"transaction field {name} must be an integer in [0, 2**256), not {value!r}")
         if tx.chain_id == 0:
             raise ValueError("transaction field chainId must be positive (EIP-155)")
-        body = [tx.nonce, tx.gas_price, tx.gas, to, tx.value, bytes(tx.data)]
-        signature = self._private.sign_msg_hash(keccak(rlp.encode([*body, tx.chain_id, 0, 0])))
-        raw = rlp.encode([*body, signature.v + 35 + 2 * tx.chain_id, signature.r, signature.s])
+        body = b"".join(
+            (_rlp_int(tx.nonce), _rlp_int(tx.gas_price), _rlp_int(tx.gas), _rlp_bytes(to))
+            + (_rlp_int(tx.value), _rlp_bytes(bytes(tx.data)))
+        )
+        signature = self._private.sign_msg_hash(keccak(_rlp_list(body + _rlp_int(tx.chain_id) + b"\x80\x80")))
+        v = signature.v + 35 + 2 * tx.chain_id
+        raw = _rlp_list(body + _rlp_int(v) + _rlp_int(signature.r) + _rlp_int(signature.s))
         return raw, "0x" + keccak(raw).hex()
 
 
 _UINT256 = 2**256
+
+
+# RLP (the yellow paper's appendix B) of the only shapes a legacy transaction has: unsigned integers,
+# byte strings, and one flat list of them.
+def _rlp_length(length: int, short: int) -> bytes:
+    if length <= 55:
+        return bytes((short + length,))
+    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((short + 55 + len(size),)) + size
+
+
+def _rlp_bytes(value: bytes) -> bytes:
+    if len(value) == 1 and value[0] < 0x80:
+        return value
+    return _rlp_length(len(value), 0x80) + value
+
+
+def _rlp_int(value: int) -> bytes:
+    return _rlp_bytes(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+def _rlp_list(payload: bytes) -> bytes:
+    return _rlp_length(len(payload), 0xC0) + payload
 
 
 def _address_bytes(address: str) -> bytes:

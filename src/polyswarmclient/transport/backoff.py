@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import random
 
+#: The jitter of every Backoff made without its own generator: seeding a new one per Backoff read the
+#: system's entropy for each request.
+_SHARED = random.Random()
+
 
 class Backoff:
     def __init__(self, base: float = 1.0, cap: float = 32.0, *, rng: random.Random | None = None) -> None:
@@ -17,7 +21,7 @@ class Backoff:
             raise ValueError("backoff needs 0 < base <= cap")
         self.base = base
         self.cap = cap
-        self._rng = rng or random.Random()
+        self._rng = rng or _SHARED
         self._attempt = 0
 
     @property
