@@ -51,7 +51,7 @@ class RateGate:
 
     async def wait(self, priority: int = NORMAL) -> None:
         """Return at once while the gate is open and nobody queues; else queue and wait for a turn."""
-        if not self.closed:
+        if not self._queue and (not self._resume_at or not self.closed):  # never limited, or no longer
             return
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._queue, (priority, next(self._order), turn))
