@@ -48,8 +48,9 @@ STORE_PREFIX = "polyswarm-devnet-state-"
 TRIE, ACCOUNTS, RAW = 0, 1, 2
 _EMPTY_TRIE = bytes.fromhex("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421")
 _EMPTY_CODE = bytes.fromhex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
-#: Keys per sqlite statement while compacting (below sqlite's oldest limit of 999 bound variables).
-_BATCH = 900
+#: Keys per sqlite statement while compacting. The walk keeps up to about 16 times this per trie level
+#: waiting (about 100 bytes each), so it stays small: 256 keys keep that near 3 MB.
+_BATCH = 256
 
 
 def _children(node: list[Any]) -> tuple[list[Any], bytes | None]:
