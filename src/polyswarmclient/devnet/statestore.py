@@ -75,6 +75,17 @@ def _account_refs(leaf: bytes) -> list[tuple[Any, int]]:
     return refs
 
 
+def _push_refs(node: Any, kind: int, stack: list[tuple[Any, int]]) -> None:
+    """Push what the decoded trie ``node`` refers to: its children, and for a state-trie leaf
+    (``kind`` ``ACCOUNTS``) the account's storage trie and code."""
+    if not node:
+        return
+    children, leaf = _children(node)
+    stack.extend((child, kind) for child in children)
+    if leaf is not None and kind == ACCOUNTS:
+        stack.extend(_account_refs(leaf))
+
+
 def mark_trie(get: Callable[[bytes], bytes | None], root: bytes, keep: set[bytes], accounts: bool) -> None:
     """Add every node of the trie at ``root`` that ``get`` finds to ``keep`` (stopping where it finds none);
     for the state trie (``accounts``) also each account's storage trie and code hash."""
@@ -95,12 +106,7 @@ def mark_trie(get: Callable[[bytes], bytes | None], root: bytes, keep: set[bytes
                 continue
             keep.add(ref)
             node = rlp.decode(encoded)
-        if not node:
-            continue
-        children, leaf = _children(node)
-        stack.extend((child, kind) for child in children)
-        if leaf is not None and kind == ACCOUNTS:
-            stack.extend(_account_refs(leaf))
+        _push_refs(node, kind, stack)
 
 
 def _open(parent: Path | None) -> tuple[sqlite3.Connection, str | None]:
@@ -351,13 +357,7 @@ class TieredDB(BaseDB):
                 kind = batch[bytes(key)]
                 if kind == RAW:
                     continue
-                node = rlp.decode(bytes(value))
-                if not node:
-                    continue
-                children, leaf = _children(node)
-                stack.extend((child, kind) for child in children)
-                if leaf is not None and kind == ACCOUNTS:
-                    stack.extend(_account_refs(leaf))
+                _push_refs(rlp.decode(bytes(value)), kind, stack)
 
     # --- size and life ---------------------------------------------------------------------------
 
