@@ -850,3 +850,67 @@ async def test_one_balance_read_serves_the_next_assertions_and_a_shortfall_reads
         guid = post(market)
         await until(lambda: guid in market.assertions)
         assert len(client.called("nct_balance")) == 3
+
+
+async def test_a_bounty_delivered_again_after_it_was_forgotten_is_not_taken_again(market, client, tmp_path):
+    """Once the head passes the point where a bounty could be asserted on, the engine forgets its GUID (its record
+    still stands for it while in play); the same event delivered again then, or after the settle, is refused by
+    its expiration: one assertion, counted once."""
+    async with microengine(client, tmp_path) as e:
+        guid = post(market)
+        await until(lambda: guid in market.assertions)
+        market.jump_to(E + 1)
+        await until(lambda: len(market.reveals) == 1)
+        assert e.engine.book.remembered == 0 and guid in e.engine.book
+        market.broadcast(market.announcement(guid))
+        market.jump_to(E + 30)
+        await until(lambda: settle_calls(client) == [guid] and record_files(e.store) == [])
+        market.broadcast(market.announcement(guid))
+        await asyncio.sleep(0.05)
+        assert e.engine.stats.bounties_seen == 1 and e.engine.stats.skipped == 0
+        assert len(client.called("post_assertion")) == 1 and len(market.reveals) == 1
+
+
+async def test_a_bounty_seen_is_forgotten_when_it_expires_and_a_live_one_is_kept(market, client, tmp_path):
+    """Two bounties the engine does not take (URL bounties): the one the head has passed is forgotten, the one still
+    open is remembered, so delivering both again counts neither a second time."""
+    async with microengine(client, tmp_path) as e:
+        expiring, live = post(market, artifact_type="url"), post(market, expiration=E + 50, artifact_type="url")
+        await until(lambda: e.engine.stats.bounties_seen == 2)
+        market.jump_to(E - 3)  # one block left to scan for the first: still remembered
+        await asyncio.sleep(0.02)
+        assert e.engine.book.known("side", expiring)
+        market.jump_to(E - 2)
+        await until(lambda: not e.engine.book.known("side", expiring))
+        assert e.engine.book.known("side", live) and e.engine.book.remembered == 1
+        market.broadcast(market.announcement(expiring))
+        market.broadcast(market.announcement(live))
+        await asyncio.sleep(0.05)
+        assert e.engine.stats.bounties_seen == 2
+
+
+async def test_catch_ups_after_forgetting_take_nothing_expired_and_keep_only_the_pages_read_again(
+    market, client, tmp_path
+):
+    """A bounty settled and forgotten is read again by a reconnect's catch-up (its page is the last one), found
+    expired and not taken; the expired GUIDs remembered for the next catch-up are those of the pages it reads."""
+    for _ in range(7):  # three pages of closed history: 3 + 3 + 1
+        listed(market, expiration=90)
+    async with microengine(client, tmp_path) as e:
+        market.jump_to(101)
+        market.broadcast(Reconnected(chain="side"))
+        await until(lambda: ("side", 0) in client.called("iter_bounty_pages") and not e.engine.catch_up.running)
+        assert e.engine.catch_up.remembered_closed == 1  # page 2's; pages 0 and 1 are never read again
+        guid = post(market)  # page 2 too
+        await until(lambda: guid in market.assertions)
+        market.jump_to(E + 1)
+        await until(lambda: len(market.reveals) == 1)
+        market.jump_to(E + 30)
+        await until(lambda: settle_calls(client) == [guid] and e.engine.book.remembered == 0)
+        reads = len(client.called("get_bounty"))
+        market.broadcast(Reconnected(chain="side"))
+        await until(lambda: len(client.called("iter_bounty_pages")) == 2 and not e.engine.catch_up.running)
+        await asyncio.sleep(0.05)
+        assert len(client.called("get_bounty")) > reads  # it was read again: nothing in memory knew it
+        assert len(client.called("post_assertion")) == 1 and e.engine.stats.bounties_seen == 1
+        assert e.engine.catch_up.remembered_closed <= market.page_size

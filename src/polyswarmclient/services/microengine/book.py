@@ -8,17 +8,21 @@ step, so the steps (:mod:`.steps`) and the engine never update one without the o
 write is awaited before its assertion goes out; later updates go to the store's writer thread without
 waiting, and a finished bounty's record is deleted (:meth:`Book.close`), so the directory stays as small
 as the work in play. It also remembers the GUIDs (and expirations) of bounties we have handled, so a
-bounty delivered twice (or caught up after a reconnect) is handled once.
+bounty delivered twice (or caught up after a reconnect) is handled once, until the chain's head passes the
+point where the bounty could still be taken (:func:`~.schedule.still_open`): then the GUID is forgotten, and
+the engine refuses the bounty by its expiration instead (:meth:`Book.past_taking`). So the memory holds the
+bounties still in play, not every bounty of the last hours; ``seen_cache_size`` stays a hard bound.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
-from polyswarmclient.services.microengine.schedule import Schedule
+from polyswarmclient.services.microengine.schedule import Schedule, still_open
 from polyswarmclient.services.microengine.state import (
     ASSERTED,
     COMMITTING,
@@ -42,28 +46,62 @@ class Book:
         self._records: dict[str, AssertionRecord] = {}
         #: Records in the state directory for chains we do not run (left alone, never taken again).
         self._elsewhere: set[tuple[str, str]] = set()
-        self._seen: OrderedDict[str, int] = OrderedDict()  # GUID -> its expiration block
-        self._seen_cache_size = seen_cache_size
+        self._seen: OrderedDict[str, tuple[str, int]] = OrderedDict()  # GUID -> (its chain, its expiration)
+        self._seen_cache_size = max(1, seen_cache_size)
+        #: Per chain, a heap of (expiration, GUID) over ``_seen``: what the head forgets next is on top. An
+        #: entry whose GUID left ``_seen`` otherwise (the size bound) stays until its expiration or a rebuild.
+        self._expiring: dict[str, list[tuple[int, str]]] = {}
 
     # --- bounties seen ---------------------------------------------------------------------------
 
-    def remember(self, guid: str, expiration: int) -> None:
-        self._seen[guid] = expiration
+    def remember(self, chain: str, guid: str, expiration: int) -> None:
+        """``guid`` on ``chain`` is handled; until the head passes its ``expiration``, it is not taken again."""
+        self._seen[guid] = (chain, expiration)
         self._seen.move_to_end(guid)
-        while len(self._seen) > self._seen_cache_size:
+        while len(self._seen) > self._seen_cache_size:  # a hard bound, whatever the expirations
             self._seen.popitem(last=False)
+        heap = self._expiring.setdefault(chain, [])
+        heapq.heappush(heap, (expiration, guid))
+        if len(heap) > 2 * self._seen_cache_size:  # mostly GUIDs the size bound dropped: start again
+            heap[:] = [(exp, g) for g, (c, exp) in self._seen.items() if c == chain]
+            heapq.heapify(heap)
+
+    def forget_expired(self, chain: str, head: int) -> int:
+        """``chain`` is at block ``head``: forget the bounties seen there that can no longer be taken (the
+        engine refuses them by their expiration, :meth:`past_taking`); how many were forgotten."""
+        heap = self._expiring.get(chain)
+        forgotten = 0
+        while heap and not still_open(heap[0][0], head):
+            expiration, guid = heapq.heappop(heap)
+            if self._seen.get(guid) == (chain, expiration):
+                del self._seen[guid]
+                forgotten += 1
+        return forgotten
+
+    def past_taking(self, chain: str, expiration: int) -> bool:
+        """A bounty expiring at ``expiration`` can no longer be taken at the newest block we know of on
+        ``chain``: :meth:`forget_expired` may have forgotten it. Heads never go back, so once this is true
+        it stays true, and a bounty forgotten is never taken again."""
+        return not still_open(expiration, self.heads.get(chain, 0))
 
     def known(self, chain: str, guid: str) -> bool:
-        """Handled already: seen recently, in play, or in the state directory (every record there is
+        """Handled already: seen and still open, in play, or in the state directory (every record there is
         either in play or was listed at start)."""
         return guid in self._seen or guid in self._records or (chain, guid) in self._elsewhere
 
+    @property
+    def remembered(self) -> int:
+        """How many bounties seen are remembered (in play or still open; at most ``seen_cache_size``)."""
+        return len(self._seen)
+
     def open_until(self, guid: str) -> int:
         """For a known bounty, until which block a catch-up after a restart might still have to take it: its
-        expiration when only memory knows it, 0 when a record in the state directory stands for it."""
+        expiration when only memory knows it, 0 when a record in the state directory stands for it (or when
+        it is no longer remembered: forgotten once it could no longer be taken)."""
         if guid in self._records:
             return 0
-        return self._seen.get(guid, 0)
+        seen = self._seen.get(guid)
+        return 0 if seen is None else seen[1]
 
     # --- our assertions ----------------------------------------------------------------------------
 
@@ -106,7 +144,7 @@ class Book:
                 self._elsewhere.add((record.chain, record.guid))
                 continue
             self._records[record.guid] = record
-            self.remember(record.guid, record.expiration)
+            self.remember(record.chain, record.guid, record.expiration)
             self.schedule.track(
                 record.guid,
                 record.chain,

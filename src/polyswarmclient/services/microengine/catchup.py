@@ -11,13 +11,16 @@ That cursor is kept in the state directory too, so a restart does not read every
 again: the stored page is the first one holding a bounty that a restarted engine might still have to take
 (one that could not be read, or that was still open and has no record in the state directory). It moves
 on as those bounties expire, so a restart re-reads only the pages of the bounties still open.
+
+The GUIDs a pass found already expired are remembered, with their page, so the next pass does not read
+them again; only the pages a later pass reads again need them (from the last page read in full on), so
+those of earlier pages are forgotten once a pass has moved past them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from functools import partial
 from typing import Protocol
 
@@ -62,8 +65,9 @@ class CatchUp:
         #: Per chain, from the stored page on: page -> the block until which one of its bounties may still be
         #: open for us without a record (None: one could not be read).
         self._open_until: dict[str, dict[int, int | None]] = {}
-        self._closed: OrderedDict[str, None] = OrderedDict()  # GUIDs found already expired
-        self._closed_cache_size = cache_size * 5
+        #: Per chain: GUID -> page, of the bounties found already expired on the pages a pass reads again.
+        self._closed: dict[str, dict[str, int]] = {}
+        self._closed_cache_size = max(1, cache_size * 5)  # per chain; a hard bound, whatever the pages hold
 
     def start(self, chain: str, supervisor: Supervisor) -> None:
         if chain in self.running:
@@ -115,11 +119,12 @@ class CatchUp:
             start = self._page[chain]  # read again: it may have grown
             pages = self._open_until.setdefault(chain, {})
             async for page, guids in self.client.iter_bounty_pages(chain, start_page=start):
-                found_here, unread_here, pages[page] = await self._open_among(chain, guids, head)
+                found_here, unread_here, pages[page] = await self._open_among(chain, page, guids, head)
                 found, unread = found + found_here, unread + unread_here
                 if not unread:
                     self._page[chain] = page
             self._store_cursor(chain, max(head, self.book.heads.get(chain, 0)))
+            self._forget_closed(chain)
         finally:
             self.host.listed(chain)
         await self.steps.recover_indexes(chain)
@@ -139,6 +144,18 @@ class CatchUp:
             self._stored[chain] = page
             self.book.store.save_cursor_later(chain, page)
 
+    def _forget_closed(self, chain: str) -> None:
+        """Forget the expired GUIDs of the pages no later pass reads (those before the last page read in full)."""
+        closed = self._closed.get(chain)
+        first = self._page[chain]
+        if closed and any(page < first for page in closed.values()):
+            self._closed[chain] = {guid: page for guid, page in closed.items() if page >= first}
+
+    @property
+    def remembered_closed(self) -> int:
+        """How many GUIDs found already expired are remembered, all chains together."""
+        return sum(len(closed) for closed in self._closed.values())
+
     async def after_restart(self, chains: tuple[str, ...]) -> None:
         """Learn each head and which stored bounties reached quorum; what is due then runs."""
         for chain in chains:
@@ -156,17 +173,19 @@ class CatchUp:
             if bounty.quorum_reached:
                 self.host.on_quorum(record.guid)
 
-    async def _open_among(self, chain: str, guids: list[str], head: int) -> tuple[int, int, int | None]:
-        """Hand the still-open bounties among ``guids`` to the engine; returns (found, could not be read, and
-        until which block a restart might still have to take one of them: None when one could not be read).
+    async def _open_among(self, chain: str, page: int, guids: list[str], head: int) -> tuple[int, int, int | None]:
+        """Hand the still-open bounties among ``guids`` (on ``page``) to the engine; returns (found, could not be
+        read, and until which block a restart might still have to take one of them: None when one could not be
+        read).
 
         Bounties are read :data:`CONCURRENT_READS` at a time, newest first: the newest are the likeliest
         still open.
         """
         found = unread = until = 0
         todo = []
+        closed = self._closed.setdefault(chain, {})
         for guid in reversed(guids):
-            if guid in self._closed:
+            if guid in closed:
                 continue
             if self.book.known(chain, guid):
                 until = max(until, self.book.open_until(guid))
@@ -186,9 +205,9 @@ class CatchUp:
                     continue
                 head = max(head, self.book.heads.get(chain, 0))
                 if not still_open(bounty.expiration, head):
-                    self._closed[guid] = None
-                    while len(self._closed) > self._closed_cache_size:
-                        self._closed.popitem(last=False)
+                    closed[guid] = page
+                    while len(closed) > self._closed_cache_size:
+                        del closed[next(iter(closed))]
                     continue
                 found += 1
                 until = max(until, bounty.expiration)

@@ -57,7 +57,8 @@ class EngineConfig:
     scan_timeout: float | None = 60.0
     #: Assumed seconds per block, to turn "blocks until expiration" into a scan timeout.
     block_time: float = 1.0
-    #: How many handled bounty GUIDs to remember for de-duplication.
+    #: At most how many handled bounty GUIDs to remember for de-duplication (each is forgotten sooner, once
+    #: its bounty can no longer be taken; the catch-up keeps at most five times this many expired GUIDs).
     seen_cache_size: int = 10_000
 
 

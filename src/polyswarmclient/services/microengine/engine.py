@@ -238,6 +238,7 @@ class Microengine:
         if number <= self.heads.get(chain, -1):
             return
         self.heads[chain] = number
+        self.book.forget_expired(chain, number)
         if self.hold.holding(chain):
             self._run_actions(self.hold.take(chain, self._urgent))
         self._run_actions(self.schedule.on_block(chain, number))
@@ -307,7 +308,12 @@ class Microengine:
         """A bounty open for assertions (announced, or found by a catch-up): assert on it if it is for us."""
         if bounty.chain not in self.config.chains or self.book.known(bounty.chain, bounty.guid):
             return
-        self.book.remember(bounty.guid, bounty.expiration)
+        if self.book.past_taking(bounty.chain, bounty.expiration):
+            # Delivered again (or late) once it can no longer be taken: the book forgets such bounties, so
+            # it may have been handled already; either way there is nothing to do nor to count.
+            log.debug("bounty %s: expired at block %d, past taking", bounty.guid, bounty.expiration)
+            return
+        self.book.remember(bounty.chain, bounty.guid, bounty.expiration)
         self.stats.bounties_seen += 1
         metrics.BOUNTIES_SEEN.inc(chain=bounty.chain)
         try:
