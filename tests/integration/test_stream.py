@@ -14,7 +14,7 @@ from aiohttp import web
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from polyswarmclient.transport.stream import EventStream, StreamSettings
+from polyswarmclient.transport.stream import UNKNOWN_EVENT_NAMES, EventStream, StreamSettings
 from polyswarmclient.wire.events import Block, Connected, Event, QuorumReached, Reconnected
 from tests.helpers import GUID, message, unused_port, wait_until, ws_server
 
@@ -364,3 +364,25 @@ async def test_an_untrusted_certificate_is_refused_and_retried(
     assert handled == 0
     assert "CERTIFICATE_VERIFY_FAILED" in caplog.text
     assert all("\n" not in r.getMessage() for r in caplog.records if "cannot open" in r.getMessage())
+
+
+async def test_unknown_event_types_are_warned_about_once_each_up_to_a_bound(caplog: pytest.LogCaptureFixture) -> None:
+    """Each new unknown event type is warned about once; a server sending endless new ones is not remembered past
+    the bound (the rest are logged at debug level), and the stream goes on."""
+    caplog.set_level(logging.WARNING)
+    names = [f"invented_{n}" for n in range(UNKNOWN_EVENT_NAMES + 8)]
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(connected())
+        for name in [*names, names[0]]:
+            await ws.send(message(name, {"x": 1}))
+        await ws.send(block(1))
+        await ws.wait_closed()
+
+    async with ws_server(handler) as base:
+        async with EventStream(f"{base}/events/?chain=side", "side", FAST) as stream:
+            events = await take(stream, 2)
+            assert len(stream._unknown_seen) == UNKNOWN_EVENT_NAMES
+    assert [type(e) for e in events] == [Connected, Block]
+    warned = [r.getMessage() for r in caplog.records if "unknown" in r.getMessage()]
+    assert len(warned) == UNKNOWN_EVENT_NAMES and repr(names[0]) in warned[0]

@@ -42,6 +42,10 @@ from polyswarmclient.wire.events import Block, Event, Reconnected, UnknownEvent,
 
 log = logging.getLogger(__name__)
 
+#: Unknown event types warned about once each; a server inventing more (the protocol has a dozen) gets the
+#: rest logged at debug level, so a long-lived stream does not keep every name it was ever sent.
+UNKNOWN_EVENT_NAMES = 32
+
 
 class EventStream:
     """``async with EventStream(url, "side") as stream: async for event in stream: ...``"""
@@ -250,8 +254,10 @@ class EventStream:
             log.warning("skipping a malformed %s event: %s", self.chain, exc)
             return None
         if isinstance(event, UnknownEvent):
-            level = logging.DEBUG if event.name in self._unknown_seen else logging.WARNING
-            self._unknown_seen.add(event.name)
+            level = logging.DEBUG
+            if event.name not in self._unknown_seen and len(self._unknown_seen) < UNKNOWN_EVENT_NAMES:
+                self._unknown_seen.add(event.name)
+                level = logging.WARNING
             log.log(level, "ignoring unknown %s event type %r", self.chain, event.name)
             return None
         if isinstance(event, Block):
