@@ -171,3 +171,38 @@ def test_a_paid_chain_price_may_vary_but_not_soar(tmp_path: Path) -> None:
     with pytest.raises(PinMismatch, match="more than 10x"):
         store.check_and_learn(SERVER, "home", 1337, {}, gas_price=11 * 10**9)
     assert json.loads(store.path.read_text())["servers"][SERVER]["home"]["gas_price"] == 10**9
+
+
+def test_pins_are_read_again_only_when_the_file_changes(tmp_path: Path) -> None:
+    """Once everything is pinned, later checks (one per transaction) neither lock nor read the file; a
+    change to the file (another process, or an operator's reset) is read at the next check."""
+    store = PinStore.in_state_dir(tmp_path)
+    store.check_and_learn(SERVER, "side", 1338, {"bounty_registry": REGISTRY})
+    reads = []
+    original = store._load
+
+    def counting() -> dict[str, object]:
+        reads.append(1)
+        return original()
+
+    store._load = counting  # type: ignore[method-assign]
+    for _ in range(50):
+        store.check_and_learn(SERVER, "side", 1338, {"bounty_registry": REGISTRY})
+    assert len(reads) <= 1
+    # The operator resets the pins and another process learns a different registry.
+    (tmp_path / "known_contracts.json").unlink()
+    PinStore.in_state_dir(tmp_path).check_and_learn(SERVER, "side", 1338, {"bounty_registry": EVIL})
+    with pytest.raises(PinMismatch, match="changed"):
+        store.check_and_learn(SERVER, "side", 1338, {"bounty_registry": REGISTRY})
+    store.check_and_learn(SERVER, "side", 1338, {"bounty_registry": EVIL})
+
+
+def test_a_reset_pin_file_is_learned_again_by_a_running_process(tmp_path: Path) -> None:
+    """A pin the process read earlier does not outlive the operator deleting the file: the next check
+    learns from polyswarmd again instead of refusing on the old value."""
+    store = PinStore.in_state_dir(tmp_path)
+    store.check_and_learn(SERVER, "side", 1338, {"bounty_registry": REGISTRY})
+    store.check_and_learn(SERVER, "side", 1338, {"bounty_registry": REGISTRY})
+    (tmp_path / "known_contracts.json").unlink()
+    store.check_and_learn(SERVER, "side", 1338, {"bounty_registry": EVIL})
+    assert PinStore.in_state_dir(tmp_path).pinned(SERVER, "side")["contracts"] == {"bounty_registry": EVIL}

@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import stat
 import threading
 from dataclasses import replace
 
@@ -157,10 +158,10 @@ async def test_updates_are_written_on_the_writer_thread_and_queued_ones_coalesce
         busy, release = threading.Event(), threading.Event()
         real = store.write_batch
 
-        def slow_batch(batch):
+        def slow_batch(batch, sync_directory=True):
             busy.set()
             release.wait(5)
-            real(batch)
+            real(batch, sync_directory)
 
         first = await store.write_now(record())  # durable once this returns
         assert store.load("side", GUID) == first
@@ -175,7 +176,36 @@ async def test_updates_are_written_on_the_writer_thread_and_queued_ones_coalesce
         await store.flush()
         assert store.load("side", GUID).index == 9
         assert set(fsyncs) == {"microengine-state"}
-        assert len(fsyncs) == 2 + 2 + 2  # first; the other; one batch of the ten coalesced into one record
+        # The first (record and directory); the other; one batch of the ten coalesced into one record. Only
+        # the first write's new file name needs the directory synced.
+        assert len(fsyncs) == 2 + 1 + 1
+
+
+async def test_only_a_first_write_syncs_the_directory(tmp_path, monkeypatch):
+    """The first write of a record (awaited before its assertion goes out) makes the file's name durable
+    with an fsync of the directory; updates and deletions sync their file before its rename but not the
+    directory, so a power loss leaves the older record or the newer one, each whole."""
+    with StateStore(tmp_path, ADDRESS) as store:
+        synced: list[str] = []
+        real = os.fsync
+
+        def fsync(fd: int) -> None:
+            synced.append("directory" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+            real(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        first = await store.write_now(record())
+        assert synced == ["file", "directory"]
+        synced.clear()
+        store.write_later(replace(first, index=3, status=ASSERTED))
+        await store.flush()
+        assert synced == ["file"]
+        assert store.load("side", GUID).index == 3
+        synced.clear()
+        store.remove_later("side", GUID)
+        await store.flush()
+        assert synced == [] and not store.has("side", GUID)
+        assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
 
 
 async def test_a_first_write_that_fails_is_raised_before_anything_is_posted(tmp_path, monkeypatch):

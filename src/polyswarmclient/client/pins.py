@@ -21,6 +21,7 @@ processes learning at once cannot overwrite each other's pins.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -48,6 +49,8 @@ class PinStore:
     def __init__(self, path: Path, expected: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.path = Path(path)
         self.expected = dict(expected or {})
+        #: The file's identity when last read, and what it held (never handed out to be changed).
+        self._cache: tuple[tuple[int, ...], dict[str, Any]] | None = None
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, expected: Mapping[str, Mapping[str, Any]] | None = None) -> PinStore:
@@ -89,16 +92,52 @@ class PinStore:
         ``gas_price`` (the highest of the action's transactions) is pinned at first contact too: a chain
         first seen free (price 0) must stay free, and elsewhere the price may not rise above
         :data:`GAS_PRICE_GROWTH` times the pinned one.
-        """
-        with self._locked():
-            self._check_and_learn(server, chain, chain_id, contracts, gas_price)
 
-    def _check_and_learn(
-        self, server: str, chain: str, chain_id: int, contracts: Mapping[str, str], gas_price: int | None
-    ) -> None:
-        data = self._load()
-        entry = data["servers"].setdefault(server, {}).setdefault(chain, {})
-        pinned_contracts: dict[str, str] = entry.setdefault("contracts", {})
+        Once everything is pinned (every transaction after first contact), the check reads the pins as last
+        parsed while the file is unchanged (same inode, size and times), without the lock: only learning
+        writes. Anything new, and any mismatch, is decided again under the lock from the file itself.
+        """
+        cached = self._unchanged()
+        if cached is not None:
+            try:
+                if self._news(cached, server, chain, chain_id, contracts, gas_price) is None:
+                    return
+            except (PinMismatch, VerificationError):
+                pass  # decided below from the file itself
+        with self._locked():
+            data = self._load()
+            news = self._news(data, server, chain, chain_id, contracts, gas_price)
+            if news is None:
+                return
+            learned, new_price = news
+            entry = data["servers"].setdefault(server, {}).setdefault(chain, {})
+            old_id = entry.get("chain_id")
+            entry["chain_id"] = chain_id
+            if new_price:
+                entry["gas_price"] = gas_price
+                log.info(
+                    "pinned the gas price of the %s chain of %s: %d wei (in %s)", chain, server, gas_price, self.path
+                )
+            entry.setdefault("contracts", {}).update(learned)
+            for role, address in learned.items():
+                log.info("pinned the %s of the %s chain of %s: %s (in %s)", role, chain, server, address, self.path)
+            if old_id is None:
+                log.info("pinned the chain id of the %s chain of %s: %d (in %s)", chain, server, chain_id, self.path)
+            self._save(data)
+
+    def _news(
+        self,
+        data: Mapping[str, Any],
+        server: str,
+        chain: str,
+        chain_id: int,
+        contracts: Mapping[str, str],
+        gas_price: int | None,
+    ) -> tuple[dict[str, str], bool] | None:
+        """Check against the pins in ``data`` (read only): raise on a mismatch; else None when everything is
+        pinned already, or (the contracts to pin, whether to pin the gas price)."""
+        entry = data["servers"].get(server, {}).get(chain, {})
+        pinned_contracts: Mapping[str, str] = entry.get("contracts", {})
         reset = (
             f"If the community really changed it, delete the {chain!r} entry under {server!r} in {self.path} "
             "(or the whole file) to trust the new value."
@@ -142,17 +181,8 @@ class PinStore:
                     )
         new_price = gas_price is not None and pinned_price is None
         if old_id is not None and not learned and not new_price:
-            return
-        entry["chain_id"] = chain_id
-        if new_price:
-            entry["gas_price"] = gas_price
-            log.info("pinned the gas price of the %s chain of %s: %d wei (in %s)", chain, server, gas_price, self.path)
-        pinned_contracts.update(learned)
-        for role, address in learned.items():
-            log.info("pinned the %s of the %s chain of %s: %s (in %s)", role, chain, server, address, self.path)
-        if old_id is None:
-            log.info("pinned the chain id of the %s chain of %s: %d (in %s)", chain, server, chain_id, self.path)
-        self._save(data)
+            return None
+        return learned, new_price
 
     def _check_expected(self, server: str, chain: str, chain_id: int, contracts: Mapping[str, str]) -> None:
         given = self.expected.get(chain)
@@ -195,8 +225,20 @@ class PinStore:
         finally:
             os.close(fd)  # closing releases the lock
 
+    def _unchanged(self) -> Mapping[str, Any] | None:
+        """The pins as last read, if the file has not changed since (else None: read it under the lock)."""
+        cached = self._cache
+        if cached is None:
+            return None
+        try:
+            seen = _identity(os.stat(self.path))
+        except OSError:
+            return None
+        return cached[1] if seen == cached[0] else None
+
     def _load(self) -> dict[str, Any]:
         try:
+            seen = _identity(os.stat(self.path))  # before the read: a newer file read under it is only re-read
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return {"version": VERSION, "servers": {}}
@@ -213,6 +255,7 @@ class PinStore:
             raise StateError(
                 f"the contract pins in {self.path} have an unknown layout; delete the file to re-learn them"
             )
+        self._cache = (seen, copy.deepcopy(data))
         return data
 
     def _save(self, data: dict[str, Any]) -> None:
@@ -220,6 +263,11 @@ class PinStore:
             write_json_atomically(self.path, data)
         except OSError as exc:
             raise StateError(f"cannot write the contract pins to {self.path}: {exc.strerror or exc}") from exc
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    """What changes when the file is replaced or rewritten (a replacement is a new inode)."""
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 def write_json_atomically(path: Path, data: Any) -> None:

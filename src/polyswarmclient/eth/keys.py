@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from coincurve import PrivateKey as _SecpKey
 from eth_account import Account
 from eth_keys.datatypes import PrivateKey
 from eth_utils import keccak
@@ -17,13 +18,14 @@ from polyswarmclient.wire.models import UnsignedTransaction
 class Signer:
     """Signs transactions for one account. ``repr`` shows the address only."""
 
-    __slots__ = ("_key", "_private", "address")
+    __slots__ = ("_key", "_secp", "address")
 
     def __init__(self, private_key: bytes) -> None:
         self._key = bytes(private_key)
-        #: Parsed once: eth-account given raw bytes would derive the public key again for every signature.
-        self._private = PrivateKey(self._key)
-        self.address: str = self._private.public_key.to_checksum_address()
+        #: libsecp256k1's key object, made once: eth-keys makes a new one (deriving the public key again)
+        #: for every signature.
+        self._secp = _SecpKey(self._key)
+        self.address: str = PrivateKey(self._key).public_key.to_checksum_address()
 
     def __repr__(self) -> str:
         return f"Signer(address={self.address})"
@@ -56,9 +58,16 @@ class Signer:
             (_rlp_int(tx.nonce), _rlp_int(tx.gas_price), _rlp_int(tx.gas), _rlp_bytes(to))
             + (_rlp_int(tx.value), _rlp_bytes(bytes(tx.data)))
         )
-        signature = self._private.sign_msg_hash(keccak(_rlp_list(body + _rlp_int(tx.chain_id) + b"\x80\x80")))
-        v = signature.v + 35 + 2 * tx.chain_id
-        raw = _rlp_list(body + _rlp_int(v) + _rlp_int(signature.r) + _rlp_int(signature.s))
+        digest = keccak(_rlp_list(body + _rlp_int(tx.chain_id) + b"\x80\x80"))
+        # 65 bytes: r, s (libsecp256k1 gives the low s, as eth-keys and every Ethereum node expect), recovery id.
+        signature = self._secp.sign_recoverable(digest, hasher=None)
+        r, s, recovery = (
+            int.from_bytes(signature[:32], "big"),
+            int.from_bytes(signature[32:64], "big"),
+            signature[64],
+        )
+        v = recovery + 35 + 2 * tx.chain_id
+        raw = _rlp_list(body + _rlp_int(v) + _rlp_int(r) + _rlp_int(s))
         return raw, "0x" + keccak(raw).hex()
 
 

@@ -8,10 +8,13 @@ bounties still in play. Beside the records, one small ``catch-up-<chain>.page`` 
 the first ``GET /bounties`` page a catch-up must read again after a restart.
 
 Every write is atomic (temporary file, fsync, rename) and happens on a writer thread, never on the event
-loop: writes queued while the thread is busy go out together, with one fsync per record and one of the
-directory for the whole batch. Only the first write of a record is awaited before its transaction goes
-out (:meth:`StateStore.write_now`); later updates (:meth:`StateStore.write_later`) can be lost in a crash
-without harm, because the chain has the last word on start (see :mod:`.steps`).
+loop: writes queued while the thread is busy go out together, with one fsync per record. Only the first
+write of a record is awaited before its transaction goes out (:meth:`StateStore.write_now`), and only a
+batch holding such a write also fsyncs the directory, so that the new file's name survives a power loss.
+Later updates and deletions (:meth:`StateStore.write_later`, :meth:`StateStore.remove_later`) can be lost
+in a crash without harm, because the chain has the last word on start (see :mod:`.steps`): a power loss
+leaves either the older record or the newer one, each complete, since every file is synced before it
+is renamed into place.
 
 A lock file keeps two engines from sharing one state directory (and so revealing each other's bids).
 """
@@ -189,9 +192,9 @@ class StateStore:
         """Delete the record of ``guid`` (durably), now, on this thread."""
         self.write_batch({self.path_for(chain, guid): None})
 
-    def write_batch(self, batch: Mapping[Path, AssertionRecord | bytes | None]) -> None:
-        """Apply ``batch`` (path -> record, raw bytes, or None to delete) atomically per file, then make the
-        renames and deletions durable with one fsync of the directory."""
+    def write_batch(self, batch: Mapping[Path, AssertionRecord | bytes | None], sync_directory: bool = True) -> None:
+        """Apply ``batch`` (path -> record, raw bytes, or None to delete) atomically per file, then (with
+        ``sync_directory``) make the renames and deletions durable with one fsync of the directory."""
         moves: list[tuple[Path, Path]] = []
         try:
             for path, content in batch.items():
@@ -211,7 +214,8 @@ class StateStore:
             for path, content in batch.items():
                 if content is None:
                     path.unlink(missing_ok=True)
-            _fsync_dir(self.directory)
+            if sync_directory:
+                _fsync_dir(self.directory)
         except OSError as exc:
             for tmp, _ in moves:
                 try:
@@ -234,7 +238,7 @@ class StateStore:
     async def write_now(self, record: AssertionRecord) -> AssertionRecord:
         """Write ``record`` on the writer thread and wait until it is durable (raises :class:`StateError`)."""
         record = stamped(record)
-        await self._writer.wait(self._writer.put(self.path_for(record.chain, record.guid), record))
+        await self._writer.wait(self._writer.put(self.path_for(record.chain, record.guid), record, new_name=True))
         return record
 
     async def flush(self) -> None:
@@ -351,6 +355,7 @@ class _Writer:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._queue: dict[Path, AssertionRecord | bytes | None] = {}
+        self._new_name = False  # a queued write's file name must survive a power loss: fsync the directory
         self.queued = 0  # numbers of writes queued so far
         self._written = 0  # every write numbered up to this one has been handled
         self._failures: list[tuple[int, int, StateError]] = []  # (after, upto, error), the latest few
@@ -358,10 +363,11 @@ class _Writer:
         self._thread: threading.Thread | None = None
         self._stopping = False
 
-    def put(self, path: Path, content: AssertionRecord | bytes | None) -> int:
+    def put(self, path: Path, content: AssertionRecord | bytes | None, new_name: bool = False) -> int:
         with self._lock:
             self._queue.pop(path, None)  # keep the order of the newest version
             self._queue[path] = content
+            self._new_name = self._new_name or new_name
             self.queued += 1
             if self._thread is None:
                 self._stopping = False
@@ -407,10 +413,11 @@ class _Writer:
                 if not self._queue:
                     return
                 batch, self._queue = self._queue, {}
+                sync_directory, self._new_name = self._new_name, False
                 after, upto = self._written, self.queued
             error: StateError | None = None
             try:
-                self._store.write_batch(batch)
+                self._store.write_batch(batch, sync_directory)
             except StateError as exc:
                 error = exc
                 log.error("state not written (%d file(s)): %s", len(batch), exc)
