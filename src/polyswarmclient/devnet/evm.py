@@ -216,6 +216,15 @@ def _make_vm_class(gas_limit: int) -> type[CancunVM]:
     )
 
 
+def _signature_recovered() -> None:
+    """A decoded transaction's signature check: done when its sender was recovered (``decode_transaction``).
+
+    py-evm's own check recovers the public key from the signature and then verifies the signature with the
+    key it recovered, which cannot fail once the recovery succeeded; the checks of ``r`` and ``s`` (their
+    range, and ``s`` in the lower half since Homestead) are separate and still run.
+    """
+
+
 @dataclass
 class _Queued:
     tx: Any
@@ -282,6 +291,7 @@ class EmbeddedChain:
         self._kv = MemoryDB() if self._store is None else None
         base = self._store if self._store is not None else self._kv
         self._chain = chain_class.from_genesis(AtomicDB(base), genesis_params, genesis_state)
+        self._genesis = (genesis_params, genesis_state)  # for replaying the chain elsewhere (tests)
         self._head = self._chain.get_canonical_head()
         # The fork's transaction class: decoding is pure, so the server's route may decode on its own
         # thread and hand the object over (one decode and one sender recovery per transaction).
@@ -349,7 +359,7 @@ class EmbeddedChain:
                 self.mine_pending()
             else:
                 self._refresh_timestamp()
-                block = self._chain.mine_block()
+                block, _receipts, _computations = self._mine([])
                 self._record_block(block, [], [], [])
             return int(self._head.block_number)
 
@@ -420,6 +430,10 @@ class EmbeddedChain:
             _ = tx.sender
         except Exception as exc:
             raise ChainError("invalid sender") from exc
+        # py-evm checks a legacy transaction's signature again when it applies it, recovering the key once
+        # more and verifying the signature with that key (two elliptic-curve operations, about 5% of a busy
+        # devnet's time): the recovery above was that check. Its range and low-s checks still run.
+        vars(tx)["check_signature_validity"] = _signature_recovered
         return tx
 
     def send_raw_transaction(self, raw: bytes, *, mine: bool = True, decoded: Any = None) -> bytes:
@@ -524,13 +538,32 @@ class EmbeddedChain:
             self._refresh_timestamp()
             refused: dict[bytes, str] = {}
             try:
-                import_result, receipts, computations = self._chain.mine_all(txs)
+                block, receipts, computations = self._mine(txs)
             except Exception:
                 txs, refused = self._sort_out(txs)
                 if not txs:
                     return [], refused
-                import_result, receipts, computations = self._chain.mine_all(txs)
-            return self._record_block(import_result.imported_block, txs, receipts, computations), refused
+                block, receipts, computations = self._mine(txs)
+            return self._record_block(block, txs, receipts, computations), refused
+
+    def _mine(self, txs: list[Any]) -> tuple[Any, Any, Any]:
+        """py-evm's ``MiningChain.mine_all`` without the work it repeats: apply ``txs`` on top of the head,
+        build the block (transaction and receipt tries, state root), validate it once and persist it.
+
+        ``mine_all`` goes on to ``MiningChain.persist_block``, which validates the block's header a second
+        time (the VM's ``mine_block`` just did) and then reads the block it was handed back from the
+        database, decoding every transaction again, for a result nobody here uses. Nothing is persisted
+        when applying or validating fails (the caller sorts the transactions out and tries again).
+        """
+        chain = self._chain
+        base = chain.header
+        vm = chain.get_vm(base)
+        header, receipts, computations = vm.apply_all_transactions(txs, base)
+        filled = vm.set_block_transactions_and_withdrawals(vm.get_block(), header, txs, receipts)
+        block = vm.mine_block(filled).block  # packs, finalizes the state root, validates the block
+        chain.chaindb.persist_block(block)
+        chain.header = chain.create_header_from_parent(block.header)
+        return block, receipts, computations
 
     def _sort_out(self, txs: list[Any]) -> tuple[list[Any], dict[bytes, str]]:
         """The slow path of ``mine_pending``: apply the block's transactions one at a time on a scratch VM
