@@ -51,6 +51,23 @@ def test_a_sweep_moves_what_is_reachable_to_disk_and_a_compaction_drops_old_trie
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_newest_entries_a_sweep_moves_stay_readable_without_a_query(tmp_path: Path) -> None:
+    """The entries written last before a sweep (what the next blocks read) come from the read cache; older
+    ones come from the file, and every value reads back the same either way."""
+    store = TieredDB(tmp_path, cache_entries=100)
+    items = [(os.urandom(32), os.urandom(40)) for _ in range(300)]
+    for key, value in items:
+        store[key] = value
+    store.flush(lambda k, v: True)
+    queries: list[str] = []
+    store._conn.set_trace_callback(queries.append)
+    assert all(store[key] == value for key, value in items[-100:])
+    assert queries == []
+    assert all(store[key] == value for key, value in items[:200])
+    assert len(queries) == 200 and len(store._cache) <= 100
+    store.close()
+
+
 def test_writes_reads_and_deletes_behave_as_a_dict_across_the_tiers(tmp_path: Path) -> None:
     """A rewrite in memory wins over the copy on disk, and a sweep replaces it; a delete removes both."""
     store = TieredDB(tmp_path)

@@ -8,7 +8,8 @@ Python overhead. ``TieredDB`` keeps that state out of the process's memory:
 * **cold**: a sqlite table (the standard library's ``sqlite3``) in a file the store creates in a private
   temporary directory and unlinks at once: nothing is left on disk when the process ends, however it ends
   (where the file system allows an open file to be unlinked; elsewhere ``close`` removes it);
-* a bounded least-recently-used cache of cold entries in front of sqlite.
+* a bounded least-recently-used cache of cold entries in front of sqlite, filled by reads and by the newest
+  entries each sweep moves (the ones the next blocks read).
 
 ``EmbeddedChain.prune`` decides what is reachable; this module moves it: ``flush`` copies the reachable
 hot entries into cold in one transaction and drops the rest of hot, and ``compact`` copies what is
@@ -250,6 +251,10 @@ class TieredDB(BaseDB):
             finally:
                 conn.execute("COMMIT")
         self.cold_written += len(moving)
+        # The newest entries are the ones the next blocks read (the upper nodes of the tries they change):
+        # they stay readable from memory, in the read cache, instead of each coming back from sqlite.
+        for key, value in moving[-self._cache_entries :]:
+            self._remember(key, value)
         return len(moving), len(hot) - len(moving)
 
     @property
