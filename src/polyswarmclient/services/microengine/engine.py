@@ -26,6 +26,7 @@ from polyswarmclient.amounts import format_amount
 from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.backends import Backend
 from polyswarmclient.log import set_fields as set_log_fields
+from polyswarmclient.services.heap import HeapTrimmer
 from polyswarmclient.services.lifecycle import Shutdown
 from polyswarmclient.services.microengine.asserting import Asserting
 from polyswarmclient.services.microengine.book import Book
@@ -95,6 +96,7 @@ class Microengine:
         self.steps = Steps(client, self.book, self.stats, self.quota, self.is_fatal)
         self.catch_up = CatchUp(client, self.book, self.steps, self, self.config.seen_cache_size)
         self._connected: set[str] = set()
+        self._heap = HeapTrimmer()
         self._supervisor: Supervisor | None = None
         self.hold = StartupHold()
 
@@ -239,6 +241,7 @@ class Microengine:
             return
         self.heads[chain] = number
         self.book.forget_expired(chain, number)
+        self._heap.maybe()  # at most once a minute (services/heap.py says why)
         if self.hold.holding(chain):
             self._run_actions(self.hold.take(chain, self._urgent))
         self._run_actions(self.schedule.on_block(chain, number))
