@@ -38,6 +38,23 @@ def _record(state: Path, status: str) -> dict[str, Any] | None:
     return None
 
 
+def _asserted(
+    cli: Cli, keystore: str, state: Path, name: str, addr: str | None = None
+) -> tuple[Process, Process, dict[str, Any]]:
+    """Start an engine on ``state`` (through ``addr`` if given) and an ambassador posting one bounty; return
+    both and the engine's state record once it shows the assertion mined."""
+    engine = cli.engine(keystore, addr=addr, state_dir=state, name=name)
+    cli.ready(engine, ENGINE_READY)
+    ambassador = cli.ambassador(bounties=1, duration=DURATION)
+    record = wait_until(
+        lambda: _record(state, "asserted"),
+        timeout=60,
+        what="the engine's state file to show its assertion mined",
+        watch=[engine],
+    )
+    return engine, ambassador, record
+
+
 def test_engine_killed_after_sending_its_reveal_settles_on_restart_and_keeps_its_bid(
     devnet: Devnet, arbiter: Process, cli: Cli, tmp_path: Path
 ) -> None:
@@ -45,16 +62,7 @@ def test_engine_killed_after_sending_its_reveal_settles_on_restart_and_keeps_its
     state = tmp_path / "engine-state"
     before = devnet.balances(KEYSTORE)
     with TcpProxy(devnet.port) as proxy:
-        first = cli.engine(KEYSTORE, addr=proxy.addr, state_dir=state, name="engine-killed-after-reveal")
-        cli.ready(first, ENGINE_READY)
-        ambassador = cli.ambassador(bounties=1, duration=DURATION)
-
-        record = wait_until(
-            lambda: _record(state, "asserted"),
-            timeout=60,
-            what="the engine's state file to show its assertion mined",
-            watch=[first],
-        )
+        first, ambassador, record = _asserted(cli, KEYSTORE, state, "engine-killed-after-reveal", addr=proxy.addr)
         guid, expiration = record["guid"], record["expiration"]
         # the engine's next transaction is its reveal (after expiration): the cut comes right after it is sent
         proxy.cut_after("POST /transactions", occurrence=1)
@@ -99,16 +107,7 @@ def test_engine_restarted_with_same_state_dir_reveals_and_is_paid(
     loaded machine, where a cold start took longer than the 12-block window's 3 s."""
     state = tmp_path / "engine-state"
     before = devnet.balances("spare4_keyfile")
-    first = cli.engine("spare4_keyfile", state_dir=state, name="engine-first-run")
-    cli.ready(first, ENGINE_READY)
-    ambassador = cli.ambassador(bounties=1, duration=DURATION)
-
-    record = wait_until(
-        lambda: _record(state, "asserted"),
-        timeout=60,
-        what="the engine's state file to show its assertion mined",
-        watch=[first],
-    )
+    first, ambassador, record = _asserted(cli, "spare4_keyfile", state, "engine-first-run")
     guid, expiration = record["guid"], record["expiration"]
     first.kill()
     assert devnet.block() < expiration, "the kill came too late to precede the reveal window"
