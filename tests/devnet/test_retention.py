@@ -258,7 +258,7 @@ def test_memory_freed_by_a_sweep_goes_back_to_the_system() -> None:
     """A sweep frees trie nodes scattered through the C heap, pinned by survivors: glibc keeps those pages
     until ``release_freed_memory`` (run after every sweep) hands them back, so RSS falls instead of
     staying at its highest point."""
-    from polyswarmclient.devnet.evm import release_freed_memory
+    from polyswarmclient.heap import release_freed_memory
 
     # 40 MiB of 1 KiB values (malloc's, not Python's small-object allocator), every 64th kept alive
     blobs = [bytes([i % 251]) * 1024 for i in range(40 * 1024)]

@@ -1,9 +1,9 @@
-"""Handing freed C heap pages back to the system (services/heap.py)."""
+"""Handing freed C heap pages back to the system (heap.py)."""
 
 import os
 import sys
 
-from polyswarmclient.services.heap import HeapTrimmer, release_freed_memory
+from polyswarmclient.heap import HeapTrimmer, release_freed_memory
 
 
 def rss_kib() -> int:

@@ -28,8 +28,9 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = "polyswarmclient"
 ROOT = PACKAGE  # the layer of polyswarmclient/__init__.py: it holds __version__ and imports nothing
 
-#: errors < amounts < log, metrics: each base module may import the ones before it.
-BASE = frozenset({ROOT, "errors", "amounts", "log", "metrics"})
+#: errors < amounts < log, metrics: each base module may import the ones before it; heap (handing the C
+#: heap's free pages back to the system) imports nothing of ours.
+BASE = frozenset({ROOT, "errors", "amounts", "log", "metrics", "heap"})
 #: The modules polyswarm-client engines import, at the top level as there.
 COMPAT = frozenset({"artifacts", "abstractscanner", "abstractmicroengine"})
 
@@ -43,6 +44,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "log": frozenset({ROOT, "errors", "amounts"}),
     # what services count and the process's health (recorded through it, exported by telemetry/)
     "metrics": frozenset({ROOT, "errors", "amounts"}),
+    "heap": frozenset(),
     # the sample corpus (ambassador bounties, the verbatim arbiter, the devnet): standard library only
     "samples": frozenset(),
     # compatibility with polyswarm-client engines: artifact types, then scanners, then the engine base

@@ -28,11 +28,8 @@ thread and executor threads.
 from __future__ import annotations
 
 import bisect
-import ctypes
-import ctypes.util
 import logging
 import os
-import sys
 import threading
 import time
 from collections import deque
@@ -55,6 +52,7 @@ from eth_utils import keccak, to_canonical_address, to_checksum_address
 
 from polyswarmclient.devnet.statestore import ACCOUNTS, RAW, TRIE, TieredDB, mark_trie
 from polyswarmclient.eth.abi import checksum
+from polyswarmclient.heap import release_freed_memory
 
 __all__ = [
     "ChainError",
@@ -109,36 +107,6 @@ def use_fast_keccak() -> str:
         auto_keccak.hasher = pysha3.keccak256  # type: ignore[assignment]  # eth-hash types it as its first-run hook
         auto_keccak.preimage = pysha3.preimage  # type: ignore[assignment]
     return "pysha3"
-
-
-def _find_malloc_trim() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim  # glibc only; musl has none
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
-
-
-_MALLOC_TRIM = _find_malloc_trim()
-
-
-def release_freed_memory() -> bool:
-    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``); False where there is none.
-
-    A sweep frees tens of thousands of trie nodes scattered through the heap, and glibc only gives back
-    what is free at the heap's top; this returns the free pages in the middle too. (On the benchmark's
-    5-minute runs it made no difference that could be seen next to the live state's growth; see
-    docs/performance.md.)
-    """
-    if _MALLOC_TRIM is None:
-        return False
-    _MALLOC_TRIM(0)
-    return True
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from polyswarmclient import metrics
 from polyswarmclient.amounts import format_amount
 from polyswarmclient.artifacts import ArtifactType
 from polyswarmclient.backends import Backend
+from polyswarmclient.heap import HeapTrimmer
 from polyswarmclient.log import set_fields as set_log_fields
-from polyswarmclient.services.heap import HeapTrimmer
 from polyswarmclient.services.lifecycle import Shutdown
 from polyswarmclient.services.microengine.asserting import Asserting
 from polyswarmclient.services.microengine.book import Book
@@ -241,7 +241,7 @@ class Microengine:
             return
         self.heads[chain] = number
         self.book.forget_expired(chain, number)
-        self._heap.maybe()  # at most once a minute (services/heap.py says why)
+        self._heap.maybe()  # at most once a minute (heap.py says why)
         if self.hold.holding(chain):
             self._run_actions(self.hold.take(chain, self._urgent))
         self._run_actions(self.schedule.on_block(chain, number))
