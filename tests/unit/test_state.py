@@ -63,6 +63,19 @@ def test_big_integers_are_strings_on_disk(tmp_path):
     assert data["reveal_before_block"] == 110 and data["settle_from_block"] == 130
 
 
+def test_every_field_survives_the_disk(tmp_path):
+    """A record with every field set away from its default is read back equal, one JSON line on disk."""
+    from dataclasses import fields
+
+    full = record(status=REVEALED, index=7, updated=1234.5)
+    assert {f.name for f in fields(AssertionRecord)} <= set(full.to_json())
+    with StateStore(tmp_path, ADDRESS) as store:
+        store.write_batch({store.path_for("side", GUID): full})
+        text = store.path_for("side", GUID).read_text()
+        assert store.load("side", GUID) == full
+    assert text.count("\n") == 1 and text.endswith("\n")
+
+
 def test_updates_and_finished_records(tmp_path):
     """Index and status updates persist; settled records are no longer pending and are pruned at start."""
     with StateStore(tmp_path, ADDRESS) as store:

@@ -29,7 +29,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,21 +80,30 @@ class AssertionRecord:
         return self.status in FINISHED
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
         d = self.deadlines
-        data.update(
-            version=FORMAT_VERSION,
+        return {
+            # Field by field (dataclasses.asdict deep-copies through a recursion; every field here is flat).
+            "guid": self.guid,
+            "chain": self.chain,
+            "address": self.address,
             # Big integers as decimal strings: other tools (jq, JavaScript) lose precision above 2**53.
-            nonce=str(self.nonce),
-            commitment=str(self.commitment),
-            bids=[str(b) for b in self.bids],
-            verdicts=list(self.verdicts),
-            mask=list(self.mask),
-            reveal_after_block=d.expiration,
-            reveal_before_block=d.reveal_end,
-            settle_from_block=d.settle_from,
-        )
-        return data
+            "nonce": str(self.nonce),
+            "commitment": str(self.commitment),
+            "verdicts": list(self.verdicts),
+            "mask": list(self.mask),
+            "bids": [str(b) for b in self.bids],
+            "metadata": self.metadata,
+            "expiration": self.expiration,
+            "reveal_window": self.reveal_window,
+            "vote_window": self.vote_window,
+            "status": self.status,
+            "index": self.index,
+            "updated": self.updated,
+            "version": FORMAT_VERSION,
+            "reveal_after_block": d.expiration,
+            "reveal_before_block": d.reveal_end,
+            "settle_from_block": d.settle_from,
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> AssertionRecord:
@@ -129,7 +138,11 @@ class StateStore:
         self.root = Path(root)
         self.address = address
         self.directory = self.root / "microengine" / address.lower()
+        # File names are built as plain strings: pathlib costs more per write and interns every part.
+        self._prefix = os.path.join(os.fspath(self.directory), "")
+        self._pid = os.getpid()
         self._lock_fd: int | None = None
+        self._dir_fd: int | None = None
         self._writer = _Writer(self)
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -160,11 +173,18 @@ class StateStore:
                 f"another microengine is using {self.directory}; give each engine its own --state-dir (STATE_DIR)"
             ) from None
         self._lock_fd = fd
+        try:  # kept open for the directory's fsyncs
+            self._dir_fd = os.open(self.directory, os.O_RDONLY)
+        except OSError:  # pragma: no cover - e.g. Windows cannot open directories
+            self._dir_fd = None
         return self
 
     def close(self) -> None:
         """Finish the queued writes, then release the directory."""
         self._writer.close()
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing releases the flock
             self._lock_fd = None
@@ -178,31 +198,40 @@ class StateStore:
     # --- records ---------------------------------------------------------------------------------
 
     def path_for(self, chain: str, guid: str) -> Path:
+        return Path(self._file(chain, guid))
+
+    def _file(self, chain: str, guid: str) -> str:
         if not _SAFE.match(guid) or not _SAFE.match(chain):
             raise StateError(f"refusing to store bounty {guid!r} on chain {chain!r}: not a UUID-like name")
-        return self.directory / f"{chain}-{guid}.json"
+        return f"{self._prefix}{chain}-{guid}.json"
 
     def save(self, record: AssertionRecord) -> AssertionRecord:
         """Write ``record`` atomically and durably, now, on this thread; returns it with ``updated`` stamped."""
         record = stamped(record)
-        self.write_batch({self.path_for(record.chain, record.guid): record})
+        self.write_batch({self._file(record.chain, record.guid): record})
         return record
 
     def remove(self, chain: str, guid: str) -> None:
         """Delete the record of ``guid`` (durably), now, on this thread."""
-        self.write_batch({self.path_for(chain, guid): None})
+        self.write_batch({self._file(chain, guid): None})
 
-    def write_batch(self, batch: Mapping[Path, AssertionRecord | bytes | None], sync_directory: bool = True) -> None:
+    def write_batch(
+        self,
+        batch: Mapping[str, AssertionRecord | bytes | None] | Mapping[Path, AssertionRecord | bytes | None],
+        sync_directory: bool = True,
+    ) -> None:
         """Apply ``batch`` (path -> record, raw bytes, or None to delete) atomically per file, then (with
         ``sync_directory``) make the renames and deletions durable with one fsync of the directory."""
-        moves: list[tuple[Path, Path]] = []
+        moves: list[tuple[str, str]] = []
         try:
             for path, content in batch.items():
                 if content is None:
                     continue
                 payload = content if isinstance(content, bytes) else encode(content)
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                moves.append((tmp, path))
+                name = os.fspath(path)
+                head, tail = os.path.split(name)
+                tmp = os.path.join(head, f".{tail}.{self._pid}.tmp")
+                moves.append((tmp, name))
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 try:
                     os.write(fd, payload)
@@ -213,32 +242,44 @@ class StateStore:
                 os.replace(tmp, path)
             for path, content in batch.items():
                 if content is None:
-                    path.unlink(missing_ok=True)
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
             if sync_directory:
-                _fsync_dir(self.directory)
+                self._fsync_dir()
         except OSError as exc:
             for tmp, _ in moves:
                 try:
-                    tmp.unlink(missing_ok=True)
+                    os.unlink(tmp)
                 except OSError:
                     pass
             where = next(iter(batch), self.directory) if len(batch) == 1 else self.directory
             raise StateError(f"cannot write {where}: {exc.strerror or exc}; check --state-dir (STATE_DIR)") from None
 
+    def _fsync_dir(self) -> None:
+        if self._dir_fd is None:  # not opened (or a platform that cannot open directories)
+            _fsync_dir(self.directory)
+            return
+        try:
+            os.fsync(self._dir_fd)
+        except OSError:  # pragma: no cover
+            pass
+
     # --- off the event loop ----------------------------------------------------------------------
 
     def write_later(self, record: AssertionRecord) -> None:
         """Queue ``record`` for the writer thread (a newer version of it replaces a queued one)."""
-        self._writer.put(self.path_for(record.chain, record.guid), record)
+        self._writer.put(self._file(record.chain, record.guid), record)
 
     def remove_later(self, chain: str, guid: str) -> None:
         """Queue the deletion of ``guid``'s record (a finished bounty) for the writer thread."""
-        self._writer.put(self.path_for(chain, guid), None)
+        self._writer.put(self._file(chain, guid), None)
 
     async def write_now(self, record: AssertionRecord) -> AssertionRecord:
         """Write ``record`` on the writer thread and wait until it is durable (raises :class:`StateError`)."""
         record = stamped(record)
-        await self._writer.wait(self._writer.put(self.path_for(record.chain, record.guid), record, new_name=True))
+        await self._writer.wait(self._writer.put(self._file(record.chain, record.guid), record, new_name=True))
         return record
 
     async def flush(self) -> None:
@@ -275,7 +316,7 @@ class StateStore:
     def save_cursor_later(self, chain: str, page: int) -> None:
         """Queue the catch-up cursor of ``chain`` for the writer thread."""
         payload = json.dumps({"version": FORMAT_VERSION, "chain": chain, "page": page}).encode("utf-8")
-        self._writer.put(self.cursor_path(chain), payload)
+        self._writer.put(os.fspath(self.cursor_path(chain)), payload)
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -323,7 +364,7 @@ class StateStore:
 
     def prune(self) -> int:
         """Delete finished records (settled or abandoned; an earlier version kept them). Returns how many."""
-        finished = [self.path_for(r.chain, r.guid) for r in self.records() if r.finished]
+        finished = [self._file(r.chain, r.guid) for r in self.records() if r.finished]
         if not finished:
             return 0
         try:
@@ -339,7 +380,8 @@ def stamped(record: AssertionRecord) -> AssertionRecord:
 
 
 def encode(record: AssertionRecord) -> bytes:
-    return json.dumps(record.to_json(), indent=1, sort_keys=True).encode("utf-8")
+    # One line through the C encoder (``indent`` would fall back to the pure-Python one); ``jq`` pretty-prints it.
+    return json.dumps(record.to_json(), sort_keys=True).encode("utf-8") + b"\n"
 
 
 class _Writer:
@@ -354,7 +396,7 @@ class _Writer:
         self._store = store
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._queue: dict[Path, AssertionRecord | bytes | None] = {}
+        self._queue: dict[str, AssertionRecord | bytes | None] = {}
         self._new_name = False  # a queued write's file name must survive a power loss: fsync the directory
         self.queued = 0  # numbers of writes queued so far
         self._written = 0  # every write numbered up to this one has been handled
@@ -363,7 +405,7 @@ class _Writer:
         self._thread: threading.Thread | None = None
         self._stopping = False
 
-    def put(self, path: Path, content: AssertionRecord | bytes | None, new_name: bool = False) -> int:
+    def put(self, path: str, content: AssertionRecord | bytes | None, new_name: bool = False) -> int:
         with self._lock:
             self._queue.pop(path, None)  # keep the order of the newest version
             self._queue[path] = content
