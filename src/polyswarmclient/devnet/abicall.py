@@ -8,6 +8,7 @@ gives the same shapes with ``shape_result``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,11 +44,15 @@ class _Fn:
     inputs: tuple[dict[str, Any], ...]
     outputs: tuple[dict[str, Any], ...]
 
-    @property
+    @functools.cached_property
     def input_types(self) -> list[str]:
         return [_type_of(p) for p in self.inputs]
 
-    @property
+    @functools.cached_property
+    def output_types(self) -> list[str]:
+        return [_type_of(p) for p in self.outputs]
+
+    @functools.cached_property
     def selector(self) -> bytes:
         return bytes(keccak(text=f"{self.name}({','.join(self.input_types)})")[:4])
 
@@ -78,7 +83,7 @@ class ContractAbi:
         return fn.selector + bytes(abi_encode(fn.input_types, list(args)))
 
     def decode_result(self, name: str, data: bytes) -> Any:
-        return self.shape_result(name, abi_decode([_type_of(p) for p in self._fn(name).outputs], data))
+        return self.shape_result(name, abi_decode(self._fn(name).output_types, data))
 
     def shape_web3(self, name: str, value: Any) -> Any:
         """web3's decoding of a call (the output when there is one, else the list of outputs), shaped so."""

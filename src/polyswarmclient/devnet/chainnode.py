@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -30,6 +30,19 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CONTRACT_KINDS = ("NectarToken", "BountyRegistry", "ERC20Relay", "ArbiterStaking")
+#: Getters of values a contract fixes when it is deployed (vyper ``immutable``), by contract kind.
+IMMUTABLE_GETTERS = {
+    "BountyRegistry": frozenset(
+        {
+            "BOUNTY_AMOUNT_MINIMUM",
+            "ASSERTION_BID_ARTIFACT_MINIMUM",
+            "ASSERTION_BID_ARTIFACT_MAXIMUM",
+            "MAX_DURATION",
+            "ARBITER_LOOKBACK_RANGE",
+            "PAGE_SIZE",
+        }
+    )
+}
 
 
 class LogLike(Protocol):
@@ -116,6 +129,8 @@ class ChainNode:
         self._batch: list[tuple[bytes, Any, asyncio.Future[bytes]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._publish_lock: asyncio.Lock | None = None
+        #: ``(kind, getter)`` -> value, for ``IMMUTABLE_GETTERS`` on an embedded chain
+        self._fixed: dict[tuple[str, str], Any] = {}
 
     # --- running chain operations -----------------------------------------------------------------
 
@@ -139,7 +154,27 @@ class ChainNode:
 
     async def calls(self, kind: str, *calls: tuple[Any, ...]) -> list[Any]:
         """Several read-only calls on the ``kind`` contract, each ``(function, *args)``, in one job on the
-        worker, all against the same block."""
+        worker, all against the same block.
+
+        On an embedded chain the getters of values fixed when the contract was deployed (``IMMUTABLE_GETTERS``)
+        are read once and then answered from memory: the contracts there are the devnet's own and never
+        replaced.
+        """
+        fixed = IMMUTABLE_GETTERS.get(kind, frozenset()) if self._scans else frozenset()
+        known = [len(call) == 1 and (kind, call[0]) in self._fixed for call in calls]
+        if not any(known):
+            results = await self._calls(kind, calls)
+        else:
+            fetched = iter(await self._calls(kind, [c for c, k in zip(calls, known, strict=True) if not k]))
+            results = [self._fixed[(kind, c[0])] if k else next(fetched) for c, k in zip(calls, known, strict=True)]
+        for call, result in zip(calls, results, strict=True):
+            if len(call) == 1 and call[0] in fixed:
+                self._fixed[(kind, call[0])] = result
+        return results
+
+    async def _calls(self, kind: str, calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+        if not calls:
+            return []
         abi = contract_abi(kind)
         address = self.address_of(kind)
         if hasattr(self.chain, "contract_calls"):  # a node: one JSON-RPC batch at one block

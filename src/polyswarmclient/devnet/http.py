@@ -70,9 +70,13 @@ class ApiFailure(Exception):
 # --- envelope ---------------------------------------------------------------------------------------
 
 
+#: ``json.dumps(value, separators=(",", ":"))`` without building an encoder on every call
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def compact_json(value: Any) -> str:
     """JSON without spaces, as polyswarmd sends it."""
-    return json.dumps(value, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 def ok(result: Any = None, *, with_result: bool = True) -> web.Response:

@@ -53,12 +53,35 @@ def guid_str(value: int) -> str:
     return abi.int_to_guid(value)
 
 
+#: Logs decoded lately, by what the decoding reads (the contract kind, topics and data): the websocket
+#: renders a block's logs, and ``GET /transactions`` renders the same logs again once the block has one
+#: more on top.
+_DECODED: dict[tuple[str | None, tuple[bytes, ...], bytes], tuple[str, dict[str, Any]] | None] = {}
+DECODED_KEPT = 4096
+
+
 def _decode(node: ChainNode, log: Any) -> tuple[str, dict[str, Any]] | None:
-    """``(event name, args)`` of one of our contracts' logs, or ``None`` for anything else."""
+    """``(event name, args)`` of one of our contracts' logs, or ``None`` for anything else.
+
+    The result is shared between callers (they read it, never change it).
+    """
     if not log.topics:
         return None
-    kind = node.kind_of(str(log.address))
-    topic0 = bytes(log.topics[0])
+    topics = tuple(bytes(t) for t in log.topics)
+    key = (node.kind_of(str(log.address)), topics, bytes(log.data))
+    try:
+        return _DECODED[key]
+    except KeyError:
+        pass
+    decoded = _decode_new(key[0], topics, key[2])
+    if len(_DECODED) >= DECODED_KEPT:
+        del _DECODED[next(iter(_DECODED))]
+    _DECODED[key] = decoded
+    return decoded
+
+
+def _decode_new(kind: str | None, topics: tuple[bytes, ...], data: bytes) -> tuple[str, dict[str, Any]] | None:
+    topic0 = topics[0]
     sig = None
     if kind == "BountyRegistry":
         sig = _REGISTRY_EVENTS.get(topic0)
@@ -69,7 +92,7 @@ def _decode(node: ChainNode, log: Any) -> tuple[str, dict[str, Any]] | None:
     if sig is None:
         return None
     try:
-        return sig.name, sig.decode([bytes(t) for t in log.topics], bytes(log.data))
+        return sig.name, sig.decode(list(topics), data)
     except Exception:
         return None
 

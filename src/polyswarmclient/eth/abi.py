@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,12 @@ class Function(_Signature):
         if body != abi_encode(types, list(values)) and body != encode_eth_abi_v1(types, list(values)):
             raise ValueError(f"call data for {self.signature} is neither the canonical nor the eth-abi 1.x encoding")
         return _named(self.arg_names, self.arg_types, values)
+
+
+@functools.lru_cache(maxsize=64)
+def _is_word(typ: str) -> bool:
+    """Whether ``typ`` is encoded in exactly one 32-byte word (an address, a bool, an integer, ``bytes1``-``32``)."""
+    return typ in ("address", "bool") or re.fullmatch(r"u?int\d*|bytes(?:[1-9]|[12]\d|3[0-2])", typ) is not None
 
 
 def _is_dynamic(typ: str) -> bool:
@@ -162,12 +169,26 @@ class EventSig(_Signature):
     def topic(self) -> bytes:
         return keccak(text=self.signature)
 
+    @functools.cached_property
+    def _split_types(self) -> tuple[list[str], list[str]]:
+        """The indexed arguments' types and the others', each in declaration order."""
+        indexed = [t for t, i in zip(self.arg_types, self.indexed, strict=True) if i]
+        plain = [t for t, i in zip(self.arg_types, self.indexed, strict=True) if not i]
+        return indexed, plain
+
     def decode(self, topics: list[bytes], data: bytes) -> dict[str, Any]:
         """Decode one log of this event into ``{arg_name: value}``."""
-        indexed_types = [t for t, i in zip(self.arg_types, self.indexed, strict=True) if i]
-        plain_types = [t for t, i in zip(self.arg_types, self.indexed, strict=True) if not i]
-        plain = list(abi_decode(plain_types, data))
-        idx = [abi_decode([t], topic)[0] for t, topic in zip(indexed_types, topics[1:], strict=True)]
+        indexed_types, plain_types = self._split_types
+        plain = list(abi_decode(plain_types, data)) if plain_types else []
+        rest = topics[1:]
+        if len(rest) != len(indexed_types):
+            raise ValueError(f"{self.name} has {len(indexed_types)} indexed arguments, the log {len(rest)} topics")
+        if indexed_types and all(
+            len(topic) == 32 and _is_word(t) for t, topic in zip(indexed_types, rest, strict=True)
+        ):
+            idx = list(abi_decode(indexed_types, b"".join(rest)))  # one word each: one decode for all
+        else:
+            idx = [abi_decode([t], topic)[0] for t, topic in zip(indexed_types, rest, strict=True)]
         values = [idx.pop(0) if is_indexed else plain.pop(0) for is_indexed in self.indexed]
         return _named(self.arg_names, self.arg_types, values)
 
