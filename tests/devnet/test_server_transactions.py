@@ -212,3 +212,46 @@ async def test_only_first_log_of_each_type_is_decoded(net: RunningDevnet) -> Non
     )
     events = transaction_events(side, [transfer(b, 1, 0), transfer(a, 2, 1), settled])
     assert events == {"transfers": [{"from": a, "to": b, "value": "1"}]}
+
+
+async def test_a_log_is_decoded_once_for_the_websocket_and_get_transactions(net: RunningDevnet) -> None:
+    """The same log (same contract, topics and data) decodes to the same shared result; the same topics and
+    data from another contract do not (a ``Transfer`` counts only from the token)."""
+    from polyswarmclient.devnet import logs
+    from polyswarmclient.devnet.evm import Log
+
+    side = net.devnet.side
+    a, b = signer("spare1").address, signer("spare2").address
+    topics = [abi.TRANSFER_EVENT.topic, bytes(12) + bytes.fromhex(a[2:]), bytes(12) + bytes.fromhex(b[2:])]
+    data = (3).to_bytes(32, "big")
+    first = logs._decode(side, Log(side.addresses.nectar_token, list(topics), data, 7, b"\x02" * 32, 0))
+    again = logs._decode(side, Log(side.addresses.nectar_token, list(topics), data, 8, b"\x03" * 32, 4))
+    assert first == ("Transfer", {"from": a, "to": b, "value": 3})
+    assert again is first
+    assert logs._decode(side, Log(side.addresses.bounty_registry, list(topics), data, 7, b"\x02" * 32, 0)) is None
+    # a Transfer log missing its recipient topic is not an event the stream carries
+    assert logs._decode(side, Log(side.addresses.nectar_token, topics[:2], data, 7, b"\x04" * 32, 0)) is None
+
+
+async def test_immutable_registry_getters_are_read_from_the_chain_once(net: RunningDevnet) -> None:
+    """``BOUNTY_AMOUNT_MINIMUM`` and the other deploy-time values are read once; ``bountyFee`` (which the
+    owner may change) is read from the chain every time."""
+    side = net.devnet.side
+    sent: list[int] = []
+    call_many = side.chain.call_many
+
+    def counting(address: str, encoded: list[bytes]) -> Any:
+        sent.append(len(encoded))
+        return call_many(address, encoded)
+
+    side.chain.call_many = counting
+    side._fixed.clear()
+    try:
+        getters = (("BOUNTY_AMOUNT_MINIMUM",), ("bountyFee",), ("MAX_DURATION",))
+        first = await side.calls("BountyRegistry", *getters)
+        second = await side.calls("BountyRegistry", *getters)
+    finally:
+        del side.chain.call_many
+    assert first == second
+    assert all(isinstance(v, int) and v > 0 for v in first)
+    assert sent == [3, 1]
