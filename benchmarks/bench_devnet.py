@@ -435,7 +435,8 @@ def floor(lifecycles: int, in_flight: int) -> tuple[float, int]:
         empty_until(expiration + REVEAL_WINDOW + VOTE_WINDOW - 1)
         block(settles)
     elapsed = time.perf_counter() - started
-    print(f"floor CPU: {(time.process_time() - cpu0) / elapsed * 100:.0f}% of a core")
+    cpu = time.process_time() - cpu0
+    print(f"floor CPU: {cpu / elapsed * 100:.0f}% of a core, {cpu / lifecycles * 1000:.0f} ms per lifecycle")
     return elapsed, int(chain.get_canonical_head().block_number - first)
 
 
@@ -473,7 +474,8 @@ def run_server(args: argparse.Namespace, chains_on: str) -> dict[str, Any]:
         f"{out['lps']:.2f} lifecycles/s, {out['tps']:.0f} tx/s; {blocks} blocks "
         f"({stats.txs / max(1, blocks):.1f} tx/block); "
         f"CPU: server {out['cpu'] * 100:.0f}% (its own process {out['cpu_main'] * 100:.0f}%, its children "
-        f"{(out['cpu'] - out['cpu_main']) * 100:.0f}%), clients {out['own'] * 100:.0f}% of a core"
+        f"{(out['cpu'] - out['cpu_main']) * 100:.0f}%), clients {out['own'] * 100:.0f}% of a core; "
+        f"server CPU per lifecycle {out['cpu'] * elapsed / max(1, stats.done) * 1000:.0f} ms"
     )
     for error in stats.errors:
         print(f"  failure: {error}")
