@@ -106,9 +106,16 @@ def _tree_cpu_seconds(pid: int) -> float:
     return _cpu_seconds(pid) + sum(_cpu_seconds(child) for child in _children(pid))
 
 
-def _cpu_seconds(pid: int) -> float:
-    parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _cpu_seconds(pid: int, task: int | None = None) -> float:
+    """CPU seconds of process ``pid``, or of its thread ``task``."""
+    path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
+    parts = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _loop_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the server's main thread (its event loop: HTTP, JSON, the websocket, decoding)."""
+    return _cpu_seconds(pid, pid)
 
 
 # --- the server in a subprocess ------------------------------------------------------------------------------
@@ -452,12 +459,14 @@ def run_server(args: argparse.Namespace, chains_on: str) -> dict[str, Any]:
         head0 = clients.head
         cpu0 = _tree_cpu_seconds(server.pid)
         main0 = _cpu_seconds(server.pid)
+        loop0 = _loop_cpu_seconds(server.pid)
         own0 = time.process_time()
         t0 = time.perf_counter()
         await drive(clients, args.lifecycles, args.in_flight, None)
         out["elapsed"] = time.perf_counter() - t0
         out["cpu"] = (_tree_cpu_seconds(server.pid) - cpu0) / out["elapsed"]
         out["cpu_main"] = (_cpu_seconds(server.pid) - main0) / out["elapsed"]
+        out["cpu_loop"] = (_loop_cpu_seconds(server.pid) - loop0) / out["elapsed"]
         out["blocks"] = clients.head - head0
         out["own"] = (time.process_time() - own0) / out["elapsed"]
         out["stats"] = clients.stats
@@ -475,7 +484,8 @@ def run_server(args: argparse.Namespace, chains_on: str) -> dict[str, Any]:
         f"({stats.txs / max(1, blocks):.1f} tx/block); "
         f"CPU: server {out['cpu'] * 100:.0f}% (its own process {out['cpu_main'] * 100:.0f}%, its children "
         f"{(out['cpu'] - out['cpu_main']) * 100:.0f}%), clients {out['own'] * 100:.0f}% of a core; "
-        f"server CPU per lifecycle {out['cpu'] * elapsed / max(1, stats.done) * 1000:.0f} ms"
+        f"server CPU per lifecycle {out['cpu'] * elapsed / max(1, stats.done) * 1000:.0f} ms, of which its event "
+        f"loop's thread {out['cpu_loop'] * elapsed / max(1, stats.done) * 1000:.0f} ms"
     )
     for error in stats.errors:
         print(f"  failure: {error}")
