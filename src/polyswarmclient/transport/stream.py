@@ -275,9 +275,13 @@ _BINARY: Final = aiohttp.WSMsgType.BINARY
 
 def _why(ws: aiohttp.ClientWebSocketResponse, message: aiohttp.WSMessage) -> str:
     """Why a connection ended, in a few words, from the message that ended it."""
-    if message.type is aiohttp.WSMsgType.ERROR and isinstance(message.data, BaseException):
-        return _describe(message.data)
-    if (exc := ws.exception()) is not None:
+    exc = message.data if message.type is aiohttp.WSMsgType.ERROR else None
+    if not isinstance(exc, BaseException):
+        exc = ws.exception()
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        # The heartbeat's: older aiohttp releases do not say so in the exception's text.
+        return f"no PONG answered our ping; {_describe(exc)}"
+    if exc is not None:
         return _describe(exc)
     if message.type is aiohttp.WSMsgType.CLOSE:
         reason = f" {message.extra}" if message.extra else ""
