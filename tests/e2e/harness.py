@@ -24,6 +24,7 @@ import os
 import re
 import signal
 import socket
+import ssl as ssl_module
 import subprocess
 import sys
 import threading
@@ -565,12 +566,15 @@ class TcpProxy(LoopbackServer):
       request, so the events it causes are lost too; the server acts on the request, the client never
       hears the answer; then every connection is dropped.
 
-    :attr:`requests` keeps the request line of every request relayed so far.
+    :attr:`requests` keeps the request line of every request relayed so far. With ``ssl`` (a server
+    context) the proxy speaks TLS to its clients and plain TCP to the target, as a TLS-terminating front
+    of polyswarmd does.
     """
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, ssl: ssl_module.SSLContext | None = None) -> None:
         super().__init__("e2e-tcp-proxy")
         self.target_port = target_port
+        self.ssl = ssl
         self.requests: list[str] = []
         self._cut_kinds: set[str] = set()
         self._trigger: bytes | None = None
@@ -618,7 +622,9 @@ class TcpProxy(LoopbackServer):
 
     async def _listen(self) -> None:
         if self._server is None:
-            self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port, reuse_address=True)
+            self._server = await asyncio.start_server(
+                self._accept, "127.0.0.1", self.port, reuse_address=True, ssl=self.ssl
+            )
             self.port = self._server.sockets[0].getsockname()[1]
 
     async def _cut(self, kinds: set[str]) -> None:

@@ -265,10 +265,15 @@ class HttpTransport:
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
             except aiohttp.ClientSSLError as exc:
+                private_ca = (
+                    " (signed by a private CA? point SSL_CERT_FILE at the CA's certificate)"
+                    if isinstance(exc, aiohttp.ClientConnectorCertificateError)
+                    else ""
+                )
                 raise ConnectionFailed(
                     f"TLS with polyswarmd at {self.address} failed ({what}: {_describe(exc)}). "
                     "If the server speaks plain http, pass --insecure-transport; "
-                    "otherwise check its certificate"
+                    f"otherwise check its certificate{private_ca}"
                 ) from exc
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 problem = exc  # the request never left: safe to repeat whatever the method
