@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Self, TypeVar
 
+from polyswarmclient.services.microengine.state import decode as decode_record
+
 ROOT = Path(__file__).resolve().parents[2]
 KEYFILES = ROOT / "keyfiles-testing"
 PASSWORD = "password"
@@ -877,10 +879,10 @@ def state_records(state_dir: Path) -> list[dict[str, Any]]:
     """The microengine's durable records (``<state>/microengine/<address>/<chain>-<guid>.json``)."""
     records = []
     for path in sorted((state_dir / "microengine").glob("*/*.json")):
-        try:
-            records.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            continue  # being replaced right now; the next poll reads it
+        try:  # the newest version: updates are lines appended to the record's file
+            records.append(decode_record(path.read_text(encoding="utf-8")).to_json())
+        except (OSError, ValueError, TypeError, KeyError):
+            continue  # being written right now; the next poll reads it
     return records
 
 

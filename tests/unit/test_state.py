@@ -171,10 +171,10 @@ async def test_updates_are_written_on_the_writer_thread_and_queued_ones_coalesce
         busy, release = threading.Event(), threading.Event()
         real = store.write_batch
 
-        def slow_batch(batch, sync_directory=True):
+        def slow_batch(batch, sync_directory=True, appends=()):
             busy.set()
             release.wait(5)
-            real(batch, sync_directory)
+            real(batch, sync_directory, appends)
 
         first = await store.write_now(record())  # durable once this returns
         assert store.load("side", GUID) == first
@@ -189,15 +189,16 @@ async def test_updates_are_written_on_the_writer_thread_and_queued_ones_coalesce
         await store.flush()
         assert store.load("side", GUID).index == 9
         assert set(fsyncs) == {"microengine-state"}
-        # The first (record and directory); the other; one batch of the ten coalesced into one record. Only
-        # the first write's new file name needs the directory synced.
-        assert len(fsyncs) == 2 + 1 + 1
+        # The first (record and directory); the other, whose file did not exist yet, written in full (record
+        # and directory); the ten coalesced into one appended line, unsynced.
+        assert len(fsyncs) == 2 + 2 + 0
+        assert store.path_for("side", GUID).read_text().count("\n") == 2
 
 
-async def test_only_a_first_write_syncs_the_directory(tmp_path, monkeypatch):
-    """The first write of a record (awaited before its assertion goes out) makes the file's name durable
-    with an fsync of the directory; updates and deletions sync their file before its rename but not the
-    directory, so a power loss leaves the older record or the newer one, each whole."""
+async def test_only_a_first_write_is_synced(tmp_path, monkeypatch):
+    """The first write of a record (awaited before its assertion goes out) is synced with its directory;
+    updates append a line and deletions unlink without a sync: a crash loses at most the update, never
+    the synced first line."""
     with StateStore(tmp_path, ADDRESS) as store:
         synced: list[str] = []
         real = os.fsync
@@ -212,7 +213,7 @@ async def test_only_a_first_write_syncs_the_directory(tmp_path, monkeypatch):
         synced.clear()
         store.write_later(replace(first, index=3, status=ASSERTED))
         await store.flush()
-        assert synced == ["file"]
+        assert synced == []
         assert store.load("side", GUID).index == 3
         synced.clear()
         store.remove_later("side", GUID)
@@ -250,3 +251,56 @@ def test_catch_up_cursor_round_trip_and_damage(tmp_path, caplog):
         store.cursor_path("side").write_text("{")
         assert store.load_cursor("side") == 0
     assert "damaged" in caplog.text
+
+
+async def test_updates_append_lines_and_the_newest_wins(tmp_path):
+    """An update adds a line and leaves the synced first line as it was; a new process reads the newest."""
+    with StateStore(tmp_path, ADDRESS) as store:
+        first = await store.write_now(record())
+        path = store.path_for("side", GUID)
+        synced_line = path.read_bytes()
+        store.write_later(replace(first, index=3, status=ASSERTED))
+        await store.flush()
+        store.write_later(replace(first, index=3, status=REVEALED))
+        await store.flush()
+        assert path.read_bytes().startswith(synced_line)
+        assert path.read_text().count("\n") == 3
+    with StateStore(tmp_path, ADDRESS) as again:
+        (loaded,) = again.pending()
+    assert (loaded.status, loaded.index, loaded.nonce) == (REVEALED, 3, first.nonce)
+
+
+@pytest.mark.parametrize("tail", ['{"guid": "3e4f', "\x00" * 300, '{"guid": "3e4f"}\n'])
+def test_an_update_torn_by_a_crash_leaves_the_last_whole_version(tmp_path, tail):
+    """What a crash leaves at the end of a record's file (a cut line, zeros, a line that is no record) is
+    passed over: the last whole version is the record, and the engine starts."""
+    with StateStore(tmp_path, ADDRESS) as store:
+        first = store.save(record())
+        path = store.path_for("side", GUID)
+        store.write_batch({path: replace(first, index=5, status=ASSERTED)}, appends={str(path)})
+        with path.open("a", encoding="utf-8") as file:
+            file.write(tail)
+        (loaded,) = store.pending()
+    assert (loaded.status, loaded.index) == (ASSERTED, 5)
+
+
+def test_an_indented_record_of_an_earlier_version_takes_updates(tmp_path):
+    """A record an earlier version wrote indented over several lines reads back, and so does an update
+    appended to it."""
+    with StateStore(tmp_path, ADDRESS) as store:
+        path = store.path_for("side", GUID)
+        path.write_text(json.dumps(record().to_json(), indent=2) + "\n")
+        assert store.load("side", GUID) == record()
+        store.write_batch({path: record(index=2, status=ASSERTED)}, appends={str(path)})
+        assert store.load("side", GUID) == record(index=2, status=ASSERTED)
+
+
+async def test_an_update_whose_file_is_gone_is_written_in_full_and_synced(tmp_path, monkeypatch):
+    """An update of a record whose file is missing (deleted meanwhile) creates it durably, as a first write."""
+    with StateStore(tmp_path, ADDRESS) as store:
+        fsyncs = counting_fsyncs(monkeypatch)
+        store.write_later(record(index=1, status=ASSERTED))
+        await store.flush()
+        assert len(fsyncs) == 2  # the file and the directory
+        assert store.load("side", GUID) == record(index=1, status=ASSERTED)
+        assert store.path_for("side", GUID).read_text().count("\n") == 1

@@ -7,14 +7,14 @@ revealed; once the bounty is settled or abandoned its file is deleted, so the di
 bounties still in play. Beside the records, one small ``catch-up-<chain>.page`` file per chain remembers
 the first ``GET /bounties`` page a catch-up must read again after a restart.
 
-Every write is atomic (temporary file, fsync, rename) and happens on a writer thread, never on the event
-loop: writes queued while the thread is busy go out together, with one fsync per record. Only the first
-write of a record is awaited before its transaction goes out (:meth:`StateStore.write_now`), and only a
-batch holding such a write also fsyncs the directory, so that the new file's name survives a power loss.
-Later updates and deletions (:meth:`StateStore.write_later`, :meth:`StateStore.remove_later`) can be lost
-in a crash without harm, because the chain has the last word on start (see :mod:`.steps`): a power loss
-leaves either the older record or the newer one, each complete, since every file is synced before it
-is renamed into place.
+A record's first write is atomic and durable (temporary file, fsync, rename, fsync of the directory) and
+is awaited before its transaction goes out (:meth:`StateStore.write_now`). Later updates
+(:meth:`StateStore.write_later`: the index once mined, revealed, forfeited, new windows) append the whole
+newer record as one more line to the same file, without an fsync; the newest whole line wins when the
+file is read, and a line torn by a crash is ignored. So an update never rewrites the first, synced line,
+and it can be lost in a crash without harm, because the chain has the last word on start (see
+:mod:`.steps`). Deletions (:meth:`StateStore.remove_later`) are not synced either. All of it happens on a
+writer thread, never on the event loop: writes queued while the thread is busy go out together.
 
 A lock file keeps two engines from sharing one state directory (and so revealing each other's bids).
 """
@@ -28,7 +28,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -219,9 +219,14 @@ class StateStore:
         self,
         batch: Mapping[str, AssertionRecord | bytes | None] | Mapping[Path, AssertionRecord | bytes | None],
         sync_directory: bool = True,
+        appends: Collection[str] = (),
     ) -> None:
         """Apply ``batch`` (path -> record, raw bytes, or None to delete) atomically per file, then (with
-        ``sync_directory``) make the renames and deletions durable with one fsync of the directory."""
+        ``sync_directory``) make the renames and deletions durable with one fsync of the directory.
+
+        A record whose path is in ``appends`` is an update: its line is appended to the existing file,
+        unsynced (:func:`decode` reads the newest whole line). When that file is gone, it is written in full
+        instead, durably, as a first write is."""
         moves: list[tuple[str, str]] = []
         try:
             for path, content in batch.items():
@@ -229,6 +234,17 @@ class StateStore:
                     continue
                 payload = content if isinstance(content, bytes) else encode(content)
                 name = os.fspath(path)
+                if name in appends:
+                    try:
+                        fd = os.open(name, os.O_WRONLY | os.O_APPEND)
+                    except FileNotFoundError:
+                        sync_directory = True  # a new file after all: its name must survive a power loss
+                    else:
+                        try:
+                            os.write(fd, payload)
+                        finally:
+                            os.close(fd)
+                        continue
                 head, tail = os.path.split(name)
                 tmp = os.path.join(head, f".{tail}.{self._pid}.tmp")
                 moves.append((tmp, name))
@@ -269,8 +285,9 @@ class StateStore:
     # --- off the event loop ----------------------------------------------------------------------
 
     def write_later(self, record: AssertionRecord) -> None:
-        """Queue ``record`` for the writer thread (a newer version of it replaces a queued one)."""
-        self._writer.put(self._file(record.chain, record.guid), record)
+        """Queue an update of ``record`` for the writer thread (a newer version of it replaces a queued one);
+        it is appended to the record's file, unsynced."""
+        self._writer.put(self._file(record.chain, record.guid), record, append=True)
 
     def remove_later(self, chain: str, guid: str) -> None:
         """Queue the deletion of ``guid``'s record (a finished bounty) for the writer thread."""
@@ -341,7 +358,7 @@ class StateStore:
         except (OSError, UnicodeDecodeError) as exc:
             raise StateError(f"cannot read state file {path}: {exc}") from None
         try:
-            record = AssertionRecord.from_json(json.loads(text))
+            record = decode(text, str(path))
         except (ValueError, TypeError, KeyError) as exc:
             raise StateError(
                 f"state file {path} is corrupt ({exc}); it may hold an unrevealed bid: inspect it, then move "
@@ -384,6 +401,46 @@ def encode(record: AssertionRecord) -> bytes:
     return json.dumps(record.to_json(), sort_keys=True).encode("utf-8") + b"\n"
 
 
+_JSON = json.JSONDecoder()
+_SPACE = re.compile(r"\s*")
+
+
+def decode(text: str, where: str = "state file") -> AssertionRecord:
+    """The newest version of the record in a state file's ``text``.
+
+    The file's first JSON object (one line, or indented as earlier versions wrote it) was synced before
+    anything depended on it and must be whole: a ValueError says what is wrong with it. Each update after
+    it is one more line; the last one that reads as a whole record of the same bounty wins, and what a
+    crash tore at the end (a cut line, zeros) is ignored.
+    """
+    objects: list[Any] = []
+    position = _SPACE.match(text, 0).end()  # type: ignore[union-attr]
+    while position < len(text):
+        try:
+            value, position = _JSON.raw_decode(text, position)
+        except ValueError:
+            if not objects:
+                raise
+            log.warning("%s: ignoring an unfinished update at its end (a crash cut it)", where)
+            break
+        objects.append(value)
+        position = _SPACE.match(text, position).end()  # type: ignore[union-attr]
+    if not objects:
+        raise ValueError("empty file")
+    first = AssertionRecord.from_json(objects[0])
+    for value in reversed(objects[1:]):
+        try:
+            newer = AssertionRecord.from_json(value)
+        except (ValueError, TypeError, KeyError):
+            continue
+        if (newer.guid, newer.chain, newer.address) == (first.guid, first.chain, first.address):
+            return newer
+    return first
+
+
+_ABSENT = object()
+
+
 class _Writer:
     """One thread that applies queued writes in batches; event-loop code waits on it without blocking.
 
@@ -397,6 +454,7 @@ class _Writer:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._queue: dict[str, AssertionRecord | bytes | None] = {}
+        self._appends: set[str] = set()  # queued paths whose record is an update, appended to its file
         self._new_name = False  # a queued write's file name must survive a power loss: fsync the directory
         self.queued = 0  # numbers of writes queued so far
         self._written = 0  # every write numbered up to this one has been handled
@@ -405,10 +463,16 @@ class _Writer:
         self._thread: threading.Thread | None = None
         self._stopping = False
 
-    def put(self, path: str, content: AssertionRecord | bytes | None, new_name: bool = False) -> int:
+    def put(
+        self, path: str, content: AssertionRecord | bytes | None, new_name: bool = False, append: bool = False
+    ) -> int:
         with self._lock:
-            self._queue.pop(path, None)  # keep the order of the newest version
+            queued = self._queue.pop(path, _ABSENT)  # keep the order of the newest version
             self._queue[path] = content
+            if append and (queued is _ABSENT or path in self._appends):
+                self._appends.add(path)
+            else:  # a full write still queued for this file stays one, of the newest version
+                self._appends.discard(path)
             self._new_name = self._new_name or new_name
             self.queued += 1
             if self._thread is None:
@@ -455,11 +519,12 @@ class _Writer:
                 if not self._queue:
                     return
                 batch, self._queue = self._queue, {}
+                appends, self._appends = self._appends, set()
                 sync_directory, self._new_name = self._new_name, False
                 after, upto = self._written, self.queued
             error: StateError | None = None
             try:
-                self._store.write_batch(batch, sync_directory)
+                self._store.write_batch(batch, sync_directory, appends)
             except StateError as exc:
                 error = exc
                 log.error("state not written (%d file(s)): %s", len(batch), exc)
