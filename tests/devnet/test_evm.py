@@ -239,3 +239,68 @@ def test_typed_eip1559_transaction_is_accepted(chain) -> None:
     wrong = dict(tx, nonce=1, chainId=1)
     with pytest.raises(ChainError, match="invalid sender"):
         chain.send_raw_transaction(bytes(Account.sign_transaction(wrong, KEY).raw_transaction))
+
+
+def _storage_trie_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A counter of reads that walk a contract's storage trie (py-evm's ``StorageLookup`` opening its trie)."""
+    from eth.db.storage import StorageLookup
+
+    reads = [0]
+    real = StorageLookup._get_read_trie
+
+    def counted(self: StorageLookup) -> object:
+        reads[0] += 1
+        return real(self)
+
+    monkeypatch.setattr(StorageLookup, "_get_read_trie", counted)
+    return reads
+
+
+def test_slots_a_block_wrote_are_read_in_later_blocks_without_walking_the_trie(chain, monkeypatch) -> None:
+    """Storage a block wrote (a balance set, a balance emptied) is what the next blocks and calls read, from
+    the chain's slot cache rather than the storage trie; a call at an older block still reads that block's
+    values, and a call that would write leaves nothing behind."""
+    token = chain.transact(KEY, None, encode_deploy("NectarToken")).contract_address
+    abi = load_artifact("NectarToken")["abi"]
+    other_key = keccak(b"test evm other")
+    minted = chain.transact(KEY, token, encode_call(abi, "mint", (SENDER, 5)))
+    sent = chain.transact(KEY, token, encode_call(abi, "transfer", (OTHER, 5)))  # SENDER's slot emptied
+    reads = _storage_trie_reads(monkeypatch)
+    assert contract_call(chain, token, abi, "balanceOf", SENDER) == 0
+    assert contract_call(chain, token, abi, "balanceOf", OTHER) == 5
+    assert reads[0] == 0
+    assert contract_call(chain, token, abi, "balanceOf", SENDER, block=minted.block_number) == 5
+    assert contract_call(chain, token, abi, "balanceOf", OTHER, block=minted.block_number) == 0
+    assert reads[0] > 0  # an older state reads its own trie
+    assert chain.call(token, encode_call(abi, "transfer", (SENDER, 2)), sender=OTHER) == (1).to_bytes(32, "big")
+    assert contract_call(chain, token, abi, "balanceOf", OTHER) == 5
+    back = chain.transact(other_key, token, encode_call(abi, "transfer", (SENDER, 2)))
+    assert back.status == 1 and back.block_number == sent.block_number + 1
+    assert contract_call(chain, token, abi, "balanceOf", SENDER) == 2
+    assert contract_call(chain, token, abi, "balanceOf", OTHER) == 3
+    assert chain.storage_slots is not None and chain.storage_slots.hits > 0
+
+
+def test_storage_slots_are_kept_per_storage_root_and_bounded() -> None:
+    """The slot cache answers a slot only at the storage root it was read or written at, moves a contract's
+    slots on with the writes of a commit from that root, forgets a wiped contract, and keeps at most its
+    limit."""
+    from polyswarmclient.devnet.evm import StorageSlots
+
+    slots = StorageSlots(limit=4)
+    a, b = b"a" * 20, b"b" * 20
+    r1, r2, r3, r4 = (bytes([n]) * 32 for n in range(1, 5))
+    k1, k2, k3 = b"k1", b"k2", b"k3"
+    slots.put(a, r1, k1, b"\x05")
+    assert slots.get(a, r1, k1) == b"\x05" and slots.get(a, r2, k1) is None and slots.get(b, r1, k1) is None
+    slots.put(a, r1, k2, b"\x06")
+    slots.advance(a, r1, r2, {k1: b"", k3: b"\x07"})  # k1 emptied, k3 set, k2 unchanged
+    assert (slots.get(a, r2, k1), slots.get(a, r2, k2), slots.get(a, r2, k3)) == (b"", b"\x06", b"\x07")
+    assert slots.get(a, r1, k2) is None
+    slots.advance(a, r3, r4, {k1: b"\x01"})  # from a root it does not hold: only the writes are known
+    assert slots.get(a, r4, k1) == b"\x01" and slots.get(a, r4, k2) is None
+    slots.advance(a, r4, r1, None)  # wiped
+    assert slots.get(a, r1, k1) is None and slots.size == 0
+    for n in range(10):
+        slots.put(b, r1, bytes([n]), b"\x01")
+        assert slots.size <= 4

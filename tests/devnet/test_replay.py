@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 import rlp
+from eth.db.account import AccountDB
 from eth.db.atomic import AtomicDB
 from eth.db.backends.memory import MemoryDB
+from eth.vm.forks.cancun import CancunState
 from eth_account import Account
 from eth_keys.constants import SECPK1_N
 from eth_utils import keccak
@@ -36,8 +38,17 @@ def _signed(key: bytes, chain_id: int, nonce: int, to: str, data: bytes = b"", *
 
 
 def _replay(chain: EmbeddedChain) -> Any:
-    """A fresh py-evm chain of the same kind, from the same genesis, with every block imported (validated)."""
-    fresh = type(chain._chain).from_genesis(AtomicDB(MemoryDB()), *chain._genesis)
+    """A fresh py-evm chain of the same kind, from the same genesis, with every block imported (validated).
+
+    Its VM reads storage with py-evm's own state classes, not through the devnet's ``StorageSlots``."""
+    (number, vm_class), *_ = type(chain._chain).vm_configuration
+    plain = type("PlainVM", (vm_class,), {"_state_class": CancunState})
+    fresh = (
+        type(chain._chain)
+        .configure(vm_configuration=((number, plain),))
+        .from_genesis(AtomicDB(MemoryDB()), *chain._genesis)
+    )
+    assert plain.get_state_class().account_db_class is AccountDB
     for number in range(1, chain.block_number() + 1):
         fresh.import_block(chain._chain.get_canonical_block_by_number(number))
     return fresh

@@ -40,11 +40,15 @@ from typing import Any
 import eth_abi
 import rlp
 from eth.chains.base import MiningChain
+from eth.db.account import AccountDB
 from eth.db.atomic import AtomicDB
 from eth.db.backends.memory import MemoryDB
+from eth.db.cache import CacheDB
+from eth.db.journal import JournalDB
 from eth.db.schema import SchemaV1
+from eth.db.storage import AccountStorageDB, StorageLookup
 from eth.exceptions import Revert, VMError
-from eth.vm.forks.cancun import CancunVM
+from eth.vm.forks.cancun import CancunState, CancunVM
 from eth.vm.forks.cancun.headers import create_cancun_header_from_parent
 from eth.vm.spoof import SpoofTransaction
 from eth_account import Account
@@ -59,6 +63,7 @@ __all__ = [
     "EmbeddedChain",
     "Log",
     "Receipt",
+    "StorageSlots",
     "decode_revert_reason",
 ]
 
@@ -81,6 +86,8 @@ _HOT_ENTRIES = 10_000
 _COMPACT_ROWS = 100_000
 #: Trie nodes a compaction copies per sweep (a slice of about half a second on a busy 2-core machine).
 _COMPACT_STEP = 20_000
+#: Storage slots ``StorageSlots`` keeps across blocks (all of them are dropped when there are more).
+_SLOT_CACHE_SIZE = 16_384
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +165,146 @@ def decode_revert_reason(data: bytes) -> str | None:
     return str(reason)
 
 
-def _make_vm_class(gas_limit: int) -> type[CancunVM]:
-    """Cancun rules with a fixed block gas limit and a base fee pinned to 0."""
+class StorageSlots:
+    """Contract storage slots as the latest states read or wrote them, shared by every state of one chain.
+
+    py-evm builds a fresh account database for each block and reads each storage slot a block touches from
+    the contract's storage trie (a walk of several trie nodes, each fetched and decoded). The devnet's blocks
+    are small and touch the same slots again and again (token balances and allowances, the registry's
+    counters and fees, a bounty's fields from the block that posted it), so those walks are a good part of
+    its mining time. This keeps, per contract, the slots read or written at one storage root: a read at that
+    root answers from here, and when a block commits the contract's storage its writes move the entry on to
+    the new root. Everything is keyed by root, so a state at any other root (an ``eth_call`` at an older
+    block, a block that failed and was mined again) reads the trie as before; a contract whose storage was
+    wiped (self-destruct, re-creation) starts again empty. At most ``limit`` slots are kept; past that
+    everything is dropped and the hot slots come back with the next reads.
+    """
+
+    def __init__(self, limit: int = _SLOT_CACHE_SIZE) -> None:
+        self._by_address: dict[bytes, tuple[bytes, dict[bytes, bytes]]] = {}
+        self._limit = limit
+        self.size = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, address: bytes, root: bytes, slot: bytes) -> bytes | None:
+        """The encoded value of hashed ``slot`` at storage ``root`` (``b""``: empty), or ``None`` if not kept."""
+        entry = self._by_address.get(address)
+        if entry is not None and entry[0] == root:
+            value = entry[1].get(slot)
+            if value is not None:
+                self.hits += 1
+                return value
+        self.misses += 1
+        return None
+
+    def put(self, address: bytes, root: bytes, slot: bytes, value: bytes) -> None:
+        """Remember what the trie at ``root`` holds for ``slot``; a contract's other root is forgotten."""
+        entry = self._by_address.get(address)
+        if entry is None or entry[0] != root:
+            self._drop(address)
+            entry = (root, {})
+            self._by_address[address] = entry
+        slots = entry[1]
+        if slot not in slots:
+            self.size += 1
+        slots[slot] = value
+        if self.size > self._limit:
+            self.clear()
+
+    def advance(self, address: bytes, old_root: bytes, new_root: bytes, written: dict[bytes, bytes] | None) -> None:
+        """A contract's storage went from ``old_root`` to ``new_root`` by ``written`` (hashed slot -> encoded
+        value, ``b""`` deleted); ``None``: by a wipe, which forgets the contract."""
+        entry = self._by_address.get(address)
+        if written is None or entry is None or entry[0] != old_root:
+            self._drop(address)
+            if written is None:
+                return
+            entry = (new_root, {})
+        slots = entry[1]
+        for slot, value in written.items():
+            if slot not in slots:
+                self.size += 1
+            slots[slot] = value
+        self._by_address[address] = (new_root, slots)
+        if self.size > self._limit:
+            self.clear()
+
+    def _drop(self, address: bytes) -> None:
+        entry = self._by_address.pop(address, None)
+        if entry is not None:
+            self.size -= len(entry[1])
+
+    def clear(self) -> None:
+        self._by_address.clear()
+        self.size = 0
+
+
+class _SlotCachingLookup(StorageLookup):
+    """py-evm's storage trie lookup for one contract, reading through and updating a chain's ``StorageSlots``."""
+
+    def __init__(self, db: Any, storage_root: Any, address: Any, slots: StorageSlots) -> None:
+        self._slots = slots
+        super().__init__(db, storage_root, address)
+
+    def _initialize_to_root_hash(self, root_hash: Any) -> None:
+        super()._initialize_to_root_hash(root_hash)
+        self._written: dict[bytes, bytes] = {}
+        self._wiped = False
+
+    def __getitem__(self, key: bytes) -> bytes:
+        if self._write_trie is not None:  # written since the starting root: the trie has it
+            return bytes(super().__getitem__(key))
+        slot = self._decode_key(key)
+        root = bytes(self._starting_root_hash)
+        found = self._slots.get(self._address, root, slot)
+        if found is None:
+            found = bytes(super().__getitem__(key))
+            self._slots.put(self._address, root, slot, found)
+        return found
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        super().__setitem__(key, value)
+        self._written[self._decode_key(key)] = bytes(value)
+
+    def __delitem__(self, key: bytes) -> None:
+        super().__delitem__(key)
+        self._written[self._decode_key(key)] = b""
+
+    def new_trie(self) -> int:
+        self._wiped = True
+        return super().new_trie()
+
+    def commit_to(self, db: Any) -> None:
+        old_root, written, wiped = bytes(self._starting_root_hash), self._written, self._wiped
+        super().commit_to(db)  # starts over at the new root
+        self._slots.advance(self._address, old_root, bytes(self._starting_root_hash), None if wiped else written)
+
+
+class _SlotCachingStorageDB(AccountStorageDB):
+    def __init__(self, db: Any, storage_root: Any, address: Any, slots: StorageSlots) -> None:
+        super().__init__(db, storage_root, address)
+        # py-evm's pipeline (lookup -> cache -> locked changes -> journal) with the caching lookup at its root
+        self._storage_lookup = _SlotCachingLookup(db, storage_root, address, slots)
+        self._storage_cache = CacheDB(self._storage_lookup)
+        self._locked_changes = JournalDB(self._storage_cache)
+        self._journal_storage = JournalDB(self._locked_changes)
+
+
+def _make_account_db_class(slots: StorageSlots) -> type[AccountDB]:
+    def _get_address_store(self: Any, address: Any) -> Any:
+        store = self._account_stores.get(address)
+        if store is None:
+            store = _SlotCachingStorageDB(self._raw_store_db, self._get_storage_root(address), address, slots)
+            self._account_stores[address] = store
+        return store
+
+    return type("DevnetAccountDB", (AccountDB,), {"_get_address_store": _get_address_store})
+
+
+def _make_vm_class(gas_limit: int, slots: StorageSlots | None = None) -> type[CancunVM]:
+    """Cancun rules with a fixed block gas limit and a base fee pinned to 0; with ``slots``, storage reads
+    go through that ``StorageSlots``."""
 
     def create_header_from_parent(parent_header: Any, **header_params: Any) -> Any:
         header_params.pop("base_fee_per_gas", None)
@@ -174,14 +319,15 @@ def _make_vm_class(gas_limit: int) -> type[CancunVM]:
         if header.gas_limit != parent_header.gas_limit:
             raise VMError("gas limit changed")
 
-    return type(
-        "DevnetVM",
-        (CancunVM,),
-        {
-            "create_header_from_parent": staticmethod(create_header_from_parent),
-            "validate_gas": classmethod(validate_gas),
-        },
-    )
+    attributes: dict[str, Any] = {
+        "create_header_from_parent": staticmethod(create_header_from_parent),
+        "validate_gas": classmethod(validate_gas),
+    }
+    if slots is not None:
+        attributes["_state_class"] = type(
+            "DevnetState", (CancunState,), {"account_db_class": _make_account_db_class(slots)}
+        )
+    return type("DevnetVM", (CancunVM,), attributes)
 
 
 def _signature_recovered() -> None:
@@ -215,7 +361,8 @@ class EmbeddedChain:
     ``gas_limit`` is what one transaction may use (and what ``block_gas_limit()`` reports); a block
     holds up to ``max_batch`` such transactions. With ``retain_blocks``, py-evm's database lives in a
     ``TieredDB`` in a private directory under ``state_dir`` (default: the system's temporary directory)
-    unless ``state_on_disk`` is False; ``close()`` releases it.
+    unless ``state_on_disk`` is False; ``close()`` releases it. ``slot_cache=False`` reads storage with
+    py-evm's own state classes (no ``StorageSlots``; the benchmarks' floor).
     """
 
     def __init__(
@@ -227,6 +374,7 @@ class EmbeddedChain:
         retain_blocks: int | None = None,
         state_dir: Path | None = None,
         state_on_disk: bool = True,
+        slot_cache: bool = True,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -240,7 +388,9 @@ class EmbeddedChain:
         faucet = to_canonical_address(Account.from_key(self._faucet_key).address)
 
         block_gas_limit = gas_limit * max_batch
-        vm_class = _make_vm_class(block_gas_limit)
+        #: storage slots kept across blocks (see ``StorageSlots``); ``None`` with ``slot_cache=False``
+        self.storage_slots = StorageSlots() if slot_cache else None
+        vm_class = _make_vm_class(block_gas_limit, self.storage_slots)
         chain_class = MiningChain.configure(
             __name__="DevnetChain",
             vm_configuration=((0, vm_class),),
