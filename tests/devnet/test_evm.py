@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -245,14 +246,17 @@ def _storage_trie_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """A counter of reads that walk a contract's storage trie (py-evm's ``StorageLookup`` opening its trie)."""
     from eth.db.storage import StorageLookup
 
+    from polyswarmclient.devnet.evm import _SlotCachingLookup
+
     reads = [0]
-    real = StorageLookup._get_read_trie
+    for cls in (StorageLookup, _SlotCachingLookup):  # py-evm's, and the devnet's on its own trie class
+        real = cls.__dict__["_get_read_trie"]
 
-    def counted(self: StorageLookup) -> object:
-        reads[0] += 1
-        return real(self)
+        def counted(self: StorageLookup, real: Any = real) -> object:
+            reads[0] += 1
+            return real(self)
 
-    monkeypatch.setattr(StorageLookup, "_get_read_trie", counted)
+        monkeypatch.setattr(cls, "_get_read_trie", counted)
     return reads
 
 

@@ -40,10 +40,14 @@ from typing import Any
 import eth_abi
 import rlp
 from eth.chains.base import MiningChain
+from eth.constants import BLANK_ROOT_HASH
+from eth.db.accesslog import KeyAccessLoggerDB
 from eth.db.account import AccountDB
 from eth.db.atomic import AtomicDB
 from eth.db.backends.memory import MemoryDB
+from eth.db.batch import BatchDB
 from eth.db.cache import CacheDB
+from eth.db.hash_trie import HashTrie
 from eth.db.journal import JournalDB
 from eth.db.schema import SchemaV1
 from eth.db.storage import AccountStorageDB, StorageLookup
@@ -55,6 +59,7 @@ from eth_account import Account
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 
 from polyswarmclient.devnet.statestore import ACCOUNTS, RAW, TRIE, TieredDB, mark_trie
+from polyswarmclient.devnet.trienodes import DevnetHexaryTrie
 from polyswarmclient.eth.abi import checksum
 from polyswarmclient.heap import release_freed_memory
 
@@ -275,6 +280,19 @@ class _SlotCachingLookup(StorageLookup):
         self._wiped = True
         return super().new_trie()
 
+    # py-evm's two trie constructors, with the devnet's node codec (``trienodes``)
+    def _get_write_trie(self) -> Any:
+        if self._trie_nodes_batch is None:
+            self._trie_nodes_batch = BatchDB(self._db, read_through_deletes=True)
+        if self._write_trie is None:
+            self._write_trie = DevnetHexaryTrie(self._trie_nodes_batch, root_hash=self._starting_root_hash, prune=True)
+        return self._write_trie
+
+    def _get_read_trie(self) -> Any:
+        if self._write_trie is not None:
+            return self._write_trie
+        return DevnetHexaryTrie(self._db, root_hash=self._starting_root_hash)
+
     def commit_to(self, db: Any) -> None:
         old_root, written, wiped = bytes(self._starting_root_hash), self._written, self._wiped
         super().commit_to(db)  # starts over at the new root
@@ -299,7 +317,15 @@ def _make_account_db_class(slots: StorageSlots) -> type[AccountDB]:
             self._account_stores[address] = store
         return store
 
-    return type("DevnetAccountDB", (AccountDB,), {"_get_address_store": _get_address_store})
+    def __init__(self: Any, db: Any, state_root: Any = BLANK_ROOT_HASH) -> None:
+        AccountDB.__init__(self, db, state_root)
+        # py-evm's account trie pipeline (trie -> access log -> cache -> journal), on the devnet's trie
+        self._trie = HashTrie(DevnetHexaryTrie(self._batchtrie, state_root, prune=True))
+        self._trie_logger = KeyAccessLoggerDB(self._trie, log_missing_keys=False)
+        self._trie_cache = CacheDB(self._trie_logger)
+        self._journaltrie = JournalDB(self._trie_cache)
+
+    return type("DevnetAccountDB", (AccountDB,), {"__init__": __init__, "_get_address_store": _get_address_store})
 
 
 def _make_vm_class(gas_limit: int, slots: StorageSlots | None = None) -> type[CancunVM]:
