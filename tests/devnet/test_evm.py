@@ -308,3 +308,36 @@ def test_storage_slots_are_kept_per_storage_root_and_bounded() -> None:
     for n in range(10):
         slots.put(b, r1, bytes([n]), b"\x01")
         assert slots.size <= 4
+
+
+def _jump_contract(chain: EmbeddedChain) -> str:
+    """A contract that jumps to the position its calldata names and, at its one JUMPDEST, returns 1; a 0x5b
+    byte also sits inside a PUSH32's data, where jumping is invalid."""
+    push_data = bytearray(32)
+    push_data[10] = 0x5B  # position 15: looks like a JUMPDEST, but is PUSH32 data
+    runtime = bytes([0x60, 0x00, 0x35, 0x56, 0x7F]) + bytes(push_data)  # PUSH1 0 CALLDATALOAD JUMP PUSH32 ..
+    runtime += bytes([0x5B, 0x60, 0x01, 0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x00, 0xF3])  # 37: JUMPDEST, RETURN 1
+    runtime += bytes(20)  # long enough for the devnet to keep its jump destinations
+    init = bytes([0x60, len(runtime), 0x80, 0x60, 0x0B, 0x60, 0x00, 0x39, 0x60, 0x00, 0xF3]) + runtime
+    receipt = chain.transact(KEY, None, init)
+    assert receipt.status == 1
+    return str(receipt.contract_address)
+
+
+@pytest.mark.parametrize("invalid_first", [False, True])
+def test_jumps_into_push_data_fail_every_time_with_jump_destinations_kept(invalid_first) -> None:
+    """The devnet keeps each contract's checked jump destinations across calls: a jump to the JUMPDEST
+    works every time, and one into PUSH32 data fails every time, whichever was checked first."""
+    chain = EmbeddedChain(CHAIN_ID)
+    target = _jump_contract(chain)
+    valid, invalid = (37).to_bytes(32, "big"), (15).to_bytes(32, "big")
+    for _ in range(3):
+        for data in (invalid, valid) if invalid_first else (valid, invalid):
+            if data == valid:
+                assert chain.call(target, data) == (1).to_bytes(32, "big")
+            else:
+                with pytest.raises(ChainError):
+                    chain.call(target, data)
+    sender = Account.from_key(KEY).address
+    mined = chain.transact(KEY, target, invalid)  # in a block, too
+    assert mined.status == 0 and chain.get_nonce(sender) > 0

@@ -53,6 +53,7 @@ from eth.db.schema import SchemaV1
 from eth.db.storage import AccountStorageDB, StorageLookup
 from eth.exceptions import Revert, VMError
 from eth.vm.forks.cancun import CancunState, CancunVM
+from eth.vm.forks.cancun.computation import CancunComputation
 from eth.vm.forks.cancun.headers import create_cancun_header_from_parent
 from eth.vm.spoof import SpoofTransaction
 from eth_account import Account
@@ -328,6 +329,33 @@ def _make_account_db_class(slots: StorageSlots) -> type[AccountDB]:
     return type("DevnetAccountDB", (AccountDB,), {"__init__": __init__, "_get_address_store": _get_address_store})
 
 
+#: At most this many contracts' jump destinations are kept (``_DevnetComputation``).
+_JUMPDEST_CODES = 64
+
+
+class _DevnetComputation(CancunComputation):
+    """py-evm's Cancun computation, with which code positions are valid jump destinations kept per contract
+    code rather than worked out again by every call (a call into the bounty registry checked the same
+    positions each time; at most ``_JUMPDEST_CODES`` codes, all dropped past that)."""
+
+    _jumpdests: dict[bytes, tuple[set[int], set[int]]] = {}
+    _jumpdests_lock = threading.Lock()
+
+    def __init__(self, state: Any, message: Any, transaction_context: Any) -> None:
+        super().__init__(state, message, transaction_context)
+        code = self.code._raw_code_bytes
+        if len(code) < 64:  # no contract worth keeping (or no code at all)
+            return
+        cls = _DevnetComputation
+        known = cls._jumpdests.get(code)
+        if known is None:
+            with cls._jumpdests_lock:
+                if len(cls._jumpdests) >= _JUMPDEST_CODES:
+                    cls._jumpdests.clear()
+                known = cls._jumpdests.setdefault(code, (set(), set()))
+        self.code.valid_positions, self.code.invalid_positions = known
+
+
 def _make_vm_class(gas_limit: int, slots: StorageSlots | None = None) -> type[CancunVM]:
     """Cancun rules with a fixed block gas limit and a base fee pinned to 0; with ``slots``, storage reads
     go through that ``StorageSlots``."""
@@ -351,7 +379,9 @@ def _make_vm_class(gas_limit: int, slots: StorageSlots | None = None) -> type[Ca
     }
     if slots is not None:
         attributes["_state_class"] = type(
-            "DevnetState", (CancunState,), {"account_db_class": _make_account_db_class(slots)}
+            "DevnetState",
+            (CancunState,),
+            {"account_db_class": _make_account_db_class(slots), "computation_class": _DevnetComputation},
         )
     return type("DevnetVM", (CancunVM,), attributes)
 

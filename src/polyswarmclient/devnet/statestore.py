@@ -40,6 +40,8 @@ from typing import Any
 import rlp
 from eth.db.backends.base import BaseDB
 
+from polyswarmclient.devnet.trienodes import decode_node
+
 __all__ = ["TRIE", "ACCOUNTS", "RAW", "TieredDB", "mark_trie", "STORE_PREFIX"]
 
 #: Prefix of the store's temporary directories (recognisable if a crash ever leaves one behind).
@@ -106,7 +108,7 @@ def mark_trie(get: Callable[[bytes], bytes | None], root: bytes, keep: set[bytes
             if encoded is None:
                 continue
             keep.add(ref)
-            node = rlp.decode(encoded)
+            node = decode_node(encoded)
         _push_refs(node, kind, stack)
 
 

@@ -44,7 +44,16 @@ def _encode_item(item: Any) -> bytes:
             return _SHORT[n] + item  # type: ignore[no-any-return]
         return _long_prefix(0xB7, n) + item  # type: ignore[no-any-return]
     if kind is list or kind is tuple:
-        payload = b"".join([_encode_item(x) for x in item])
+        parts = []
+        for x in item:  # a branch's children are mostly hashes and blanks: those short strings inline
+            if type(x) is bytes and 1 < len(x) < 56:
+                parts.append(_SHORT[len(x)])
+                parts.append(x)
+            elif x == b"":
+                parts.append(b"\x80")
+            else:
+                parts.append(_encode_item(x))
+        payload = b"".join(parts)
         n = len(payload)
         if n < 56:
             return _SHORT_LIST[n] + payload
@@ -88,9 +97,15 @@ def _decode_at(data: bytes, pos: int) -> tuple[Any, int]:
         raise NodeCodecError("a trie node's list runs past its end")
     items = []
     at = start
-    while at < end:
-        item, at = _decode_at(data, at)
-        items.append(item)
+    while at < end:  # a branch's children are mostly hashes and blanks: those short strings inline
+        first = data[at]
+        if 0x80 <= first < 0xB8:
+            after = at + 1 + first - 0x80
+            items.append(data[at + 1 : after])
+            at = after
+        else:
+            item, at = _decode_at(data, at)
+            items.append(item)
     if at != end:
         raise NodeCodecError("a trie node's list does not end where its length says")
     return items, end
@@ -119,6 +134,11 @@ class DevnetHexaryTrie(HexaryTrie):
             return node_hash
         encoded = node_hash if len(node_hash) < 32 else self.db[node_hash]
         return decode_node(encoded)
+
+    def _node_to_db_mapping(self, node: Any) -> tuple[Any, bytes | None]:
+        # py-trie keeps the last 4,096 mappings in a cache keyed by the node made into nested tuples, since
+        # its encoding costs more than that; with this codec, encoding again is the cheaper of the two
+        return self._create_node_to_db_mapping(node)
 
     def _create_node_to_db_mapping(self, node: Any) -> tuple[Any, bytes | None]:
         if node == BLANK_NODE:
