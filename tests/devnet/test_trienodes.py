@@ -93,3 +93,30 @@ def test_the_devnet_trie_has_py_tries_roots_and_nodes():
     reader = DevnetHexaryTrie(theirs_db, root_hash=theirs.root_hash)
     for key in keys:
         assert reader.get(key) == theirs.get(key)
+
+
+def test_the_devnet_trie_reads_and_writes_through_its_codec(monkeypatch):
+    """py-trie's hooks the devnet overrides are the ones it calls: a write encodes with ``encode_node``
+    and a read of a stored node decodes with ``decode_node``."""
+    from polyswarmclient.devnet import trienodes
+
+    counts = {"encode": 0, "decode": 0}
+    real_encode, real_decode = trienodes.encode_node, trienodes.decode_node
+
+    def encode(node):
+        counts["encode"] += 1
+        return real_encode(node)
+
+    def decode(data):
+        counts["decode"] += 1
+        return real_decode(data)
+
+    monkeypatch.setattr(trienodes, "encode_node", encode)
+    monkeypatch.setattr(trienodes, "decode_node", decode)
+    db: dict = {}
+    trie = DevnetHexaryTrie(db)
+    for n in range(20):
+        trie[bytes([n]) * 32] = bytes([n + 1]) * 40
+    assert counts["encode"] > 20
+    assert DevnetHexaryTrie(db, root_hash=trie.root_hash)[bytes([7]) * 32] == bytes([8]) * 40
+    assert counts["decode"] > 0
