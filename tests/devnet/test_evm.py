@@ -310,34 +310,51 @@ def test_storage_slots_are_kept_per_storage_root_and_bounded() -> None:
         assert slots.size <= 4
 
 
-def _jump_contract(chain: EmbeddedChain) -> str:
-    """A contract that jumps to the position its calldata names and, at its one JUMPDEST, returns 1; a 0x5b
-    byte also sits inside a PUSH32's data, where jumping is invalid."""
-    push_data = bytearray(32)
-    push_data[10] = 0x5B  # position 15: looks like a JUMPDEST, but is PUSH32 data
-    runtime = bytes([0x60, 0x00, 0x35, 0x56, 0x7F]) + bytes(push_data)  # PUSH1 0 CALLDATALOAD JUMP PUSH32 ..
-    runtime += bytes([0x5B, 0x60, 0x01, 0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x00, 0xF3])  # 37: JUMPDEST, RETURN 1
-    runtime += bytes(20)  # long enough for the devnet to keep its jump destinations
+def _deploy(chain: EmbeddedChain, runtime: bytes) -> str:
     init = bytes([0x60, len(runtime), 0x80, 0x60, 0x0B, 0x60, 0x00, 0x39, 0x60, 0x00, 0xF3]) + runtime
     receipt = chain.transact(KEY, None, init)
     assert receipt.status == 1
     return str(receipt.contract_address)
 
 
+_JUMP = bytes([0x60, 0x00, 0x35, 0x56])  # PUSH1 0 CALLDATALOAD JUMP: to the position the calldata names
+_RETURN_ONE = bytes([0x5B, 0x60, 0x01, 0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x00, 0xF3])  # JUMPDEST, RETURN 1
+
+
+def _push32_hiding_a_jumpdest() -> bytes:
+    data = bytearray(32)
+    data[10] = 0x5B  # looks like a JUMPDEST, but is PUSH32 data
+    return bytes([0x7F]) + bytes(data)
+
+
+def _jump_contracts(chain: EmbeddedChain) -> tuple[str, str]:
+    """Two contracts of the same length that jump where their calldata says: in the first the JUMPDEST is
+    at 37 and a 0x5b inside PUSH32 data at 15; in the second the other way round."""
+    first = _JUMP + _push32_hiding_a_jumpdest() + _RETURN_ONE + bytes(20)  # PUSH32 at 4: 0x5b at 15, JUMPDEST 37
+    second = _JUMP + bytes(11) + _RETURN_ONE + _push32_hiding_a_jumpdest()  # JUMPDEST 15, PUSH32 at 26: 0x5b at 37
+    second += bytes(len(first) - len(second))
+    assert len(first) == len(second) >= 64  # long enough for the devnet to keep its jump destinations
+    return _deploy(chain, first), _deploy(chain, second)
+
+
 @pytest.mark.parametrize("invalid_first", [False, True])
 def test_jumps_into_push_data_fail_every_time_with_jump_destinations_kept(invalid_first) -> None:
-    """The devnet keeps each contract's checked jump destinations across calls: a jump to the JUMPDEST
-    works every time, and one into PUSH32 data fails every time, whichever was checked first."""
+    """The devnet keeps each contract code's checked jump destinations across calls: a jump to a JUMPDEST
+    works every time, and one into PUSH32 data fails every time, whichever was checked first, and in two
+    contracts of one length whose valid and invalid positions are swapped."""
     chain = EmbeddedChain(CHAIN_ID)
-    target = _jump_contract(chain)
-    valid, invalid = (37).to_bytes(32, "big"), (15).to_bytes(32, "big")
+    first, second = _jump_contracts(chain)
+    at_15, at_37 = (15).to_bytes(32, "big"), (37).to_bytes(32, "big")
+    cases = [(first, at_37, True), (first, at_15, False), (second, at_15, True), (second, at_37, False)]
+    if invalid_first:
+        cases.reverse()
     for _ in range(3):
-        for data in (invalid, valid) if invalid_first else (valid, invalid):
-            if data == valid:
+        for target, data, valid in cases:
+            if valid:
                 assert chain.call(target, data) == (1).to_bytes(32, "big")
             else:
                 with pytest.raises(ChainError):
                     chain.call(target, data)
-    sender = Account.from_key(KEY).address
-    mined = chain.transact(KEY, target, invalid)  # in a block, too
-    assert mined.status == 0 and chain.get_nonce(sender) > 0
+    mined = chain.transact(KEY, first, at_15)  # in a block, too
+    assert mined.status == 0
+    assert chain.transact(KEY, second, at_15).status == 1
