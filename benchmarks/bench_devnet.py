@@ -599,6 +599,8 @@ def main() -> None:
         help="the server's --retain-blocks (at least 2 x (duration + windows + 3))",
     )
     args = parser.parse_args()
+    # The server as installed: it may write the bytecode of what it imports (see bench_engine.py)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     DURATION, REVEAL_WINDOW, VOTE_WINDOW = args.duration, args.reveal_window, args.vote_window
     if args.mode == "serve":
         serve(args)
