@@ -21,17 +21,14 @@ from eth_hash.auto import keccak
 from trie.constants import BLANK_NODE, BLANK_NODE_HASH
 from trie.hexary import HexaryTrie
 
-_SHORT = [bytes((0x80 + n,)) for n in range(56)]  # the prefix of a byte string of n < 56 bytes
-_SHORT_LIST = [bytes((0xC0 + n,)) for n in range(56)]  # the prefix of a list whose payload is n < 56 bytes
+from polyswarmclient.eth.rlplength import LIST, STRING, length_prefix
+
+_SHORT = [length_prefix(n, STRING) for n in range(56)]  # the prefix of a byte string of n < 56 bytes
+_SHORT_LIST = [length_prefix(n, LIST) for n in range(56)]  # the prefix of a list whose payload is n < 56 bytes
 
 
 class NodeCodecError(ValueError):
     """Bytes or a value that is not a trie node."""
-
-
-def _long_prefix(base: int, n: int) -> bytes:
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((base + len(size),)) + size
 
 
 def _encode_item(item: Any) -> bytes:
@@ -42,7 +39,7 @@ def _encode_item(item: Any) -> bytes:
             return item  # type: ignore[no-any-return]
         if n < 56:
             return _SHORT[n] + item  # type: ignore[no-any-return]
-        return _long_prefix(0xB7, n) + item  # type: ignore[no-any-return]
+        return length_prefix(n, STRING) + item  # type: ignore[no-any-return]
     if kind is list or kind is tuple:
         parts = []
         for x in item:  # a branch's children are mostly hashes and blanks: those short strings inline
@@ -57,7 +54,7 @@ def _encode_item(item: Any) -> bytes:
         n = len(payload)
         if n < 56:
             return _SHORT_LIST[n] + payload
-        return _long_prefix(0xF7, n) + payload
+        return length_prefix(n, LIST) + payload
     if kind is bytearray:
         return _encode_item(bytes(item))
     raise NodeCodecError(f"a trie node holds byte strings and lists, not {kind.__name__}")

@@ -12,6 +12,7 @@ from eth_keys.datatypes import PrivateKey
 from eth_utils import keccak
 
 from polyswarmclient.errors import KeyfileError
+from polyswarmclient.eth.rlplength import LIST, STRING, length_prefix
 from polyswarmclient.wire.models import UnsignedTransaction
 
 
@@ -76,17 +77,10 @@ _UINT256 = 2**256
 
 # RLP (the yellow paper's appendix B) of the only shapes a legacy transaction has: unsigned integers,
 # byte strings, and one flat list of them.
-def _rlp_length(length: int, short: int) -> bytes:
-    if length <= 55:
-        return bytes((short + length,))
-    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes((short + 55 + len(size),)) + size
-
-
 def _rlp_bytes(value: bytes) -> bytes:
     if len(value) == 1 and value[0] < 0x80:
         return value
-    return _rlp_length(len(value), 0x80) + value
+    return length_prefix(len(value), STRING) + value
 
 
 def _rlp_int(value: int) -> bytes:
@@ -94,7 +88,7 @@ def _rlp_int(value: int) -> bytes:
 
 
 def _rlp_list(payload: bytes) -> bytes:
-    return _rlp_length(len(payload), 0xC0) + payload
+    return length_prefix(len(payload), LIST) + payload
 
 
 def _address_bytes(address: str) -> bytes:
