@@ -6,8 +6,8 @@ pass over each decoded item). A trie node is narrower: a list of 2 or 17 items, 
 for a node shorter than 32 bytes, the embedded node itself. ``encode_node`` and ``decode_node`` handle
 exactly that, and give the same bytes and the same lists pyrlp does (``tests/devnet/test_trienodes.py``
 checks both against pyrlp; ``tests/devnet/test_replay.py`` replays the devnet's blocks on py-evm's own
-classes and compares every state root). In the server's profile the two codecs were about a sixth of
-the chain's mining time.
+classes and compares every state root). Under cProfile, mining the benchmark's transactions in-process,
+the two codecs were about a sixth of the time.
 
 Only the devnet's own state classes use :class:`DevnetHexaryTrie` (``EmbeddedChain`` with
 ``slot_cache=True``, the default); py-evm's are left alone.
